@@ -1,0 +1,50 @@
+/* pi0_status.c — status table, per-thread error details, assertions. */
+#include "pi0_status.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static _Thread_local char detail[512];
+static _Thread_local int detail_status;
+
+const char *pi0_strerror(int status) {
+    switch (status) {
+#define PI0__MSG(name, value, msg) case value: return msg;
+        PI0_STATUS_TABLE(PI0__MSG)
+#undef PI0__MSG
+    }
+    return "unknown error";
+}
+
+const char *pi0_errname(int status) {
+    switch (status) {
+#define PI0__NAME(name, value, msg) case value: return #name;
+        PI0_STATUS_TABLE(PI0__NAME)
+#undef PI0__NAME
+    }
+    return "PI0_E?";
+}
+
+int pi0_errorf(int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    detail_status = status;
+    return status;
+}
+
+const char *pi0_last_error(void) {
+    return detail[0] ? detail : pi0_strerror(detail_status);
+}
+
+void pi0_clear_error(void) {
+    detail[0] = 0;
+    detail_status = 0;
+}
+
+void pi0__assert_fail(const char *expr, const char *file, int line, const char *func) {
+    fprintf(stderr, "%s:%d: %s: assertion failed: %s\n", file, line, func, expr);
+    abort();
+}

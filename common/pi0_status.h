@@ -1,0 +1,82 @@
+/* pi0_status.h — the one status type of pi0rt.
+ *
+ * Every fallible function returns int: 0 (PI0_OK) on success or a negative PI0_E* code
+ * from the table below. On error the function leaves its objects unchanged and may attach
+ * a human-readable detail (which file, key, topic or value was wrong) with pi0_errorf();
+ * the caller reads it with pi0_last_error() on the same thread.
+ *
+ * To add a code: append one line to PI0_STATUS_TABLE (never renumber existing codes). */
+#ifndef PI0_STATUS_H
+#define PI0_STATUS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define PI0_API __attribute__((visibility("default")))
+#define PI0_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PI0_API
+#define PI0_PRINTF(f, a)
+#endif
+
+/*     name             value  message */
+#define PI0_STATUS_TABLE(X)                                                   \
+    X(PI0_OK,            0,   "success")                                     \
+    X(PI0_EINVAL,       -1,   "invalid argument")                            \
+    X(PI0_ENOMEM,       -2,   "out of memory")                               \
+    X(PI0_EIO,          -3,   "input/output error")                          \
+    X(PI0_ENOENT,       -4,   "no such file, topic or key")                  \
+    X(PI0_EEXIST,       -5,   "already exists")                              \
+    X(PI0_EBUSY,        -6,   "resource busy or still in use")               \
+    X(PI0_ETIMEDOUT,    -7,   "timed out")                                   \
+    X(PI0_EAGAIN,       -8,   "nothing available yet, try again")            \
+    X(PI0_EPERM,        -9,   "permission denied")                           \
+    X(PI0_EFORMAT,     -10,   "malformed data (bad magic, header or size)")  \
+    X(PI0_EVERSION,    -11,   "unsupported version")                         \
+    X(PI0_ETYPE,       -12,   "wrong type")                                  \
+    X(PI0_ERANGE,      -13,   "value out of range")                          \
+    X(PI0_ENOTSUP,     -14,   "not supported or not built")                  \
+    X(PI0_EDEAD,       -15,   "peer process is dead")                        \
+    X(PI0_ESHAPE,      -16,   "tensor or array shape mismatch")              \
+    X(PI0_EOVERRUN,    -17,   "reader fell behind and lost samples")         \
+    X(PI0_ESTALE,      -18,   "data is older than allowed")                  \
+    X(PI0_ECONFIG,     -19,   "bad configuration value")
+
+enum pi0_status {
+#define PI0__ENUM(name, value, msg) name = value,
+    PI0_STATUS_TABLE(PI0__ENUM)
+#undef PI0__ENUM
+};
+
+/* Static text for a status code; never NULL ("unknown error" for foreign codes). */
+PI0_API const char *pi0_strerror(int status);
+
+/* Symbolic name of a status code ("PI0_EINVAL"); never NULL. */
+PI0_API const char *pi0_errname(int status);
+
+/* Records a detail message for the calling thread and returns `status` unchanged, so
+ * callers can write `return pi0_errorf(PI0_EFORMAT, "%s: bad magic", path);`. */
+PI0_API int pi0_errorf(int status, const char *fmt, ...) PI0_PRINTF(2, 3);
+
+/* The calling thread's last detail message, or pi0_strerror(last status) when none was
+ * recorded; never NULL. Valid until the next pi0_errorf() on this thread. */
+PI0_API const char *pi0_last_error(void);
+
+/* Forgets the calling thread's detail message. */
+PI0_API void pi0_clear_error(void);
+
+/* Always-on assertion for our own invariants (never for bad input): prints file:line and
+ * aborts. */
+#define PI0_ASSERT(cond)                                                      \
+    do {                                                                      \
+        if (!(cond)) pi0__assert_fail(#cond, __FILE__, __LINE__, __func__);   \
+    } while (0)
+PI0_API _Noreturn void pi0__assert_fail(const char *expr, const char *file, int line,
+                                        const char *func);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PI0_STATUS_H */

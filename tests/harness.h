@@ -1,0 +1,150 @@
+/* harness.h — the pi0rt test harness (header only, in the spirit of libuv's task.h).
+ *
+ *   static void test_roundtrip(void) { CHECK_EQ_INT(f(2), 4); CHECK_NEAR(g(), 1.0, 1e-6); }
+ *   int main(int argc, char **argv) {
+ *       static const pi0_test tests[] = { TEST(test_roundtrip), };
+ *       return pi0_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
+ *   }
+ *
+ * Each test runs in a forked child (a crash or a hang fails that test, not the suite),
+ * with a time limit of PI0_TEST_TIMEOUT seconds (default 300). PI0_TEST_NOFORK=1 runs
+ * them in-process (for gdb). An argument selects the tests whose name contains it. The
+ * last line is `N passed, N failed`. Checks print both sides and keep going. */
+#ifndef PI0_TEST_HARNESS_H
+#define PI0_TEST_HARNESS_H
+
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct pi0_test {
+    const char *name;
+    void (*fn)(void);
+} pi0_test;
+
+#define TEST(fn) { #fn, fn }
+
+static int pi0__test_failures;
+
+#define PI0__FAIL(...)                                                        \
+    do {                                                                      \
+        fprintf(stderr, "  %s:%d: ", __FILE__, __LINE__);                     \
+        fprintf(stderr, __VA_ARGS__);                                         \
+        fputc('\n', stderr);                                                  \
+        pi0__test_failures++;                                                 \
+    } while (0)
+
+#define CHECK(cond)                                                           \
+    do {                                                                      \
+        if (!(cond)) PI0__FAIL("CHECK failed: %s", #cond);                    \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                  \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            PI0__FAIL("CHECK failed: %s", #cond);                             \
+            fprintf(stderr, "    ");                                          \
+            fprintf(stderr, __VA_ARGS__);                                     \
+            fputc('\n', stderr);                                              \
+        }                                                                     \
+    } while (0)
+
+#define CHECK_EQ_INT(a, b)                                                    \
+    do {                                                                      \
+        long long pi0__a = (long long)(a), pi0__b = (long long)(b);           \
+        if (pi0__a != pi0__b)                                                 \
+            PI0__FAIL("CHECK_EQ_INT failed: %s == %s (%lld vs %lld)", #a, #b, \
+                      pi0__a, pi0__b);                                        \
+    } while (0)
+
+#define CHECK_EQ_STR(a, b)                                                    \
+    do {                                                                      \
+        const char *pi0__a = (a), *pi0__b = (b);                              \
+        if (!pi0__a || !pi0__b || strcmp(pi0__a, pi0__b) != 0)                \
+            PI0__FAIL("CHECK_EQ_STR failed: %s == %s (\"%s\" vs \"%s\")", #a,  \
+                      #b, pi0__a ? pi0__a : "(null)",                         \
+                      pi0__b ? pi0__b : "(null)");                            \
+    } while (0)
+
+#define CHECK_NEAR(a, b, tol)                                                 \
+    do {                                                                      \
+        double pi0__a = (double)(a), pi0__b = (double)(b);                    \
+        if (!(fabs(pi0__a - pi0__b) <= (double)(tol)))                        \
+            PI0__FAIL("CHECK_NEAR failed: %s ~ %s (%.9g vs %.9g, tol %g)", #a, \
+                      #b, pi0__a, pi0__b, (double)(tol));                     \
+    } while (0)
+
+/* Status-returning call expected to give `want` (PI0_OK or a PI0_E* code). */
+#define CHECK_STATUS(call, want)                                              \
+    do {                                                                      \
+        int pi0__s = (call), pi0__w = (want);                                 \
+        if (pi0__s != pi0__w)                                                 \
+            PI0__FAIL("CHECK_STATUS failed: %s -> %d, want %d", #call, pi0__s, \
+                      pi0__w);                                                \
+    } while (0)
+
+static inline double pi0_test_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static inline int pi0__run_one(const pi0_test *t, int nofork, int timeout_s) {
+    if (nofork) {
+        pi0__test_failures = 0;
+        t->fn();
+        return pi0__test_failures == 0;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        return 0;
+    }
+    if (pid == 0) {
+        alarm((unsigned)timeout_s);
+        pi0__test_failures = 0;
+        t->fn();
+        fflush(stdout);
+        _exit(pi0__test_failures == 0 ? 0 : 1);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0) {
+    }
+    if (WIFSIGNALED(st)) {
+        int sig = WTERMSIG(st);
+        fprintf(stderr, "  %s: killed by signal %d (%s)%s\n", t->name, sig, strsignal(sig),
+                sig == SIGALRM ? " — time limit" : "");
+        return 0;
+    }
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static inline int pi0_test_main(int argc, char **argv, const pi0_test *tests, size_t n) {
+    const char *filter = argc > 1 ? argv[1] : NULL;
+    const char *nf = getenv("PI0_TEST_NOFORK");
+    const char *to = getenv("PI0_TEST_TIMEOUT");
+    int nofork = nf && *nf && *nf != '0';
+    int timeout_s = to ? atoi(to) : 300;
+    if (timeout_s <= 0) timeout_s = 300;
+    int passed = 0, failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (filter && !strstr(tests[i].name, filter)) continue;
+        double t0 = pi0_test_now();
+        int ok = pi0__run_one(&tests[i], nofork, timeout_s);
+        printf("%s %s (%.2f s)\n", ok ? "ok  " : "FAIL", tests[i].name, pi0_test_now() - t0);
+        fflush(stdout);
+        ok ? passed++ : failed++;
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 && passed > 0 ? 0 : 1;
+}
+
+#endif /* PI0_TEST_HARNESS_H */
