@@ -43,7 +43,7 @@ RUN_CMDS   :=   # commands `make run` runs, the README's main job (modules appen
 all:
 
 include common/module.mk
--include shm/module.mk device/module.mk pipeline/tokenizer.mk pipeline/module.mk calib/module.mk \
+-include shm/module.mk device/module.mk pipeline/loader.mk pipeline/tokenizer.mk pipeline/module.mk calib/module.mk \
          node/module.mk launch/module.mk tests/module.mk
 
 all: $(BINS) $(LIBS) $(TEST_BINS)
