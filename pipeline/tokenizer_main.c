@@ -1,0 +1,355 @@
+/* tokenizer_main.c — pi0rt-tokenize: text -> SentencePiece ids (raw, π0 or π0.5 prompt
+ * format) and ids -> text. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pi0_tokenizer.h"
+
+static void usage(FILE *f) {
+    fputs("usage: pi0rt-tokenize --model FILE [options] TEXT...\n"
+          "       pi0rt-tokenize --model FILE --decode ID...\n"
+          "       pi0rt-tokenize --model FILE --batch [options] < lines\n"
+          "\n"
+          "Tokenizes TEXT (the arguments joined with single spaces) with a SentencePiece\n"
+          ".model file (BPE or unigram), giving the same ids as sentencepiece's EncodeAsIds.\n"
+          "\n"
+          "  --model FILE        SentencePiece model (e.g. the PaliGemma tokenizer.model)\n"
+          "  --format FMT        raw (default): the ids of TEXT, space-separated;\n"
+          "                      pi0: BOS + clean(TEXT) + \"\\n\", padded with 0 to --max-len;\n"
+          "                      pi05: BOS + \"Task: {clean}, State: {bins};\\nAction: \", padded;\n"
+          "                      pi0/pi05 print the ids on one line and the mask (1 = real\n"
+          "                      token) on the next\n"
+          "  --max-len N         prompt length for pi0/pi05 (default 48 for pi0, 200 for pi05)\n"
+          "  --state FILE.npy    normalized state for pi05 (float32/float64 .npy, flattened)\n"
+          "  --pieces            print pieces instead of ids (raw format)\n"
+          "  --decode            the arguments are ids; print the decoded text\n"
+          "  --batch             read lines from stdin, one output line (or two) per line\n"
+          "  --bench N           encode TEXT in the chosen format N times; print one JSON line\n"
+          "  --help              this text\n",
+          f);
+}
+
+static int fail(const char *what, int rc) {
+    fprintf(stderr, "pi0rt-tokenize: %s: %s\n", what, rc ? pi0_last_error() : "error");
+    return 1;
+}
+
+/* Reads a 1-D (or any-shape, flattened) little-endian float32/float64 C-order .npy. */
+static int read_npy(const char *path, float **out, int *n_out) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return pi0_errorf(PI0_ENOENT, "%s: cannot open: %s", path, strerror(errno));
+    unsigned char pre[10];
+    int rc = 0;
+    char *hdr = NULL;
+    void *data = NULL;
+    if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
+        rc = pi0_errorf(PI0_EFORMAT, "%s: not a .npy file (bad magic)", path);
+        goto done;
+    }
+    size_t hl;
+    if (pre[6] == 1) hl = pre[8] | (size_t)pre[9] << 8;
+    else {
+        unsigned char ex[2];
+        if (fread(ex, 1, 2, f) != 2) {
+            rc = pi0_errorf(PI0_EFORMAT, "%s: truncated header", path);
+            goto done;
+        }
+        hl = pre[8] | (size_t)pre[9] << 8 | (size_t)ex[0] << 16 | (size_t)ex[1] << 24;
+        if (hl > 1 << 20) {
+            rc = pi0_errorf(PI0_EFORMAT, "%s: header too long", path);
+            goto done;
+        }
+    }
+    hdr = calloc(1, hl + 1);
+    if (!hdr || fread(hdr, 1, hl, f) != hl) {
+        rc = pi0_errorf(PI0_EFORMAT, "%s: truncated header", path);
+        goto done;
+    }
+    int esize = strstr(hdr, "'<f4'") ? 4 : strstr(hdr, "'<f8'") ? 8 : 0;
+    if (!esize) {
+        rc = pi0_errorf(PI0_ETYPE, "%s: dtype must be <f4 or <f8 (header %s)", path, hdr);
+        goto done;
+    }
+    if (strstr(hdr, "'fortran_order': True")) {
+        rc = pi0_errorf(PI0_ENOTSUP, "%s: fortran_order arrays are not supported", path);
+        goto done;
+    }
+    char *sh = strstr(hdr, "'shape': (");
+    if (!sh) {
+        rc = pi0_errorf(PI0_EFORMAT, "%s: no shape in header", path);
+        goto done;
+    }
+    long count = 1;
+    for (char *p = sh + 10; *p && *p != ')';) {
+        char *e;
+        long d = strtol(p, &e, 10);
+        if (e == p) {
+            p++;
+            continue;
+        }
+        if (d < 0 || d > 1 << 20) {
+            rc = pi0_errorf(PI0_ESHAPE, "%s: bad dimension %ld", path, d);
+            goto done;
+        }
+        count *= d;
+        if (count > 1 << 20) {
+            rc = pi0_errorf(PI0_ESHAPE, "%s: too many values", path);
+            goto done;
+        }
+        p = e;
+    }
+    data = malloc((size_t)(count ? count : 1) * (size_t)esize);
+    float *v = malloc(sizeof *v * (size_t)(count ? count : 1));
+    if (!data || !v) {
+        free(v);
+        rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    if (fread(data, (size_t)esize, (size_t)count, f) != (size_t)count) {
+        free(v);
+        rc = pi0_errorf(PI0_EFORMAT, "%s: truncated data (want %ld values)", path, count);
+        goto done;
+    }
+    for (long i = 0; i < count; i++) {
+        if (esize == 4) memcpy(&v[i], (char *)data + 4 * i, 4);
+        else {
+            double d;
+            memcpy(&d, (char *)data + 8 * i, 8);
+            v[i] = (float)d;
+        }
+    }
+    *out = v;
+    *n_out = (int)count;
+done:
+    free(hdr);
+    free(data);
+    fclose(f);
+    return rc;
+}
+
+typedef struct opts {
+    const pi0_tokenizer *tok;
+    int format; // 0 raw, 1 pi0, 2 pi05
+    int max_len;
+    const float *state;
+    int state_dim;
+    bool pieces;
+} opts;
+
+/* Encodes one text per the options; prints ids (and mask). */
+static int run_one(const opts *o, const char *text, size_t len, int32_t **ids, int *cap,
+                   uint8_t *mask, bool print) {
+    int n = 0, rc;
+    if (o->format == 0) {
+        while ((rc = pi0_tokenizer_encode(o->tok, text, len, *ids, *cap, &n)) == PI0_ERANGE &&
+               n > *cap) {
+            int32_t *p = realloc(*ids, sizeof *p * (size_t)n);
+            if (!p) return pi0_errorf(PI0_ENOMEM, "out of memory");
+            *ids = p;
+            *cap = n;
+        }
+        if (rc) return rc;
+    } else {
+        rc = o->format == 1
+                 ? pi0_prompt_pi0(o->tok, text, o->max_len, *ids, mask, &n)
+                 : pi0_prompt_pi05(o->tok, text, o->state, o->state_dim, o->max_len, *ids, mask, &n);
+        if (rc) return rc;
+        n = o->max_len;
+    }
+    if (!print) return 0;
+    for (int i = 0; i < n; i++) {
+        if (o->pieces && o->format == 0)
+            printf(i ? " %s" : "%s", pi0_tokenizer_id_to_piece(o->tok, (*ids)[i]));
+        else printf(i ? " %d" : "%d", (int)(*ids)[i]);
+    }
+    putchar('\n');
+    if (o->format != 0) {
+        for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", mask[i]);
+        putchar('\n');
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    static const struct option lo[] = {
+        {"model", required_argument, 0, 'm'},  {"format", required_argument, 0, 'f'},
+        {"max-len", required_argument, 0, 'l'}, {"state", required_argument, 0, 's'},
+        {"decode", no_argument, 0, 'd'},       {"batch", no_argument, 0, 'b'},
+        {"bench", required_argument, 0, 'B'},  {"pieces", no_argument, 0, 'p'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    const char *model = NULL, *state_path = NULL;
+    opts o = {0};
+    bool decode = false, batch = false;
+    long bench = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "m:f:l:s:dbB:ph", lo, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'f':
+            if (!strcmp(optarg, "raw")) o.format = 0;
+            else if (!strcmp(optarg, "pi0")) o.format = 1;
+            else if (!strcmp(optarg, "pi05")) o.format = 2;
+            else {
+                fprintf(stderr, "pi0rt-tokenize: --format %s: expected raw, pi0 or pi05\n", optarg);
+                return 2;
+            }
+            break;
+        case 'l': {
+            char *e;
+            long v = strtol(optarg, &e, 10);
+            if (*e || v <= 0 || v > 1 << 20) {
+                fprintf(stderr, "pi0rt-tokenize: --max-len %s: expected a positive integer\n", optarg);
+                return 2;
+            }
+            o.max_len = (int)v;
+            break;
+        }
+        case 's': state_path = optarg; break;
+        case 'd': decode = true; break;
+        case 'b': batch = true; break;
+        case 'B': {
+            char *e;
+            bench = strtol(optarg, &e, 10);
+            if (*e || bench <= 0) {
+                fprintf(stderr, "pi0rt-tokenize: --bench %s: expected a positive count\n", optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'p': o.pieces = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!model) {
+        fprintf(stderr, "pi0rt-tokenize: --model FILE is required (see --help)\n");
+        return 2;
+    }
+    if (!o.max_len) o.max_len = o.format == 2 ? 200 : 48;
+    if (o.format == 2 && !state_path) {
+        fprintf(stderr, "pi0rt-tokenize: --format pi05 needs --state FILE.npy\n");
+        return 2;
+    }
+    pi0_tokenizer *tok = NULL;
+    int rc = pi0_tokenizer_load(model, &tok);
+    if (rc) return fail("load", rc);
+    o.tok = tok;
+    float *state = NULL;
+    if (state_path) {
+        rc = read_npy(state_path, &state, &o.state_dim);
+        if (rc) {
+            pi0_tokenizer_destroy(tok);
+            return fail("--state", rc);
+        }
+        o.state = state;
+    }
+    int status = 0;
+    int cap = o.max_len > 256 ? o.max_len : 256;
+    int32_t *ids = malloc(sizeof *ids * (size_t)cap);
+    uint8_t *mask = malloc((size_t)cap);
+    char *text = NULL;
+    if (!ids || !mask) {
+        status = fail("alloc", pi0_errorf(PI0_ENOMEM, "out of memory"));
+        goto out;
+    }
+    if (decode) {
+        int n = 0;
+        for (int i = optind; i < argc; i++)
+            for (char *p = argv[i], *e; *p;) {
+                long v = strtol(p, &e, 10);
+                if (e == p) {
+                    fprintf(stderr, "pi0rt-tokenize: --decode: \"%s\" is not an id\n", argv[i]);
+                    status = 2;
+                    goto out;
+                }
+                if (n == cap) {
+                    int32_t *q = realloc(ids, sizeof *q * (size_t)cap * 2);
+                    if (!q) {
+                        status = fail("alloc", pi0_errorf(PI0_ENOMEM, "out of memory"));
+                        goto out;
+                    }
+                    ids = q;
+                    cap *= 2;
+                }
+                ids[n++] = (int32_t)v;
+                p = e;
+                while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n') p++;
+            }
+        size_t len = 0;
+        rc = pi0_tokenizer_decode(tok, ids, n, NULL, 0, &len);
+        if (rc && rc != PI0_ERANGE) {
+            status = fail("decode", rc);
+            goto out;
+        }
+        text = malloc(len + 1);
+        if (!text || pi0_tokenizer_decode(tok, ids, n, text, len + 1, &len)) {
+            status = fail("decode", PI0_ENOMEM);
+            goto out;
+        }
+        fwrite(text, 1, len, stdout);
+        putchar('\n');
+        goto out;
+    }
+    if (batch) {
+        size_t lcap = 0;
+        ssize_t got;
+        while ((got = getline(&text, &lcap, stdin)) >= 0) {
+            size_t len = (size_t)got;
+            if (len && text[len - 1] == '\n') text[--len] = 0;
+            if ((rc = run_one(&o, text, len, &ids, &cap, mask, true))) {
+                status = fail("encode", rc);
+                goto out;
+            }
+        }
+        goto out;
+    }
+    // The arguments joined with single spaces.
+    size_t tl = 0;
+    for (int i = optind; i < argc; i++) tl += strlen(argv[i]) + 1;
+    text = malloc(tl + 1);
+    if (!text) {
+        status = fail("alloc", pi0_errorf(PI0_ENOMEM, "out of memory"));
+        goto out;
+    }
+    text[0] = 0;
+    size_t len = 0;
+    for (int i = optind; i < argc; i++) {
+        if (i > optind) text[len++] = ' ';
+        size_t k = strlen(argv[i]);
+        memcpy(text + len, argv[i], k);
+        len += k;
+    }
+    text[len] = 0;
+    if (bench) {
+        struct timespec t0, t1;
+        int n_ids = 0;
+        if ((rc = run_one(&o, text, len, &ids, &cap, mask, false))) {
+            status = fail("encode", rc);
+            goto out;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (long i = 0; i < bench; i++) run_one(&o, text, len, &ids, &cap, mask, false);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (o.format == 0) pi0_tokenizer_encode(tok, text, len, ids, cap, &n_ids);
+        else n_ids = o.max_len;
+        double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+        printf("{\"bench\":\"tokenize_%s\",\"model\":\"%s\",\"text_bytes\":%zu,\"ids\":%d,"
+               "\"calls\":%ld,\"us_per_call\":%.3f}\n",
+               o.format == 0 ? "raw" : o.format == 1 ? "pi0" : "pi05", model, len, n_ids, bench,
+               s * 1e6 / (double)bench);
+        goto out;
+    }
+    if ((rc = run_one(&o, text, len, &ids, &cap, mask, true))) status = fail("encode", rc);
+out:
+    free(text);
+    free(ids);
+    free(mask);
+    free(state);
+    pi0_tokenizer_destroy(tok);
+    return status;
+}
