@@ -1,0 +1,105 @@
+/* cpu.h — internals of the cpu backend (device/cpu/), shared by its files only.
+ *
+ * Threads and cores (the policy; see also README.md "## device"):
+ *   - The device owns n_threads compute threads: each stream's worker thread acts as
+ *     compute thread 0 while it runs a kernel, and a persistent pool of n_threads-1 helper
+ *     threads (pinned to opts.cpus[1..], the stream workers to opts.cpus[0]) joins in.
+ *   - One device-wide compute lock: a kernel (or copy) runs only while its stream worker
+ *     holds it, so kernels of two streams interleave instead of running two parallel
+ *     kernels at once on the same cores. Helpers sleep on a condition variable between
+ *     kernels.
+ *   - OpenBLAS is used single-threaded (openblas_set_num_threads(1) at open): every
+ *     cblas_sgemm runs inside one of our threads on a slice of the output, so OpenBLAS never
+ *     starts its own parallel region and never competes with the pool. */
+#ifndef PI0_DEVICE_CPU_H
+#define PI0_DEVICE_CPU_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "pi0_device_impl.h"
+
+// ---- thread pool ----
+
+/* task `task` of a parallel region, run by compute thread `thread` (0 = the caller) */
+typedef void (*pi0__task_fn)(void *ctx, int task, int thread);
+
+typedef struct pi0__pool {
+    int n_threads; /* including the calling thread */
+    pthread_t *helpers; /* n_threads - 1 */
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work, cv_done;
+    uint64_t gen;       /* bumped for every parallel region */
+    int quit;
+    int running;        /* helpers still inside the current region */
+    pi0__task_fn fn;
+    void *ctx;
+    int n_tasks;
+    atomic_int next;    /* next task index to take */
+    const int *cpus;    /* helper i is pinned to cpus[i % n_cpus] (NULL: not pinned) */
+    int n_cpus;
+} pi0__pool;
+
+int pi0__pool_init(pi0__pool *p, int n_threads, const int *cpus, int n_cpus);
+void pi0__pool_deinit(pi0__pool *p);
+/* Runs fn(ctx, t, thread) for t in [0, n_tasks) on all pool threads plus the caller and
+ * returns when all are done. Only one caller at a time (the compute lock holder). */
+void pi0__pool_run(pi0__pool *p, pi0__task_fn fn, void *ctx, int n_tasks);
+/* Pins the calling thread to cpu (no-op when cpu < 0). */
+void pi0__pin_self(int cpu);
+
+// ---- device ----
+
+typedef struct cpu_dev {
+    int n_threads;
+    int *cpus; /* n_cpus entries, or NULL */
+    int n_cpus;
+    pthread_mutex_t compute_mu; /* held by the stream worker running a kernel or copy */
+    pi0__pool pool;
+    /* kernel scratch, split in n_threads equal slices (64-byte aligned) */
+    char *scratch;
+    size_t scratch_per_thread;
+} cpu_dev;
+
+static inline cpu_dev *cpu_of(const pi0_dev *d) { return (cpu_dev *)d->impl; }
+
+/* Address of element (r, c) of m. */
+static inline void *cpu_at(pi0_mat m, int r, int c) {
+    return (char *)m.buf->impl + m.off +
+           ((size_t)r * (size_t)m.ld + (size_t)c) * pi0_dtype_size(m.dtype);
+}
+
+static inline float *cpu_scratch(cpu_dev *d, int thread) {
+    return (float *)(d->scratch + (size_t)thread * d->scratch_per_thread);
+}
+
+// ---- kernel arguments (copied into the stream's queue) ----
+
+typedef struct cpu_args {
+    pi0_mat m[6];
+    const pi0_weight *w;
+    int has_opt; /* bias (gemm) / mask (attention) present in m[...] */
+    int i[4];
+    float f[2];
+} cpu_args;
+
+typedef int (*cpu_kernel_fn)(cpu_dev *d, const cpu_args *a);
+
+/* kernels (device/cpu/cpu_kernels.c, cpu_gemm.c); run with the compute lock held */
+int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a);       /* y x [bias] w act acc */
+int pi0__cpu_layernorm(cpu_dev *d, const cpu_args *a);  /* y x weight bias eps */
+int pi0__cpu_rmsnorm(cpu_dev *d, const cpu_args *a);    /* y x weight eps */
+int pi0__cpu_rmsnorm_ada(cpu_dev *d, const cpu_args *a); /* y x scale shift eps */
+int pi0__cpu_gated_add(cpu_dev *d, const cpu_args *a);  /* h gate x */
+int pi0__cpu_unary(cpu_dev *d, const cpu_args *a);      /* y x op alpha */
+int pi0__cpu_binary(cpu_dev *d, const cpu_args *a);     /* y a b op */
+int pi0__cpu_geglu(cpu_dev *d, const cpu_args *a);      /* y gate up */
+int pi0__cpu_rope(cpu_dev *d, const cpu_args *a);       /* x pos n_heads head_dim theta */
+int pi0__cpu_attention(cpu_dev *d, const cpu_args *a);  /* out q k v [mask] nh nkv hd scale */
+int pi0__cpu_gather(cpu_dev *d, const cpu_args *a);     /* y ids table scale */
+
+/* scratch floats one thread needs for attention with these sizes (at least one tile) */
+size_t pi0__cpu_attention_scratch(int n_k, int head_dim, int group);
+
+#endif /* PI0_DEVICE_CPU_H */

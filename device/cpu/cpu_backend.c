@@ -1,0 +1,508 @@
+/* cpu_backend.c — the cpu backend: host memory as device memory, worker-thread streams,
+ * events, and the table of entries (kernels are in cpu_kernels.c and cpu_gemm.c). */
+#include <cblas.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu.h"
+
+#define CPU_DEFAULT_SCRATCH_PER_THREAD (8u << 20) /* bytes */
+#define CPU_QUEUE_CAP 512                         /* operations per stream (power of two) */
+
+// ---- device ----
+
+static int count_allowed_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+    return 1;
+}
+
+static int scratch_alloc(cpu_dev *d, size_t total) {
+    size_t per = total / (size_t)d->n_threads;
+    per = (per + 63) & ~(size_t)63;
+    if (per < 4096) per = 4096;
+    char *p = aligned_alloc(64, per * (size_t)d->n_threads);
+    if (!p) return pi0_errorf(PI0_ENOMEM, "cpu: cannot reserve %zu bytes of scratch",
+                              per * (size_t)d->n_threads);
+    free(d->scratch);
+    d->scratch = p;
+    d->scratch_per_thread = per;
+    return PI0_OK;
+}
+
+static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
+    pi0_dev_opts o = {0};
+    if (opts) o = *opts;
+    cpu_dev *d = calloc(1, sizeof *d);
+    if (!d) return pi0_errorf(PI0_ENOMEM, "cpu: out of memory");
+    if (o.n_cpus > 0) {
+        d->cpus = malloc((size_t)o.n_cpus * sizeof *d->cpus);
+        if (!d->cpus) {
+            free(d);
+            return pi0_errorf(PI0_ENOMEM, "cpu: out of memory");
+        }
+        memcpy(d->cpus, o.cpus, (size_t)o.n_cpus * sizeof *d->cpus);
+        d->n_cpus = o.n_cpus;
+        for (int i = 0; i < o.n_cpus; i++)
+            if (o.cpus[i] < 0 || o.cpus[i] >= CPU_SETSIZE) {
+                int bad = o.cpus[i];
+                free(d->cpus);
+                free(d);
+                return pi0_errorf(PI0_EINVAL, "cpu: opts.cpus[%d] = %d is not a CPU number", i,
+                                  bad);
+            }
+    }
+    d->n_threads = o.n_threads > 0 ? o.n_threads : (d->n_cpus > 0 ? d->n_cpus
+                                                                   : count_allowed_cpus());
+    size_t scratch = o.scratch_bytes ? o.scratch_bytes
+                                     : (size_t)CPU_DEFAULT_SCRATCH_PER_THREAD * (size_t)d->n_threads;
+    int st = scratch_alloc(d, scratch);
+    if (st) {
+        free(d->cpus);
+        free(d);
+        return st;
+    }
+    pthread_mutex_init(&d->compute_mu, NULL);
+    st = pi0__pool_init(&d->pool, d->n_threads, d->cpus, d->n_cpus);
+    if (st) {
+        pthread_mutex_destroy(&d->compute_mu);
+        free(d->scratch);
+        free(d->cpus);
+        free(d);
+        return st;
+    }
+    /* Every sgemm runs inside one of our threads on its own slice: OpenBLAS stays
+     * single-threaded (process-wide setting). */
+    openblas_set_num_threads(1);
+    dev->impl = d;
+    return PI0_OK;
+}
+
+static void cpu_close(pi0_dev *dev) {
+    cpu_dev *d = cpu_of(dev);
+    pi0__pool_deinit(&d->pool);
+    pthread_mutex_destroy(&d->compute_mu);
+    free(d->scratch);
+    free(d->cpus);
+    free(d);
+}
+
+static int cpu_reserve(pi0_dev *dev, size_t bytes) {
+    cpu_dev *d = cpu_of(dev);
+    int st = PI0_OK;
+    pthread_mutex_lock(&d->compute_mu); /* no kernel is using the scratch meanwhile */
+    if (bytes > d->scratch_per_thread * (size_t)d->n_threads) st = scratch_alloc(d, bytes);
+    pthread_mutex_unlock(&d->compute_mu);
+    return st;
+}
+
+// ---- memory ----
+
+static int cpu_buf_alloc(pi0_dev *dev, pi0_buf *b) {
+    size_t sz = (b->size + 63) & ~(size_t)63;
+    b->impl = aligned_alloc(64, sz);
+    if (!b->impl) return pi0_errorf(PI0_ENOMEM, "cpu: cannot allocate a %zu-byte buffer",
+                                    b->size);
+    return PI0_OK;
+}
+
+static void cpu_buf_free(pi0_buf *b) { free(b->impl); }
+
+static int cpu_weight_create(pi0_dev *dev, pi0_weight *w, const void *host, pi0_dtype dtype,
+                             int ld) {
+    if (dtype == PI0_F32 || dtype == PI0_BF16) { /* borrowed in place (e.g. mmapped) */
+        w->impl = (void *)host;
+        w->dtype = dtype;
+        w->ld = ld;
+        w->dev_bytes = 0;
+        return PI0_OK;
+    }
+    /* f16: converted once to f32 */
+    size_t n = (size_t)w->n * (size_t)w->k;
+    float *f = aligned_alloc(64, (n * 4 + 63) & ~(size_t)63);
+    if (!f) return pi0_errorf(PI0_ENOMEM, "cpu: cannot allocate %zu bytes for an f16 weight",
+                              n * 4);
+    const uint16_t *h = host;
+    for (int r = 0; r < w->n; r++)
+        for (int c = 0; c < w->k; c++)
+            f[(size_t)r * (size_t)w->k + (size_t)c] = pi0_f16_to_f32(h[(size_t)r * (size_t)ld + (size_t)c]);
+    w->impl = f;
+    w->dtype = PI0_F32;
+    w->ld = w->k;
+    w->dev_bytes = n * 4;
+    return PI0_OK;
+}
+
+static void cpu_weight_destroy(pi0_weight *w) {
+    if (w->dev_bytes) free(w->impl);
+}
+
+// ---- events ----
+
+typedef struct cpu_event {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t recorded; /* generation of the latest record */
+    uint64_t done;     /* highest generation whose record has executed */
+} cpu_event;
+
+static int cpu_event_create(pi0_dev *dev, pi0_event *e) {
+    cpu_event *ce = calloc(1, sizeof *ce);
+    if (!ce) return pi0_errorf(PI0_ENOMEM, "cpu: out of memory");
+    pthread_mutex_init(&ce->mu, NULL);
+    pthread_cond_init(&ce->cv, NULL);
+    e->impl = ce;
+    return PI0_OK;
+}
+
+static void cpu_event_destroy(pi0_event *e) {
+    cpu_event *ce = e->impl;
+    pthread_cond_destroy(&ce->cv);
+    pthread_mutex_destroy(&ce->mu);
+    free(ce);
+}
+
+static void event_signal(cpu_event *ce, uint64_t gen) {
+    pthread_mutex_lock(&ce->mu);
+    if (gen > ce->done) ce->done = gen;
+    pthread_cond_broadcast(&ce->cv);
+    pthread_mutex_unlock(&ce->mu);
+}
+
+static void event_wait_gen(cpu_event *ce, uint64_t gen) {
+    pthread_mutex_lock(&ce->mu);
+    while (ce->done < gen) pthread_cond_wait(&ce->cv, &ce->mu);
+    pthread_mutex_unlock(&ce->mu);
+}
+
+static int cpu_event_sync(pi0_event *e) {
+    cpu_event *ce = e->impl;
+    pthread_mutex_lock(&ce->mu);
+    uint64_t gen = ce->recorded;
+    while (ce->done < gen) pthread_cond_wait(&ce->cv, &ce->mu);
+    pthread_mutex_unlock(&ce->mu);
+    return PI0_OK;
+}
+
+static int cpu_event_done(pi0_event *e) {
+    cpu_event *ce = e->impl;
+    pthread_mutex_lock(&ce->mu);
+    int done = ce->done >= ce->recorded;
+    pthread_mutex_unlock(&ce->mu);
+    return done;
+}
+
+// ---- streams ----
+
+enum { OP_COPY, OP_RECORD, OP_WAIT, OP_KERNEL };
+
+typedef struct cpu_op {
+    int kind;
+    union {
+        struct {
+            void *dst;
+            const void *src;
+            size_t bytes;
+        } copy;
+        struct {
+            cpu_event *e;
+            uint64_t gen;
+        } ev;
+        struct {
+            cpu_kernel_fn fn;
+            cpu_args args;
+        } k;
+    } u;
+} cpu_op;
+
+typedef struct cpu_stream {
+    cpu_dev *dev;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work;  /* worker: an op was enqueued (or quit) */
+    pthread_cond_t cv_space; /* producer: an op completed (space, or idle for sync) */
+    cpu_op ring[CPU_QUEUE_CAP]; /* fixed capacity, allocated with the stream */
+    uint64_t head;           /* ops enqueued */
+    uint64_t tail;           /* ops completed */
+    int quit;
+    int err;                 /* first error since the last sync */
+    char errmsg[256];
+} cpu_stream;
+
+static void run_op(cpu_stream *s, const cpu_op *op) {
+    int st = PI0_OK;
+    switch (op->kind) {
+    case OP_COPY:
+        /* a copy is CPU work too: it takes the compute lock like a kernel */
+        pthread_mutex_lock(&s->dev->compute_mu);
+        memmove(op->u.copy.dst, op->u.copy.src, op->u.copy.bytes);
+        pthread_mutex_unlock(&s->dev->compute_mu);
+        break;
+    case OP_RECORD: event_signal(op->u.ev.e, op->u.ev.gen); break;
+    case OP_WAIT: event_wait_gen(op->u.ev.e, op->u.ev.gen); break;
+    case OP_KERNEL:
+        pthread_mutex_lock(&s->dev->compute_mu);
+        pi0_clear_error();
+        st = op->u.k.fn(s->dev, &op->u.k.args);
+        pthread_mutex_unlock(&s->dev->compute_mu);
+        break;
+    }
+    if (st) {
+        pthread_mutex_lock(&s->mu);
+        if (!s->err) {
+            s->err = st;
+            snprintf(s->errmsg, sizeof s->errmsg, "%s", pi0_last_error());
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+static void *stream_main(void *arg) {
+    cpu_stream *s = arg;
+    if (s->dev->cpus) pi0__pin_self(s->dev->cpus[0]);
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (s->tail == s->head && !s->quit) pthread_cond_wait(&s->cv_work, &s->mu);
+        if (s->tail == s->head) break; /* quit with an empty queue */
+        const cpu_op *op = &s->ring[s->tail % CPU_QUEUE_CAP];
+        pthread_mutex_unlock(&s->mu);
+        run_op(s, op); /* the slot stays ours until tail moves past it */
+        pthread_mutex_lock(&s->mu);
+        s->tail++;
+        pthread_cond_broadcast(&s->cv_space);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static int cpu_stream_create(pi0_dev *dev, pi0_stream *ps) {
+    cpu_stream *s = calloc(1, sizeof *s);
+    if (!s) return pi0_errorf(PI0_ENOMEM, "cpu: out of memory");
+    s->dev = cpu_of(dev);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv_work, NULL);
+    pthread_cond_init(&s->cv_space, NULL);
+    if (pthread_create(&s->thread, NULL, stream_main, s)) {
+        pthread_cond_destroy(&s->cv_space);
+        pthread_cond_destroy(&s->cv_work);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return pi0_errorf(PI0_ENOMEM, "cpu: cannot start a stream thread");
+    }
+    ps->impl = s;
+    return PI0_OK;
+}
+
+/* Appends op; waits for space when the ring is full (never allocates). */
+static int enqueue(pi0_stream *ps, const cpu_op *op) {
+    cpu_stream *s = ps->impl;
+    pthread_mutex_lock(&s->mu);
+    while (s->head - s->tail >= CPU_QUEUE_CAP) pthread_cond_wait(&s->cv_space, &s->mu);
+    s->ring[s->head % CPU_QUEUE_CAP] = *op;
+    s->head++;
+    pthread_cond_signal(&s->cv_work);
+    pthread_mutex_unlock(&s->mu);
+    return PI0_OK;
+}
+
+static int cpu_stream_sync(pi0_stream *ps) {
+    cpu_stream *s = ps->impl;
+    pthread_mutex_lock(&s->mu);
+    while (s->tail != s->head) pthread_cond_wait(&s->cv_space, &s->mu);
+    int err = s->err;
+    char msg[sizeof s->errmsg];
+    memcpy(msg, s->errmsg, sizeof msg);
+    s->err = 0;
+    s->errmsg[0] = 0;
+    pthread_mutex_unlock(&s->mu);
+    if (err) return pi0_errorf(err, "%s", msg);
+    return PI0_OK;
+}
+
+static void cpu_stream_destroy(pi0_stream *ps) {
+    cpu_stream *s = ps->impl;
+    pthread_mutex_lock(&s->mu);
+    s->quit = 1; /* the worker drains the queue first */
+    pthread_cond_signal(&s->cv_work);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    pthread_cond_destroy(&s->cv_space);
+    pthread_cond_destroy(&s->cv_work);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+static int cpu_event_record(pi0_event *e, pi0_stream *s) {
+    cpu_event *ce = e->impl;
+    pthread_mutex_lock(&ce->mu);
+    uint64_t gen = ++ce->recorded;
+    pthread_mutex_unlock(&ce->mu);
+    cpu_op op = {.kind = OP_RECORD};
+    op.u.ev.e = ce;
+    op.u.ev.gen = gen;
+    return enqueue(s, &op);
+}
+
+static int cpu_stream_wait_event(pi0_stream *s, pi0_event *e) {
+    cpu_event *ce = e->impl;
+    pthread_mutex_lock(&ce->mu);
+    uint64_t gen = ce->recorded, done = ce->done;
+    pthread_mutex_unlock(&ce->mu);
+    if (done >= gen) return PI0_OK; /* never recorded, or already complete */
+    cpu_op op = {.kind = OP_WAIT};
+    op.u.ev.e = ce;
+    op.u.ev.gen = gen;
+    return enqueue(s, &op);
+}
+
+// ---- copies ----
+
+static int enqueue_copy(pi0_stream *s, void *dst, const void *src, size_t bytes) {
+    cpu_op op = {.kind = OP_COPY};
+    op.u.copy.dst = dst;
+    op.u.copy.src = src;
+    op.u.copy.bytes = bytes;
+    return enqueue(s, &op);
+}
+
+static int cpu_upload(pi0_stream *s, pi0_buf *dst, size_t dst_off, const void *host,
+                      size_t bytes) {
+    return enqueue_copy(s, (char *)dst->impl + dst_off, host, bytes);
+}
+
+static int cpu_download(pi0_stream *s, void *host, const pi0_buf *src, size_t src_off,
+                        size_t bytes) {
+    return enqueue_copy(s, host, (const char *)src->impl + src_off, bytes);
+}
+
+static int cpu_copy(pi0_stream *s, pi0_buf *dst, size_t dst_off, const pi0_buf *src,
+                    size_t src_off, size_t bytes) {
+    return enqueue_copy(s, (char *)dst->impl + dst_off, (const char *)src->impl + src_off,
+                        bytes);
+}
+
+// ---- kernels: pack the arguments and enqueue ----
+
+static int enqueue_kernel(pi0_stream *s, cpu_kernel_fn fn, const cpu_args *a) {
+    cpu_op op = {.kind = OP_KERNEL};
+    op.u.k.fn = fn;
+    op.u.k.args = *a;
+    return enqueue(s, &op);
+}
+
+static int cpu_gemm_enq(pi0_stream *s, pi0_mat y, pi0_mat x, const pi0_weight *w,
+                        const pi0_mat *bias, pi0_act act, int accumulate) {
+    cpu_args a = {.m = {y, x}, .w = w, .i = {(int)act, accumulate}};
+    if (bias) {
+        a.m[2] = *bias;
+        a.has_opt = 1;
+    }
+    return enqueue_kernel(s, pi0__cpu_gemm, &a);
+}
+
+static int cpu_layernorm_enq(pi0_stream *s, pi0_mat y, pi0_mat x, pi0_mat weight, pi0_mat bias,
+                             float eps) {
+    cpu_args a = {.m = {y, x, weight, bias}, .f = {eps}};
+    return enqueue_kernel(s, pi0__cpu_layernorm, &a);
+}
+
+static int cpu_rmsnorm_enq(pi0_stream *s, pi0_mat y, pi0_mat x, pi0_mat weight, float eps) {
+    cpu_args a = {.m = {y, x, weight}, .f = {eps}};
+    return enqueue_kernel(s, pi0__cpu_rmsnorm, &a);
+}
+
+static int cpu_rmsnorm_ada_enq(pi0_stream *s, pi0_mat y, pi0_mat x, pi0_mat scale,
+                               pi0_mat shift, float eps) {
+    cpu_args a = {.m = {y, x, scale, shift}, .f = {eps}};
+    return enqueue_kernel(s, pi0__cpu_rmsnorm_ada, &a);
+}
+
+static int cpu_gated_add_enq(pi0_stream *s, pi0_mat h, pi0_mat gate, pi0_mat x) {
+    cpu_args a = {.m = {h, gate, x}};
+    return enqueue_kernel(s, pi0__cpu_gated_add, &a);
+}
+
+static int cpu_unary_enq(pi0_stream *s, pi0_unop uop, pi0_mat y, pi0_mat x, float alpha) {
+    cpu_args a = {.m = {y, x}, .i = {(int)uop}, .f = {alpha}};
+    return enqueue_kernel(s, pi0__cpu_unary, &a);
+}
+
+static int cpu_binary_enq(pi0_stream *s, pi0_binop bop, pi0_mat y, pi0_mat am, pi0_mat bm) {
+    cpu_args a = {.m = {y, am, bm}, .i = {(int)bop}};
+    return enqueue_kernel(s, pi0__cpu_binary, &a);
+}
+
+static int cpu_geglu_enq(pi0_stream *s, pi0_mat y, pi0_mat gate, pi0_mat up) {
+    cpu_args a = {.m = {y, gate, up}};
+    return enqueue_kernel(s, pi0__cpu_geglu, &a);
+}
+
+static int cpu_rope_enq(pi0_stream *s, pi0_mat x, pi0_mat pos, int n_heads, int head_dim,
+                        float theta) {
+    cpu_args a = {.m = {x, pos}, .i = {n_heads, head_dim}, .f = {theta}};
+    return enqueue_kernel(s, pi0__cpu_rope, &a);
+}
+
+static int cpu_attention_enq(pi0_stream *s, pi0_mat out, pi0_mat q, pi0_mat k, pi0_mat v,
+                             const pi0_mat *mask, int n_heads, int n_kv_heads, int head_dim,
+                             float scale) {
+    cpu_dev *d = cpu_of(s->dev);
+    size_t need = pi0__cpu_attention_scratch(k.rows, head_dim, n_heads / n_kv_heads) * 4;
+    if (need > d->scratch_per_thread)
+        return pi0_errorf(PI0_ENOMEM,
+                          "pi0_dev_attention: %d keys need %zu bytes of scratch per thread, "
+                          "have %zu (call pi0_dev_reserve with at least %zu)",
+                          k.rows, need, d->scratch_per_thread, need * (size_t)d->n_threads);
+    cpu_args a = {.m = {out, q, k, v}, .i = {n_heads, n_kv_heads, head_dim}, .f = {scale}};
+    if (mask) {
+        a.m[4] = *mask;
+        a.has_opt = 1;
+    }
+    return enqueue_kernel(s, pi0__cpu_attention, &a);
+}
+
+static int cpu_gather_enq(pi0_stream *s, pi0_mat y, const pi0_weight *table, pi0_mat ids,
+                          float scale) {
+    cpu_args a = {.m = {y, ids}, .w = table, .f = {scale}};
+    return enqueue_kernel(s, pi0__cpu_gather, &a);
+}
+
+const pi0_dev_iface pi0__cpu_iface = {
+    .version = PI0_DEV_IFACE_VERSION,
+    .name = "cpu",
+    .open = cpu_open,
+    .close = cpu_close,
+    .reserve = cpu_reserve,
+    .buf_alloc = cpu_buf_alloc,
+    .buf_free = cpu_buf_free,
+    .weight_create = cpu_weight_create,
+    .weight_destroy = cpu_weight_destroy,
+    .stream_create = cpu_stream_create,
+    .stream_destroy = cpu_stream_destroy,
+    .stream_sync = cpu_stream_sync,
+    .event_create = cpu_event_create,
+    .event_destroy = cpu_event_destroy,
+    .event_record = cpu_event_record,
+    .stream_wait_event = cpu_stream_wait_event,
+    .event_sync = cpu_event_sync,
+    .event_done = cpu_event_done,
+    .upload = cpu_upload,
+    .download = cpu_download,
+    .copy = cpu_copy,
+    .gemm = cpu_gemm_enq,
+    .layernorm = cpu_layernorm_enq,
+    .rmsnorm = cpu_rmsnorm_enq,
+    .rmsnorm_ada = cpu_rmsnorm_ada_enq,
+    .gated_add = cpu_gated_add_enq,
+    .unary = cpu_unary_enq,
+    .binary = cpu_binary_enq,
+    .geglu = cpu_geglu_enq,
+    .rope = cpu_rope_enq,
+    .attention = cpu_attention_enq,
+    .gather = cpu_gather_enq,
+};

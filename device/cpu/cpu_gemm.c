@@ -1,0 +1,145 @@
+/* cpu_gemm.c — y = act(x · Wᵀ + b) (+ y) on the cpu backend.
+ *
+ * The output columns are split into blocks of nb weight rows, spread over the pool; each
+ * thread runs a single-threaded cblas_sgemm on its block, then the bias/activation
+ * epilogue while the block is still warm.
+ *   - f32 weights: sgemm straight on the borrowed (mmapped) rows.
+ *   - bf16 weights: never expanded as a whole. Each thread converts a panel of
+ *     nb rows x kb columns of W to f32 in its scratch and calls sgemm on it, accumulating
+ *     over the k panels (beta 1), so weight memory stays 2 bytes per element.
+ *   - accumulate with an activation: computed per tile of rows into scratch, then added. */
+#include <cblas.h>
+#include <string.h>
+
+#include "cpu.h"
+#include "cpu_vec.h"
+
+PI0_VEC static void epi_bias(float *y, const float *b, int n) {
+    for (int i = 0; i < n; i++) y[i] += b[i];
+}
+PI0_VEC static void epi_act(float *y, const float *t, const float *b, int act, int acc, int n) {
+    /* y (+)= act(t + b); b may be NULL */
+    if (act == PI0_ACT_GELU_TANH) {
+        if (acc)
+            for (int i = 0; i < n; i++) y[i] += pi0__gelu_tanh(t[i] + (b ? b[i] : 0.f));
+        else
+            for (int i = 0; i < n; i++) y[i] = pi0__gelu_tanh(t[i] + (b ? b[i] : 0.f));
+    } else if (act == PI0_ACT_SILU) {
+        if (acc)
+            for (int i = 0; i < n; i++) y[i] += pi0__silu(t[i] + (b ? b[i] : 0.f));
+        else
+            for (int i = 0; i < n; i++) y[i] = pi0__silu(t[i] + (b ? b[i] : 0.f));
+    } else {
+        if (acc)
+            for (int i = 0; i < n; i++) y[i] += t[i] + (b ? b[i] : 0.f);
+        else
+            for (int i = 0; i < n; i++) y[i] = t[i] + (b ? b[i] : 0.f);
+    }
+}
+PI0_VEC static void cvt_bf16(float *dst, const uint16_t *src, int n) {
+    for (int i = 0; i < n; i++) {
+        union {
+            uint32_t u;
+            float f;
+        } v = {.u = (uint32_t)src[i] << 16};
+        dst[i] = v.f;
+    }
+}
+
+typedef struct gemm_ctx {
+    cpu_dev *d;
+    int m, n, k;
+    const float *x;
+    int ldx;
+    float *y;
+    int ldy;
+    const pi0_weight *w;
+    const float *bias;
+    int act, acc;
+    int nb; /* output columns per task */
+    int kb; /* k columns per bf16 panel */
+    int mt; /* rows per tile when accumulating with an activation */
+} gemm_ctx;
+
+/* t[m, nn] (beta: 0 overwrite, 1 add) = x[m, k] · W[n0:n0+nn, :]ᵀ */
+static void block_gemm(const gemm_ctx *c, float *panel, int m, const float *x, int n0, int nn,
+                       float *t, int ldt, float beta) {
+    const pi0_weight *w = c->w;
+    if (w->dtype == PI0_F32) {
+        const float *wp = (const float *)w->impl + (size_t)n0 * (size_t)w->ld;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nn, c->k, 1.0f, x, c->ldx, wp,
+                    w->ld, beta, t, ldt);
+        return;
+    }
+    const uint16_t *wb = (const uint16_t *)w->impl + (size_t)n0 * (size_t)w->ld;
+    for (int k0 = 0; k0 < c->k; k0 += c->kb) {
+        int kk = c->k - k0 < c->kb ? c->k - k0 : c->kb;
+        for (int r = 0; r < nn; r++)
+            cvt_bf16(panel + (size_t)r * kk, wb + (size_t)r * (size_t)w->ld + k0, kk);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nn, kk, 1.0f, x + k0, c->ldx,
+                    panel, kk, k0 == 0 ? beta : 1.0f, t, ldt);
+    }
+}
+
+static void gemm_task(void *ctx, int task, int thread) {
+    const gemm_ctx *c = ctx;
+    int n0 = task * c->nb, nn = c->n - n0 < c->nb ? c->n - n0 : c->nb;
+    float *scr = cpu_scratch(c->d, thread);
+    const float *b = c->bias ? c->bias + n0 : NULL;
+    if (c->act != PI0_ACT_NONE && c->acc) {
+        float *t = scr, *panel = scr + (size_t)c->mt * c->nb;
+        for (int r0 = 0; r0 < c->m; r0 += c->mt) {
+            int mm = c->m - r0 < c->mt ? c->m - r0 : c->mt;
+            block_gemm(c, panel, mm, c->x + (size_t)r0 * c->ldx, n0, nn, t, nn, 0.0f);
+            for (int r = 0; r < mm; r++)
+                epi_act(c->y + (size_t)(r0 + r) * c->ldy + n0, t + (size_t)r * nn, b, c->act, 1,
+                        nn);
+        }
+        return;
+    }
+    float *y = c->y + n0;
+    block_gemm(c, scr, c->m, c->x, n0, nn, y, c->ldy, c->acc ? 1.0f : 0.0f);
+    if (c->act != PI0_ACT_NONE) {
+        for (int r = 0; r < c->m; r++)
+            epi_act(y + (size_t)r * c->ldy, y + (size_t)r * c->ldy, b, c->act, 0, nn);
+    } else if (b) {
+        for (int r = 0; r < c->m; r++) epi_bias(y + (size_t)r * c->ldy, b, nn);
+    }
+}
+
+int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a) {
+    pi0_mat y = a->m[0], x = a->m[1];
+    const pi0_weight *w = a->w;
+    gemm_ctx c = {.d = d, .m = x.rows, .n = w->n, .k = w->k, .x = cpu_at(x, 0, 0), .ldx = x.ld,
+                  .y = cpu_at(y, 0, 0), .ldy = y.ld, .w = w,
+                  .bias = a->has_opt ? cpu_at(a->m[2], 0, 0) : NULL, .act = a->i[0],
+                  .acc = a->i[1]};
+    /* blocks of output columns: a multiple of the thread count, at most ~1024 wide, 16-aligned */
+    int nt = d->n_threads;
+    int tasks = nt * ((c.n + nt * 1024 - 1) / (nt * 1024));
+    int nb = (c.n + tasks - 1) / tasks;
+    nb = (nb + 15) & ~15;
+    if (nb > c.n) nb = c.n;
+    size_t scr = d->scratch_per_thread / sizeof(float);
+    int need_t = c.act != PI0_ACT_NONE && c.acc;
+    if (need_t) { /* row tiles of the output block; the rest of the scratch is the panel */
+        c.mt = c.m < 64 ? c.m : 64;
+        while (nb > 16 && (size_t)c.mt * nb * 2 > scr) nb = (nb / 2 + 15) & ~15;
+        while (c.mt > 1 && (size_t)c.mt * nb * 2 > scr) c.mt /= 2;
+        if ((size_t)c.mt * nb >= scr)
+            return pi0_errorf(PI0_ENOMEM, "pi0_dev_gemm: scratch too small");
+        scr -= (size_t)c.mt * nb;
+    }
+    if (w->dtype == PI0_BF16) {
+        /* panel nb x kb floats: at most 1 MiB, and within the scratch */
+        size_t cap = scr < (256u << 10) ? scr : (256u << 10);
+        while (nb > 16 && (size_t)nb * 64 > cap) nb = (nb / 2 + 15) & ~15;
+        if ((size_t)nb * 16 > cap) return pi0_errorf(PI0_ENOMEM, "pi0_dev_gemm: scratch too small");
+        c.kb = (int)(cap / (size_t)nb);
+        if (c.kb > c.k) c.kb = c.k;
+        if (c.kb < c.k) c.kb &= ~15;
+    }
+    c.nb = nb;
+    pi0__pool_run(&d->pool, gemm_task, &c, (c.n + nb - 1) / nb);
+    return PI0_OK;
+}

@@ -1,0 +1,388 @@
+/* cpu_kernels.c — the cpu backend's non-GEMM kernels: norms, elementwise, RoPE,
+ * attention, gather. Each runs with the compute lock held and splits its rows over the
+ * pool; nothing here allocates (attention uses the device scratch). */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "cpu.h"
+#include "cpu_vec.h"
+
+// ---- row loops (vectorized, see cpu_vec.h) ----
+
+PI0_VEC static void row_gelu(float *y, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] = pi0__gelu_tanh(x[i]);
+}
+PI0_VEC static void row_silu(float *y, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] = pi0__silu(x[i]);
+}
+PI0_VEC static void row_scale(float *y, const float *x, float a, int n) {
+    for (int i = 0; i < n; i++) y[i] = x[i] * a;
+}
+PI0_VEC static void row_add(float *y, const float *a, const float *b, int n) {
+    for (int i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+PI0_VEC static void row_mul(float *y, const float *a, const float *b, int n) {
+    for (int i = 0; i < n; i++) y[i] = a[i] * b[i];
+}
+PI0_VEC static void row_geglu(float *y, const float *g, const float *u, int n) {
+    for (int i = 0; i < n; i++) y[i] = pi0__gelu_tanh(g[i]) * u[i];
+}
+PI0_VEC static void row_gated_add(float *h, const float *g, const float *x, int n) {
+    for (int i = 0; i < n; i++) h[i] += g[i] * x[i];
+}
+/* sum of x[i] (mode 0), of x[i]^2 (mode 1), of (x[i]-c)^2 (mode 2), 16 partial sums */
+PI0_VEC static float row_sum(const float *x, int n, int mode, float c) {
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) {
+            float v = mode == 2 ? x[i + j] - c : x[i + j];
+            acc[j] += mode ? v * v : v;
+        }
+    float s = 0;
+    for (; i < n; i++) {
+        float v = mode == 2 ? x[i] - c : x[i];
+        s += mode ? v * v : v;
+    }
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+/* y = (x - c) * r * (1 + w) + b   (w, b may be NULL: treated as 0) */
+PI0_VEC static void row_norm_apply(float *y, const float *x, float c, float r, const float *w,
+                                   const float *b, int one_plus, int n) {
+    if (w && b) {
+        if (one_plus)
+            for (int i = 0; i < n; i++) y[i] = (x[i] - c) * r * (1.0f + w[i]) + b[i];
+        else
+            for (int i = 0; i < n; i++) y[i] = (x[i] - c) * r * w[i] + b[i];
+    } else if (w) {
+        if (one_plus)
+            for (int i = 0; i < n; i++) y[i] = (x[i] - c) * r * (1.0f + w[i]);
+        else
+            for (int i = 0; i < n; i++) y[i] = (x[i] - c) * r * w[i];
+    } else {
+        for (int i = 0; i < n; i++) y[i] = (x[i] - c) * r;
+    }
+}
+PI0_VEC static float row_max(const float *x, int n) {
+    float acc[16];
+    int i = 0;
+    float m = -INFINITY;
+    for (int j = 0; j < 16; j++) acc[j] = -INFINITY;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    for (int j = 0; j < 16; j++) m = acc[j] > m ? acc[j] : m;
+    return m;
+}
+/* x = exp(x - m); returns the sum */
+PI0_VEC static float row_exp_sum(float *x, float m, int n) {
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) {
+            float e = pi0__expf(x[i + j] - m);
+            x[i + j] = e;
+            acc[j] += e;
+        }
+    float s = 0;
+    for (; i < n; i++) {
+        x[i] = pi0__expf(x[i] - m);
+        s += x[i];
+    }
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+PI0_VEC static void row_mask_u8(float *s, const uint8_t *m, int n) {
+    for (int i = 0; i < n; i++) s[i] = m[i] ? s[i] : PI0__MASKED_SCORE;
+}
+PI0_VEC static void row_mask_f32(float *s, const float *m, int n) {
+    for (int i = 0; i < n; i++) {
+        float v = s[i] + m[i];
+        s[i] = v < PI0__MASKED_SCORE ? PI0__MASKED_SCORE : v; /* -inf becomes finite */
+    }
+}
+PI0_VEC static void row_bf16_to_f32(float *y, const uint16_t *x, float a, int n) {
+    for (int i = 0; i < n; i++) {
+        union {
+            uint32_t u;
+            float f;
+        } v = {.u = (uint32_t)x[i] << 16};
+        y[i] = v.f * a;
+    }
+}
+
+// ---- row-parallel driver ----
+
+typedef void (*rows_fn)(const cpu_args *a, int r0, int r1);
+
+typedef struct rows_ctx {
+    const cpu_args *a;
+    rows_fn fn;
+    int rows, per;
+} rows_ctx;
+
+static void rows_task(void *ctx, int t, int thread) {
+    rows_ctx *c = ctx;
+    int r0 = t * c->per, r1 = r0 + c->per < c->rows ? r0 + c->per : c->rows;
+    c->fn(c->a, r0, r1);
+}
+
+/* Splits rows [0, rows) over the pool when the work (rows*cols) is worth waking it. */
+static void par_rows(cpu_dev *d, const cpu_args *a, int rows, int cols, rows_fn fn) {
+    long work = (long)rows * cols;
+    int tasks = 1;
+    if (work >= 16384 && d->n_threads > 1) {
+        tasks = d->n_threads * 4;
+        if (tasks > rows) tasks = rows;
+    }
+    rows_ctx c = {a, fn, rows, (rows + tasks - 1) / tasks};
+    tasks = (rows + c.per - 1) / c.per;
+    pi0__pool_run(&d->pool, rows_task, &c, tasks);
+}
+
+#define F(mi, r, c) ((float *)cpu_at(a->m[mi], (r), (c)))
+/* row r of a [1, cols] or [rows, cols] operand */
+#define FB(mi, r) ((float *)cpu_at(a->m[mi], a->m[mi].rows == 1 ? 0 : (r), 0))
+
+// ---- norms ----
+
+static void layernorm_rows(const cpu_args *a, int r0, int r1) {
+    int n = a->m[1].cols;
+    for (int r = r0; r < r1; r++) {
+        const float *x = F(1, r, 0);
+        float mean = row_sum(x, n, 0, 0) / (float)n;
+        float var = row_sum(x, n, 2, mean) / (float)n;
+        row_norm_apply(F(0, r, 0), x, mean, 1.0f / sqrtf(var + a->f[0]), F(2, 0, 0), F(3, 0, 0),
+                       0, n);
+    }
+}
+
+int pi0__cpu_layernorm(cpu_dev *d, const cpu_args *a) {
+    par_rows(d, a, a->m[1].rows, a->m[1].cols, layernorm_rows);
+    return PI0_OK;
+}
+
+static void rmsnorm_rows(const cpu_args *a, int r0, int r1) {
+    int n = a->m[1].cols;
+    for (int r = r0; r < r1; r++) {
+        const float *x = F(1, r, 0);
+        float ms = row_sum(x, n, 1, 0) / (float)n;
+        row_norm_apply(F(0, r, 0), x, 0, 1.0f / sqrtf(ms + a->f[0]), F(2, 0, 0), NULL, 1, n);
+    }
+}
+
+int pi0__cpu_rmsnorm(cpu_dev *d, const cpu_args *a) {
+    par_rows(d, a, a->m[1].rows, a->m[1].cols, rmsnorm_rows);
+    return PI0_OK;
+}
+
+static void rmsnorm_ada_rows(const cpu_args *a, int r0, int r1) {
+    int n = a->m[1].cols;
+    for (int r = r0; r < r1; r++) {
+        const float *x = F(1, r, 0);
+        float ms = row_sum(x, n, 1, 0) / (float)n;
+        row_norm_apply(F(0, r, 0), x, 0, 1.0f / sqrtf(ms + a->f[0]), FB(2, r), FB(3, r), 1, n);
+    }
+}
+
+int pi0__cpu_rmsnorm_ada(cpu_dev *d, const cpu_args *a) {
+    par_rows(d, a, a->m[1].rows, a->m[1].cols, rmsnorm_ada_rows);
+    return PI0_OK;
+}
+
+// ---- elementwise ----
+
+static void gated_add_rows(const cpu_args *a, int r0, int r1) {
+    for (int r = r0; r < r1; r++) row_gated_add(F(0, r, 0), FB(1, r), F(2, r, 0), a->m[0].cols);
+}
+
+int pi0__cpu_gated_add(cpu_dev *d, const cpu_args *a) {
+    par_rows(d, a, a->m[0].rows, a->m[0].cols, gated_add_rows);
+    return PI0_OK;
+}
+
+static void unary_rows(const cpu_args *a, int r0, int r1) {
+    int n = a->m[0].cols;
+    for (int r = r0; r < r1; r++) {
+        float *y = F(0, r, 0);
+        const float *x = F(1, r, 0);
+        switch ((pi0_unop)a->i[0]) {
+        case PI0_UN_GELU_TANH: row_gelu(y, x, n); break;
+        case PI0_UN_SILU: row_silu(y, x, n); break;
+        case PI0_UN_SCALE: row_scale(y, x, a->f[0], n); break;
+        }
+    }
+}
+
+int pi0__cpu_unary(cpu_dev *d, const cpu_args *a) {
+    par_rows(d, a, a->m[0].rows, a->m[0].cols, unary_rows);
+    return PI0_OK;
+}
+
+static void binary_rows(const cpu_args *a, int r0, int r1) {
+    int n = a->m[0].cols;
+    for (int r = r0; r < r1; r++) {
+        if (a->i[0] == PI0_BIN_ADD)
+            row_add(F(0, r, 0), F(1, r, 0), FB(2, r), n);
+        else
+            row_mul(F(0, r, 0), F(1, r, 0), FB(2, r), n);
+    }
+}
+
+int pi0__cpu_binary(cpu_dev *d, const cpu_args *a) {
+    par_rows(d, a, a->m[0].rows, a->m[0].cols, binary_rows);
+    return PI0_OK;
+}
+
+static void geglu_rows(const cpu_args *a, int r0, int r1) {
+    for (int r = r0; r < r1; r++) row_geglu(F(0, r, 0), F(1, r, 0), F(2, r, 0), a->m[0].cols);
+}
+
+int pi0__cpu_geglu(cpu_dev *d, const cpu_args *a) {
+    par_rows(d, a, a->m[0].rows, a->m[0].cols, geglu_rows);
+    return PI0_OK;
+}
+
+// ---- RoPE ----
+
+static void rope_rows(const cpu_args *a, int r0, int r1) {
+    int nh = a->i[0], hd = a->i[1], half = hd / 2;
+    double theta = a->f[0];
+    pi0_mat pos = a->m[1];
+    for (int r = r0; r < r1; r++) {
+        int32_t p = *(const int32_t *)cpu_at(pos, pos.rows == 1 ? 0 : r, pos.rows == 1 ? r : 0);
+        float *x = F(0, r, 0);
+        for (int j = 0; j < half; j++) {
+            double ang = (double)p * pow(theta, -2.0 * j / hd);
+            float c = (float)cos(ang), s = (float)sin(ang);
+            for (int h = 0; h < nh; h++) {
+                float *xh = x + (size_t)h * hd;
+                float u = xh[j], v = xh[j + half];
+                xh[j] = u * c - v * s;
+                xh[j + half] = v * c + u * s;
+            }
+        }
+    }
+}
+
+int pi0__cpu_rope(cpu_dev *d, const cpu_args *a) {
+    par_rows(d, a, a->m[0].rows, a->m[0].cols * 8, rope_rows); /* sin/cos weigh more */
+    return PI0_OK;
+}
+
+// ---- attention ----
+
+#define ATT_TILE_ROWS 128 /* query rows (token, head) per tile */
+
+size_t pi0__cpu_attention_scratch(int n_k, int head_dim, int group) {
+    return (size_t)group * ((size_t)n_k + 2 * (size_t)head_dim);
+}
+
+typedef struct att_ctx {
+    cpu_dev *d;
+    const cpu_args *a;
+    int nq, nk, nh, nkv, hd, g, tile_tok, n_tiles;
+} att_ctx;
+
+static void att_task(void *ctx, int task, int thread) {
+    att_ctx *c = ctx;
+    const cpu_args *a = c->a;
+    int j = task / c->n_tiles, t0 = (task % c->n_tiles) * c->tile_tok;
+    int t1 = t0 + c->tile_tok < c->nq ? t0 + c->tile_tok : c->nq;
+    int hd = c->hd, g = c->g, nk = c->nk, rows = (t1 - t0) * g;
+    float *qs = cpu_scratch(c->d, thread);      /* [rows, hd] scaled queries */
+    float *sc = qs + (size_t)rows * hd;         /* [rows, nk] scores, then probabilities */
+    float *os = sc + (size_t)rows * nk;         /* [rows, hd] outputs */
+    pi0_mat q = a->m[1], k = a->m[2], v = a->m[3], out = a->m[0];
+    for (int t = t0; t < t1; t++)
+        for (int h = 0; h < g; h++)
+            row_scale(qs + ((size_t)(t - t0) * g + h) * hd, cpu_at(q, t, (j * g + h) * hd),
+                      a->f[0], hd);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, hd, 1.0f, qs, hd,
+                cpu_at(k, 0, j * hd), k.ld, 0.0f, sc, nk);
+    for (int r = 0; r < rows; r++) {
+        float *s = sc + (size_t)r * nk;
+        int t = t0 + r / g;
+        if (a->has_opt) {
+            if (a->m[4].dtype == PI0_U8)
+                row_mask_u8(s, cpu_at(a->m[4], t, 0), nk);
+            else
+                row_mask_f32(s, cpu_at(a->m[4], t, 0), nk);
+        }
+        float m = row_max(s, nk);
+        float sum = row_exp_sum(s, m, nk);
+        row_scale(s, s, 1.0f / sum, nk);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, nk, 1.0f, sc, nk,
+                cpu_at(v, 0, j * hd), v.ld, 0.0f, os, hd);
+    for (int t = t0; t < t1; t++)
+        memcpy(cpu_at(out, t, j * g * hd), os + (size_t)(t - t0) * g * hd,
+               (size_t)g * hd * sizeof(float));
+}
+
+int pi0__cpu_attention(cpu_dev *d, const cpu_args *a) {
+    att_ctx c = {.d = d, .a = a, .nq = a->m[1].rows, .nk = a->m[2].rows, .nh = a->i[0],
+                 .nkv = a->i[1], .hd = a->i[2]};
+    c.g = c.nh / c.nkv;
+    size_t per_tok = pi0__cpu_attention_scratch(c.nk, c.hd, c.g);
+    size_t fit = d->scratch_per_thread / sizeof(float) / per_tok;
+    int want = ATT_TILE_ROWS / c.g > 0 ? ATT_TILE_ROWS / c.g : 1;
+    c.tile_tok = fit < (size_t)want ? (int)fit : want;
+    if (c.tile_tok < 1)
+        return pi0_errorf(PI0_ENOMEM, "pi0_dev_attention: scratch too small for %d keys", c.nk);
+    /* enough tiles to keep every thread busy */
+    int min_tiles = d->n_threads * 2;
+    while (c.tile_tok > 1 && (long)c.nkv * ((c.nq + c.tile_tok - 1) / c.tile_tok) < min_tiles)
+        c.tile_tok = (c.tile_tok + 1) / 2;
+    c.n_tiles = (c.nq + c.tile_tok - 1) / c.tile_tok;
+    pi0__pool_run(&d->pool, att_task, &c, c.nkv * c.n_tiles);
+    return PI0_OK;
+}
+
+// ---- gather ----
+
+typedef struct gather_ctx {
+    const cpu_args *a;
+    atomic_int bad_row; /* first row with a bad id + 1, or 0 */
+} gather_ctx;
+
+static void gather_task(void *ctx, int t, int thread) {
+    gather_ctx *c = ctx;
+    const cpu_args *a = c->a;
+    const pi0_weight *w = a->w;
+    pi0_mat ids = a->m[1];
+    int n = a->m[0].rows, per = 64, r1 = (t + 1) * per < n ? (t + 1) * per : n;
+    for (int r = t * per; r < r1; r++) {
+        int32_t id = *(const int32_t *)cpu_at(ids, ids.rows == 1 ? 0 : r, ids.rows == 1 ? r : 0);
+        float *y = F(0, r, 0);
+        if (id < 0 || id >= w->n) {
+            memset(y, 0, (size_t)w->k * sizeof(float));
+            int expect = 0;
+            atomic_compare_exchange_strong(&c->bad_row, &expect, r + 1);
+            continue;
+        }
+        if (w->dtype == PI0_BF16)
+            row_bf16_to_f32(y, (const uint16_t *)w->impl + (size_t)id * (size_t)w->ld, a->f[0],
+                            w->k);
+        else
+            row_scale(y, (const float *)w->impl + (size_t)id * (size_t)w->ld, a->f[0], w->k);
+    }
+}
+
+int pi0__cpu_gather(cpu_dev *d, const cpu_args *a) {
+    gather_ctx c = {.a = a};
+    atomic_init(&c.bad_row, 0);
+    int n = a->m[0].rows;
+    pi0__pool_run(&d->pool, gather_task, &c, (n + 63) / 64);
+    int bad = atomic_load(&c.bad_row);
+    if (bad) {
+        pi0_mat ids = a->m[1];
+        int r = bad - 1;
+        int32_t id = *(const int32_t *)cpu_at(ids, ids.rows == 1 ? 0 : r, ids.rows == 1 ? r : 0);
+        return pi0_errorf(PI0_ERANGE, "pi0_dev_gather: ids[%d] = %d outside [0, %d)", r, id,
+                          a->w->n);
+    }
+    return PI0_OK;
+}

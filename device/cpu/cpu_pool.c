@@ -1,0 +1,114 @@
+/* cpu_pool.c — the cpu backend's persistent compute threads (no per-call thread creation). */
+#include <sched.h>
+#include <stdlib.h>
+
+#include "cpu.h"
+
+void pi0__pin_self(int cpu) {
+    if (cpu < 0) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set); /* best effort */
+}
+
+static void run_tasks(pi0__pool *p, int thread) {
+    for (;;) {
+        int t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
+        if (t >= p->n_tasks) break;
+        p->fn(p->ctx, t, thread);
+    }
+}
+
+typedef struct helper_arg {
+    pi0__pool *p;
+    int index; /* 1 .. n_threads-1 */
+} helper_arg;
+
+static void *helper_main(void *arg) {
+    helper_arg ha = *(helper_arg *)arg;
+    free(arg);
+    pi0__pool *p = ha.p;
+    if (p->cpus) pi0__pin_self(p->cpus[ha.index % p->n_cpus]);
+    uint64_t seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->gen == seen && !p->quit) pthread_cond_wait(&p->cv_work, &p->mu);
+        if (p->quit) break;
+        seen = p->gen;
+        pthread_mutex_unlock(&p->mu);
+        run_tasks(p, ha.index);
+        pthread_mutex_lock(&p->mu);
+        if (--p->running == 0) pthread_cond_signal(&p->cv_done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+int pi0__pool_init(pi0__pool *p, int n_threads, const int *cpus, int n_cpus) {
+    p->n_threads = n_threads;
+    p->gen = 0;
+    p->quit = 0;
+    p->running = 0;
+    p->cpus = cpus;
+    p->n_cpus = n_cpus;
+    atomic_init(&p->next, 0);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv_work, NULL);
+    pthread_cond_init(&p->cv_done, NULL);
+    p->helpers = NULL;
+    if (n_threads > 1) {
+        p->helpers = calloc((size_t)n_threads - 1, sizeof *p->helpers);
+        if (!p->helpers) return PI0_ENOMEM;
+    }
+    for (int i = 1; i < n_threads; i++) {
+        helper_arg *ha = malloc(sizeof *ha);
+        int rc = ha ? 0 : -1;
+        if (ha) {
+            ha->p = p;
+            ha->index = i;
+            rc = pthread_create(&p->helpers[i - 1], NULL, helper_main, ha);
+            if (rc) free(ha);
+        }
+        if (rc) {
+            p->n_threads = i; /* join the ones started */
+            pi0__pool_deinit(p);
+            return pi0_errorf(PI0_ENOMEM, "cpu: cannot start compute thread %d", i);
+        }
+    }
+    return PI0_OK;
+}
+
+void pi0__pool_deinit(pi0__pool *p) {
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->cv_work);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->n_threads; i++) pthread_join(p->helpers[i - 1], NULL);
+    free(p->helpers);
+    p->helpers = NULL;
+    pthread_cond_destroy(&p->cv_work);
+    pthread_cond_destroy(&p->cv_done);
+    pthread_mutex_destroy(&p->mu);
+}
+
+void pi0__pool_run(pi0__pool *p, pi0__task_fn fn, void *ctx, int n_tasks) {
+    if (n_tasks <= 0) return;
+    if (p->n_threads <= 1 || n_tasks == 1) {
+        for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n_tasks = n_tasks;
+    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+    p->running = p->n_threads - 1;
+    p->gen++;
+    pthread_cond_broadcast(&p->cv_work);
+    pthread_mutex_unlock(&p->mu); /* the unlock publishes fn/ctx/n_tasks to the helpers */
+    run_tasks(p, 0);
+    pthread_mutex_lock(&p->mu);
+    while (p->running > 0) pthread_cond_wait(&p->cv_done, &p->mu);
+    pthread_mutex_unlock(&p->mu); /* helpers' writes are visible after this lock */
+}

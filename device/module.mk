@@ -1,0 +1,22 @@
+# device/: the accelerator interface (pi0_device.h) and its backends (cpu: OpenBLAS + our
+# threads). DEVICE_OBJS is what a binary links to use the device; add DEVICE_LIBS to LDLIBS.
+DEVICE_SRCS := device/device.c device/cpu/cpu_backend.c device/cpu/cpu_pool.c \
+               device/cpu/cpu_kernels.c device/cpu/cpu_gemm.c
+DEVICE_OBJS := $(DEVICE_SRCS:%.c=$(OBJ)/%.o)
+DEVICE_LIBS := -lopenblas
+
+# the row loops are multiversioned (cpu_vec.h); -O3 lets GCC vectorize them
+$(OBJ)/device/cpu/cpu_kernels.o $(OBJ)/device/cpu/cpu_gemm.o: CFLAGS += -O3
+
+TEST_BINS += $(BUILD)/tests/test_device
+TEST_CMDS += $(BUILD)/tests/test_device
+BINS += $(BUILD)/pi0rt-bench
+BENCH_CMDS += $(BUILD)/pi0rt-bench kernels
+
+$(BUILD)/tests/test_device: $(OBJ)/tests/test_device.o $(DEVICE_OBJS) $(COMMON_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DEVICE_LIBS)
+
+$(BUILD)/pi0rt-bench: $(OBJ)/tests/bench/bench_kernels.o $(DEVICE_OBJS) $(COMMON_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DEVICE_LIBS)
