@@ -1141,7 +1141,7 @@ int pi0_tokenizer_decode(const pi0_tokenizer *t, const int32_t *ids, int n, char
     buf text = {0};
     uint8_t *bytes = malloc((size_t)n + 1);
     size_t nb = 0;
-    bool ok = bytes != NULL;
+    bool ok = bytes != NULL, bos_ws = true, bos_ws_seen = false;
     for (int i = 0; ok && i < n; i++) {
         int id = ids[i], ty = t->type[id];
         if (ty == PT_BYTE) {
@@ -1150,16 +1150,27 @@ int pi0_tokenizer_decode(const pi0_tokenizer *t, const int32_t *ids, int n, char
         }
         ok = flush_bytes(&text, bytes, nb);
         nb = 0;
-        if (!ok || ty == PT_CONTROL) continue;
+        if (!ok) continue;
+        if (ty == PT_CONTROL || ty == PT_UNKNOWN) {
+            if (bos_ws_seen || text.n > 0) bos_ws = false;
+            bos_ws_seen = false;
+        }
+        if (ty == PT_CONTROL) continue;
         if (ty == PT_UNKNOWN) {
             ok = buf_put(&text, t->unk_surface, strlen(t->unk_surface));
             continue;
         }
         const char *p = piece_str(t, id);
         size_t len = t->piece_len[id];
-        if (text.n == 0 && (t->add_dummy_prefix || t->remove_extra_ws) && len >= 3 &&
-            memcmp(p, kSpace, 3) == 0)
+        // Only the leading U+2581 of the first piece(s) is dropped: all of them while the
+        // text is empty with remove_extra_whitespaces, else the first one seen.
+        if (bos_ws_seen || text.n > 0) bos_ws = false;
+        bos_ws_seen = false;
+        if (bos_ws && (t->add_dummy_prefix || t->remove_extra_ws) && len >= 3 &&
+            memcmp(p, kSpace, 3) == 0) {
             p += 3, len -= 3;
+            bos_ws_seen = !t->remove_extra_ws;
+        }
         for (size_t k = 0; ok && k < len;) {
             if (len - k >= 3 && memcmp(p + k, kSpace, 3) == 0) {
                 ok = buf_put(&text, " ", 1);

@@ -2,6 +2,7 @@
  * format) and ids -> text. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +176,41 @@ static int run_one(const opts *o, const char *text, size_t len, int32_t **ids, i
     return 0;
 }
 
+/* Parses ids (separated by spaces, commas or newlines) from s, decodes, prints a line. */
+static int decode_line(const pi0_tokenizer *tok, const char *s, int32_t **ids, int *cap) {
+    int n = 0;
+    for (const char *p = s; *p;) {
+        while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n') p++;
+        if (!*p) break;
+        char *e;
+        long v = strtol(p, &e, 10);
+        if (e == p) {
+            fprintf(stderr, "pi0rt-tokenize: --decode: \"%s\" is not a list of ids\n", s);
+            return 2;
+        }
+        if (n == *cap) {
+            int32_t *q = realloc(*ids, sizeof *q * (size_t)*cap * 2);
+            if (!q) return fail("decode", pi0_errorf(PI0_ENOMEM, "out of memory"));
+            *ids = q;
+            *cap *= 2;
+        }
+        (*ids)[n++] = v < INT32_MIN ? INT32_MIN : v > INT32_MAX ? INT32_MAX : (int32_t)v;
+        p = e;
+    }
+    size_t len = 0;
+    int rc = pi0_tokenizer_decode(tok, *ids, n, NULL, 0, &len);
+    if (rc && rc != PI0_ERANGE) return fail("decode", rc);
+    char *text = malloc(len + 1);
+    if (!text) return fail("decode", pi0_errorf(PI0_ENOMEM, "out of memory"));
+    rc = pi0_tokenizer_decode(tok, *ids, n, text, len + 1, &len);
+    if (!rc) {
+        fwrite(text, 1, len, stdout);
+        putchar('\n');
+    }
+    free(text);
+    return rc ? fail("decode", rc) : 0;
+}
+
 int main(int argc, char **argv) {
     static const struct option lo[] = {
         {"model", required_argument, 0, 'm'},  {"format", required_argument, 0, 'f'},
@@ -257,42 +293,14 @@ int main(int argc, char **argv) {
         status = fail("alloc", pi0_errorf(PI0_ENOMEM, "out of memory"));
         goto out;
     }
+    if (decode && batch) {
+        size_t lcap = 0;
+        while (getline(&text, &lcap, stdin) >= 0)
+            if ((status = decode_line(tok, text, &ids, &cap))) goto out;
+        goto out;
+    }
     if (decode) {
-        int n = 0;
-        for (int i = optind; i < argc; i++)
-            for (char *p = argv[i], *e; *p;) {
-                long v = strtol(p, &e, 10);
-                if (e == p) {
-                    fprintf(stderr, "pi0rt-tokenize: --decode: \"%s\" is not an id\n", argv[i]);
-                    status = 2;
-                    goto out;
-                }
-                if (n == cap) {
-                    int32_t *q = realloc(ids, sizeof *q * (size_t)cap * 2);
-                    if (!q) {
-                        status = fail("alloc", pi0_errorf(PI0_ENOMEM, "out of memory"));
-                        goto out;
-                    }
-                    ids = q;
-                    cap *= 2;
-                }
-                ids[n++] = (int32_t)v;
-                p = e;
-                while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n') p++;
-            }
-        size_t len = 0;
-        rc = pi0_tokenizer_decode(tok, ids, n, NULL, 0, &len);
-        if (rc && rc != PI0_ERANGE) {
-            status = fail("decode", rc);
-            goto out;
-        }
-        text = malloc(len + 1);
-        if (!text || pi0_tokenizer_decode(tok, ids, n, text, len + 1, &len)) {
-            status = fail("decode", PI0_ENOMEM);
-            goto out;
-        }
-        fwrite(text, 1, len, stdout);
-        putchar('\n');
+        for (int i = optind; i < argc && !status; i++) status = decode_line(tok, argv[i], &ids, &cap);
         goto out;
     }
     if (batch) {
