@@ -340,16 +340,23 @@ int main(int argc, char **argv) {
             status = fail("encode", rc);
             goto out;
         }
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        for (long i = 0; i < bench; i++) run_one(&o, text, len, &ids, &cap, mask, false);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
+        // Best of 5 rounds of bench/5 calls (the machine is shared; the minimum is the
+        // least disturbed measurement).
+        double s = 1e30;
+        long per = bench / 5 > 0 ? bench / 5 : 1;
+        for (int round = 0; round < 5; round++) {
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            for (long i = 0; i < per; i++) run_one(&o, text, len, &ids, &cap, mask, false);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+            if (el < s) s = el;
+        }
         if (o.format == 0) pi0_tokenizer_encode(tok, text, len, ids, cap, &n_ids);
         else n_ids = o.max_len;
-        double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
         printf("{\"bench\":\"tokenize_%s\",\"model\":\"%s\",\"text_bytes\":%zu,\"ids\":%d,"
                "\"calls\":%ld,\"us_per_call\":%.3f}\n",
-               o.format == 0 ? "raw" : o.format == 1 ? "pi0" : "pi05", model, len, n_ids, bench,
-               s * 1e6 / (double)bench);
+               o.format == 0 ? "raw" : o.format == 1 ? "pi0" : "pi05", model, len, n_ids, per * 5,
+               s * 1e6 / (double)per);
         goto out;
     }
     if ((rc = run_one(&o, text, len, &ids, &cap, mask, true))) status = fail("encode", rc);
