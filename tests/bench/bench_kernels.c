@@ -1,0 +1,245 @@
+/* bench_kernels.c — pi0rt-bench: kernel benchmarks of the device backends.
+ *
+ *   pi0rt-bench kernels [--backend NAME] [--threads N] [--reps N] [--quick]
+ *       GEMM on the model's real shapes, f32 and bf16 weights, against a raw cblas_sgemm
+ *       (OpenBLAS with N threads) on the same shape measured in the same run, and
+ *       attention at the pi0 prefix and suffix shapes. One JSON object per line.
+ *   pi0rt-bench blas M N K [--threads N] [--reps N]
+ *       raw cblas_sgemm y[M,N] = x[M,K] · W[N,K]ᵀ (the baseline other benchmarks use).
+ *
+ * Timings are the best of --reps runs (default 5), runs of ours and of raw BLAS
+ * interleaved so both see the same machine load. */
+#include <cblas.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pi0_device.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: pi0rt-bench kernels [--backend NAME] [--threads N] [--reps N] [--quick]\n"
+            "       pi0rt-bench blas M N K [--threads N] [--reps N]\n"
+            "Kernel benchmarks: one JSON object per line. `kernels` times GEMM (f32 and bf16\n"
+            "weights) on pi0's shapes against raw cblas_sgemm in the same run, and attention;\n"
+            "`blas` times raw cblas_sgemm x[M,K]·W[N,K]^T. --threads defaults to all allowed\n"
+            "CPUs, --reps (best of) to 5; --quick runs the smallest shapes only.\n");
+}
+
+static float *frand(size_t n, float scale) {
+    float *p = aligned_alloc(64, (n * 4 + 63) & ~(size_t)63);
+    if (!p) {
+        fprintf(stderr, "pi0rt-bench: out of memory (%zu floats)\n", n);
+        exit(1);
+    }
+    uint32_t s = 12345;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        p[i] = ((float)(s >> 8) / 16777216.0f - 0.5f) * scale;
+    }
+    return p;
+}
+
+static int allowed_cpus(void) {
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+}
+
+static double raw_sgemm_s(int m, int n, int k, const float *x, const float *w, float *y,
+                          int threads) {
+    openblas_set_num_threads(threads);
+    double t0 = now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w, k, 0.0f, y, n);
+    double t = now() - t0;
+    openblas_set_num_threads(1); /* the cpu backend runs OpenBLAS single-threaded */
+    return t;
+}
+
+#define DIE(st, what)                                                          \
+    do {                                                                       \
+        if (st) {                                                              \
+            fprintf(stderr, "pi0rt-bench: %s: %s\n", what, pi0_last_error());  \
+            exit(1);                                                           \
+        }                                                                      \
+    } while (0)
+
+static int cmd_blas(int m, int n, int k, int threads, int reps) {
+    float *x = frand((size_t)m * k, 1), *w = frand((size_t)n * k, 1), *y = frand((size_t)m * n, 1);
+    raw_sgemm_s(m, n, k, x, w, y, threads); /* warm-up */
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t = raw_sgemm_s(m, n, k, x, w, y, threads);
+        if (t < best) best = t;
+    }
+    printf("{\"bench\":\"blas\",\"m\":%d,\"n\":%d,\"k\":%d,\"threads\":%d,\"gflops\":%.1f,"
+           "\"ms\":%.3f}\n",
+           m, n, k, threads, 2.0 * m * n * k / best * 1e-9, best * 1e3);
+    free(x), free(w), free(y);
+    return 0;
+}
+
+static void bench_gemm(pi0_dev *d, pi0_stream *s, int m, int n, int k, int threads, int reps,
+                       const char *group) {
+    float *x = frand((size_t)m * k, 1), *w = frand((size_t)n * k, 0.1f),
+          *y = frand((size_t)m * n, 1);
+    uint16_t *wb = malloc((size_t)n * k * 2);
+    if (!wb) exit(1);
+    for (size_t i = 0; i < (size_t)n * k; i++) wb[i] = pi0_f32_to_bf16(w[i]);
+    pi0_buf *bx, *by;
+    DIE(pi0_buf_alloc(d, (size_t)m * k * 4, &bx), "alloc");
+    DIE(pi0_buf_alloc(d, (size_t)m * n * 4, &by), "alloc");
+    DIE(pi0_dev_upload(s, bx, 0, x, (size_t)m * k * 4), "upload");
+    pi0_mat mx = pi0_mat_f32(bx, 0, m, k), my = pi0_mat_f32(by, 0, m, n);
+    double ours[2] = {1e30, 1e30}, raw = 1e30;
+    pi0_weight *W[2];
+    DIE(pi0_weight_create(d, w, PI0_F32, n, k, k, &W[0]), "weight");
+    DIE(pi0_weight_create(d, wb, PI0_BF16, n, k, k, &W[1]), "weight");
+    for (int t = 0; t < 2; t++) { /* warm-up */
+        DIE(pi0_dev_gemm(s, my, mx, W[t], NULL, PI0_ACT_NONE, 0), "gemm");
+        DIE(pi0_stream_sync(s), "sync");
+    }
+    raw_sgemm_s(m, n, k, x, w, y, threads);
+    for (int r = 0; r < reps; r++) {
+        for (int t = 0; t < 2; t++) {
+            double t0 = now();
+            DIE(pi0_dev_gemm(s, my, mx, W[t], NULL, PI0_ACT_NONE, 0), "gemm");
+            DIE(pi0_stream_sync(s), "sync");
+            double dt = now() - t0;
+            if (dt < ours[t]) ours[t] = dt;
+        }
+        double dt = raw_sgemm_s(m, n, k, x, w, y, threads);
+        if (dt < raw) raw = dt;
+    }
+    double fl = 2.0 * m * n * k * 1e-9, raw_g = fl / raw;
+    for (int t = 0; t < 2; t++)
+        printf("{\"bench\":\"gemm\",\"group\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d,\"wdtype\":\"%s\","
+               "\"gflops\":%.1f,\"blas_gflops\":%.1f,\"ratio\":%.3f,\"ms\":%.3f,"
+               "\"weight_mib\":%.1f,\"threads\":%d}\n",
+               group, m, n, k, t ? "bf16" : "f32", fl / ours[t], raw_g, raw / ours[t],
+               ours[t] * 1e3, (double)n * k * (t ? 2 : 4) / 1048576.0, threads);
+    fflush(stdout);
+    pi0_weight_destroy(W[0]);
+    pi0_weight_destroy(W[1]);
+    pi0_buf_free(bx);
+    pi0_buf_free(by);
+    free(x), free(w), free(y), free(wb);
+}
+
+static void bench_attention(pi0_dev *d, pi0_stream *s, int nq, int nk, int nh, int nkv, int hd,
+                            int reps, const char *group) {
+    float *q = frand((size_t)nq * nh * hd, 1), *k = frand((size_t)nk * nkv * hd, 1);
+    uint8_t *mask = malloc((size_t)nq * nk);
+    if (!mask) exit(1);
+    for (int t = 0; t < nq; t++) /* pi0 suffix style: prefix visible, then causal-ish */
+        for (int u = 0; u < nk; u++) mask[(size_t)t * nk + u] = u < nk - nq || u - (nk - nq) <= t;
+    pi0_buf *bq, *bk, *bo, *bm;
+    DIE(pi0_buf_alloc(d, (size_t)nq * nh * hd * 4, &bq), "alloc");
+    DIE(pi0_buf_alloc(d, (size_t)nk * nkv * hd * 4, &bk), "alloc");
+    DIE(pi0_buf_alloc(d, (size_t)nq * nh * hd * 4, &bo), "alloc");
+    DIE(pi0_buf_alloc(d, (size_t)nq * nk, &bm), "alloc");
+    DIE(pi0_dev_upload(s, bq, 0, q, (size_t)nq * nh * hd * 4), "upload");
+    DIE(pi0_dev_upload(s, bk, 0, k, (size_t)nk * nkv * hd * 4), "upload");
+    DIE(pi0_dev_upload(s, bm, 0, mask, (size_t)nq * nk), "upload");
+    pi0_mat mq = pi0_mat_f32(bq, 0, nq, nh * hd), mk = pi0_mat_f32(bk, 0, nk, nkv * hd),
+            mo = pi0_mat_f32(bo, 0, nq, nh * hd);
+    pi0_mat mm = {bm, 0, nq, nk, nk, PI0_U8};
+    double best = 1e30;
+    for (int r = 0; r <= reps; r++) {
+        double t0 = now();
+        DIE(pi0_dev_attention(s, mo, mq, mk, mk, &mm, nh, nkv, hd, 0.0625f), "attention");
+        DIE(pi0_stream_sync(s), "sync");
+        double dt = now() - t0;
+        if (r && dt < best) best = dt; /* run 0 is the warm-up */
+    }
+    double fl = 4.0 * nq * nk * nh * hd * 1e-9;
+    printf("{\"bench\":\"attention\",\"group\":\"%s\",\"n_q\":%d,\"n_k\":%d,\"heads\":%d,"
+           "\"kv_heads\":%d,\"head_dim\":%d,\"gflops\":%.1f,\"ms\":%.3f}\n",
+           group, nq, nk, nh, nkv, hd, fl / best, best * 1e3);
+    fflush(stdout);
+    pi0_buf_free(bq), pi0_buf_free(bk), pi0_buf_free(bo), pi0_buf_free(bm);
+    free(q), free(k), free(mask);
+}
+
+static int cmd_kernels(const char *backend, int threads, int reps, int quick) {
+    pi0_dev_opts o = {.n_threads = threads};
+    pi0_dev *d;
+    pi0_stream *s;
+    DIE(pi0_dev_open(backend, &o, &d), "open");
+    DIE(pi0_stream_create(d, &s), "stream");
+    static const struct {
+        int m, n, k;
+        const char *group;
+    } shapes[] = {
+        {51, 4096, 1024, "expert"},     {51, 1024, 4096, "expert"},
+        {51, 2560, 1024, "expert"},     {768, 4304, 1152, "siglip"},
+        {768, 1152, 4304, "siglip"},    {768, 3456, 1152, "siglip"},
+        {816, 16384, 2048, "gemma"},    {816, 2048, 16384, "gemma"},
+        {816, 2560, 2048, "gemma"},
+    };
+    int n_shapes = quick ? 3 : (int)(sizeof shapes / sizeof shapes[0]);
+    for (int i = 0; i < n_shapes; i++)
+        bench_gemm(d, s, shapes[i].m, shapes[i].n, shapes[i].k, threads, reps, shapes[i].group);
+    bench_attention(d, s, 51, 867, 8, 1, 256, reps, "suffix");
+    if (!quick) bench_attention(d, s, 816, 816, 8, 1, 256, reps, "prefix");
+    pi0_stream_destroy(s);
+    DIE(pi0_dev_close(d), "close");
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    int threads = allowed_cpus(), reps = 5, quick = 0, pos[3], npos = 0;
+    const char *backend = "cpu";
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--threads") && i + 1 < argc) {
+            threads = atoi(argv[++i]);
+        } else if (!strcmp(a, "--reps") && i + 1 < argc) {
+            reps = atoi(argv[++i]);
+        } else if (!strcmp(a, "--backend") && i + 1 < argc) {
+            backend = argv[++i];
+        } else if (!strcmp(a, "--quick")) {
+            quick = 1;
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (npos < 3 && a[0] >= '0' && a[0] <= '9') {
+            pos[npos++] = atoi(a);
+        } else {
+            fprintf(stderr, "pi0rt-bench: unknown argument \"%s\" (see --help)\n", a);
+            return 2;
+        }
+    }
+    if (threads < 1 || reps < 1) {
+        fprintf(stderr, "pi0rt-bench: --threads and --reps must be >= 1\n");
+        return 2;
+    }
+    if (!strcmp(argv[1], "blas")) {
+        if (npos != 3 || pos[0] < 1 || pos[1] < 1 || pos[2] < 1) {
+            fprintf(stderr, "pi0rt-bench blas: want three positive sizes M N K\n");
+            return 2;
+        }
+        return cmd_blas(pos[0], pos[1], pos[2], threads, reps);
+    }
+    if (!strcmp(argv[1], "kernels")) {
+        if (npos) {
+            fprintf(stderr, "pi0rt-bench kernels: unexpected size arguments\n");
+            return 2;
+        }
+        return cmd_kernels(backend, threads, reps, quick);
+    }
+    fprintf(stderr, "pi0rt-bench: unknown command \"%s\" (want kernels or blas; see --help)\n",
+            argv[1]);
+    return 2;
+}

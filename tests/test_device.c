@@ -1,0 +1,1057 @@
+/* test_device.c — the device interface, run on every built backend (pi0_dev_backends())
+ * against plain C references written from pi0_device.h / PI0-SPEC.md (double precision),
+ * in the spirit of ggml's test-backend-ops.
+ *
+ * Tolerances (per op, |got - ref| <= bound):
+ *   gemm        1e-5 * (1 + sum_l |x_l * w_l|) (+ the same on the bias/activation)
+ *   norms, elementwise, rope, gather            1e-5 * (1 + |ref|)
+ *   attention   2e-5 * (1 + max |v|)
+ *   bf16/f16 conversions                        exact */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "pi0_device.h"
+
+// ---- helpers ----
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static void rng_seed(uint64_t s) { rng_state = s * 0x9e3779b97f4a7c15ull + 1; }
+static uint32_t rng_u32(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+static float rnd(void) { return (float)((double)rng_u32() / 4294967296.0 * 2.0 - 1.0); }
+static void fill(float *x, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) x[i] = rnd() * scale;
+}
+static float *fnew(size_t n) {
+    float *p = calloc(n ? n : 1, sizeof(float));
+    if (!p) abort();
+    return p;
+}
+
+typedef struct env {
+    pi0_dev *d;
+    pi0_stream *s;
+    const char *name;
+} env;
+
+static int env_open(env *e, const char *name, const pi0_dev_opts *opts) {
+    memset(e, 0, sizeof *e);
+    e->name = name;
+    int st = pi0_dev_open(name, opts, &e->d);
+    CHECK_MSG(st == PI0_OK, "open %s: %s", name, pi0_last_error());
+    if (st) return st;
+    st = pi0_stream_create(e->d, &e->s);
+    CHECK_STATUS(st, PI0_OK);
+    return st;
+}
+
+static void env_close(env *e) {
+    pi0_stream_destroy(e->s);
+    CHECK_STATUS(pi0_dev_close(e->d), PI0_OK);
+}
+
+#define FOR_EACH_BACKEND(e)                                                   \
+    for (const char *const *bn_ = pi0_dev_backends(); *bn_; bn_++)            \
+        for (env e, *once_ = &e; once_ && env_open(&e, *bn_, NULL) == PI0_OK; \
+             env_close(&e), once_ = NULL)
+
+/* A device matrix in its own buffer, at a 64-byte offset, with row stride ld >= cols. */
+typedef struct dmat {
+    pi0_buf *b;
+    pi0_mat m;
+} dmat;
+
+static dmat dm_new(env *e, int rows, int cols, int ld, pi0_dtype t) {
+    dmat d;
+    size_t es = pi0_dtype_size(t), off = 64;
+    if (ld < cols) ld = cols;
+    CHECK_STATUS(pi0_buf_alloc(e->d, off + (size_t)rows * ld * es, &d.b), PI0_OK);
+    d.m = (pi0_mat){d.b, off, rows, cols, ld, t};
+    return d;
+}
+
+static void dm_put(env *e, dmat *d, const void *host) {
+    size_t es = pi0_dtype_size(d->m.dtype);
+    for (int r = 0; r < d->m.rows; r++)
+        CHECK_STATUS(pi0_dev_upload(e->s, d->b, d->m.off + (size_t)r * d->m.ld * es,
+                                    (const char *)host + (size_t)r * d->m.cols * es,
+                                    (size_t)d->m.cols * es),
+                     PI0_OK);
+}
+
+static void dm_get(env *e, dmat *d, void *host) {
+    size_t es = pi0_dtype_size(d->m.dtype);
+    for (int r = 0; r < d->m.rows; r++)
+        CHECK_STATUS(pi0_dev_download(e->s, (char *)host + (size_t)r * d->m.cols * es, d->b,
+                                      d->m.off + (size_t)r * d->m.ld * es,
+                                      (size_t)d->m.cols * es),
+                     PI0_OK);
+    CHECK_STATUS(pi0_stream_sync(e->s), PI0_OK);
+}
+
+static dmat dm_from(env *e, int rows, int cols, int ld, const float *host) {
+    dmat d = dm_new(e, rows, cols, ld, PI0_F32);
+    dm_put(e, &d, host);
+    return d;
+}
+
+static void dm_free(dmat *d) { pi0_buf_free(d->b); }
+
+/* Compares got with ref: |got-ref| <= tol[i] (tol NULL: atol + rtol*|ref|). Reports the
+ * first mismatch and the count; returns the number of mismatches. */
+static int compare(const char *what, const float *got, const double *ref, const double *tol,
+                   size_t n, double atol, double rtol) {
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double t = tol ? tol[i] : atol + rtol * fabs(ref[i]);
+        if (!(fabs((double)got[i] - ref[i]) <= t)) {
+            if (!bad)
+                fprintf(stderr, "  %s: first mismatch at %zu: got %.9g, want %.9g (tol %g)\n",
+                        what, i, (double)got[i], ref[i], t);
+            bad++;
+        }
+    }
+    if (bad) fprintf(stderr, "  %s: %d of %zu elements off\n", what, bad, n);
+    CHECK_MSG(bad == 0, "%s", what);
+    return bad;
+}
+
+static double ref_gelu(double x) {
+    return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+static double ref_silu(double x) { return x / (1.0 + exp(-x)); }
+
+// ---- backends and conversions ----
+
+static void test_backends_and_open(void) {
+    const char *const *names = pi0_dev_backends();
+    int has_cpu = 0;
+    for (const char *const *p = names; *p; p++) has_cpu |= strcmp(*p, "cpu") == 0;
+    CHECK(has_cpu);
+    pi0_dev *d = (pi0_dev *)1;
+    CHECK_STATUS(pi0_dev_open("tpu9000", NULL, &d), PI0_ENOTSUP);
+    CHECK(d == NULL);
+    CHECK(strstr(pi0_last_error(), "tpu9000") != NULL);
+    CHECK(strstr(pi0_last_error(), "cpu") != NULL);
+    CHECK_STATUS(pi0_dev_open(NULL, NULL, &d), PI0_EINVAL);
+    CHECK_STATUS(pi0_dev_open("cpu", NULL, NULL), PI0_EINVAL);
+    int bad_cpu = -1;
+    pi0_dev_opts o = {.n_threads = 2, .cpus = &bad_cpu, .n_cpus = 1};
+    CHECK_STATUS(pi0_dev_open("cpu", &o, &d), PI0_EINVAL);
+    CHECK_STATUS(pi0_dev_close(NULL), PI0_OK);
+    CHECK_EQ_INT(pi0_dtype_size(PI0_F32), 4);
+    CHECK_EQ_INT(pi0_dtype_size(PI0_BF16), 2);
+    CHECK_EQ_INT(pi0_dtype_size(PI0_U8), 1);
+    CHECK_EQ_STR(pi0_dtype_name(PI0_BF16), "bf16");
+    FOR_EACH_BACKEND(e) { CHECK_EQ_STR(pi0_dev_name(e.d), e.name); }
+}
+
+static float from_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static void test_bf16_conversion(void) {
+    CHECK_EQ_INT(pi0_f32_to_bf16(1.0f), 0x3f80);
+    CHECK_EQ_INT(pi0_f32_to_bf16(-2.0f), 0xc000);
+    CHECK_EQ_INT(pi0_f32_to_bf16(from_bits(0x3f808000)), 0x3f80); /* tie -> even (down) */
+    CHECK_EQ_INT(pi0_f32_to_bf16(from_bits(0x3f818000)), 0x3f82); /* tie -> even (up) */
+    CHECK_EQ_INT(pi0_f32_to_bf16(from_bits(0x3f808001)), 0x3f81); /* above the tie */
+    CHECK_EQ_INT(pi0_f32_to_bf16(from_bits(0x3f807fff)), 0x3f80); /* below the tie */
+    CHECK_EQ_INT(pi0_f32_to_bf16(from_bits(0xbf818000)), 0xbf82); /* negative tie */
+    CHECK_EQ_INT(pi0_f32_to_bf16(INFINITY), 0x7f80);
+    CHECK_EQ_INT(pi0_f32_to_bf16(-INFINITY), 0xff80);
+    CHECK_EQ_INT(pi0_f32_to_bf16(from_bits(0x7f7fffff)), 0x7f80); /* FLT_MAX rounds to Inf */
+    CHECK_EQ_INT(pi0_f32_to_bf16(0.0f), 0);
+    CHECK_EQ_INT(pi0_f32_to_bf16(-0.0f), 0x8000);
+    CHECK_EQ_INT(pi0_f32_to_bf16(from_bits(0x00008000)), 0x0000); /* subnormal tie -> even */
+    uint32_t nans[] = {0x7fc00000, 0x7f800001, 0xff800001, 0x7fffffff, 0x7f80ffff};
+    for (size_t i = 0; i < sizeof nans / sizeof nans[0]; i++) {
+        uint16_t h = pi0_f32_to_bf16(from_bits(nans[i]));
+        CHECK_MSG((h & 0x7f80) == 0x7f80 && (h & 0x7f) != 0 && (h & 0x40),
+                  "NaN %08x -> %04x is not a quiet NaN", nans[i], h);
+        CHECK_EQ_INT(h >> 15, nans[i] >> 31);
+    }
+    CHECK(isnan(pi0_bf16_to_f32(0x7fc0)));
+    CHECK(pi0_bf16_to_f32(0xff80) == -INFINITY);
+    /* every finite bf16 round-trips exactly; random f32 round to the nearest bf16 */
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        float f = pi0_bf16_to_f32((uint16_t)h);
+        if (isnan(f)) continue;
+        if (pi0_f32_to_bf16(f) != h) {
+            CHECK_MSG(0, "bf16 %04x does not round-trip", h);
+            break;
+        }
+    }
+    rng_seed(1);
+    for (int i = 0; i < 100000; i++) {
+        float f = from_bits(rng_u32() ^ (rng_u32() << 16));
+        if (!isfinite(f)) continue;
+        uint16_t h = pi0_f32_to_bf16(f);
+        double got = pi0_bf16_to_f32(h);
+        double lo = pi0_bf16_to_f32((uint16_t)(h - 1)), hi = pi0_bf16_to_f32((uint16_t)(h + 1));
+        /* no neighbour is strictly closer */
+        if (isfinite(got) && (fabs(lo - f) < fabs(got - f) || fabs(hi - f) < fabs(got - f))) {
+            CHECK_MSG(0, "f32 %.9g -> bf16 %04x is not the nearest", (double)f, h);
+            break;
+        }
+    }
+    /* f16 */
+    CHECK(pi0_f16_to_f32(0x3c00) == 1.0f);
+    CHECK(pi0_f16_to_f32(0xc000) == -2.0f);
+    CHECK(pi0_f16_to_f32(0x7bff) == 65504.0f);
+    CHECK(pi0_f16_to_f32(0x0001) == ldexpf(1.0f, -24));
+    CHECK(pi0_f16_to_f32(0x03ff) == ldexpf(1023.0f, -24));
+    CHECK(pi0_f16_to_f32(0x7c00) == INFINITY);
+    CHECK(pi0_f16_to_f32(0xfc00) == -INFINITY);
+    CHECK(isnan(pi0_f16_to_f32(0x7e00)));
+    CHECK(isnan(pi0_f16_to_f32(0x7c01)));
+    CHECK(signbit(pi0_f16_to_f32(0x8000)) && pi0_f16_to_f32(0x8000) == 0.0f);
+}
+
+// ---- GEMM ----
+
+static void ref_gemm(double *out, const float *y0, const float *x, const float *w,
+                     const float *bias, int act, int acc, int m, int n, int k, double *tol) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0, mag = 0;
+            for (int l = 0; l < k; l++) {
+                double p = (double)x[(size_t)i * k + l] * w[(size_t)j * k + l];
+                s += p;
+                mag += fabs(p);
+            }
+            if (bias) {
+                s += bias[j];
+                mag += fabs(bias[j]);
+            }
+            double t = 1e-5 * (1 + mag);
+            if (act == PI0_ACT_GELU_TANH) s = ref_gelu(s);
+            if (act == PI0_ACT_SILU) s = ref_silu(s);
+            if (acc) {
+                s += y0[(size_t)i * n + j];
+                t += 1e-6 * fabs(y0[(size_t)i * n + j]);
+            }
+            out[(size_t)i * n + j] = s;
+            tol[(size_t)i * n + j] = t;
+        }
+}
+
+static void gemm_case(env *e, int m, int n, int k, pi0_dtype wt, int use_bias, int act, int acc,
+                      int pad) {
+    char what[160];
+    snprintf(what, sizeof what, "%s gemm m=%d n=%d k=%d w=%s bias=%d act=%d acc=%d pad=%d",
+             e->name, m, n, k, pi0_dtype_name(wt), use_bias, act, acc, pad);
+    int ldw = k + pad;
+    float *x = fnew((size_t)m * k), *w = fnew((size_t)n * k), *b = fnew(n),
+          *y0 = fnew((size_t)m * n), *y = fnew((size_t)m * n);
+    double *ref = malloc((size_t)m * n * sizeof(double)), *tol = malloc((size_t)m * n * sizeof(double));
+    fill(x, (size_t)m * k, 1.0f);
+    fill(w, (size_t)n * k, 0.5f);
+    fill(b, n, 1.0f);
+    fill(y0, (size_t)m * n, 1.0f);
+    /* host weight in its dtype, with row stride ldw; w holds the exact values it stands for */
+    void *wh = calloc((size_t)n * ldw, wt == PI0_F32 ? 4 : 2);
+    for (int j = 0; j < n; j++)
+        for (int l = 0; l < k; l++) {
+            size_t i = (size_t)j * k + l, ih = (size_t)j * ldw + l;
+            if (wt == PI0_F32) {
+                ((float *)wh)[ih] = w[i];
+            } else if (wt == PI0_BF16) {
+                uint16_t h = pi0_f32_to_bf16(w[i]);
+                ((uint16_t *)wh)[ih] = h;
+                w[i] = pi0_bf16_to_f32(h);
+            } else { /* f16: w in [-0.5, 0.5] on a 2^-12 grid is exact in f16 */
+                int q = (int)lrintf(w[i] * 4096.0f);
+                w[i] = (float)q / 4096.0f;
+                uint16_t h = 0;
+                if (q) { /* |q| * 2^-12 = 1.man * 2^(e2-12) */
+                    int sg = q < 0, a = abs(q), e2 = 31 - __builtin_clz((unsigned)a);
+                    uint32_t man = (e2 <= 10 ? (uint32_t)a << (10 - e2) : (uint32_t)a >> (e2 - 10)) & 0x3ff;
+                    h = (uint16_t)((sg << 15) | ((e2 + 3) << 10) | (int)man);
+                }
+                ((uint16_t *)wh)[ih] = h;
+            }
+        }
+    pi0_weight *W;
+    CHECK_STATUS(pi0_weight_create(e->d, wh, wt, n, k, ldw, &W), PI0_OK);
+    dmat dx = dm_from(e, m, k, k + pad, x), dy = dm_from(e, m, n, n + pad, y0),
+         db = dm_from(e, 1, n, n, b);
+    int st = pi0_dev_gemm(e->s, dy.m, dx.m, W, use_bias ? &db.m : NULL, (pi0_act)act, acc);
+    CHECK_MSG(st == PI0_OK, "%s: %s", what, pi0_last_error());
+    dm_get(e, &dy, y);
+    ref_gemm(ref, y0, x, w, use_bias ? b : NULL, act, acc, m, n, k, tol);
+    compare(what, y, ref, tol, (size_t)m * n, 0, 0);
+    pi0_weight_destroy(W);
+    dm_free(&dx);
+    dm_free(&dy);
+    dm_free(&db);
+    free(wh);
+    free(x), free(w), free(b), free(y0), free(y), free(ref), free(tol);
+}
+
+static void test_gemm(void) {
+    FOR_EACH_BACKEND(e) {
+        rng_seed(2);
+        static const int shapes[][3] = {{1, 1, 1},   {1, 37, 19},  {7, 33, 65},   {3, 64, 1},
+                                        {51, 300, 257}, {64, 1030, 129}, {130, 17, 2050}};
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            for (int wt = 0; wt < 3; wt++) {
+                int m = shapes[i][0], n = shapes[i][1], k = shapes[i][2];
+                gemm_case(&e, m, n, k, (pi0_dtype)wt, 0, 0, 0, 0);
+                gemm_case(&e, m, n, k, (pi0_dtype)wt, 1, (int)(i % 3), (int)(i & 1), 3);
+            }
+        for (int act = 0; act < 3; act++)
+            for (int acc = 0; acc < 2; acc++) {
+                gemm_case(&e, 19, 77, 45, PI0_F32, 1, act, acc, 5);
+                gemm_case(&e, 19, 77, 45, PI0_BF16, act == 1, act, acc, 0);
+            }
+        /* larger than one column block and one bf16 k panel */
+        gemm_case(&e, 70, 2100, 1200, PI0_BF16, 1, PI0_ACT_GELU_TANH, 0, 0);
+        gemm_case(&e, 70, 2100, 1200, PI0_BF16, 1, PI0_ACT_SILU, 1, 0);
+        gemm_case(&e, 70, 2100, 300, PI0_F32, 1, PI0_ACT_GELU_TANH, 1, 7);
+    }
+}
+
+static void test_weight_memory(void) {
+    FOR_EACH_BACKEND(e) {
+        float w[6] = {1, 2, 3, 4, 5, 6};
+        uint16_t wb[6], wh[6] = {0x3c00, 0x4000, 0x4200, 0x4400, 0x4500, 0x4600};
+        for (int i = 0; i < 6; i++) wb[i] = pi0_f32_to_bf16(w[i]);
+        pi0_weight *a, *b, *c;
+        CHECK_STATUS(pi0_weight_create(e.d, w, PI0_F32, 2, 3, 3, &a), PI0_OK);
+        CHECK_STATUS(pi0_weight_create(e.d, wb, PI0_BF16, 2, 3, 3, &b), PI0_OK);
+        CHECK_STATUS(pi0_weight_create(e.d, wh, PI0_F16, 2, 3, 3, &c), PI0_OK);
+        if (strcmp(e.name, "cpu") == 0) { /* cpu borrows f32/bf16 in place */
+            CHECK_EQ_INT(pi0_weight_device_bytes(a), 0);
+            CHECK_EQ_INT(pi0_weight_device_bytes(b), 0);
+            CHECK_EQ_INT(pi0_weight_device_bytes(c), 6 * 4);
+        }
+        float x[3] = {1, 1, 1}, y[2];
+        dmat dx = dm_from(&e, 1, 3, 3, x), dy = dm_new(&e, 1, 2, 2, PI0_F32);
+        pi0_weight *ws[3] = {a, b, c};
+        for (int i = 0; i < 3; i++) {
+            CHECK_STATUS(pi0_dev_gemm(e.s, dy.m, dx.m, ws[i], NULL, PI0_ACT_NONE, 0), PI0_OK);
+            dm_get(&e, &dy, y);
+            CHECK_NEAR(y[0], 6, 0);
+            CHECK_NEAR(y[1], 15, 0);
+        }
+        if (strcmp(e.name, "cpu") == 0) { /* in place: no copy was taken */
+            w[0] = 101;
+            CHECK_STATUS(pi0_dev_gemm(e.s, dy.m, dx.m, a, NULL, PI0_ACT_NONE, 0), PI0_OK);
+            dm_get(&e, &dy, y);
+            CHECK_NEAR(y[0], 106, 0);
+        }
+        pi0_weight_destroy(a);
+        pi0_weight_destroy(b);
+        pi0_weight_destroy(c);
+        pi0_weight_destroy(NULL);
+        dm_free(&dx);
+        dm_free(&dy);
+    }
+}
+
+// ---- norms and elementwise ----
+
+typedef enum { K_LN, K_RMS, K_ADA, K_ADA_ROWS, K_GATED, K_GATED_ROWS } norm_kind;
+
+static void norm_case(env *e, norm_kind kind, int rows, int cols, int pad) {
+    char what[128];
+    snprintf(what, sizeof what, "%s norm kind=%d rows=%d cols=%d", e->name, kind, rows, cols);
+    size_t n = (size_t)rows * cols;
+    int prow = (kind == K_ADA_ROWS || kind == K_GATED_ROWS) ? rows : 1;
+    float *x = fnew(n), *p1 = fnew((size_t)prow * cols), *p2 = fnew((size_t)prow * cols),
+          *h = fnew(n), *y = fnew(n);
+    double *ref = malloc(n * sizeof(double));
+    fill(x, n, 3.0f);
+    for (size_t i = 0; i < n; i += 7) x[i] += 2.0f; /* a non-zero mean */
+    fill(p1, (size_t)prow * cols, 1.0f);
+    fill(p2, (size_t)prow * cols, 1.0f);
+    fill(h, n, 1.0f);
+    const double eps = 1e-6;
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * cols;
+        double mean = 0, ms = 0, var = 0;
+        for (int c = 0; c < cols; c++) mean += xr[c], ms += (double)xr[c] * xr[c];
+        mean /= cols;
+        ms /= cols;
+        for (int c = 0; c < cols; c++) var += (xr[c] - mean) * (xr[c] - mean);
+        var /= cols;
+        int pr = prow == 1 ? 0 : r;
+        for (int c = 0; c < cols; c++) {
+            double v = 0, a = p1[(size_t)pr * cols + c], b = p2[(size_t)pr * cols + c];
+            switch (kind) {
+            case K_LN: v = (xr[c] - mean) / sqrt(var + eps) * a + b; break;
+            case K_RMS: v = xr[c] / sqrt(ms + eps) * (1 + a); break;
+            case K_ADA:
+            case K_ADA_ROWS: v = xr[c] / sqrt(ms + eps) * (1 + a) + b; break;
+            case K_GATED:
+            case K_GATED_ROWS: v = h[(size_t)r * cols + c] + a * xr[c]; break;
+            }
+            ref[(size_t)r * cols + c] = v;
+        }
+    }
+    dmat dx = dm_from(e, rows, cols, cols + pad, x), dp1 = dm_from(e, prow, cols, cols, p1),
+         dp2 = dm_from(e, prow, cols, cols, p2), dy = dm_from(e, rows, cols, cols + pad, h);
+    int st = 0;
+    switch (kind) {
+    case K_LN: st = pi0_dev_layernorm(e->s, dy.m, dx.m, dp1.m, dp2.m, (float)eps); break;
+    case K_RMS: st = pi0_dev_rmsnorm(e->s, dy.m, dx.m, dp1.m, (float)eps); break;
+    case K_ADA:
+    case K_ADA_ROWS: st = pi0_dev_rmsnorm_ada(e->s, dy.m, dx.m, dp1.m, dp2.m, (float)eps); break;
+    case K_GATED:
+    case K_GATED_ROWS: st = pi0_dev_gated_add(e->s, dy.m, dp1.m, dx.m); break;
+    }
+    CHECK_MSG(st == PI0_OK, "%s: %s", what, pi0_last_error());
+    dm_get(e, &dy, y);
+    compare(what, y, ref, NULL, n, 1e-5, 1e-5);
+    if (kind == K_RMS || kind == K_LN) { /* in place: y aliases x */
+        st = kind == K_RMS ? pi0_dev_rmsnorm(e->s, dx.m, dx.m, dp1.m, (float)eps)
+                           : pi0_dev_layernorm(e->s, dx.m, dx.m, dp1.m, dp2.m, (float)eps);
+        CHECK_STATUS(st, PI0_OK);
+        dm_get(e, &dx, y);
+        compare(what, y, ref, NULL, n, 1e-5, 1e-5);
+    }
+    dm_free(&dx), dm_free(&dp1), dm_free(&dp2), dm_free(&dy);
+    free(x), free(p1), free(p2), free(h), free(y), free(ref);
+}
+
+static void test_norms(void) {
+    FOR_EACH_BACKEND(e) {
+        rng_seed(3);
+        static const int shapes[][2] = {{1, 1}, {1, 2048}, {5, 17}, {51, 1024}, {33, 1152}, {300, 96}};
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            for (int k = K_LN; k <= K_GATED_ROWS; k++)
+                norm_case(&e, (norm_kind)k, shapes[i][0], shapes[i][1], (int)i % 3);
+    }
+}
+
+typedef enum { E_GELU, E_SILU, E_SCALE, E_ADD, E_MUL, E_ADD_B, E_MUL_B, E_GEGLU } ew_kind;
+
+static void ew_case(env *e, ew_kind kind, int rows, int cols, int in_place) {
+    char what[128];
+    snprintf(what, sizeof what, "%s elementwise kind=%d rows=%d cols=%d in_place=%d", e->name,
+             kind, rows, cols, in_place);
+    size_t n = (size_t)rows * cols;
+    int brows = (kind == E_ADD_B || kind == E_MUL_B) ? 1 : rows;
+    float *a = fnew(n), *b = fnew((size_t)brows * cols), *y = fnew(n);
+    double *ref = malloc(n * sizeof(double));
+    fill(a, n, 6.0f);
+    fill(b, (size_t)brows * cols, 2.0f);
+    a[0] = 0;
+    if (n > 2) a[1] = -20, a[2] = 20;
+    const float alpha = 0.37f;
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            size_t i = (size_t)r * cols + c;
+            double av = a[i], bv = b[(size_t)(brows == 1 ? 0 : r) * cols + c], v = 0;
+            switch (kind) {
+            case E_GELU: v = ref_gelu(av); break;
+            case E_SILU: v = ref_silu(av); break;
+            case E_SCALE: v = av * alpha; break;
+            case E_ADD:
+            case E_ADD_B: v = av + bv; break;
+            case E_MUL:
+            case E_MUL_B: v = av * bv; break;
+            case E_GEGLU: v = ref_gelu(av) * bv; break;
+            }
+            ref[i] = v;
+        }
+    dmat da = dm_from(e, rows, cols, cols + 1, a), db = dm_from(e, brows, cols, cols, b),
+         dy = dm_new(e, rows, cols, cols, PI0_F32);
+    pi0_mat out = in_place ? da.m : dy.m;
+    int st = 0;
+    switch (kind) {
+    case E_GELU: st = pi0_dev_unary(e->s, PI0_UN_GELU_TANH, out, da.m, 0); break;
+    case E_SILU: st = pi0_dev_unary(e->s, PI0_UN_SILU, out, da.m, 0); break;
+    case E_SCALE: st = pi0_dev_unary(e->s, PI0_UN_SCALE, out, da.m, alpha); break;
+    case E_ADD:
+    case E_ADD_B: st = pi0_dev_binary(e->s, PI0_BIN_ADD, out, da.m, db.m); break;
+    case E_MUL:
+    case E_MUL_B: st = pi0_dev_binary(e->s, PI0_BIN_MUL, out, da.m, db.m); break;
+    case E_GEGLU: st = pi0_dev_geglu(e->s, out, da.m, db.m); break;
+    }
+    CHECK_MSG(st == PI0_OK, "%s: %s", what, pi0_last_error());
+    dm_get(e, in_place ? &da : &dy, y);
+    compare(what, y, ref, NULL, n, 1e-5, 1e-5);
+    dm_free(&da), dm_free(&db), dm_free(&dy);
+    free(a), free(b), free(y), free(ref);
+}
+
+static void test_elementwise(void) {
+    FOR_EACH_BACKEND(e) {
+        rng_seed(4);
+        static const int shapes[][2] = {{1, 1}, {1, 31}, {3, 1000}, {51, 4096}, {128, 257}};
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            for (int k = E_GELU; k <= E_GEGLU; k++)
+                for (int ip = 0; ip < 2; ip++)
+                    ew_case(&e, (ew_kind)k, shapes[i][0], shapes[i][1], ip);
+    }
+}
+
+// ---- RoPE ----
+
+static void rope_case(env *e, int tokens, int n_heads, int hd, int pos_col, int pad) {
+    char what[128];
+    snprintf(what, sizeof what, "%s rope tokens=%d heads=%d hd=%d", e->name, tokens, n_heads, hd);
+    int cols = n_heads * hd;
+    size_t n = (size_t)tokens * cols;
+    float *x = fnew(n), *y = fnew(n);
+    double *ref = malloc(n * sizeof(double));
+    int32_t *pos = malloc((size_t)tokens * sizeof *pos);
+    fill(x, n, 2.0f);
+    for (int t = 0; t < tokens; t++) pos[t] = t == 0 ? 0 : (int32_t)(rng_u32() % 1100);
+    const double theta = 10000.0;
+    for (int t = 0; t < tokens; t++)
+        for (int h = 0; h < n_heads; h++)
+            for (int j = 0; j < hd / 2; j++) {
+                double ang = pos[t] * pow(theta, -2.0 * j / hd);
+                size_t i0 = (size_t)t * cols + (size_t)h * hd + j, i1 = i0 + hd / 2;
+                ref[i0] = x[i0] * cos(ang) - x[i1] * sin(ang);
+                ref[i1] = x[i1] * cos(ang) + x[i0] * sin(ang);
+            }
+    dmat dx = dm_from(e, tokens, cols, cols + pad, x);
+    dmat dp = pos_col ? dm_new(e, tokens, 1, 1, PI0_I32) : dm_new(e, 1, tokens, tokens, PI0_I32);
+    dm_put(e, &dp, pos);
+    int st = pi0_dev_rope(e->s, dx.m, dp.m, n_heads, hd, (float)theta);
+    CHECK_MSG(st == PI0_OK, "%s: %s", what, pi0_last_error());
+    dm_get(e, &dx, y);
+    compare(what, y, ref, NULL, n, 1e-5, 1e-5);
+    dm_free(&dx), dm_free(&dp);
+    free(x), free(y), free(ref), free(pos);
+}
+
+static void test_rope(void) {
+    FOR_EACH_BACKEND(e) {
+        rng_seed(5);
+        rope_case(&e, 1, 1, 2, 0, 0);
+        rope_case(&e, 7, 3, 6, 1, 2);
+        rope_case(&e, 51, 8, 256, 0, 0);
+        rope_case(&e, 40, 1, 256, 1, 4);
+        rope_case(&e, 100, 2, 64, 0, 0);
+    }
+}
+
+// ---- attention ----
+
+typedef enum { M_NONE, M_U8, M_F32 } mask_kind;
+
+/* reference: the literal formula, per head, in double */
+static void ref_attention(double *out, const float *q, const float *k, const float *v,
+                          const uint8_t *mu8, const float *mf, int nq, int nk, int nh, int nkv,
+                          int hd, float scale) {
+    double *s = malloc((size_t)nk * sizeof(double));
+    int g = nh / nkv;
+    for (int t = 0; t < nq; t++)
+        for (int h = 0; h < nh; h++) {
+            int j = h / g;
+            double mx = -INFINITY, sum = 0;
+            for (int u = 0; u < nk; u++) {
+                double d = 0;
+                for (int c = 0; c < hd; c++)
+                    d += (double)q[(size_t)t * nh * hd + (size_t)h * hd + c] *
+                         k[(size_t)u * nkv * hd + (size_t)j * hd + c];
+                d *= scale;
+                if (mu8 && !mu8[(size_t)t * nk + u]) d = -2.3819763e38;
+                if (mf) {
+                    d += mf[(size_t)t * nk + u];
+                    if (d < -2.3819763e38) d = -2.3819763e38;
+                }
+                s[u] = d;
+                if (d > mx) mx = d;
+            }
+            for (int u = 0; u < nk; u++) sum += (s[u] = exp(s[u] - mx));
+            for (int c = 0; c < hd; c++) {
+                double o = 0;
+                for (int u = 0; u < nk; u++)
+                    o += s[u] / sum * v[(size_t)u * nkv * hd + (size_t)j * hd + c];
+                out[(size_t)t * nh * hd + (size_t)h * hd + c] = o;
+            }
+        }
+    free(s);
+}
+
+/* mask patterns: 0 random (~30% masked, some rows fully masked), 1 causal with the keys'
+ * first `off` always visible (suffix over prefix), 2 block (prefix | suffix, pi0 style),
+ * 3 padding (the last keys invalid, the last query rows fully masked) */
+static int mask_bit(int pattern, int t, int u, int nq, int nk) {
+    int off = nk - nq;
+    switch (pattern) {
+    case 0: return (t % 5 == 3) ? 0 : (rng_u32() % 10) >= 3;
+    case 1: return u < off || u - off <= t;
+    case 2: return u < off || t >= 1; /* query 0 (state token) sees only the prefix + itself */
+    case 3: return t < nq - 2 && u < nk - 3;
+    }
+    return 1;
+}
+
+static void att_case(env *e, int nq, int nk, int nh, int nkv, int hd, mask_kind mk, int pattern) {
+    char what[160];
+    snprintf(what, sizeof what, "%s attention nq=%d nk=%d heads=%d kv=%d hd=%d mask=%d/%d",
+             e->name, nq, nk, nh, nkv, hd, mk, pattern);
+    size_t nqe = (size_t)nq * nh * hd, nke = (size_t)nk * nkv * hd, nm = (size_t)nq * nk;
+    float *q = fnew(nqe), *k = fnew(nke), *v = fnew(nke), *o = fnew(nqe), *mf = fnew(nm);
+    uint8_t *mu = calloc(nm, 1);
+    double *ref = malloc(nqe * sizeof(double));
+    fill(q, nqe, 1.0f);
+    fill(k, nke, 1.0f);
+    fill(v, nke, 1.0f);
+    for (int t = 0; t < nq; t++)
+        for (int u = 0; u < nk; u++) {
+            int vis = mask_bit(pattern, t, u, nq, nk);
+            if (pattern == 2 && t == 0) vis = u <= nk - nq;
+            mu[(size_t)t * nk + u] = (uint8_t)(vis ? 1 + rng_u32() % 200 : 0);
+            /* f32: additive, with -inf and the finite masked value among the blocked ones */
+            mf[(size_t)t * nk + u] = vis ? rnd() : (u % 2 ? -INFINITY : -2.3819763e38f);
+        }
+    float scale = 1.0f / sqrtf((float)hd);
+    ref_attention(ref, q, k, v, mk == M_U8 ? mu : NULL, mk == M_F32 ? mf : NULL, nq, nk, nh, nkv,
+                  hd, scale);
+    dmat dq = dm_from(e, nq, nh * hd, nh * hd + 3, q), dk = dm_from(e, nk, nkv * hd, nkv * hd, k),
+         dv = dm_from(e, nk, nkv * hd, nkv * hd + 8, v), dout = dm_new(e, nq, nh * hd, nh * hd + 1, PI0_F32);
+    dmat dm = dm_new(e, nq, nk, nk + 5, mk == M_U8 ? PI0_U8 : PI0_F32);
+    if (mk == M_U8) dm_put(e, &dm, mu);
+    if (mk == M_F32) dm_put(e, &dm, mf);
+    int st = pi0_dev_attention(e->s, dout.m, dq.m, dk.m, dv.m, mk == M_NONE ? NULL : &dm.m, nh,
+                               nkv, hd, scale);
+    CHECK_MSG(st == PI0_OK, "%s: %s", what, pi0_last_error());
+    dm_get(e, &dout, o);
+    int finite = 1;
+    for (size_t i = 0; i < nqe; i++) finite &= isfinite(o[i]);
+    CHECK_MSG(finite, "%s: non-finite output", what);
+    compare(what, o, ref, NULL, nqe, 2e-5, 0);
+    /* a fully masked row is the mean of v over all keys */
+    if (mk == M_U8)
+        for (int t = 0; t < nq; t++) {
+            int any = 0;
+            for (int u = 0; u < nk; u++) any |= mu[(size_t)t * nk + u];
+            if (any) continue;
+            for (int h = 0; h < nh; h++)
+                for (int c = 0; c < hd; c++) {
+                    double mean = 0;
+                    for (int u = 0; u < nk; u++)
+                        mean += v[(size_t)u * nkv * hd + (size_t)(h / (nh / nkv)) * hd + c];
+                    mean /= nk;
+                    if (fabs(o[(size_t)t * nh * hd + (size_t)h * hd + c] - mean) > 2e-5) {
+                        CHECK_MSG(0, "%s: fully masked row %d head %d is not the mean of v", what,
+                                  t, h);
+                        t = nq, h = nh, c = hd;
+                    }
+                }
+        }
+    dm_free(&dq), dm_free(&dk), dm_free(&dv), dm_free(&dout), dm_free(&dm);
+    free(q), free(k), free(v), free(o), free(mf), free(mu), free(ref);
+}
+
+static void test_attention(void) {
+    FOR_EACH_BACKEND(e) {
+        rng_seed(6);
+        att_case(&e, 1, 1, 1, 1, 4, M_NONE, 0);
+        att_case(&e, 1, 9, 2, 1, 8, M_U8, 1);
+        att_case(&e, 5, 9, 4, 4, 8, M_U8, 0);       /* MHA, random mask, fully masked rows */
+        att_case(&e, 5, 9, 4, 4, 8, M_F32, 0);      /* additive mask with -inf */
+        att_case(&e, 17, 23, 8, 1, 16, M_U8, 1);    /* MQA, causal suffix over prefix */
+        att_case(&e, 17, 23, 8, 1, 16, M_F32, 1);
+        att_case(&e, 6, 10, 4, 2, 8, M_U8, 2);      /* GQA, block mask */
+        att_case(&e, 40, 40, 8, 1, 32, M_U8, 3);    /* prefix with padding */
+        att_case(&e, 13, 53, 8, 1, 32, M_U8, 2);    /* suffix over prefix + suffix */
+        att_case(&e, 11, 7, 3, 1, 5, M_NONE, 0);    /* n_q > n_k, odd sizes */
+        att_case(&e, 300, 301, 8, 1, 64, M_U8, 1);  /* several tiles */
+        att_case(&e, 51, 867, 8, 1, 256, M_U8, 2);  /* pi0 suffix shape */
+    }
+}
+
+// ---- gather ----
+
+static void test_gather(void) {
+    FOR_EACH_BACKEND(e) {
+        rng_seed(7);
+        const int vocab = 1000, width = 300, n = 70;
+        float *tab = fnew((size_t)vocab * width), *y = fnew((size_t)n * width);
+        uint16_t *tb = malloc((size_t)vocab * width * 2);
+        fill(tab, (size_t)vocab * width, 1.0f);
+        for (size_t i = 0; i < (size_t)vocab * width; i++) {
+            tb[i] = pi0_f32_to_bf16(tab[i]);
+        }
+        int32_t ids[70];
+        for (int i = 0; i < n; i++) ids[i] = (int32_t)(rng_u32() % vocab);
+        ids[0] = 0, ids[1] = vocab - 1, ids[2] = ids[3];
+        double *ref = malloc((size_t)n * width * sizeof(double));
+        const float scale = 45.254833f; /* sqrt(2048), Gemma's embedding scale */
+        for (int t = 0; t < 2; t++) {
+            pi0_weight *W;
+            CHECK_STATUS(pi0_weight_create(e.d, t ? (void *)tb : (void *)tab,
+                                           t ? PI0_BF16 : PI0_F32, vocab, width, width, &W),
+                         PI0_OK);
+            for (int i = 0; i < n; i++)
+                for (int c = 0; c < width; c++) {
+                    size_t s = (size_t)ids[i] * width + c;
+                    ref[(size_t)i * width + c] =
+                        (t ? (double)pi0_bf16_to_f32(tb[s]) : (double)tab[s]) * scale;
+                }
+            dmat dy = dm_new(&e, n, width, width + 2, PI0_F32), di = dm_new(&e, 1, n, n, PI0_I32);
+            dm_put(&e, &di, ids);
+            CHECK_STATUS(pi0_dev_gather(e.s, dy.m, W, di.m, scale), PI0_OK);
+            dm_get(&e, &dy, y);
+            compare(t ? "gather bf16" : "gather f32", y, ref, NULL, (size_t)n * width, 1e-5,
+                    1e-6);
+            /* an id out of range: PI0_ERANGE at the next sync, that row zero, others done */
+            int32_t bad[2] = {5, vocab};
+            dmat dy2 = dm_new(&e, 2, width, width, PI0_F32), db = dm_new(&e, 2, 1, 1, PI0_I32);
+            dm_put(&e, &db, bad);
+            CHECK_STATUS(pi0_stream_sync(e.s), PI0_OK);
+            CHECK_STATUS(pi0_dev_gather(e.s, dy2.m, W, db.m, 1.0f), PI0_OK);
+            CHECK_STATUS(pi0_stream_sync(e.s), PI0_ERANGE);
+            CHECK(strstr(pi0_last_error(), "1000") != NULL);
+            CHECK_STATUS(pi0_stream_sync(e.s), PI0_OK); /* cleared */
+            float y2[600];
+            dm_get(&e, &dy2, y2);
+            int zero = 1;
+            for (int c = 0; c < width; c++) zero &= y2[width + c] == 0.0f;
+            CHECK(zero);
+            CHECK_NEAR(y2[0], t ? pi0_bf16_to_f32(tb[5 * width]) : tab[5 * width], 0);
+            pi0_weight_destroy(W);
+            dm_free(&dy), dm_free(&di), dm_free(&dy2), dm_free(&db);
+        }
+        free(tab), free(tb), free(y), free(ref);
+    }
+}
+
+// ---- streams and events ----
+
+/* upload -> kernel -> download, double-buffered host staging and device buffers, with
+ * no sync inside the loop: host slots are reused only after the event of their copy. */
+static void test_stream_order_double_buffer(void) {
+    FOR_EACH_BACKEND(e) {
+        enum { N = 64, W = 4096, ITERS = 40 };
+        float *stage[2] = {fnew(N * W), fnew(N * W)}, *out = fnew((size_t)ITERS * N * W);
+        dmat dev[2] = {dm_new(&e, N, W, W, PI0_F32), dm_new(&e, N, W, W, PI0_F32)};
+        pi0_event *ev[2];
+        CHECK_STATUS(pi0_event_create(e.d, &ev[0]), PI0_OK);
+        CHECK_STATUS(pi0_event_create(e.d, &ev[1]), PI0_OK);
+        CHECK_STATUS(pi0_event_sync(ev[0]), PI0_OK); /* never recorded: immediate */
+        CHECK_EQ_INT(pi0_event_done(ev[0]), 1);
+        for (int it = 0; it < ITERS; it++) {
+            int s = it % 2;
+            CHECK_STATUS(pi0_event_sync(ev[s]), PI0_OK); /* slot s free again */
+            for (int i = 0; i < N * W; i++) stage[s][i] = (float)(it * 1000 + i % 997);
+            CHECK_STATUS(pi0_dev_upload(e.s, dev[s].b, dev[s].m.off, stage[s],
+                                        (size_t)N * W * 4),
+                         PI0_OK);
+            CHECK_STATUS(pi0_dev_unary(e.s, PI0_UN_SCALE, dev[s].m, dev[s].m, 2.0f), PI0_OK);
+            CHECK_STATUS(pi0_dev_download(e.s, out + (size_t)it * N * W, dev[s].b, dev[s].m.off,
+                                          (size_t)N * W * 4),
+                         PI0_OK);
+            CHECK_STATUS(pi0_event_record(ev[s], e.s), PI0_OK);
+        }
+        CHECK_STATUS(pi0_stream_sync(e.s), PI0_OK);
+        CHECK_EQ_INT(pi0_event_done(ev[0]), 1);
+        int bad = 0;
+        for (int it = 0; it < ITERS && !bad; it++)
+            for (int i = 0; i < N * W; i++)
+                if (out[(size_t)it * N * W + i] != 2.0f * (float)(it * 1000 + i % 997)) {
+                    CHECK_MSG(0, "iteration %d element %d: %g", it, i,
+                              (double)out[(size_t)it * N * W + i]);
+                    bad = 1;
+                    break;
+                }
+        pi0_event_destroy(ev[0]);
+        pi0_event_destroy(ev[1]);
+        pi0_event_destroy(NULL);
+        dm_free(&dev[0]), dm_free(&dev[1]);
+        free(stage[0]), free(stage[1]), free(out);
+    }
+}
+
+/* stream A: a long chain of adds, then an event; stream B waits on it, then reads. */
+static void test_events_two_streams(void) {
+    FOR_EACH_BACKEND(e) {
+        enum { R = 256, C = 1024, STEPS = 30 };
+        pi0_stream *b;
+        pi0_event *ev;
+        CHECK_STATUS(pi0_stream_create(e.d, &b), PI0_OK);
+        CHECK_STATUS(pi0_event_create(e.d, &ev), PI0_OK);
+        float *zeros = fnew(R * C), *ones = fnew(R * C), *res = fnew(R * C);
+        for (int i = 0; i < R * C; i++) ones[i] = 1.0f;
+        dmat x = dm_new(&e, R, C, C, PI0_F32), one = dm_new(&e, R, C, C, PI0_F32),
+             y = dm_new(&e, R, C, C, PI0_F32);
+        dm_put(&e, &x, zeros);
+        dm_put(&e, &one, ones);
+        for (int i = 0; i < STEPS; i++)
+            CHECK_STATUS(pi0_dev_binary(e.s, PI0_BIN_ADD, x.m, x.m, one.m), PI0_OK);
+        CHECK_STATUS(pi0_event_record(ev, e.s), PI0_OK);
+        CHECK_STATUS(pi0_stream_wait_event(b, ev), PI0_OK);
+        CHECK_STATUS(pi0_dev_unary(b, PI0_UN_SCALE, y.m, x.m, 2.0f), PI0_OK);
+        CHECK_STATUS(pi0_dev_download(b, res, y.b, y.m.off, (size_t)R * C * 4), PI0_OK);
+        CHECK_STATUS(pi0_stream_sync(b), PI0_OK);
+        CHECK_EQ_INT(pi0_event_done(ev), 1);
+        int ok = 1;
+        for (int i = 0; i < R * C; i++) ok &= res[i] == 2.0f * STEPS;
+        CHECK_MSG(ok, "stream B ran before the event: res[0] = %g", (double)res[0]);
+        /* event_sync blocks until the record executed */
+        for (int i = 0; i < STEPS; i++)
+            CHECK_STATUS(pi0_dev_binary(e.s, PI0_BIN_ADD, x.m, x.m, one.m), PI0_OK);
+        CHECK_STATUS(pi0_event_record(ev, e.s), PI0_OK);
+        CHECK_STATUS(pi0_dev_download(e.s, res, x.b, x.m.off, (size_t)R * C * 4), PI0_OK);
+        CHECK_STATUS(pi0_event_sync(ev), PI0_OK);
+        CHECK_STATUS(pi0_stream_sync(e.s), PI0_OK);
+        CHECK_NEAR(res[R * C - 1], 2.0 * STEPS, 0);
+        pi0_event_destroy(ev);
+        pi0_stream_destroy(b);
+        dm_free(&x), dm_free(&one), dm_free(&y);
+        free(zeros), free(ones), free(res);
+    }
+}
+
+/* far more operations than the queue holds, without a sync: enqueue waits for space */
+static void test_queue_full(void) {
+    FOR_EACH_BACKEND(e) {
+        float v = 0, one = 1;
+        dmat x = dm_new(&e, 1, 1, 1, PI0_F32), o = dm_new(&e, 1, 1, 1, PI0_F32);
+        dm_put(&e, &x, &v);
+        dm_put(&e, &o, &one);
+        for (int i = 0; i < 5000; i++)
+            CHECK_STATUS(pi0_dev_binary(e.s, PI0_BIN_ADD, x.m, x.m, o.m), PI0_OK);
+        dm_get(&e, &x, &v);
+        CHECK_NEAR(v, 5000, 0);
+        dm_free(&x), dm_free(&o);
+    }
+}
+
+static void test_copy_and_views(void) {
+    FOR_EACH_BACKEND(e) {
+        pi0_buf *a, *b;
+        CHECK_STATUS(pi0_buf_alloc(e.d, 1000, &a), PI0_OK);
+        CHECK_STATUS(pi0_buf_alloc(e.d, 1000, &b), PI0_OK);
+        CHECK_EQ_INT(pi0_buf_size(a), 1000);
+        unsigned char in[1000], out[1000];
+        for (int i = 0; i < 1000; i++) in[i] = (unsigned char)(i * 7);
+        CHECK_STATUS(pi0_dev_upload(e.s, a, 0, in, 1000), PI0_OK);
+        CHECK_STATUS(pi0_dev_copy(e.s, b, 100, a, 3, 897), PI0_OK);
+        CHECK_STATUS(pi0_dev_download(e.s, out, b, 100, 897), PI0_OK);
+        CHECK_STATUS(pi0_stream_sync(e.s), PI0_OK);
+        CHECK(memcmp(out, in + 3, 897) == 0);
+        /* a sub-view: scale rows 1..2, cols 2..4 of a 4x6 matrix in place */
+        float m[24], r[24];
+        for (int i = 0; i < 24; i++) m[i] = (float)i;
+        CHECK_STATUS(pi0_dev_upload(e.s, a, 0, m, sizeof m), PI0_OK);
+        pi0_mat full = pi0_mat_f32(a, 0, 4, 6), sub = pi0_mat_sub(full, 1, 2, 2, 3);
+        CHECK_STATUS(pi0_dev_unary(e.s, PI0_UN_SCALE, sub, sub, -1.0f), PI0_OK);
+        CHECK_STATUS(pi0_dev_download(e.s, r, a, 0, sizeof r), PI0_OK);
+        CHECK_STATUS(pi0_stream_sync(e.s), PI0_OK);
+        for (int i = 0; i < 24; i++) {
+            int row = i / 6, col = i % 6, in_sub = row >= 1 && row <= 2 && col >= 2 && col <= 4;
+            CHECK_NEAR(r[i], in_sub ? -m[i] : m[i], 0);
+        }
+        pi0_buf_free(a);
+        pi0_buf_free(b);
+        pi0_buf_free(NULL);
+    }
+}
+
+// ---- bad arguments, lifetimes, options ----
+
+static void test_bad_arguments(void) {
+    FOR_EACH_BACKEND(e) {
+        pi0_buf *b;
+        CHECK_STATUS(pi0_buf_alloc(e.d, 4096, &b), PI0_OK);
+        pi0_buf *nb = (pi0_buf *)1;
+        CHECK_STATUS(pi0_buf_alloc(e.d, 0, &nb), PI0_EINVAL);
+        CHECK(nb == NULL);
+        float w[12] = {0};
+        pi0_weight *W, *nw = NULL;
+        CHECK_STATUS(pi0_weight_create(e.d, w, PI0_F32, 3, 4, 4, &W), PI0_OK);
+        CHECK_STATUS(pi0_weight_create(e.d, w, PI0_I32, 3, 4, 4, &nw), PI0_ETYPE);
+        CHECK_STATUS(pi0_weight_create(e.d, w, PI0_F32, 3, 4, 3, &nw), PI0_ESHAPE);
+        CHECK_STATUS(pi0_weight_create(e.d, NULL, PI0_F32, 3, 4, 4, &nw), PI0_EINVAL);
+        CHECK_STATUS(pi0_weight_create(e.d, w, PI0_F32, 0, 4, 4, &nw), PI0_ESHAPE);
+        pi0_mat x = pi0_mat_f32(b, 0, 2, 4), y = pi0_mat_f32(b, 1024, 2, 3);
+        /* gemm */
+        CHECK_STATUS(pi0_dev_gemm(e.s, y, x, W, NULL, PI0_ACT_NONE, 0), PI0_OK);
+        CHECK_STATUS(pi0_dev_gemm(NULL, y, x, W, NULL, PI0_ACT_NONE, 0), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_gemm(e.s, y, x, NULL, NULL, PI0_ACT_NONE, 0), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_gemm(e.s, y, pi0_mat_f32(b, 0, 2, 5), W, NULL, 0, 0), PI0_ESHAPE);
+        CHECK(strstr(pi0_last_error(), "k=4") != NULL);
+        CHECK_STATUS(pi0_dev_gemm(e.s, pi0_mat_f32(b, 1024, 2, 4), x, W, NULL, 0, 0), PI0_ESHAPE);
+        CHECK_STATUS(pi0_dev_gemm(e.s, pi0_mat_f32(b, 1024, 3, 3), x, W, NULL, 0, 0), PI0_ESHAPE);
+        pi0_mat xu8 = x;
+        xu8.dtype = PI0_U8;
+        CHECK_STATUS(pi0_dev_gemm(e.s, y, xu8, W, NULL, 0, 0), PI0_ETYPE);
+        CHECK_STATUS(pi0_dev_gemm(e.s, pi0_mat_f32(b, 4088, 2, 3), x, W, NULL, 0, 0), PI0_ERANGE);
+        CHECK_STATUS(pi0_dev_gemm(e.s, pi0_mat_f32(b, 1026, 2, 3), x, W, NULL, 0, 0), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_gemm(e.s, pi0_mat_f32(b, 16, 2, 3), x, W, NULL, 0, 0), PI0_EINVAL);
+        pi0_mat bias = pi0_mat_f32(b, 2048, 1, 4);
+        CHECK_STATUS(pi0_dev_gemm(e.s, y, x, W, &bias, 0, 0), PI0_ESHAPE);
+        CHECK_STATUS(pi0_dev_gemm(e.s, y, x, W, NULL, (pi0_act)9, 0), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_gemm(e.s, y, x, W, NULL, 0, 2), PI0_EINVAL);
+        pi0_mat nobuf = x;
+        nobuf.buf = NULL;
+        CHECK_STATUS(pi0_dev_gemm(e.s, y, nobuf, W, NULL, 0, 0), PI0_EINVAL);
+        pi0_mat badld = x;
+        badld.ld = 3;
+        CHECK_STATUS(pi0_dev_gemm(e.s, y, badld, W, NULL, 0, 0), PI0_ESHAPE);
+        /* norms / elementwise */
+        pi0_mat r1 = pi0_mat_f32(b, 2048, 1, 4), r5 = pi0_mat_f32(b, 2048, 1, 5);
+        CHECK_STATUS(pi0_dev_rmsnorm(e.s, x, x, r5, 1e-6f), PI0_ESHAPE);
+        CHECK_STATUS(pi0_dev_rmsnorm(e.s, x, x, r1, -1.0f), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_layernorm(e.s, y, x, r1, r1, 1e-6f), PI0_ESHAPE);
+        CHECK_STATUS(pi0_dev_rmsnorm_ada(e.s, x, x, pi0_mat_f32(b, 2048, 3, 4), r1, 1e-6f),
+                     PI0_ESHAPE);
+        CHECK_STATUS(pi0_dev_gated_add(e.s, x, r5, x), PI0_ESHAPE);
+        CHECK_STATUS(pi0_dev_gated_add(e.s, x, r1, x), PI0_EINVAL); /* h aliases x */
+        CHECK_STATUS(pi0_dev_unary(e.s, (pi0_unop)0, x, x, 1), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_unary(e.s, PI0_UN_SCALE, pi0_mat_f32(b, 4, 2, 4), x, 1), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_binary(e.s, (pi0_binop)7, x, x, x), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_binary(e.s, PI0_BIN_ADD, x, x, pi0_mat_f32(b, 2048, 2, 3)), PI0_ESHAPE);
+        CHECK_STATUS(pi0_dev_geglu(e.s, x, x, x), PI0_EINVAL);
+        /* rope */
+        pi0_mat pos = {b, 3072, 1, 2, 2, PI0_I32};
+        CHECK_STATUS(pi0_dev_rope(e.s, x, pos, 1, 4, 10000.f), PI0_OK);
+        CHECK_STATUS(pi0_dev_rope(e.s, x, pos, 1, 3, 10000.f), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_rope(e.s, x, pos, 2, 4, 10000.f), PI0_ESHAPE);
+        CHECK_STATUS(pi0_dev_rope(e.s, x, pi0_mat_f32(b, 3072, 1, 2), 1, 4, 10000.f), PI0_ETYPE);
+        pi0_mat pos3 = pos;
+        pos3.cols = pos3.ld = 3;
+        CHECK_STATUS(pi0_dev_rope(e.s, x, pos3, 1, 4, 10000.f), PI0_ESHAPE);
+        /* attention: q [2, 2*2], k/v [3, 1*2] */
+        pi0_mat q = pi0_mat_f32(b, 0, 2, 4), k = pi0_mat_f32(b, 512, 3, 2),
+                v = pi0_mat_f32(b, 768, 3, 2), o = pi0_mat_f32(b, 1024, 2, 4);
+        pi0_mat m8 = {b, 3200, 2, 3, 3, PI0_U8}, m8bad = {b, 3200, 3, 2, 2, PI0_U8};
+        pi0_mat mi32 = {b, 3200, 2, 3, 3, PI0_I32};
+        CHECK_STATUS(pi0_dev_attention(e.s, o, q, k, v, &m8, 2, 1, 2, 0.7f), PI0_OK);
+        CHECK_STATUS(pi0_dev_attention(e.s, o, q, k, v, NULL, 2, 1, 2, 0.7f), PI0_OK);
+        CHECK_STATUS(pi0_dev_attention(e.s, o, q, k, v, &m8bad, 2, 1, 2, 0.7f), PI0_ESHAPE);
+        CHECK_STATUS(pi0_dev_attention(e.s, o, q, k, v, &mi32, 2, 1, 2, 0.7f), PI0_ETYPE);
+        CHECK_STATUS(pi0_dev_attention(e.s, o, q, k, v, NULL, 3, 2, 2, 0.7f), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_attention(e.s, o, q, k, v, NULL, 2, 1, 3, 0.7f), PI0_ESHAPE);
+        CHECK_STATUS(pi0_dev_attention(e.s, o, q, pi0_mat_f32(b, 512, 2, 2), v, NULL, 2, 1, 2,
+                                       0.7f), PI0_ESHAPE);
+        CHECK_STATUS(pi0_dev_attention(e.s, q, q, k, v, NULL, 2, 1, 2, 0.7f), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_attention(e.s, o, q, k, v, NULL, 2, 1, 2, NAN), PI0_EINVAL);
+        /* gather */
+        pi0_mat ids = {b, 3072, 1, 2, 2, PI0_I32};
+        CHECK_STATUS(pi0_dev_gather(e.s, x, W, ids, 1.0f), PI0_OK);
+        CHECK_STATUS(pi0_dev_gather(e.s, y, W, ids, 1.0f), PI0_ESHAPE);
+        CHECK_STATUS(pi0_dev_gather(e.s, x, W, x, 1.0f), PI0_ETYPE);
+        CHECK_STATUS(pi0_dev_gather(e.s, x, NULL, ids, 1.0f), PI0_EINVAL);
+        /* copies */
+        char host[64];
+        CHECK_STATUS(pi0_dev_upload(e.s, b, 4090, host, 7), PI0_ERANGE);
+        CHECK_STATUS(pi0_dev_upload(e.s, b, SIZE_MAX, host, 2), PI0_ERANGE);
+        CHECK_STATUS(pi0_dev_download(e.s, host, b, 4000, 97), PI0_ERANGE);
+        CHECK_STATUS(pi0_dev_download(e.s, NULL, b, 0, 8), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_copy(e.s, b, 0, NULL, 0, 8), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_upload(NULL, b, 0, host, 8), PI0_EINVAL);
+        /* events and streams */
+        CHECK_STATUS(pi0_event_record(NULL, e.s), PI0_EINVAL);
+        CHECK_STATUS(pi0_stream_sync(NULL), PI0_EINVAL);
+        /* objects of another device */
+        pi0_dev *d2;
+        pi0_buf *b2;
+        CHECK_STATUS(pi0_dev_open(e.name, NULL, &d2), PI0_OK);
+        CHECK_STATUS(pi0_buf_alloc(d2, 64, &b2), PI0_OK);
+        CHECK_STATUS(pi0_dev_upload(e.s, b2, 0, host, 8), PI0_EINVAL);
+        pi0_buf_free(b2);
+        CHECK_STATUS(pi0_dev_close(d2), PI0_OK);
+        /* nothing bad was enqueued: the stream has no error */
+        CHECK_STATUS(pi0_stream_sync(e.s), PI0_OK);
+        pi0_weight_destroy(W);
+        pi0_buf_free(b);
+    }
+}
+
+static void test_close_busy(void) {
+    for (const char *const *bn = pi0_dev_backends(); *bn; bn++) {
+        pi0_dev *d;
+        CHECK_STATUS(pi0_dev_open(*bn, NULL, &d), PI0_OK);
+        pi0_buf *b;
+        pi0_stream *s;
+        pi0_event *ev;
+        pi0_weight *w;
+        float wh[4] = {0};
+        CHECK_STATUS(pi0_buf_alloc(d, 64, &b), PI0_OK);
+        CHECK_STATUS(pi0_dev_close(d), PI0_EBUSY);
+        CHECK(strstr(pi0_last_error(), "1 buffers") != NULL);
+        pi0_buf_free(b);
+        CHECK_STATUS(pi0_stream_create(d, &s), PI0_OK);
+        CHECK_STATUS(pi0_dev_close(d), PI0_EBUSY);
+        pi0_stream_destroy(s);
+        CHECK_STATUS(pi0_event_create(d, &ev), PI0_OK);
+        CHECK_STATUS(pi0_dev_close(d), PI0_EBUSY);
+        pi0_event_destroy(ev);
+        CHECK_STATUS(pi0_weight_create(d, wh, PI0_F32, 2, 2, 2, &w), PI0_OK);
+        CHECK_STATUS(pi0_dev_close(d), PI0_EBUSY);
+        pi0_weight_destroy(w);
+        CHECK_STATUS(pi0_dev_close(d), PI0_OK);
+    }
+}
+
+/* thread options and scratch: one thread, pinned threads, a tiny scratch + reserve */
+static void test_options_and_reserve(void) {
+    for (const char *const *bn = pi0_dev_backends(); *bn; bn++) {
+        int cpu0 = 0;
+        pi0_dev_opts opts[] = {{.n_threads = 1}, {.n_threads = 2, .cpus = &cpu0, .n_cpus = 1},
+                               {.n_threads = 3}};
+        for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+            env e;
+            if (env_open(&e, *bn, &opts[i])) continue;
+            rng_seed(8);
+            gemm_case(&e, 33, 200, 100, PI0_BF16, 1, PI0_ACT_GELU_TANH, 0, 0);
+            gemm_case(&e, 33, 200, 100, PI0_F32, 1, PI0_ACT_SILU, 1, 0);
+            att_case(&e, 9, 20, 4, 1, 16, M_U8, 1);
+            env_close(&e);
+        }
+        /* a small scratch: attention over many keys needs pi0_dev_reserve first */
+        pi0_dev_opts small = {.n_threads = 2, .scratch_bytes = 64 << 10};
+        env e;
+        if (env_open(&e, *bn, &small)) continue;
+        dmat q = dm_new(&e, 4, 64, 64, PI0_F32), k = dm_new(&e, 20000, 64, 64, PI0_F32),
+             o = dm_new(&e, 4, 64, 64, PI0_F32);
+        int st = pi0_dev_attention(e.s, o.m, q.m, k.m, k.m, NULL, 1, 1, 64, 0.125f);
+        if (strcmp(*bn, "cpu") == 0) {
+            CHECK_STATUS(st, PI0_ENOMEM);
+            CHECK(strstr(pi0_last_error(), "pi0_dev_reserve") != NULL);
+        }
+        CHECK_STATUS(pi0_dev_reserve(e.d, 8u << 20), PI0_OK);
+        gemm_case(&e, 40, 300, 700, PI0_BF16, 1, PI0_ACT_GELU_TANH, 1, 0); /* still fits */
+        att_case(&e, 3, 2000, 2, 1, 64, M_NONE, 0);
+        dm_free(&q), dm_free(&k), dm_free(&o);
+        env_close(&e);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: %s [FILTER]\n"
+               "Runs the device tests on every built backend against C references;\n"
+               "FILTER runs only the tests whose name contains it.\n", argv[0]);
+        return 0;
+    }
+    static const pi0_test tests[] = {
+        TEST(test_backends_and_open),
+        TEST(test_bf16_conversion),
+        TEST(test_gemm),
+        TEST(test_weight_memory),
+        TEST(test_norms),
+        TEST(test_elementwise),
+        TEST(test_rope),
+        TEST(test_attention),
+        TEST(test_gather),
+        TEST(test_stream_order_double_buffer),
+        TEST(test_events_two_streams),
+        TEST(test_queue_full),
+        TEST(test_copy_and_views),
+        TEST(test_bad_arguments),
+        TEST(test_close_busy),
+        TEST(test_options_and_reserve),
+    };
+    return pi0_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
+}
