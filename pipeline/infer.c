@@ -1,0 +1,357 @@
+/* infer.c — pi0rt-infer: one π0 / π0.5 inference from .npy inputs (see usage()). */
+#include <errno.h>
+#include <float.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "npy.h"
+#include "pi0_pipeline.h"
+#ifdef PI0_HAVE_TOKENIZER
+#include "pi0_tokenizer.h"
+#endif
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: pi0rt-infer --model DIR --image CAM=FILE.npy [--image CAM=FILE.npy ...]\n"
+            "                   --state FILE.npy (--tokens FILE.npy | --prompt TEXT --tokenizer FILE)\n"
+            "                   [--noise FILE.npy] [--steps N] [--threads N] [--seed N]\n"
+            "                   [--backend NAME] [--repeat N] [--unnormalize] [--json]\n"
+            "                   [--dump DIR] --out FILE.npy\n"
+            "Runs one inference (encode + denoise) and writes the action chunk.\n"
+            "  --image CAM=F  uint8 [H, W, 3] RGB, any size; CAM is base, left_wrist or\n"
+            "                 right_wrist (or base_0_rgb, ...); cameras not given are masked\n"
+            "  --state F      float32 [n], n <= state_dim, already normalized; zero-padded\n"
+            "  --tokens F     int32 [n], n <= max_token_len: the real prompt ids only (padding to\n"
+            "                 max_token_len, with mask 0, is added here)\n"
+            "  --prompt T     text prompt, tokenized with --tokenizer (a SentencePiece .model) in\n"
+            "                 the π0 / π0.5 format (π0.5 digitizes --state into the prompt)\n"
+            "  --noise F      float32 [horizon, action_dim] initial noise; default: drawn from the\n"
+            "                 seeded generator (xoshiro256** + Box-Muller, --seed, default 0)\n"
+            "  --steps N      denoising steps (default: config.json num_steps)\n"
+            "  --threads N    compute threads (default: all allowed CPUs)\n"
+            "  --repeat N     run the inference N times (timings of the fastest run are printed)\n"
+            "  --unnormalize  write the chunk in robot units (norm_stats.json actions stats)\n"
+            "  --json         print one JSON line with the timing breakdown (ms) and peak RSS\n"
+            "  --dump DIR     also write per-stage intermediates: vision.npy (image tokens after\n"
+            "                 the projector), prefix_k_L.npy / prefix_v_L.npy (valid prefix K/V\n"
+            "                 of layer L), velocity0.npy (v(noise, t=1)); needs --noise\n"
+            "  --out F        float32 [horizon, action_dim] chunk (normalized unless --unnormalize)\n");
+}
+
+static int fail(const char *what) {
+    fprintf(stderr, "pi0rt-infer: %s\n", what);
+    return 1;
+}
+
+static int fail_status(const char *what, int rc) {
+    fprintf(stderr, "pi0rt-infer: %s: %s (%s)\n", what, pi0_last_error(), pi0_errname(rc));
+    return 1;
+}
+
+static int camera_slot(const char *name, size_t len) {
+    static const char *const names[PI0_MAX_CAMERAS][2] = {
+        {"base", "base_0_rgb"}, {"left_wrist", "left_wrist_0_rgb"},
+        {"right_wrist", "right_wrist_0_rgb"}};
+    for (int i = 0; i < PI0_MAX_CAMERAS; i++)
+        for (int j = 0; j < 2; j++)
+            if (strlen(names[i][j]) == len && !strncmp(names[i][j], name, len)) return i;
+    return -1;
+}
+
+static int parse_int(const char *s, const char *flag, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < lo || v > hi) {
+        fprintf(stderr, "pi0rt-infer: %s: '%s' is not an integer in [%ld, %ld]\n", flag, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+static int save_f32(const char *dir, const char *name, const float *x, int64_t rows, int64_t cols) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int64_t shape[2] = {rows, cols};
+    int rc = pi0_npy_write(path, PI0_NPY_F32, 2, shape, x);
+    if (rc) return fail_status(path, rc);
+    return 0;
+}
+
+static int dump_stages(pi0_model *m, pi0_prefix *p, const char *dir, const float *state,
+                       const float *noise) {
+    pi0_model_info in;
+    pi0_model_get_info(m, &in);
+    if (mkdir(dir, 0755) && errno != EEXIST) {
+        fprintf(stderr, "pi0rt-infer: --dump %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    int n = pi0_prefix_len(p), rows = 0, rc;
+    size_t cap = (size_t)PI0_MAX_CAMERAS * (size_t)in.n_patches * (size_t)in.vlm_width;
+    float *buf = malloc(cap * sizeof(float) + 1);
+    if (!buf) return fail("out of memory");
+    if ((rc = pi0_model_read_vision(m, buf, cap, &rows))) {
+        free(buf);
+        return fail_status("--dump: vision tokens", rc);
+    }
+    int err = save_f32(dir, "vision.npy", buf, rows, in.vlm_width);
+    free(buf);
+    if (err) return 1;
+    float *k = malloc((size_t)n * (size_t)in.kv_dim * sizeof(float));
+    float *v = malloc((size_t)n * (size_t)in.kv_dim * sizeof(float));
+    float *vel = malloc((size_t)in.action_horizon * (size_t)in.action_dim * sizeof(float));
+    err = !k || !v || !vel;
+    for (int l = 0; l < in.vlm_depth && !err; l++) {
+        char name[64];
+        if ((rc = pi0_prefix_read_kv(m, p, l, k, v))) {
+            err = fail_status("--dump: prefix K/V", rc);
+            break;
+        }
+        snprintf(name, sizeof name, "prefix_k_%d.npy", l);
+        err = save_f32(dir, name, k, n, in.kv_dim);
+        snprintf(name, sizeof name, "prefix_v_%d.npy", l);
+        if (!err) err = save_f32(dir, name, v, n, in.kv_dim);
+    }
+    if (!err && (rc = pi0_model_velocity(m, p, state, noise, 0, vel)))
+        err = fail_status("--dump: velocity", rc);
+    if (!err) err = save_f32(dir, "velocity0.npy", vel, in.action_horizon, in.action_dim);
+    free(k);
+    free(v);
+    free(vel);
+    return err;
+}
+
+int main(int argc, char **argv) {
+    const char *model_dir = NULL, *state_path = NULL, *tokens_path = NULL, *noise_path = NULL;
+    const char *out_path = NULL, *dump_dir = NULL, *backend = NULL, *prompt = NULL;
+    const char *tok_path = NULL;
+    const char *img_path[PI0_MAX_CAMERAS] = {0};
+    long steps = 0, threads = 0, repeat = 1, seed = 0;
+    int json = 0, unnorm = 0;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--json")) { json = 1; continue; }
+        if (!strcmp(a, "--unnormalize")) { unnorm = 1; continue; }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "pi0rt-infer: %s needs a value (see --help)\n", a);
+            return 1;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--model")) model_dir = v;
+        else if (!strcmp(a, "--state")) state_path = v;
+        else if (!strcmp(a, "--tokens")) tokens_path = v;
+        else if (!strcmp(a, "--prompt")) prompt = v;
+        else if (!strcmp(a, "--tokenizer")) tok_path = v;
+        else if (!strcmp(a, "--noise")) noise_path = v;
+        else if (!strcmp(a, "--out")) out_path = v;
+        else if (!strcmp(a, "--dump")) dump_dir = v;
+        else if (!strcmp(a, "--backend")) backend = v;
+        else if (!strcmp(a, "--steps")) { if (parse_int(v, a, 1, 1000, &steps)) return 1; }
+        else if (!strcmp(a, "--threads")) { if (parse_int(v, a, 1, 1024, &threads)) return 1; }
+        else if (!strcmp(a, "--repeat")) { if (parse_int(v, a, 1, 1000000, &repeat)) return 1; }
+        else if (!strcmp(a, "--seed")) { if (parse_int(v, a, 0, 0x7fffffffL, &seed)) return 1; }
+        else if (!strcmp(a, "--image")) {
+            const char *eq = strchr(v, '=');
+            int cam = eq ? camera_slot(v, (size_t)(eq - v)) : -1;
+            if (cam < 0) {
+                fprintf(stderr, "pi0rt-infer: --image %s: want CAM=FILE with CAM one of base, "
+                                "left_wrist, right_wrist\n", v);
+                return 1;
+            }
+            if (img_path[cam]) {
+                fprintf(stderr, "pi0rt-infer: --image: camera %.*s given twice\n",
+                        (int)(eq - v), v);
+                return 1;
+            }
+            img_path[cam] = eq + 1;
+        } else {
+            fprintf(stderr, "pi0rt-infer: unknown option %s (see --help)\n", a);
+            return 1;
+        }
+    }
+    if (!model_dir || !state_path || !out_path)
+        return fail("--model, --state and --out are required (see --help)");
+    if (!tokens_path == !prompt) return fail("give exactly one of --tokens and --prompt");
+#ifndef PI0_HAVE_TOKENIZER
+    if (prompt) return fail("--prompt: this build has no tokenizer (pass --tokens)");
+#endif
+    if (prompt && !tok_path) return fail("--prompt needs --tokenizer FILE.model");
+    if (dump_dir && !noise_path) return fail("--dump needs --noise");
+
+    pi0_model_opts opts = {0};
+    opts.backend = backend;
+    opts.n_threads = (int)threads;
+    opts.num_steps = (int)steps;
+    opts.seed = (uint64_t)seed;
+    opts.keep_vision = dump_dir != NULL;
+    pi0_model *m = NULL;
+    int rc = pi0_model_load(model_dir, &opts, &m);
+    if (rc) return fail_status(model_dir, rc);
+    pi0_model_info in;
+    pi0_model_get_info(m, &in);
+
+    int ret = 1;
+    pi0_npy imgs[PI0_MAX_CAMERAS] = {{0}}, st = {0}, tk = {0}, nz = {0};
+    float *state = calloc((size_t)in.state_dim + 1, sizeof(float));
+    float *chunk = malloc((size_t)in.action_horizon * (size_t)in.action_dim * sizeof(float));
+    int32_t *ids = calloc((size_t)in.max_token_len, sizeof(int32_t));
+    uint8_t *mask = calloc((size_t)in.max_token_len, 1);
+    pi0_observation obs;
+    memset(&obs, 0, sizeof obs);
+    if (!state || !chunk || !ids || !mask) {
+        fail("out of memory");
+        goto out;
+    }
+
+    for (int c = 0; c < PI0_MAX_CAMERAS; c++) {
+        if (!img_path[c]) continue;
+        if ((rc = pi0_npy_read(img_path[c], &imgs[c]))) {
+            fail_status(img_path[c], rc);
+            goto out;
+        }
+        if (imgs[c].dtype != PI0_NPY_U8 || imgs[c].ndim != 3 || imgs[c].shape[2] != 3) {
+            fprintf(stderr, "pi0rt-infer: %s: want a uint8 [H, W, 3] RGB image, got %s with %d dims\n",
+                    img_path[c], pi0_npy_dtype_descr(imgs[c].dtype), imgs[c].ndim);
+            goto out;
+        }
+        obs.images[c].rgb = imgs[c].data;
+        obs.images[c].height = (int)imgs[c].shape[0];
+        obs.images[c].width = (int)imgs[c].shape[1];
+        obs.images[c].valid = 1;
+    }
+
+    if ((rc = pi0_npy_read(state_path, &st))) {
+        fail_status(state_path, rc);
+        goto out;
+    }
+    if (st.dtype != PI0_NPY_F32 || st.ndim != 1 || st.shape[0] > in.state_dim) {
+        fprintf(stderr, "pi0rt-infer: %s: want float32 [n] with n <= %d (state_dim), got %s with "
+                        "%d dims (first %lld)\n", state_path, in.state_dim, pi0_npy_dtype_descr(st.dtype),
+                st.ndim, st.ndim ? (long long)st.shape[0] : 0LL);
+        goto out;
+    }
+    memcpy(state, st.data, (size_t)st.shape[0] * sizeof(float));
+
+    if (tokens_path) {
+        if ((rc = pi0_npy_read(tokens_path, &tk))) {
+            fail_status(tokens_path, rc);
+            goto out;
+        }
+        if (tk.dtype != PI0_NPY_I32 || tk.ndim != 1 || tk.shape[0] > in.max_token_len) {
+            fprintf(stderr, "pi0rt-infer: %s: want int32 [n] with n <= %d (max_token_len), got %s "
+                            "with %d dims (first %lld)\n", tokens_path, in.max_token_len,
+                    pi0_npy_dtype_descr(tk.dtype), tk.ndim, tk.ndim ? (long long)tk.shape[0] : 0LL);
+            goto out;
+        }
+        int n = (int)tk.shape[0];
+        memcpy(ids, tk.data, (size_t)n * sizeof(int32_t));
+        for (int i = 0; i < n; i++) mask[i] = 1;
+    }
+#ifdef PI0_HAVE_TOKENIZER
+    else {
+        pi0_tokenizer *tok = NULL;
+        int nv = 0;
+        if ((rc = pi0_tokenizer_load(tok_path, &tok))) {
+            fail_status(tok_path, rc);
+            goto out;
+        }
+        rc = in.pi05 ? pi0_prompt_pi05(tok, prompt, state, in.state_dim, in.max_token_len, ids,
+                                       mask, &nv)
+                     : pi0_prompt_pi0(tok, prompt, in.max_token_len, ids, mask, &nv);
+        pi0_tokenizer_destroy(tok);
+        if (rc) {
+            fail_status("--prompt", rc);
+            goto out;
+        }
+    }
+#endif
+    obs.tokens = ids;
+    obs.token_mask = mask;
+    obs.n_tokens = in.max_token_len;
+
+    if (noise_path) {
+        if ((rc = pi0_npy_read(noise_path, &nz))) {
+            fail_status(noise_path, rc);
+            goto out;
+        }
+        if (nz.dtype != PI0_NPY_F32 || nz.ndim != 2 || nz.shape[0] != in.action_horizon ||
+            nz.shape[1] != in.action_dim) {
+            fprintf(stderr, "pi0rt-infer: %s: want float32 [%d, %d] (horizon, action_dim), got %s "
+                            "with %d dims\n", noise_path, in.action_horizon, in.action_dim,
+                    pi0_npy_dtype_descr(nz.dtype), nz.ndim);
+            goto out;
+        }
+    }
+
+    pi0_timing best = {0};
+    best.total_ms = DBL_MAX;
+    for (long r = 0; r < repeat; r++) {
+        pi0_timing te = {0}, td = {0};
+        pi0_prefix *p = NULL;
+        if ((rc = pi0_model_encode(m, &obs, &p, &te))) {
+            fail_status("encode", rc);
+            goto out;
+        }
+        rc = pi0_model_denoise(m, p, state, nz.data, chunk, &td);
+        if (!rc && dump_dir && r == 0 && dump_stages(m, p, dump_dir, state, nz.data)) rc = -1;
+        pi0_prefix_release(m, p);
+        if (rc) {
+            if (rc != -1) fail_status("denoise", rc);
+            goto out;
+        }
+        double total = te.total_ms + td.denoise_ms;
+        if (total < best.total_ms) {
+            best = te;
+            best.denoise_ms = td.denoise_ms;
+            best.total_ms = total;
+        }
+    }
+    if (unnorm && (rc = pi0_model_unnormalize_actions(m, chunk))) {
+        fail_status("--unnormalize", rc);
+        goto out;
+    }
+    int64_t shape[2] = {in.action_horizon, in.action_dim};
+    if ((rc = pi0_npy_write(out_path, PI0_NPY_F32, 2, shape, chunk))) {
+        fail_status(out_path, rc);
+        goto out;
+    }
+    if (json) {
+        int nc = 0;
+        for (int c = 0; c < PI0_MAX_CAMERAS; c++) nc += obs.images[c].valid;
+        int nt = 0;
+        for (int i = 0; i < in.max_token_len; i++) nt += mask[i] != 0;
+        printf("{\"model\":\"%s\",\"variant\":\"%s\",\"cameras\":%d,\"tokens\":%d,\"steps\":%d,"
+               "\"runs\":%ld,\"preprocess_ms\":%.3f,\"vision_ms\":%.3f,\"prefix_ms\":%.3f,"
+               "\"denoise_ms\":%.3f,\"total_ms\":%.3f,\"peak_rss_mb\":%.1f}\n",
+               model_dir, in.pi05 ? "pi05" : "pi0", nc, nt, in.num_steps, repeat,
+               best.preprocess_ms, best.vision_ms, best.prefix_ms, best.denoise_ms,
+               best.total_ms, peak_rss_mb());
+    }
+    ret = 0;
+out:
+    for (int c = 0; c < PI0_MAX_CAMERAS; c++) pi0_npy_free(&imgs[c]);
+    pi0_npy_free(&st);
+    pi0_npy_free(&tk);
+    pi0_npy_free(&nz);
+    free(state);
+    free(chunk);
+    free(ids);
+    free(mask);
+    pi0_model_destroy(m);
+    return ret;
+}

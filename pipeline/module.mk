@@ -1,0 +1,21 @@
+# pipeline/module.mk — the π0 / π0.5 model on the device (vision, prefix, expert, the
+# encode/denoise API in pi0_pipeline.h), pi0rt-infer, the numerics tests against the numpy
+# reference (tests/ref/), `make run` and the model benchmark. Owned by the MODEL part of
+# issue 4; the loader (pipeline/loader.mk) and tokenizer (pipeline/tokenizer.mk) come first.
+MODEL_SRCS := pipeline/model.c pipeline/vision.c pipeline/prefix.c pipeline/expert.c
+MODEL_OBJS := $(MODEL_SRCS:%.c=$(OBJ)/%.o)
+PIPELINE_OBJS := $(MODEL_OBJS) $(LOADER_OBJS) $(TOKENIZER_OBJS)
+PIPELINE_LIBS := $(LOADER_LIBS) $(DEVICE_LIBS) -lcjson -lm
+
+ifneq ($(TOKENIZER_OBJS),)
+$(OBJ)/pipeline/infer.o: CFLAGS += -DPI0_HAVE_TOKENIZER
+endif
+
+BINS += $(BUILD)/pi0rt-infer
+TEST_CMDS += tests/test_pipeline.py
+# BENCH_CMDS: tests/bench/bench_model.sh (added with it)
+# RUN_CMDS: pipeline/run-demo.sh (added with it)
+
+$(BUILD)/pi0rt-infer: $(OBJ)/pipeline/infer.o $(PIPELINE_OBJS) $(DEVICE_OBJS) $(COMMON_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PIPELINE_LIBS)

@@ -1,0 +1,358 @@
+#!/usr/bin/python3
+"""test_pipeline.py — pi0rt-infer (the C model) against the numpy reference tests/ref/pi0_ref.py.
+
+Tiny checkpoints come from pi0rt-mkmodel (π0 and π0.5, f32 and bf16). Each case writes its
+inputs (1–3 cameras, masked cameras, padded prompts, non-square images, random noise),
+runs both implementations and compares:
+  * the chunk: Pearson correlation >= 0.9999 and max |C − ref| <= 1e-3;
+  * per stage (--dump), when the images need no resize (so preprocessing is exact on both
+    sides): image tokens after the projector, prefix K and V of every layer, and the
+    first step's velocity, each with PCC >= 0.99999 and max |C − ref| <= 1e-4 · max(1, max|ref|).
+Plus determinism of the default noise generator, key-layout variants, and bad inputs
+(clear error naming the file, non-zero exit). Ends with `N passed, N failed`.
+
+Environment: BUILD (default build), PI0_TEST_KEEP=1 keeps the temp dir.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(HERE, "ref"))
+import pi0_ref  # noqa: E402
+
+BUILD = os.environ.get("BUILD", "build")
+if not os.path.isabs(BUILD):
+    BUILD = os.path.join(ROOT, BUILD)
+INFER = os.path.join(BUILD, "pi0rt-infer")
+MKMODEL = os.path.join(BUILD, "pi0rt-mkmodel")
+
+CHUNK_PCC, CHUNK_ABS = 0.9999, 1e-3
+STAGE_PCC, STAGE_REL = 0.99999, 1e-4
+
+TMP = tempfile.mkdtemp(prefix="pi0rt-test-pipeline-")
+_models = {}
+
+
+class Failure(Exception):
+    pass
+
+
+def model(variant, dtype="f32", seed=7, extra=()):
+    key = (variant, dtype, seed, tuple(extra))
+    if key not in _models:
+        d = os.path.join(TMP, f"tiny-{variant}-{dtype}-{seed}-{len(_models)}")
+        cmd = [MKMODEL, "--size", "tiny", "--variant", variant, "--dtype", dtype,
+               "--seed", str(seed), "--out", d, *extra]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Failure(f"{' '.join(cmd)} failed: {r.stderr.strip()}")
+        _models[key] = d
+    return _models[key]
+
+
+def save(name, arr):
+    p = os.path.join(TMP, name)
+    np.save(p, arr)
+    return p
+
+
+def run_infer(args, expect_ok=True):
+    r = subprocess.run([INFER, *args], capture_output=True, text=True, timeout=120)
+    if expect_ok and r.returncode != 0:
+        raise Failure(f"pi0rt-infer {' '.join(args)} exited {r.returncode}: {r.stderr.strip()}")
+    return r
+
+
+def compare(name, got, want, pcc_min, abs_max):
+    got = np.asarray(got, np.float64)
+    want = np.asarray(want, np.float64)
+    if got.shape != want.shape:
+        raise Failure(f"{name}: shape {got.shape} vs reference {want.shape}")
+    if not np.isfinite(got).all():
+        raise Failure(f"{name}: non-finite values in the C output")
+    err = float(np.abs(got - want).max()) if got.size else 0.0
+    if got.size > 1 and want.std() > 0:
+        pcc = float(np.corrcoef(got.ravel(), want.ravel())[0, 1])
+    else:
+        pcc = 1.0
+    if pcc < pcc_min or err > abs_max:
+        raise Failure(f"{name}: pcc {pcc:.7f} (min {pcc_min}), max abs err {err:.3g} "
+                      f"(max {abs_max:.3g})")
+    return pcc, err
+
+
+class Case:
+    """One observation: images per camera (uint8 HWC), state, tokens, noise."""
+
+    def __init__(self, name, seed, cams, n_tokens, vocab=1024, horizon=50, dim=32):
+        r = np.random.default_rng(seed)
+        self.name = name
+        self.images = {}
+        for cam, (h, w) in cams.items():
+            # smooth-ish content plus noise, so resizing is exercised meaningfully
+            yy, xx = np.mgrid[0:h, 0:w]
+            base = (np.sin(xx / 7.0 + seed)[..., None] * 60 + np.cos(yy / 5.0)[..., None] * 60
+                    + 128 + r.integers(-40, 40, (h, w, 3)))
+            self.images[cam] = np.clip(base, 0, 255).astype(np.uint8)
+        self.state = (r.standard_normal(dim) * 0.5).astype(np.float32)
+        self.tokens = r.integers(1, vocab, n_tokens).astype(np.int32)
+        self.noise = r.standard_normal((horizon, dim)).astype(np.float32)
+
+    def args(self):
+        a = []
+        for cam, img in self.images.items():
+            a += ["--image", f"{cam}={save(f'{self.name}-{cam}.npy', img)}"]
+        a += ["--state", save(f"{self.name}-state.npy", self.state),
+              "--tokens", save(f"{self.name}-tokens.npy", self.tokens),
+              "--noise", save(f"{self.name}-noise.npy", self.noise)]
+        return a
+
+    def exact_preprocess(self):
+        return all(img.shape[:2] == (224, 224) for img in self.images.values())
+
+
+def check_case(variant, dtype, case, steps=None, unnormalize=False):
+    mdir = model(variant, dtype)
+    out = os.path.join(TMP, f"{case.name}-out.npy")
+    dump = os.path.join(TMP, f"{case.name}-dump")
+    args = ["--model", mdir, *case.args(), "--out", out, "--json"]
+    if steps:
+        args += ["--steps", str(steps)]
+    if unnormalize:
+        args += ["--unnormalize"]
+    stages = case.exact_preprocess() and not unnormalize
+    if stages:
+        args += ["--dump", dump]
+    run_infer(args)
+    got = np.load(out)
+    m = pi0_ref.Model(mdir)
+    rdump = os.path.join(TMP, f"{case.name}-refdump") if stages else None
+    want = pi0_ref.infer(m, case.images, case.state.astype(np.float64), case.tokens,
+                         case.noise, steps, rdump)
+    if unnormalize:
+        want = pi0_ref.unnormalize(m, want)
+        # robot units may be larger: scale the absolute tolerance with the values
+        abs_max = CHUNK_ABS * max(1.0, float(np.abs(want).max()))
+    else:
+        abs_max = CHUNK_ABS
+    if stages:
+        files = ["vision.npy"] + [f"prefix_{kv}_{i}.npy" for i in range(m.depth) for kv in "kv"]
+        files.append("velocity0.npy")
+        for f in files:
+            w = np.load(os.path.join(rdump, f))
+            g = np.load(os.path.join(dump, f))
+            if w.size == 0 and g.size == 0:
+                continue
+            compare(f"{case.name}: stage {f}", g, w, STAGE_PCC,
+                    STAGE_REL * max(1.0, float(np.abs(w).max())))
+    pcc, err = compare(f"{case.name}: chunk", got, want, CHUNK_PCC, abs_max)
+    print(f"    {case.name}: chunk pcc {pcc:.8f}, max abs err {err:.2e}"
+          f"{' (+ stages)' if stages else ''}")
+
+
+# ---- numerics cases ----------------------------------------------------------------------
+
+SQ = (224, 224)
+
+
+def test_pi0_f32_one_camera():
+    check_case("pi0", "f32", Case("pi0-1cam", 1, {"base": SQ}, 20))
+
+
+def test_pi0_f32_three_cameras_full_prompt():
+    check_case("pi0", "f32", Case("pi0-3cam", 2, {"base": SQ, "left_wrist": SQ,
+                                                  "right_wrist": SQ}, 48))
+
+
+def test_pi0_f32_masked_camera_padded_prompt():
+    # left_wrist masked; 5 of 48 prompt slots real
+    check_case("pi0", "f32", Case("pi0-mask", 3, {"base": SQ, "right_wrist": SQ}, 5))
+
+
+def test_pi0_f32_non_square_images():
+    check_case("pi0", "f32", Case("pi0-nonsq", 4, {"base": (120, 200), "left_wrist": (300, 180),
+                                                   "right_wrist": (480, 640)}, 17))
+
+
+def test_pi0_f32_tokens_only():
+    check_case("pi0", "f32", Case("pi0-nocam", 5, {}, 12))
+
+
+def test_pi0_f32_steps_override():
+    check_case("pi0", "f32", Case("pi0-steps3", 6, {"base": SQ}, 9), steps=3)
+
+
+def test_pi0_f32_unnormalize():
+    check_case("pi0", "f32", Case("pi0-unnorm", 7, {"base": SQ}, 9), unnormalize=True)
+
+
+def test_pi0_bf16_two_cameras():
+    check_case("pi0", "bf16", Case("pi0-bf16", 8, {"base": SQ, "left_wrist": SQ}, 30))
+
+
+def test_pi05_f32_one_camera():
+    check_case("pi05", "f32", Case("pi05-1cam", 9, {"base": SQ}, 40))
+
+
+def test_pi05_f32_masked_camera_long_prompt():
+    check_case("pi05", "f32", Case("pi05-mask", 10, {"left_wrist": SQ, "right_wrist": SQ}, 150))
+
+
+def test_pi05_f32_non_square():
+    check_case("pi05", "f32", Case("pi05-nonsq", 11, {"base": (100, 300)}, 25))
+
+
+def test_pi05_bf16_three_cameras():
+    check_case("pi05", "bf16", Case("pi05-bf16", 12, {"base": SQ, "left_wrist": SQ,
+                                                      "right_wrist": SQ}, 60))
+
+
+def test_pi05_unnormalize():
+    check_case("pi05", "f32", Case("pi05-unnorm", 13, {"base": SQ}, 9), unnormalize=True)
+
+
+# ---- behaviour -------------------------------------------------------------------------
+
+
+def test_default_noise_is_seeded():
+    c = Case("seeded", 20, {"base": SQ}, 8)
+    mdir = model("pi0")
+    a = [x for x in c.args()]
+    i = a.index("--noise")
+    del a[i:i + 2]  # default noise
+    outs = []
+    for seed in (1, 1, 2):
+        out = os.path.join(TMP, f"seeded-{len(outs)}.npy")
+        run_infer(["--model", mdir, *a, "--seed", str(seed), "--out", out])
+        outs.append(np.load(out))
+    if not np.array_equal(outs[0], outs[1]):
+        raise Failure("same --seed gave different chunks")
+    if np.array_equal(outs[0], outs[2]):
+        raise Failure("different --seed gave the same chunk")
+
+
+def test_key_variants_same_chunk():
+    """Sharded and legacy-named checkpoints with the same seed give the same chunk."""
+    c = Case("keys", 21, {"base": SQ}, 8)
+    outs = []
+    for extra in ((), ("--shards", "3"), ("--keys", "legacy"), ("--keys", "embed")):
+        mdir = model("pi0", "f32", 33, extra)
+        out = os.path.join(TMP, f"keys-{len(outs)}.npy")
+        run_infer(["--model", mdir, *c.args(), "--out", out])
+        outs.append(np.load(out))
+    for i, o in enumerate(outs[1:], 1):
+        if not np.array_equal(outs[0], o):
+            raise Failure(f"key variant {i} gave a different chunk "
+                          f"(max diff {np.abs(outs[0] - o).max():.3g})")
+
+
+def test_json_timing_line():
+    import json
+    c = Case("json", 22, {"base": SQ}, 8)
+    r = run_infer(["--model", model("pi0"), *c.args(), "--out", os.path.join(TMP, "j.npy"),
+                   "--json"])
+    line = r.stdout.strip().splitlines()[-1]
+    d = json.loads(line)
+    for k in ("preprocess_ms", "vision_ms", "prefix_ms", "denoise_ms", "total_ms"):
+        if not (isinstance(d.get(k), (int, float)) and d[k] >= 0):
+            raise Failure(f"--json: {k} missing or negative in {line}")
+
+
+def bad(args, must_mention):
+    r = run_infer(args, expect_ok=False)
+    if r.returncode == 0:
+        raise Failure(f"pi0rt-infer {' '.join(args)} succeeded, expected an error")
+    msg = r.stderr.strip()
+    if len(msg.splitlines()) != 1 or must_mention not in msg:
+        raise Failure(f"error should be one line naming {must_mention!r}, got: {msg!r}")
+
+
+def test_bad_inputs():
+    mdir = model("pi0")
+    c = Case("bad", 23, {"base": SQ}, 8)
+    good = c.args()
+    out = os.path.join(TMP, "bad-out.npy")
+
+    def with_(flag, value):
+        a = list(good)
+        if flag in a:
+            a[a.index(flag) + 1] = value
+        else:
+            a += [flag, value]
+        return ["--model", mdir, *a, "--out", out]
+
+    f_img = save("bad-img-f32.npy", np.zeros((224, 224, 3), np.float32))
+    bad(with_("--image", f"base={f_img}"), f_img)
+    f_img2 = save("bad-img-2d.npy", np.zeros((224, 224), np.uint8))
+    bad(with_("--image", f"base={f_img2}"), f_img2)
+    f_st = save("bad-state-2d.npy", np.zeros((2, 32), np.float32))
+    bad(with_("--state", f_st), f_st)
+    f_st2 = save("bad-state-long.npy", np.zeros(33, np.float32))
+    bad(with_("--state", f_st2), f_st2)
+    f_tok = save("bad-tok-i64.npy", np.ones(5, np.int64))
+    bad(with_("--tokens", f_tok), f_tok)
+    f_tok2 = save("bad-tok-long.npy", np.ones(49, np.int32))
+    bad(with_("--tokens", f_tok2), f_tok2)
+    f_tok3 = save("bad-tok-vocab.npy", np.array([1, 2, 5000], np.int32))
+    bad(with_("--tokens", f_tok3), "5000")
+    f_nz = save("bad-noise-shape.npy", np.zeros((49, 32), np.float32))
+    bad(with_("--noise", f_nz), f_nz)
+    # truncated .npy
+    src = save("bad-trunc-src.npy", np.zeros((50, 32), np.float32))
+    trunc = os.path.join(TMP, "bad-trunc.npy")
+    with open(src, "rb") as f:
+        data = f.read()
+    with open(trunc, "wb") as f:
+        f.write(data[:len(data) // 2])
+    bad(with_("--noise", trunc), trunc)
+    # not an npy at all
+    junk = os.path.join(TMP, "bad-junk.npy")
+    with open(junk, "wb") as f:
+        f.write(b"hello world, not numpy")
+    bad(with_("--state", junk), junk)
+    missing = os.path.join(TMP, "does-not-exist.npy")
+    bad(with_("--state", missing), missing)
+    bad(with_("--image", "front=" + f_img), "front")
+    bad(["--model", os.path.join(TMP, "no-model"), *good, "--out", out], "no-model")
+    bad(with_("--steps", "0"), "--steps")
+    r = run_infer(["--help"])
+    if "usage" not in r.stdout:
+        raise Failure("--help prints no usage")
+
+
+TESTS = [v for k, v in list(globals().items()) if k.startswith("test_") and callable(v)]
+
+
+def main():
+    flt = sys.argv[1] if len(sys.argv) > 1 else None
+    passed = failed = 0
+    for t in TESTS:
+        if flt and flt not in t.__name__:
+            continue
+        try:
+            t()
+            print(f"ok   {t.__name__}")
+            passed += 1
+        except Exception as e:  # noqa: BLE001 — report and keep going
+            print(f"FAIL {t.__name__}: {e}")
+            if not isinstance(e, Failure):
+                traceback.print_exc()
+            failed += 1
+        sys.stdout.flush()
+    if not os.environ.get("PI0_TEST_KEEP"):
+        shutil.rmtree(TMP, ignore_errors=True)
+    else:
+        print(f"kept {TMP}")
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 and passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
