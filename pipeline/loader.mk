@@ -1,10 +1,11 @@
 # pipeline/loader.mk — checkpoint loading (safetensors, config, weights table), .npy I/O,
-# image preprocessing, and pi0rt-mkmodel. Owned by the LOADER part of issue 4.
-LOADER_SRCS := pipeline/safetensors.c pipeline/weights.c
+# image preprocessing, pi0rt-mkmodel, and their tests. LOADER part of issue 4.
+# Users link $(LOADER_OBJS) $(COMMON_OBJS) ... $(LOADER_LIBS).
+LOADER_SRCS := pipeline/safetensors.c pipeline/weights.c pipeline/npy.c pipeline/preprocess.c
 LOADER_OBJS := $(LOADER_SRCS:%.c=$(OBJ)/%.o)
 LOADER_LIBS := -lcjson -lm
 
-BINS += $(BUILD)/pi0rt-mkmodel
+BINS      += $(BUILD)/pi0rt-mkmodel
 
 $(BUILD)/pi0rt-mkmodel: $(OBJ)/pipeline/mkmodel.o $(LOADER_OBJS) $(COMMON_OBJS)
 	@mkdir -p $(dir $@)
