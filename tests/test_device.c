@@ -863,6 +863,8 @@ static void test_bad_arguments(void) {
     FOR_EACH_BACKEND(e) {
         pi0_buf *b;
         CHECK_STATUS(pi0_buf_alloc(e.d, 4096, &b), PI0_OK);
+        static const char zeros[4096];
+        CHECK_STATUS(pi0_dev_upload(e.s, b, 0, zeros, sizeof zeros), PI0_OK);
         pi0_buf *nb = (pi0_buf *)1;
         CHECK_STATUS(pi0_buf_alloc(e.d, 0, &nb), PI0_EINVAL);
         CHECK(nb == NULL);
