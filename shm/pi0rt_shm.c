@@ -1,0 +1,621 @@
+/* pi0rt_shm.c — `pi0rt-shm`, the `ros2 topic` of pi0rt: ls, info, echo, hz, bw, pub, gc,
+ * bench. Every error ends the program with a non-zero status and one line naming what
+ * was wrong. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pi0_shm.h"
+#include "shm_internal.h"
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+static void install_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static int fail(int status, const char *what) {
+    fprintf(stderr, "pi0rt-shm: %s: %s\n", what, status ? pi0_last_error() : "error");
+    return 1;
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "pi0rt-shm: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see pi0rt-shm --help)\n");
+    return 2;
+}
+
+static const char *const USAGE =
+    "usage: pi0rt-shm COMMAND [ARGS]\n"
+    "\n"
+    "Inspect and exercise pi0rt shared-memory topics (/dev/shm/pi0rt.<uid>.<topic>).\n"
+    "\n"
+    "  ls                      topics of this user: type, publisher pid, alive/dead,\n"
+    "                          rate, age of the last sample\n"
+    "  info TOPIC              header, layout, publisher identity and liveness\n"
+    "  echo TOPIC [--count N] [--duration S]\n"
+    "                          print each sample, decoded, one per line\n"
+    "  hz TOPIC [--duration S] publish rate, printed every second\n"
+    "  bw TOPIC [--duration S] bandwidth, printed every second\n"
+    "  pub TOPIC --type image|joints|chunk|action|status|raw [--size WxH] [--rate HZ]\n"
+    "          [--count N] [--duration S] [--slots N] [--bytes N] [--unlink]\n"
+    "                          synthetic publisher (Ctrl-C stops it; --unlink removes the\n"
+    "                          topic on exit, otherwise it stays for a restart or gc)\n"
+    "  gc [PREFIX]             remove topics (whose name starts with PREFIX) whose\n"
+    "                          publisher is dead; never one with a live publisher\n"
+    "  bench [--quick]         latency benchmark: shm (futex and polling) vs a Unix\n"
+    "                          socket, JSON lines\n"
+    "  --help                  this text\n"
+    "\n"
+    "Exit status: 0 ok, 1 error (one line on stderr), 2 bad usage.\n";
+
+// ---- argument helpers ----
+
+typedef struct args {
+    const char *topic, *type, *size;
+    double rate, duration;
+    long count, slots, bytes;
+    int unlink_on_exit, quick;
+} args;
+
+static int parse_num(const char *opt, const char *v, double lo, double hi, double *out) {
+    char *end = NULL;
+    errno = 0;
+    double d = v ? strtod(v, &end) : 0;
+    if (!v || end == v || *end || errno || !(d >= lo && d <= hi)) {
+        fprintf(stderr, "pi0rt-shm: %s: bad value \"%s\" (want %g..%g)\n", opt,
+                v ? v : "(missing)", lo, hi);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+/* Parses TOPIC and options after the command. Returns 0, or 2 after a message. */
+static int parse_args(int argc, char **argv, int need_topic, args *a) {
+    memset(a, 0, sizeof *a);
+    a->count = -1;
+    a->duration = -1;
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double d;
+        if (!strcmp(o, "--type")) {
+            if (!v) return usage_error("%s needs a value", o);
+            a->type = v, i++;
+        } else if (!strcmp(o, "--size")) {
+            if (!v) return usage_error("%s needs a value", o);
+            a->size = v, i++;
+        } else if (!strcmp(o, "--rate")) {
+            if (parse_num(o, v, 0.001, 1e6, &a->rate)) return 2;
+            i++;
+        } else if (!strcmp(o, "--duration")) {
+            if (parse_num(o, v, 0, 1e9, &a->duration)) return 2;
+            i++;
+        } else if (!strcmp(o, "--count")) {
+            if (parse_num(o, v, 0, 1e15, &d)) return 2;
+            a->count = (long)d, i++;
+        } else if (!strcmp(o, "--slots")) {
+            if (parse_num(o, v, 2, PI0_SHM_SLOTS_MAX, &d)) return 2;
+            a->slots = (long)d, i++;
+        } else if (!strcmp(o, "--bytes")) {
+            if (parse_num(o, v, 1, PI0_SHM_PAYLOAD_MAX, &d)) return 2;
+            a->bytes = (long)d, i++;
+        } else if (!strcmp(o, "--unlink")) {
+            a->unlink_on_exit = 1;
+        } else if (!strcmp(o, "--quick")) {
+            a->quick = 1;
+        } else if (o[0] == '-' && o[1]) {
+            return usage_error("unknown option %s", o);
+        } else if (need_topic && !a->topic) {
+            a->topic = o;
+        } else {
+            return usage_error("unexpected argument \"%s\"", o);
+        }
+    }
+    if (need_topic && !a->topic) return usage_error("%s", "missing TOPIC");
+    if (a->topic && pi0_topic_name_check(a->topic)) {
+        fprintf(stderr, "pi0rt-shm: %s\n", pi0_last_error());
+        return 2;
+    }
+    return 0;
+}
+
+static const char *state_name(int state) {
+    return state == PI0_PUB_ALIVE ? "alive" : "dead";
+}
+
+static void fmt_age(char *buf, size_t cap, int64_t ns) {
+    if (ns < 0) snprintf(buf, cap, "-");
+    else if (ns < 1000000) snprintf(buf, cap, "%.0fus", (double)ns / 1e3);
+    else if (ns < 10000000000ll) snprintf(buf, cap, "%.1fms", (double)ns / 1e6);
+    else snprintf(buf, cap, "%.0fs", (double)ns / 1e9);
+}
+
+// ---- ls / info / gc ----
+
+static int ls_one(const char *topic, void *ctx) {
+    (void)ctx;
+    pi0_sub *sub;
+    int st = pi0_sub_open(topic, NULL, &sub);
+    if (st) {
+        printf("%-24s %-16s %8s %-6s %9s %9s  (%s)\n", topic, "?", "-", "?", "-", "-",
+               pi0_last_error());
+        return 0;
+    }
+    pi0_pub_info pi;
+    pi0_topic_info ti;
+    pi0_sub_publisher(sub, &pi);
+    pi0_sub_topic_info(sub, &ti);
+    char age[32];
+    fmt_age(age, sizeof age, pi.sample_age_ns);
+    printf("%-24s %-16s %8d %-6s %9.2f %9s  %ux%u B\n", topic, ti.type_name, (int)pi.pid,
+           state_name(pi.state), pi0_sub_rate_hz(sub), age, ti.slot_count, ti.payload_max);
+    pi0_sub_close(sub);
+    return 0;
+}
+
+static int cmd_ls(void) {
+    printf("%-24s %-16s %8s %-6s %9s %9s  %s\n", "TOPIC", "TYPE", "PID", "STATE", "RATE_HZ",
+           "AGE", "SLOTS");
+    int st = pi0_topic_foreach(ls_one, NULL);
+    return st < 0 ? fail(st, "ls") : 0;
+}
+
+static int cmd_info(const args *a) {
+    pi0_sub *sub;
+    int st = pi0_sub_open(a->topic, NULL, &sub);
+    if (st) return fail(st, "info");
+    pi0_pub_info pi;
+    pi0_topic_info ti;
+    pi0_sub_publisher(sub, &pi);
+    pi0_sub_topic_info(sub, &ti);
+    char seg[128], age[32], hb[32];
+    pi0_topic_segment_name(a->topic, -1, seg, sizeof seg);
+    fmt_age(age, sizeof age, pi.sample_age_ns);
+    fmt_age(hb, sizeof hb, pi.heartbeat_age_ns);
+    printf("topic:         %s\n", ti.topic);
+    printf("segment:       /dev/shm%s (%llu bytes, mode %03o)\n", seg,
+           (unsigned long long)ti.segment_size, ti.mode);
+    printf("type:          %s (message version %u, segment ABI %u)\n", ti.type_name,
+           ti.msg_version, ti.abi_version);
+    printf("slots:         %u x %u bytes (payload up to %u bytes)\n", ti.slot_count,
+           ti.slot_size, ti.payload_max);
+    printf("publisher:     pid %d, %s, epoch %u, start time %llu\n", (int)pi.pid,
+           state_name(pi.state), pi.epoch, (unsigned long long)pi.start_time);
+    printf("published:     %llu samples, rate %.2f Hz, last %s ago, heartbeat %s ago\n",
+           (unsigned long long)pi.head, pi0_sub_rate_hz(sub), age, hb);
+    printf("sleepers:      %u%s\n", ti.waiters,
+           ti.waiter_page ? "" : " (waiter page read-only for us: waits poll)");
+    pi0_sub_close(sub);
+    return 0;
+}
+
+typedef struct name_list {
+    char names[1024][PI0_TOPIC_NAME_MAX + 1];
+    int n;
+} name_list;
+
+static int collect(const char *topic, void *ctx) {
+    name_list *l = ctx;
+    if (l->n < 1024) snprintf(l->names[l->n++], sizeof l->names[0], "%s", topic);
+    return 0;
+}
+
+static int cmd_gc(const char *prefix) {
+    static name_list l;
+    int st = pi0_topic_foreach(collect, &l);
+    if (st < 0) return fail(st, "gc");
+    int removed = 0, kept = 0;
+    for (int i = 0; i < l.n; i++) {
+        if (prefix && strncmp(l.names[i], prefix, strlen(prefix))) continue;
+        st = pi0_topic_remove(l.names[i]);
+        if (st == 0) {
+            printf("removed %s\n", l.names[i]);
+            removed++;
+        } else if (st == PI0_EBUSY) {
+            kept++;
+        } else if (st != PI0_ENOENT) {
+            return fail(st, "gc");
+        }
+    }
+    printf("gc: removed %d, kept %d with a live publisher\n", removed, kept);
+    return 0;
+}
+
+// ---- echo / hz / bw ----
+
+static void print_floats_d(const double *v, uint32_t n) {
+    printf("[");
+    for (uint32_t i = 0; i < n && i < 8; i++) printf(i ? " %.4g" : "%.4g", v[i]);
+    printf(n > 8 ? " ...]" : "]");
+}
+
+static void print_floats_f(const float *v, uint32_t n) {
+    printf("[");
+    for (uint32_t i = 0; i < n && i < 8; i++) printf(i ? " %.4g" : "%.4g", (double)v[i]);
+    printf(n > 8 ? " ...]" : "]");
+}
+
+static const char *pix_name(uint32_t f) {
+    return f == PI0_PIX_RGB8 ? "RGB8" : f == PI0_PIX_BGR8 ? "BGR8" : f == PI0_PIX_GRAY8 ? "GRAY8"
+                                                                                        : "?";
+}
+
+static const char *node_state_name(uint32_t s) {
+    static const char *n[] = {"?", "starting", "running", "holding", "error"};
+    return s <= 4 ? n[s] : "?";
+}
+
+/* Decodes one sample (untrusted bytes) onto stdout, without the trailing newline. */
+static void print_sample(const char *type, const uint8_t *p, uint32_t size, int64_t now) {
+    if (!strcmp(type, PI0_TYPE_IMAGE)) {
+        if (pi0_image_check(p, size)) {
+            printf("image INVALID: %s", pi0_last_error());
+            return;
+        }
+        const pi0_image *im = (const pi0_image *)p;
+        uint64_t sum = shm__fnv1a(im->data, im->data_bytes);
+        printf("image %ux%u %s stride=%u frame=%llu capture_age=%.3fms fnv=%016llx",
+               im->width, im->height, pix_name(im->format), im->stride,
+               (unsigned long long)im->frame_id, (double)(now - (int64_t)im->capture_ns) / 1e6,
+               (unsigned long long)sum);
+    } else if (!strcmp(type, PI0_TYPE_JOINT_STATE)) {
+        if (pi0_joint_state_check(p, size)) {
+            printf("joints INVALID: %s", pi0_last_error());
+            return;
+        }
+        const pi0_joint_state *js = (const pi0_joint_state *)p;
+        printf("joints n=%u age=%.3fms pos=", js->n, (double)(now - (int64_t)js->stamp_ns) / 1e6);
+        print_floats_d(js->position, js->n);
+        printf(" vel=");
+        print_floats_d(js->velocity, js->n);
+        printf(" eff=");
+        print_floats_d(js->effort, js->n);
+    } else if (!strcmp(type, PI0_TYPE_ACTION_CHUNK)) {
+        if (pi0_action_chunk_check(p, size)) {
+            printf("chunk INVALID: %s", pi0_last_error());
+            return;
+        }
+        const pi0_action_chunk *c = (const pi0_action_chunk *)p;
+        printf("chunk seq=%llu horizon=%u dim=%u period=%.3fms t0_in=%.3fms obs_age=%.3fms "
+               "lat_us=%u/%u/%u/%u/%u a0=",
+               (unsigned long long)c->seq, c->horizon, c->dim, (double)c->period_ns / 1e6,
+               (double)((int64_t)c->t0_ns - now) / 1e6,
+               (double)(now - (int64_t)c->obs_stamp_ns) / 1e6, c->preprocess_us, c->encode_us,
+               c->denoise_us, c->postprocess_us, c->total_us);
+        print_floats_f(c->actions, c->dim);
+    } else if (!strcmp(type, PI0_TYPE_ACTION)) {
+        if (pi0_action_check(p, size)) {
+            printf("action INVALID: %s", pi0_last_error());
+            return;
+        }
+        const pi0_action *a = (const pi0_action *)p;
+        printf("action due_in=%.3fms chunk=%llu index=%u dim=%u%s values=",
+               (double)((int64_t)a->due_ns - now) / 1e6, (unsigned long long)a->chunk_seq,
+               a->index, a->dim, (a->flags & PI0_ACTION_HOLD) ? " HOLD" : "");
+        print_floats_f(a->values, a->dim);
+    } else if (!strcmp(type, PI0_TYPE_NODE_STATUS)) {
+        if (pi0_node_status_check(p, size)) {
+            printf("status INVALID: %s", pi0_last_error());
+            return;
+        }
+        const pi0_node_status *s = (const pi0_node_status *)p;
+        printf("status %s ticks=%llu chunks=%llu holds=%llu jitter_us=%u/%u/%u "
+               "infer_us=%u/%u/%u error=%d msg=\"%s\"",
+               node_state_name(s->state), (unsigned long long)s->ticks,
+               (unsigned long long)s->chunks, (unsigned long long)s->holds,
+               s->tick_jitter_p50_us, s->tick_jitter_p99_us, s->tick_jitter_max_us,
+               s->infer_p50_us, s->infer_p99_us, s->infer_max_us, (int)s->last_error,
+               s->message);
+    } else {
+        printf("%s %u bytes:", type, size);
+        for (uint32_t i = 0; i < size && i < 16; i++) printf(" %02x", p[i]);
+        if (size > 16) printf(" ...");
+    }
+}
+
+static int64_t deadline_of(double duration) {
+    return duration < 0 ? INT64_MAX : now_ns() + (int64_t)(duration * 1e9);
+}
+
+static int cmd_echo(const args *a) {
+    pi0_sub *sub;
+    int st = pi0_sub_open(a->topic, NULL, &sub);
+    if (st) return fail(st, "echo");
+    pi0_topic_info ti;
+    pi0_sub_topic_info(sub, &ti);
+    uint8_t *buf = malloc(ti.payload_max);
+    if (!buf) {
+        pi0_sub_close(sub);
+        fprintf(stderr, "pi0rt-shm: echo: out of memory for %u bytes\n", ti.payload_max);
+        return 1;
+    }
+    install_signals();
+    int64_t deadline = deadline_of(a->duration);
+    long printed = 0;
+    int rc = 0;
+    while (!g_stop && (a->count < 0 || printed < a->count)) {
+        int64_t left = deadline - now_ns();
+        if (left <= 0) break;
+        st = pi0_sub_wait(sub, left < 200000000 ? left : 200000000);
+        if (st == PI0_ETIMEDOUT) continue;
+        pi0_sample s;
+        st = pi0_sub_next_copy(sub, buf, ti.payload_max, &s);
+        if (st == PI0_EAGAIN) continue;
+        if (st) {
+            rc = fail(st, "echo");
+            break;
+        }
+        printf("seq=%llu epoch=%u age=%.3fms", (unsigned long long)s.seq, s.epoch,
+               (double)(now_ns() - (int64_t)s.stamp_ns) / 1e6);
+        if (s.lost) printf(" lost=%llu", (unsigned long long)s.lost);
+        printf(" ");
+        print_sample(ti.type_name, buf, s.size, now_ns());
+        printf("\n");
+        fflush(stdout);
+        printed++;
+    }
+    free(buf);
+    pi0_sub_close(sub);
+    return rc;
+}
+
+/* hz and bw: consume every sample by view (no copy), report once per second. */
+static int cmd_rate(const args *a, int bandwidth) {
+    pi0_sub *sub;
+    int st = pi0_sub_open(a->topic, NULL, &sub);
+    if (st) return fail(st, bandwidth ? "bw" : "hz");
+    install_signals();
+    int64_t deadline = deadline_of(a->duration);
+    int64_t window_start = now_ns();
+    uint64_t n = 0, bytes = 0, lost = 0, last_stamp = 0;
+    double sum_dt = 0, sum_dt2 = 0, min_dt = 1e30, max_dt = 0;
+    int printed = 0;
+    while (!g_stop) {
+        int64_t t = now_ns();
+        if (t >= deadline) break;
+        if (t - window_start >= 1000000000ll) {
+            double secs = (double)(t - window_start) * 1e-9;
+            if (bandwidth) {
+                printf("bw: %.3f MB/s (%llu samples, %.1f KiB mean) lost=%llu\n",
+                       (double)bytes / secs / 1e6, (unsigned long long)n,
+                       n ? (double)bytes / (double)n / 1024 : 0, (unsigned long long)lost);
+            } else if (n > 1 && sum_dt > 0) {
+                double k = (double)(n - 1), mean = sum_dt / k;
+                double sd = sqrt(fmax(0, sum_dt2 / k - mean * mean));
+                printf("rate: %.3f Hz  min %.3fms max %.3fms std %.3fms  window %llu lost=%llu\n",
+                       1e3 / mean, min_dt, max_dt, sd, (unsigned long long)n,
+                       (unsigned long long)lost);
+            } else {
+                printf("rate: no new samples  window %llu\n", (unsigned long long)n);
+            }
+            fflush(stdout);
+            printed++;
+            window_start = t;
+            n = bytes = lost = 0;
+            sum_dt = sum_dt2 = max_dt = 0;
+            min_dt = 1e30;
+            last_stamp = 0;
+        }
+        int64_t left = deadline - t;
+        st = pi0_sub_wait(sub, left < 100000000 ? left : 100000000);
+        if (st == PI0_ETIMEDOUT) continue;
+        pi0_sample s;
+        while ((st = pi0_sub_next_view(sub, &s)) == 0) {
+            if (pi0_sub_view_valid(sub, &s)) continue;
+            if (last_stamp && s.stamp_ns > last_stamp) {
+                double dt = (double)(s.stamp_ns - last_stamp) / 1e6;
+                sum_dt += dt;
+                sum_dt2 += dt * dt;
+                if (dt < min_dt) min_dt = dt;
+                if (dt > max_dt) max_dt = dt;
+            }
+            last_stamp = s.stamp_ns;
+            n++;
+            bytes += s.size;
+            lost += s.lost;
+        }
+        if (st != PI0_EAGAIN) {
+            pi0_sub_close(sub);
+            return fail(st, bandwidth ? "bw" : "hz");
+        }
+    }
+    if (!printed) printf("%s: no full one-second window\n", bandwidth ? "bw" : "rate");
+    pi0_sub_close(sub);
+    return 0;
+}
+
+// ---- pub ----
+
+static int parse_size(const char *s, uint32_t *w, uint32_t *h) {
+    unsigned a, b;
+    char extra;
+    if (!s || sscanf(s, "%ux%u%c", &a, &b, &extra) != 2 || !a || !b || a > 16384 || b > 16384)
+        return -1;
+    *w = a;
+    *h = b;
+    return 0;
+}
+
+static void fill_image(pi0_image *im, uint32_t w, uint32_t h, uint64_t frame, int64_t t) {
+    im->width = w;
+    im->height = h;
+    im->format = PI0_PIX_RGB8;
+    im->stride = w * 3;
+    im->capture_ns = (uint64_t)t;
+    im->frame_id = frame;
+    im->data_bytes = im->stride * h;
+    memset(im->reserved, 0, sizeof im->reserved);
+    /* a moving gradient, written in place into the loaned slot */
+    for (uint32_t y = 0; y < h; y++) {
+        uint8_t *row = im->data + (size_t)y * im->stride;
+        uint8_t base = (uint8_t)(y + frame);
+        for (uint32_t x = 0; x < w; x++) {
+            row[3 * x] = (uint8_t)(base + x);
+            row[3 * x + 1] = (uint8_t)(y * 2);
+            row[3 * x + 2] = (uint8_t)frame;
+        }
+    }
+}
+
+static int cmd_pub(const args *a) {
+    enum { T_IMAGE, T_JOINTS, T_CHUNK, T_ACTION, T_STATUS, T_RAW } kind;
+    if (!a->type) return usage_error("%s", "pub needs --type image|joints|chunk|action|status|raw");
+    pi0_pub_opts o = {0};
+    uint32_t w = 640, h = 480;
+    if (!strcmp(a->type, "image")) {
+        kind = T_IMAGE;
+        if (a->size && parse_size(a->size, &w, &h))
+            return usage_error("--size \"%s\": want WxH, e.g. 1280x720", a->size);
+        o.type_name = PI0_TYPE_IMAGE;
+        o.payload_max = (uint32_t)pi0_image_bytes(w, h, PI0_PIX_RGB8);
+    } else if (!strcmp(a->type, "joints")) {
+        kind = T_JOINTS, o.type_name = PI0_TYPE_JOINT_STATE, o.payload_max = sizeof(pi0_joint_state);
+    } else if (!strcmp(a->type, "chunk")) {
+        kind = T_CHUNK, o.type_name = PI0_TYPE_ACTION_CHUNK, o.payload_max = sizeof(pi0_action_chunk);
+    } else if (!strcmp(a->type, "action")) {
+        kind = T_ACTION, o.type_name = PI0_TYPE_ACTION, o.payload_max = sizeof(pi0_action);
+    } else if (!strcmp(a->type, "status")) {
+        kind = T_STATUS, o.type_name = PI0_TYPE_NODE_STATUS, o.payload_max = sizeof(pi0_node_status);
+    } else if (!strcmp(a->type, "raw")) {
+        kind = T_RAW, o.type_name = PI0_TYPE_RAW, o.payload_max = a->bytes ? (uint32_t)a->bytes : 64;
+    } else {
+        return usage_error("--type \"%s\": want image, joints, chunk, action, status or raw",
+                           a->type);
+    }
+    if (a->size && kind != T_IMAGE) return usage_error("%s", "--size is for --type image");
+    o.slot_count = a->slots ? (uint32_t)a->slots : 8;
+    double rate = a->rate > 0 ? a->rate : 30;
+    pi0_pub *pub;
+    int st = pi0_pub_create(a->topic, &o, &pub);
+    if (st) return fail(st, "pub");
+    install_signals();
+    fprintf(stderr, "pi0rt-shm: publishing %s on %s at %.2f Hz (pid %d, epoch %u)\n", o.type_name,
+            a->topic, rate, (int)getpid(), pi0_pub_epoch(pub));
+    int64_t period = (int64_t)(1e9 / rate), t0 = now_ns(), next = t0;
+    int64_t deadline = deadline_of(a->duration);
+    long n = 0;
+    while (!g_stop && (a->count < 0 || n < a->count) && now_ns() < deadline) {
+        int64_t t = now_ns();
+        double ph = (double)(t - t0) * 1e-9;
+        void *p = pi0_pub_loan(pub);
+        size_t size = o.payload_max;
+        switch (kind) {
+        case T_IMAGE: fill_image(p, w, h, (uint64_t)n, t); break;
+        case T_JOINTS: {
+            pi0_joint_state *js = p;
+            memset(js, 0, sizeof *js);
+            js->stamp_ns = (uint64_t)t;
+            js->n = 7;
+            for (int j = 0; j < 7; j++) {
+                js->position[j] = 0.5 * sin(ph + j);
+                js->velocity[j] = 0.5 * cos(ph + j);
+                js->effort[j] = 0.1 * j;
+            }
+            break;
+        }
+        case T_CHUNK: {
+            pi0_action_chunk *c = p;
+            memset(c, 0, 64);
+            c->seq = (uint64_t)n;
+            c->period_ns = 20000000;
+            c->t0_ns = (uint64_t)t + c->period_ns;
+            c->obs_stamp_ns = (uint64_t)(t - 50000000);
+            c->horizon = 50;
+            c->dim = 32;
+            c->total_us = 50000;
+            for (uint32_t i = 0; i < c->horizon * c->dim; i++)
+                c->actions[i] = (float)sin(ph + 0.02 * (i / c->dim) + (i % c->dim));
+            break;
+        }
+        case T_ACTION: {
+            pi0_action *ac = p;
+            memset(ac, 0, sizeof *ac);
+            ac->due_ns = (uint64_t)t;
+            ac->chunk_seq = (uint64_t)n / 50;
+            ac->index = (uint32_t)(n % 50);
+            ac->dim = 7;
+            for (int j = 0; j < 7; j++) ac->values[j] = (float)sin(ph + j);
+            break;
+        }
+        case T_STATUS: {
+            pi0_node_status *s = p;
+            memset(s, 0, sizeof *s);
+            s->stamp_ns = (uint64_t)t;
+            s->state = PI0_NODE_RUNNING;
+            s->ticks = (uint64_t)n;
+            snprintf(s->message, sizeof s->message, "synthetic status %ld", n);
+            break;
+        }
+        case T_RAW:
+            for (size_t i = 0; i < size; i++) ((uint8_t *)p)[i] = (uint8_t)(n + (long)i);
+            break;
+        }
+        if ((st = pi0_pub_commit(pub, size))) break;
+        n++;
+        next += period;
+        if (next < now_ns() - period) next = now_ns(); /* fell far behind: do not burst */
+        struct timespec ts = {(time_t)(next / 1000000000), (long)(next % 1000000000)};
+        while (!g_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+        }
+    }
+    pi0_pub_destroy(pub);
+    if (st) return fail(st, "pub");
+    fprintf(stderr, "pi0rt-shm: published %ld samples on %s\n", n, a->topic);
+    if (a->unlink_on_exit && (st = pi0_topic_remove(a->topic)) && st != PI0_ENOENT)
+        return fail(st, "pub --unlink");
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+    args a;
+    int need_topic = !strcmp(cmd, "info") || !strcmp(cmd, "echo") || !strcmp(cmd, "hz") ||
+                     !strcmp(cmd, "bw") || !strcmp(cmd, "pub");
+    if (!strcmp(cmd, "gc") && argc == 3 && argv[2][0] != '-') return cmd_gc(argv[2]);
+    int known = need_topic || !strcmp(cmd, "ls") || !strcmp(cmd, "gc") || !strcmp(cmd, "bench");
+    if (!known) return usage_error("unknown command \"%s\"", cmd);
+    int rc = parse_args(argc - 2, argv + 2, need_topic, &a);
+    if (rc) return rc;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (!strcmp(cmd, "ls")) return cmd_ls();
+    if (!strcmp(cmd, "gc")) return cmd_gc(NULL);
+    if (!strcmp(cmd, "info")) return cmd_info(&a);
+    if (!strcmp(cmd, "echo")) return cmd_echo(&a);
+    if (!strcmp(cmd, "hz")) return cmd_rate(&a, 0);
+    if (!strcmp(cmd, "bw")) return cmd_rate(&a, 1);
+    if (!strcmp(cmd, "pub")) return cmd_pub(&a);
+    return shm__bench(a.quick);
+}
