@@ -79,12 +79,18 @@ static double peak_rss_mb(void) {
     return (double)ru.ru_maxrss / 1024.0;
 }
 
+/* npy errors already name the file */
+static int fail_npy(int rc) {
+    fprintf(stderr, "pi0rt-infer: %s (%s)\n", pi0_last_error(), pi0_errname(rc));
+    return 1;
+}
+
 static int save_f32(const char *dir, const char *name, const float *x, int64_t rows, int64_t cols) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     int64_t shape[2] = {rows, cols};
     int rc = pi0_npy_write(path, PI0_NPY_F32, 2, shape, x);
-    if (rc) return fail_status(path, rc);
+    if (rc) return fail_npy(rc);
     return 0;
 }
 
@@ -221,7 +227,7 @@ int main(int argc, char **argv) {
     for (int c = 0; c < PI0_MAX_CAMERAS; c++) {
         if (!img_path[c]) continue;
         if ((rc = pi0_npy_read(img_path[c], &imgs[c]))) {
-            fail_status(img_path[c], rc);
+            fail_npy(rc);
             goto out;
         }
         if (imgs[c].dtype != PI0_NPY_U8 || imgs[c].ndim != 3 || imgs[c].shape[2] != 3) {
@@ -236,7 +242,7 @@ int main(int argc, char **argv) {
     }
 
     if ((rc = pi0_npy_read(state_path, &st))) {
-        fail_status(state_path, rc);
+        fail_npy(rc);
         goto out;
     }
     if (st.dtype != PI0_NPY_F32 || st.ndim != 1 || st.shape[0] > in.state_dim) {
@@ -249,7 +255,7 @@ int main(int argc, char **argv) {
 
     if (tokens_path) {
         if ((rc = pi0_npy_read(tokens_path, &tk))) {
-            fail_status(tokens_path, rc);
+            fail_npy(rc);
             goto out;
         }
         if (tk.dtype != PI0_NPY_I32 || tk.ndim != 1 || tk.shape[0] > in.max_token_len) {
@@ -286,7 +292,7 @@ int main(int argc, char **argv) {
 
     if (noise_path) {
         if ((rc = pi0_npy_read(noise_path, &nz))) {
-            fail_status(noise_path, rc);
+            fail_npy(rc);
             goto out;
         }
         if (nz.dtype != PI0_NPY_F32 || nz.ndim != 2 || nz.shape[0] != in.action_horizon ||
@@ -327,7 +333,7 @@ int main(int argc, char **argv) {
     }
     int64_t shape[2] = {in.action_horizon, in.action_dim};
     if ((rc = pi0_npy_write(out_path, PI0_NPY_F32, 2, shape, chunk))) {
-        fail_status(out_path, rc);
+        fail_npy(rc);
         goto out;
     }
     if (json) {

@@ -66,7 +66,11 @@ static int mk_weight(pi0_model *m, const pi0_tensor *t, pi0_weight **out) {
     int64_t n = t->shape[0];
     int64_t k = pi0_tensor_numel(t) / (n ? n : 1);
     int rc = pi0_weight_create(m->dev, t->data, t->dtype, (int)n, (int)k, (int)k, out);
-    if (rc) return pi0_errorf(rc, "tensor %s: %s", t->name ? t->name : "?", pi0_last_error());
+    if (rc) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", pi0_last_error());
+        return pi0_errorf(rc, "tensor %s: %s", t->name ? t->name : "?", msg);
+    }
     return PI0_OK;
 }
 
@@ -610,7 +614,11 @@ int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefix **out,
             rc = pi0_preproc_patches(m->prep, im->rgb, im->width, im->height,
                                      im->stride ? (size_t)im->stride : 3 * (size_t)im->width,
                                      c->patch, m->h_patches + (size_t)ci * per_cam);
-        if (rc) rc = pi0_errorf(rc, "camera %d: %s", i, pi0_last_error());
+        if (rc) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", pi0_last_error());
+            rc = pi0_errorf(rc, "camera %d: %s", i, msg);
+        }
         ci++;
     }
     int nt = 0;

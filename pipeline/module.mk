@@ -13,8 +13,8 @@ endif
 
 BINS += $(BUILD)/pi0rt-infer
 TEST_CMDS += tests/test_pipeline.py
-# BENCH_CMDS: tests/bench/bench_model.sh (added with it)
-# RUN_CMDS: pipeline/run-demo.sh (added with it)
+BENCH_CMDS += BUILD=$(BUILD) tests/bench/bench_model.py
+RUN_CMDS += BUILD=$(BUILD) pipeline/run-demo.sh
 
 $(BUILD)/pi0rt-infer: $(OBJ)/pipeline/infer.o $(PIPELINE_OBJS) $(DEVICE_OBJS) $(COMMON_OBJS)
 	@mkdir -p $(dir $@)

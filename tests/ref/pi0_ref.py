@@ -66,6 +66,30 @@ def _read_safetensors(path, out):
         out[key] = arr.reshape(shape)
 
 
+# Older layouts (PI0-SPEC.md §2): a leading "model.", and the old transformers PaliGemma
+# names (language_model.model.layers…, vision_tower / projector without ".model.", the tied
+# embedding as language_model.lm_head). Renamed to the released names on load.
+LEGACY_RENAMES = (
+    ("paligemma_with_expert.paligemma.language_model.model.",
+     "paligemma_with_expert.paligemma.model.language_model."),
+    ("paligemma_with_expert.paligemma.language_model.lm_head.",
+     "paligemma_with_expert.paligemma.lm_head."),
+    ("paligemma_with_expert.paligemma.vision_tower.",
+     "paligemma_with_expert.paligemma.model.vision_tower."),
+    ("paligemma_with_expert.paligemma.multi_modal_projector.",
+     "paligemma_with_expert.paligemma.model.multi_modal_projector."),
+)
+
+
+def canonical_key(k):
+    if k.startswith("model."):
+        k = k[len("model."):]
+    for old, new in LEGACY_RENAMES:
+        if k.startswith(old):
+            return new + k[len(old):]
+    return k
+
+
 def load_tensors(model_dir):
     tensors = {}
     single = os.path.join(model_dir, "model.safetensors")
@@ -77,12 +101,12 @@ def load_tensors(model_dir):
             wm = json.load(f)["weight_map"]
         for shard in sorted(set(wm.values())):
             _read_safetensors(os.path.join(model_dir, shard), tensors)
-    return tensors
+    return {canonical_key(k): v for k, v in tensors.items()}
 
 
 # ---- model description -------------------------------------------------------------------
 
-PREFIXES = ("", "model.")
+PREFIXES = ("",)
 V = "paligemma_with_expert.paligemma.model.vision_tower.vision_model."
 PROJ = "paligemma_with_expert.paligemma.model.multi_modal_projector.linear."
 L = "paligemma_with_expert.paligemma.model.language_model."

@@ -1,0 +1,206 @@
+#!/usr/bin/python3
+"""bench_model.py — model benchmark (make bench): one JSON line per result.
+
+  * tiny π0 / π0.5 latency (1 camera 640x480, 48 tokens, 10 steps; best of 20 runs);
+  * full-size π0, f32 and bf16 (pi0rt-mkmodel --size full into a temp dir under
+    $BUILD/bench-tmp, removed right after), 1 camera + 48 tokens, 10 steps, best of
+    PI0_BENCH_REPS (default 2) runs after the first (which pages the weights in):
+    breakdown, total GFLOP (every GEMM and attention FLOP of the work actually done,
+    counted from the checkpoint's sizes), achieved GFLOP/s, blas_gflops (raw cblas_sgemm
+    at the prefix MLP shape x[n_prefix, W]·W[mlp, W]ᵀ, `pi0rt-bench blas`, same run),
+    ratio_to_blas_bound = (GFLOP / blas_gflops) / measured seconds, and peak RSS.
+
+Environment: BUILD (default build), PI0_BENCH_FULL=0 skips the full-size runs,
+PI0_BENCH_THREADS (default: all allowed CPUs).
+"""
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+BUILD = os.environ.get("BUILD", "build")
+INFER = os.path.join(BUILD, "pi0rt-infer")
+MKMODEL = os.path.join(BUILD, "pi0rt-mkmodel")
+BLAS = os.path.join(BUILD, "pi0rt-bench")
+THREADS = os.environ.get("PI0_BENCH_THREADS")
+REPS = int(os.environ.get("PI0_BENCH_REPS", "2"))
+
+VARIANTS = {"gemma_2b": (8, 1, 256), "gemma_300m": (8, 1, 256), "dummy": (8, 1, 16)}
+
+
+def header_shapes(model_dir):
+    shapes = {}
+    single = os.path.join(model_dir, "model.safetensors")
+    files = [single]
+    if not os.path.exists(single):
+        with open(os.path.join(model_dir, "model.safetensors.index.json")) as f:
+            files = [os.path.join(model_dir, s) for s in set(json.load(f)["weight_map"].values())]
+    for p in files:
+        with open(p, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            h = json.loads(f.read(n))
+        for k, v in h.items():
+            if k != "__metadata__":
+                shapes[k.removeprefix("model.")] = v["shape"]
+    return shapes
+
+
+def sizes(model_dir):
+    with open(os.path.join(model_dir, "config.json")) as f:
+        c = json.load(f)
+    sh = header_shapes(model_dir)
+
+    def find(suffix):
+        for k, v in sh.items():
+            if k.endswith(suffix):
+                return v
+        raise KeyError(suffix)
+
+    def depth(part, probe):
+        return len({k for k in sh if part in k and k.endswith(probe)})
+
+    s = {}
+    s["pi05"] = any(k.endswith("time_mlp_in.weight") and "action_time" not in k for k in sh)
+    pw = find("patch_embedding.weight")
+    s["vw"], s["pp"] = pw[0], 3 * pw[2] * pw[3]
+    s["np"] = find("position_embedding.weight")[0]
+    s["vdepth"] = depth("vision_model.encoder.layers.", "layer_norm1.weight")
+    s["vmlp"] = find("encoder.layers.0.mlp.fc1.weight")[0]
+    vh, vkv, vd = VARIANTS.get(c.get("paligemma_variant", "gemma_2b"), (8, 1, 256))
+    eh, ekv, ed = VARIANTS.get(c.get("action_expert_variant", "gemma_300m"), (8, 1, 256))
+    s["W"] = [v for k, v in sh.items() if "gemma_expert" not in k and
+              k.endswith("layers.0.self_attn.q_proj.weight") and "vision" not in k][0][1]
+    s["E"] = find("gemma_expert.model.layers.0.self_attn.q_proj.weight")[1]
+    s["mlp"] = [v for k, v in sh.items() if "gemma_expert" not in k and
+                k.endswith("layers.0.mlp.gate_proj.weight")][0][0]
+    s["emlp"] = find("gemma_expert.model.layers.0.mlp.gate_proj.weight")[0]
+    s["depth"] = depth("gemma_expert.model.layers.", "self_attn.q_proj.weight")
+    s["heads"] = int(c.get("vlm_num_heads", vh))
+    s["kvh"] = int(c.get("vlm_num_kv_heads", vkv))
+    s["hd"] = int(c.get("vlm_head_dim", vd))
+    s["eheads"] = int(c.get("expert_num_heads", eh))
+    s["A"] = find("action_in_proj.weight")[1]
+    s["H"] = int(c.get("action_horizon", 50))
+    s["sd"] = find("state_proj.weight")[1] if not s["pi05"] else 0
+    return s
+
+
+def flops(s, n_cams, n_tok, steps):
+    """FLOPs of the work the C model does (2 per multiply-add)."""
+    np_, vw, W, E, hd = s["np"], s["vw"], s["W"], s["E"], s["hd"]
+    f_vis = 2 * np_ * s["pp"] * vw
+    per = 4 * 2 * np_ * vw * vw + 2 * 2 * np_ * np_ * vw + 2 * 2 * np_ * vw * s["vmlp"]
+    f_vis += s["vdepth"] * per + 2 * np_ * vw * W
+    f_vis *= n_cams
+    n = n_cams * np_ + n_tok
+    qd, kd = s["heads"] * hd, s["kvh"] * hd
+    kv = 2 * 2 * n * W * kd
+    full = 2 * n * W * qd + kv + 2 * 2 * n * n * qd + 2 * n * qd * W + 3 * 2 * n * W * s["mlp"]
+    f_pre = (s["depth"] - 1) * full + kv
+    H, A, eqd = s["H"], s["A"], s["eheads"] * hd
+    S = H + (0 if s["pi05"] else 1)
+    f_step = 2 * H * A * E + 2 * H * E * A  # action_in, action_out
+    if not s["pi05"]:
+        f_step += 2 * 2 * H * E * E  # action half of action_time_mlp_in, action_time_mlp_out
+    for l in range(s["depth"]):
+        rows = S - (1 if (l == s["depth"] - 1 and not s["pi05"]) else 0)
+        f_step += 2 * S * E * eqd + 2 * 2 * S * E * kd
+        if s["pi05"]:
+            f_step += 2 * 2 * H * (n + S) * eqd
+        else:
+            f_step += 2 * 2 * (n + 1) * eqd + 2 * 2 * H * (n + S) * eqd
+        f_step += 2 * rows * eqd * E + 3 * 2 * rows * E * s["emlp"]
+    f_den = steps * f_step + (2 * s["sd"] * E if not s["pi05"] else 0)
+    return f_vis, f_pre, f_den, n
+
+
+def write_inputs(d, s_tok=48, vocab=1000):
+    r = np.random.default_rng(0)
+    np.save(f"{d}/img.npy", r.integers(0, 256, (480, 640, 3), dtype=np.uint8))
+    np.save(f"{d}/state.npy", (r.standard_normal(14) * 0.3).astype(np.float32))
+    np.save(f"{d}/tokens.npy", r.integers(1, vocab, s_tok).astype(np.int32))
+
+
+def infer(model_dir, d, repeat):
+    cmd = [INFER, "--model", model_dir, "--image", f"base={d}/img.npy", "--state",
+           f"{d}/state.npy", "--tokens", f"{d}/tokens.npy", "--out", f"{d}/out.npy",
+           "--json", "--repeat", str(repeat)]
+    if THREADS:
+        cmd += ["--threads", THREADS]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"bench_model: {' '.join(cmd)}: {r.stderr.strip()}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def blas_gflops(m, n, k):
+    cmd = [BLAS, "blas", str(m), str(n), str(k), "--reps", "3"]
+    if THREADS:
+        cmd += ["--threads", THREADS]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"bench_model: {' '.join(cmd)}: {r.stderr.strip()}")
+    return json.loads(r.stdout.strip().splitlines()[-1])["gflops"]
+
+
+def mkmodel(size, variant, dtype, out):
+    r = subprocess.run([MKMODEL, "--size", size, "--variant", variant, "--dtype", dtype,
+                        "--seed", "1", "--out", out], capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"bench_model: pi0rt-mkmodel {size} {variant} {dtype}: {r.stderr.strip()}")
+
+
+def report(t, size, variant, dtype, s, with_blas):
+    fv, fp, fd, n = flops(s, t["cameras"], t["tokens"], t["steps"])
+    total = fv + fp + fd
+    sec = t["total_ms"] / 1e3
+    out = {"bench": "model", "size": size, "variant": variant, "dtype": dtype,
+           "cameras": t["cameras"], "tokens": t["tokens"], "steps": t["steps"],
+           "prefix_tokens": n}
+    for k in ("preprocess_ms", "vision_ms", "prefix_ms", "denoise_ms", "total_ms"):
+        out[k] = t[k]
+    out["gflop"] = round(total / 1e9, 2)
+    out["gflop_vision"] = round(fv / 1e9, 2)
+    out["gflop_prefix"] = round(fp / 1e9, 2)
+    out["gflop_denoise"] = round(fd / 1e9, 2)
+    out["gflops"] = round(total / 1e9 / sec, 2)
+    if with_blas:
+        b = blas_gflops(n, s["mlp"], s["W"])
+        out["blas_shape"] = [n, s["mlp"], s["W"]]
+        out["blas_gflops"] = b
+        out["ratio_to_blas_bound"] = round((total / 1e9 / b) / sec, 3)
+    out["peak_rss_mb"] = t["peak_rss_mb"]
+    out["runs"] = t["runs"]
+    print(json.dumps(out), flush=True)
+
+
+def main():
+    tmp_root = os.path.join(BUILD, "bench-tmp")
+    os.makedirs(tmp_root, exist_ok=True)
+    d = tempfile.mkdtemp(prefix="model-", dir=tmp_root)
+    try:
+        write_inputs(d)
+        for variant in ("pi0", "pi05"):
+            mdir = os.path.join(d, f"tiny-{variant}")
+            mkmodel("tiny", variant, "f32", mdir)
+            report(infer(mdir, d, 20), "tiny", variant, "f32", sizes(mdir), False)
+        if os.environ.get("PI0_BENCH_FULL", "1") != "0":
+            for dtype in ("f32", "bf16"):
+                mdir = os.path.join(d, f"full-pi0-{dtype}")
+                mkmodel("full", "pi0", dtype, mdir)
+                try:
+                    s = sizes(mdir)
+                    report(infer(mdir, d, 1 + REPS), "full", "pi0", dtype, s, True)
+                finally:
+                    shutil.rmtree(mdir, ignore_errors=True)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
