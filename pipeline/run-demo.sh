@@ -10,6 +10,7 @@ model=$BUILD/models/tiny-pi0
 demo=$BUILD/demo
 if [ ! -f "$model/model.safetensors" ]; then
     echo "run: building a tiny random π0 model in $model"
+    mkdir -p "$(dirname "$model")"
     "$BUILD/pi0rt-mkmodel" --size tiny --variant pi0 --seed 1 --out "$model"
 fi
 mkdir -p "$demo"
