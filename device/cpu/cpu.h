@@ -30,9 +30,9 @@ typedef struct pi0__pool {
     pthread_t *helpers; /* n_threads - 1 */
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_done;
-    uint64_t gen;       /* bumped for every parallel region */
-    int quit;
-    int running;        /* helpers still inside the current region */
+    atomic_uint_fast64_t gen; /* bumped for every parallel region */
+    atomic_int quit;
+    atomic_int running; /* helpers still inside the current region */
     pi0__task_fn fn;
     void *ctx;
     int n_tasks;

@@ -129,11 +129,13 @@ static void rows_task(void *ctx, int t, int thread) {
     c->fn(c->a, r0, r1);
 }
 
-/* Splits rows [0, rows) over the pool when the work (rows*cols) is worth waking it. */
+/* Splits rows [0, rows) over the pool when the work (rows*cols) is worth waking it: a
+ * wake-up costs ~10-20 us, about what one thread needs for 64K elements. */
+#define PAR_MIN_WORK (1L << 16)
 static void par_rows(cpu_dev *d, const cpu_args *a, int rows, int cols, rows_fn fn) {
     long work = (long)rows * cols;
     int tasks = 1;
-    if (work >= 16384 && d->n_threads > 1) {
+    if (work >= PAR_MIN_WORK && d->n_threads > 1) {
         tasks = d->n_threads * 4;
         if (tasks > rows) tasks = rows;
     }
