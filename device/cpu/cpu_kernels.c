@@ -249,15 +249,19 @@ int pi0__cpu_geglu(cpu_dev *d, const cpu_args *a) {
 
 // ---- RoPE ----
 
+#define ROPE_MAX_HALF 1024 /* head_dim up to 2048 uses the table; larger recomputes */
+
 static void rope_rows(const cpu_args *a, int r0, int r1) {
     int nh = a->i[0], hd = a->i[1], half = hd / 2;
-    double theta = a->f[0];
+    double theta = a->f[0], inv[ROPE_MAX_HALF];
     pi0_mat pos = a->m[1];
+    for (int j = 0; j < half && j < ROPE_MAX_HALF; j++) inv[j] = pow(theta, -2.0 * j / hd);
     for (int r = r0; r < r1; r++) {
         int32_t p = *(const int32_t *)cpu_at(pos, pos.rows == 1 ? 0 : r, pos.rows == 1 ? r : 0);
         float *x = F(0, r, 0);
         for (int j = 0; j < half; j++) {
-            double ang = (double)p * pow(theta, -2.0 * j / hd);
+            /* angle in double: positions up to ~1e4 keep full f32 accuracy in cos/sin */
+            double ang = (double)p * (j < ROPE_MAX_HALF ? inv[j] : pow(theta, -2.0 * j / hd));
             float c = (float)cos(ang), s = (float)sin(ang);
             for (int h = 0; h < nh; h++) {
                 float *xh = x + (size_t)h * hd;

@@ -4,6 +4,8 @@
  *       GEMM on the model's real shapes, f32 and bf16 weights, against a raw cblas_sgemm
  *       (OpenBLAS with N threads) on the same shape measured in the same run, and
  *       attention at the pi0 prefix and suffix shapes. One JSON object per line.
+ *   pi0rt-bench gemm M N K [--backend NAME] [--threads N] [--reps N]
+ *       the `kernels` GEMM lines for one shape.
  *   pi0rt-bench blas M N K [--threads N] [--reps N]
  *       raw cblas_sgemm y[M,N] = x[M,K] · W[N,K]ᵀ (the baseline other benchmarks use).
  *
@@ -27,10 +29,12 @@ static double now(void) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: pi0rt-bench kernels [--backend NAME] [--threads N] [--reps N] [--quick]\n"
+            "       pi0rt-bench gemm M N K [--backend NAME] [--threads N] [--reps N]\n"
             "       pi0rt-bench blas M N K [--threads N] [--reps N]\n"
             "Kernel benchmarks: one JSON object per line. `kernels` times GEMM (f32 and bf16\n"
             "weights) on pi0's shapes against raw cblas_sgemm in the same run, and attention;\n"
-            "`blas` times raw cblas_sgemm x[M,K]·W[N,K]^T. --threads defaults to all allowed\n"
+            "`gemm` prints those lines for one shape; `blas` times raw cblas_sgemm\n"
+            "x[M,K]·W[N,K]^T (OpenBLAS with --threads threads). --threads defaults to all allowed\n"
             "CPUs, --reps (best of) to 5; --quick runs the smallest shapes only.\n");
 }
 
@@ -231,6 +235,21 @@ int main(int argc, char **argv) {
             return 2;
         }
         return cmd_blas(pos[0], pos[1], pos[2], threads, reps);
+    }
+    if (!strcmp(argv[1], "gemm")) {
+        if (npos != 3 || pos[0] < 1 || pos[1] < 1 || pos[2] < 1) {
+            fprintf(stderr, "pi0rt-bench gemm: want three positive sizes M N K\n");
+            return 2;
+        }
+        pi0_dev_opts o = {.n_threads = threads};
+        pi0_dev *d;
+        pi0_stream *s;
+        DIE(pi0_dev_open(backend, &o, &d), "open");
+        DIE(pi0_stream_create(d, &s), "stream");
+        bench_gemm(d, s, pos[0], pos[1], pos[2], threads, reps, "custom");
+        pi0_stream_destroy(s);
+        DIE(pi0_dev_close(d), "close");
+        return 0;
     }
     if (!strcmp(argv[1], "kernels")) {
         if (npos) {
