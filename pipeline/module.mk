@@ -12,10 +12,15 @@ $(OBJ)/pipeline/infer.o: CFLAGS += -DPI0_HAVE_TOKENIZER
 endif
 
 BINS += $(BUILD)/pi0rt-infer
-TEST_CMDS += tests/test_pipeline.py
+TEST_BINS += $(BUILD)/tests/test_pipeline_api
+TEST_CMDS += $(BUILD)/tests/test_pipeline_api tests/test_pipeline.py
 BENCH_CMDS += BUILD=$(BUILD) tests/bench/bench_model.py
 RUN_CMDS += BUILD=$(BUILD) pipeline/run-demo.sh
 
 $(BUILD)/pi0rt-infer: $(OBJ)/pipeline/infer.o $(PIPELINE_OBJS) $(DEVICE_OBJS) $(COMMON_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PIPELINE_LIBS)
+
+$(BUILD)/tests/test_pipeline_api: $(OBJ)/tests/test_pipeline_api.o $(PIPELINE_OBJS) $(DEVICE_OBJS) $(COMMON_OBJS) | $(BUILD)/pi0rt-mkmodel
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LDLIBS) $(PIPELINE_LIBS)

@@ -1,0 +1,386 @@
+/* test_pipeline_api.c — the encode/denoise API of pipeline/pi0_pipeline.h on tiny models:
+ * prefix slots (EAGAIN, EBUSY, release), the two-thread pipelined use (stage A encodes
+ * observation n+1 while stage B denoises n) against serial results, Euler against the
+ * velocity introspection, the seeded noise generator, norm-stats helpers, bad observations.
+ * Numerics against the independent reference are in tests/test_pipeline.py. */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "pi0_pipeline.h"
+#include "pi0_weights.h"
+
+static char g_dir[256];
+
+/* A tiny checkpoint written by pi0rt-mkmodel (BUILD env, default build). */
+static const char *tiny_model(const char *variant) {
+    const char *build = getenv("BUILD");
+    if (!build) build = "build";
+    snprintf(g_dir, sizeof g_dir, "/tmp/pi0rt-test-api-%d-%s", (int)getpid(), variant);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "rm -rf %s && %s/pi0rt-mkmodel --size tiny --variant %s --seed 5 --out %s >/dev/null",
+             g_dir, build, variant, g_dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "  cannot run: %s\n", cmd);
+        return NULL;
+    }
+    return g_dir;
+}
+
+static void remove_model(void) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+    if (system(cmd) != 0) fprintf(stderr, "  cannot remove %s\n", g_dir);
+}
+
+static pi0_model *load(const char *variant, int steps, uint64_t seed) {
+    const char *dir = tiny_model(variant);
+    if (!dir) return NULL;
+    pi0_model_opts o = {0};
+    o.num_steps = steps;
+    o.seed = seed;
+    o.n_threads = 2;
+    pi0_model *m = NULL;
+    int rc = pi0_model_load(dir, &o, &m);
+    if (rc) fprintf(stderr, "  load %s: %s\n", dir, pi0_last_error());
+    return m;
+}
+
+/* Observation number k: 1–2 cameras of varying size and 3 + k prompt tokens. */
+typedef struct obs_data {
+    uint8_t *img[2];
+    int32_t tokens[16];
+    float state[64];
+    float noise[64 * 64];
+    pi0_observation obs;
+} obs_data;
+
+static void make_obs(obs_data *d, int k, const pi0_model_info *in) {
+    memset(d, 0, sizeof *d);
+    uint32_t x = 12345u + 977u * (uint32_t)k;
+    for (int c = 0; c < 2; c++) {
+        int w = 100 + 37 * k + 50 * c, h = 90 + 11 * k;
+        d->img[c] = malloc((size_t)w * h * 3);
+        for (int i = 0; i < w * h * 3; i++) {
+            x = x * 1664525u + 1013904223u;
+            d->img[c][i] = (uint8_t)(x >> 24);
+        }
+        d->obs.images[c == 0 ? 0 : 2] = (pi0_image){d->img[c], w, h, 0, c == 0 || k % 2};
+    }
+    for (int i = 0; i < 3 + k; i++) d->tokens[i] = 1 + (int32_t)((k * 31 + i * 7) % 1000);
+    d->obs.tokens = d->tokens;
+    d->obs.n_tokens = 3 + k;
+    for (int i = 0; i < in->state_dim && i < 64; i++) d->state[i] = 0.1f * (float)((i + k) % 7) - 0.3f;
+    for (int i = 0; i < in->action_horizon * in->action_dim; i++) {
+        x = x * 1664525u + 1013904223u;
+        d->noise[i] = ((float)(x >> 8) / 16777216.0f - 0.5f) * 3.0f;
+    }
+}
+
+static void free_obs(obs_data *d) {
+    free(d->img[0]);
+    free(d->img[1]);
+}
+
+static float max_diff(const float *a, const float *b, int n) {
+    float m = 0;
+    for (int i = 0; i < n; i++) {
+        float d = fabsf(a[i] - b[i]);
+        if (!(d <= m)) m = d; /* NaN propagates */
+    }
+    return m;
+}
+
+static void test_slots(void) {
+    pi0_model *m = load("pi0", 0, 0);
+    CHECK(m != NULL);
+    if (!m) return;
+    pi0_model_info in;
+    pi0_model_get_info(m, &in);
+    obs_data d;
+    make_obs(&d, 0, &in);
+    pi0_prefix *a = NULL, *b = NULL, *c = NULL;
+    CHECK_STATUS(pi0_model_encode(m, &d.obs, &a, NULL), PI0_OK);
+    CHECK_STATUS(pi0_model_encode(m, &d.obs, &b, NULL), PI0_OK);
+    CHECK(a && b && a != b);
+    CHECK_STATUS(pi0_model_encode(m, &d.obs, &c, NULL), PI0_EAGAIN);
+    CHECK_STATUS(pi0_model_destroy(m), PI0_EBUSY);
+    CHECK_EQ_INT(pi0_prefix_len(a), in.n_patches + 3);
+    pi0_prefix_release(m, a);
+    CHECK_STATUS(pi0_model_encode(m, &d.obs, &c, NULL), PI0_OK);
+    pi0_prefix_release(m, b);
+    pi0_prefix_release(m, c);
+    /* a released slot is no longer a valid handle for denoise */
+    float chunk[64 * 64];
+    CHECK_STATUS(pi0_model_denoise(m, c, d.state, d.noise, chunk, NULL), PI0_EINVAL);
+    free_obs(&d);
+    CHECK_STATUS(pi0_model_destroy(m), PI0_OK);
+    remove_model();
+}
+
+static void test_bad_observations(void) {
+    pi0_model *m = load("pi0", 0, 0);
+    CHECK(m != NULL);
+    if (!m) return;
+    pi0_model_info in;
+    pi0_model_get_info(m, &in);
+    obs_data d;
+    make_obs(&d, 1, &in);
+    pi0_prefix *p = NULL;
+    pi0_observation o = d.obs;
+    o.images[0].valid = o.images[2].valid = 0;
+    o.n_tokens = 0;
+    CHECK_STATUS(pi0_model_encode(m, &o, &p, NULL), PI0_EINVAL);
+    o = d.obs;
+    int32_t bad[3] = {1, in.vocab, 2};
+    o.tokens = bad;
+    o.n_tokens = 3;
+    CHECK_STATUS(pi0_model_encode(m, &o, &p, NULL), PI0_ERANGE);
+    CHECK(strstr(pi0_last_error(), "token 1") != NULL);
+    uint8_t mask[3] = {1, 0, 1}; /* the bad id is padding: fine */
+    o.token_mask = mask;
+    CHECK_STATUS(pi0_model_encode(m, &o, &p, NULL), PI0_OK);
+    if (p) CHECK_EQ_INT(pi0_prefix_len(p), 2 * in.n_patches + 2);
+    pi0_prefix_release(m, p);
+    o = d.obs;
+    o.n_tokens = in.max_token_len + 1;
+    CHECK_STATUS(pi0_model_encode(m, &o, &p, NULL), PI0_ERANGE);
+    o = d.obs;
+    o.images[0].width = 0;
+    CHECK_STATUS(pi0_model_encode(m, &o, &p, NULL), PI0_EINVAL);
+    /* failed encodes must not leak slots: two encodes still succeed */
+    pi0_prefix *a = NULL, *b = NULL;
+    CHECK_STATUS(pi0_model_encode(m, &d.obs, &a, NULL), PI0_OK);
+    CHECK_STATUS(pi0_model_encode(m, &d.obs, &b, NULL), PI0_OK);
+    pi0_prefix_release(m, a);
+    pi0_prefix_release(m, b);
+    free_obs(&d);
+    CHECK_STATUS(pi0_model_destroy(m), PI0_OK);
+    remove_model();
+}
+
+/* ---- two-stage pipeline ------------------------------------------------------------ */
+
+#define N_OBS 6
+
+typedef struct pipe_ctx {
+    pi0_model *m;
+    obs_data *d;
+    float *chunks; /* [N_OBS][H·A] */
+    int hA;
+    pi0_prefix *queue[N_OBS]; /* encoded slots handed from A to B */
+    int n_encoded, n_done;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int err;
+} pipe_ctx;
+
+static void *stage_a(void *arg) {
+    pipe_ctx *c = arg;
+    for (int k = 0; k < N_OBS; k++) {
+        pi0_prefix *p = NULL;
+        int rc;
+        while ((rc = pi0_model_encode(c->m, &c->d[k].obs, &p, NULL)) == PI0_EAGAIN) {
+            pthread_mutex_lock(&c->mu); /* both slots busy: wait for stage B */
+            int done = c->n_done;
+            /* (if B already released everything encoded, retry at once) */
+            while (c->n_done == done && c->n_done < c->n_encoded)
+                pthread_cond_wait(&c->cv, &c->mu);
+            pthread_mutex_unlock(&c->mu);
+        }
+        pthread_mutex_lock(&c->mu);
+        if (rc) c->err = rc;
+        c->queue[k] = p;
+        c->n_encoded = k + 1;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        if (rc) break;
+    }
+    return NULL;
+}
+
+static void *stage_b(void *arg) {
+    pipe_ctx *c = arg;
+    for (int k = 0; k < N_OBS; k++) {
+        pthread_mutex_lock(&c->mu);
+        while (c->n_encoded <= k && !c->err) pthread_cond_wait(&c->cv, &c->mu);
+        pi0_prefix *p = c->err ? NULL : c->queue[k];
+        pthread_mutex_unlock(&c->mu);
+        if (!p) break;
+        int rc = pi0_model_denoise(c->m, p, c->d[k].state, c->d[k].noise,
+                                   c->chunks + (size_t)k * c->hA, NULL);
+        pi0_prefix_release(c->m, p);
+        pthread_mutex_lock(&c->mu);
+        if (rc) c->err = rc;
+        c->n_done = k + 1;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        if (rc) break;
+    }
+    return NULL;
+}
+
+static void pipelined_vs_serial(const char *variant) {
+    pi0_model *m = load(variant, 0, 0);
+    CHECK(m != NULL);
+    if (!m) return;
+    pi0_model_info in;
+    pi0_model_get_info(m, &in);
+    int hA = in.action_horizon * in.action_dim;
+    obs_data *d = calloc(N_OBS, sizeof *d);
+    float *serial = calloc((size_t)N_OBS * hA, sizeof(float));
+    float *piped = calloc((size_t)N_OBS * hA, sizeof(float));
+    for (int k = 0; k < N_OBS; k++) {
+        make_obs(&d[k], k, &in);
+        pi0_prefix *p = NULL;
+        CHECK_STATUS(pi0_model_encode(m, &d[k].obs, &p, NULL), PI0_OK);
+        CHECK_STATUS(pi0_model_denoise(m, p, d[k].state, d[k].noise, serial + (size_t)k * hA,
+                                       NULL),
+                     PI0_OK);
+        pi0_prefix_release(m, p);
+    }
+    pipe_ctx c = {.m = m, .d = d, .chunks = piped, .hA = hA};
+    pthread_mutex_init(&c.mu, NULL);
+    pthread_cond_init(&c.cv, NULL);
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, stage_a, &c);
+    pthread_create(&tb, NULL, stage_b, &c);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    CHECK_STATUS(c.err, PI0_OK);
+    CHECK_EQ_INT(c.n_done, N_OBS);
+    for (int k = 0; k < N_OBS; k++) {
+        float e = max_diff(serial + (size_t)k * hA, piped + (size_t)k * hA, hA);
+        CHECK_MSG(e <= 1e-5f, "observation %d: pipelined differs from serial by %g", k, (double)e);
+    }
+    /* different observations give different chunks (the test can tell them apart) */
+    CHECK(max_diff(serial, serial + hA, hA) > 1e-3f);
+    pthread_mutex_destroy(&c.mu);
+    pthread_cond_destroy(&c.cv);
+    for (int k = 0; k < N_OBS; k++) free_obs(&d[k]);
+    free(d);
+    free(serial);
+    free(piped);
+    CHECK_STATUS(pi0_model_destroy(m), PI0_OK);
+    remove_model();
+}
+
+static void test_pipelined_pi0(void) { pipelined_vs_serial("pi0"); }
+static void test_pipelined_pi05(void) { pipelined_vs_serial("pi05"); }
+
+/* With one step, Euler gives x = noise − v(noise, t = 1). */
+static void euler_one_step(const char *variant) {
+    pi0_model *m = load(variant, 1, 0);
+    CHECK(m != NULL);
+    if (!m) return;
+    pi0_model_info in;
+    pi0_model_get_info(m, &in);
+    CHECK_EQ_INT(in.num_steps, 1);
+    int hA = in.action_horizon * in.action_dim;
+    obs_data d;
+    make_obs(&d, 2, &in);
+    float *chunk = calloc((size_t)hA, sizeof(float)), *v = calloc((size_t)hA, sizeof(float));
+    pi0_prefix *p = NULL;
+    CHECK_STATUS(pi0_model_encode(m, &d.obs, &p, NULL), PI0_OK);
+    CHECK_STATUS(pi0_model_denoise(m, p, d.state, d.noise, chunk, NULL), PI0_OK);
+    CHECK_STATUS(pi0_model_velocity(m, p, d.state, d.noise, 0, v), PI0_OK);
+    CHECK_STATUS(pi0_model_velocity(m, p, d.state, d.noise, 1, v + 0), PI0_ERANGE);
+    float e = 0, vmax = 0;
+    for (int i = 0; i < hA; i++) {
+        float want = d.noise[i] - v[i];
+        if (fabsf(chunk[i] - want) > e) e = fabsf(chunk[i] - want);
+        if (fabsf(v[i]) > vmax) vmax = fabsf(v[i]);
+    }
+    CHECK_MSG(e <= 1e-5f, "chunk vs noise - v: %g", (double)e);
+    CHECK(vmax > 1e-2f);
+    pi0_prefix_release(m, p);
+    free(chunk);
+    free(v);
+    free_obs(&d);
+    CHECK_STATUS(pi0_model_destroy(m), PI0_OK);
+    remove_model();
+}
+
+static void test_euler_pi0(void) { euler_one_step("pi0"); }
+static void test_euler_pi05(void) { euler_one_step("pi05"); }
+
+static void test_default_noise(void) {
+    int hA = 0;
+    float *c[3] = {0};
+    for (int run = 0; run < 2; run++) {
+        pi0_model *m = load("pi0", 2, 42);
+        CHECK(m != NULL);
+        if (!m) return;
+        pi0_model_info in;
+        pi0_model_get_info(m, &in);
+        hA = in.action_horizon * in.action_dim;
+        obs_data d;
+        make_obs(&d, 3, &in);
+        pi0_prefix *p = NULL;
+        CHECK_STATUS(pi0_model_encode(m, &d.obs, &p, NULL), PI0_OK);
+        for (int i = 0; i < (run ? 1 : 2); i++) {
+            float *x = calloc((size_t)hA, sizeof(float));
+            CHECK_STATUS(pi0_model_denoise(m, p, d.state, NULL, x, NULL), PI0_OK);
+            if (run == 0) c[i] = x;
+            else c[2] = x;
+        }
+        pi0_prefix_release(m, p);
+        free_obs(&d);
+        pi0_model_destroy(m);
+        remove_model();
+    }
+    /* the generator advances between calls, and restarts with the same seed */
+    CHECK(max_diff(c[0], c[1], hA) > 1e-3f);
+    CHECK(max_diff(c[0], c[2], hA) == 0.0f);
+    for (int i = 0; i < 3; i++) free(c[i]);
+}
+
+static void test_norm_stats(void) {
+    for (int variant = 0; variant < 2; variant++) {
+        pi0_model *m = load(variant ? "pi05" : "pi0", 0, 0);
+        CHECK(m != NULL);
+        if (!m) return;
+        pi0_weights *w = NULL;
+        CHECK_STATUS(pi0_weights_load(g_dir, &w), PI0_OK);
+        if (!w) break;
+        pi0_model_info in;
+        pi0_model_get_info(m, &in);
+        CHECK(in.has_norm_stats);
+        float raw[8], norm[64];
+        for (int i = 0; i < 8; i++) raw[i] = 0.25f * (float)i - 1.0f;
+        CHECK_STATUS(pi0_model_normalize_state(m, raw, 8, norm), PI0_OK);
+        const pi0_norm_stats *s = &w->state_stats;
+        for (int i = 0; i < 8; i++) {
+            double want = variant ? (raw[i] - s->q01[i]) / (s->q99[i] - s->q01[i] + 1e-6) * 2 - 1
+                                  : (raw[i] - s->mean[i]) / (s->std[i] + 1e-6);
+            CHECK_NEAR(norm[i], want, 1e-4 * (1 + fabs(want)));
+        }
+        for (int i = 8; i < in.state_dim; i++) CHECK_EQ_INT(norm[i] == 0.0f, 1);
+        CHECK_STATUS(pi0_model_normalize_state(m, raw, in.state_dim + 1, norm), PI0_ESHAPE);
+        int hA = in.action_horizon * in.action_dim;
+        float *ch = calloc((size_t)hA, sizeof(float));
+        for (int i = 0; i < hA; i++) ch[i] = 0.01f * (float)(i % 100) - 0.5f;
+        float x0 = ch[in.action_dim + 3];
+        CHECK_STATUS(pi0_model_unnormalize_actions(m, ch), PI0_OK);
+        const pi0_norm_stats *a = &w->action_stats;
+        double want = variant ? (x0 + 1) / 2 * (a->q99[3] - a->q01[3] + 1e-6) + a->q01[3]
+                              : x0 * (a->std[3] + 1e-6) + a->mean[3];
+        CHECK_NEAR(ch[in.action_dim + 3], want, 1e-4 * (1 + fabs(want)));
+        free(ch);
+        pi0_weights_destroy(w);
+        pi0_model_destroy(m);
+        remove_model();
+    }
+}
+
+int main(int argc, char **argv) {
+    static const pi0_test tests[] = {
+        TEST(test_slots),         TEST(test_bad_observations), TEST(test_pipelined_pi0),
+        TEST(test_pipelined_pi05), TEST(test_euler_pi0),       TEST(test_euler_pi05),
+        TEST(test_default_noise), TEST(test_norm_stats),
+    };
+    return pi0_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
+}
