@@ -65,8 +65,10 @@ static const char *const USAGE =
     "                          topic on exit, otherwise it stays for a restart or gc)\n"
     "  gc [PREFIX]             remove topics (whose name starts with PREFIX) whose\n"
     "                          publisher is dead; never one with a live publisher\n"
-    "  bench [--quick]         latency benchmark: shm (futex and polling) vs a Unix\n"
-    "                          socket, JSON lines\n"
+    "  bench [--quick] [--other]\n"
+    "                          latency benchmark: shm (futex and polling) vs a Unix\n"
+    "                          socket, JSON lines; publisher and sleeping subscribers run\n"
+    "                          SCHED_FIFO when permitted unless --other\n"
     "  --help                  this text\n"
     "\n"
     "Exit status: 0 ok, 1 error (one line on stderr), 2 bad usage.\n";
@@ -77,7 +79,7 @@ typedef struct args {
     const char *topic, *type, *size;
     double rate, duration;
     long count, slots, bytes;
-    int unlink_on_exit, quick;
+    int unlink_on_exit, quick, other;
 } args;
 
 static int parse_num(const char *opt, const char *v, double lo, double hi, double *out) {
@@ -127,6 +129,8 @@ static int parse_args(int argc, char **argv, int need_topic, args *a) {
             a->unlink_on_exit = 1;
         } else if (!strcmp(o, "--quick")) {
             a->quick = 1;
+        } else if (!strcmp(o, "--other")) {
+            a->other = 1;
         } else if (o[0] == '-' && o[1]) {
             return usage_error("unknown option %s", o);
         } else if (need_topic && !a->topic) {
@@ -288,7 +292,7 @@ static void print_sample(const char *type, const uint8_t *p, uint32_t size, int6
             return;
         }
         const pi0_joint_state *js = (const pi0_joint_state *)p;
-        printf("joints n=%u age=%.3fms pos=", js->n, (double)(now - (int64_t)js->stamp_ns) / 1e6);
+        printf("joints n=%u stamp_age=%.3fms pos=", js->n, (double)(now - (int64_t)js->stamp_ns) / 1e6);
         print_floats_d(js->position, js->n);
         printf(" vel=");
         print_floats_d(js->velocity, js->n);
@@ -617,5 +621,5 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "hz")) return cmd_rate(&a, 0);
     if (!strcmp(cmd, "bw")) return cmd_rate(&a, 1);
     if (!strcmp(cmd, "pub")) return cmd_pub(&a);
-    return shm__bench(a.quick);
+    return shm__bench(a.quick, !a.other);
 }

@@ -58,6 +58,18 @@ static void sleep_until(int64_t t) {
 }
 
 static int g_cpu[2] = {-1, -1};
+static int g_fifo; /* run publisher and sleeping subscribers SCHED_FIFO (if permitted) */
+
+/* SCHED_FIFO priority 50 when asked and permitted (a robot runs these threads RT); a
+ * polling subscriber always stays SCHED_OTHER: spinning at RT priority starves the CPU. */
+static const char *set_sched(int want_fifo) {
+    struct sched_param sp = {.sched_priority = want_fifo ? 50 : 0};
+    if (want_fifo && sched_setscheduler(0, SCHED_FIFO, &sp) == 0) return "fifo";
+    sp.sched_priority = 0;
+    sched_setscheduler(0, SCHED_OTHER, &sp);
+    return "other";
+}
+static const char *g_sched_name[2] = {"other", "other"}; /* publisher, subscriber */
 
 static void pick_cpus(void) {
     cpu_set_t set;
@@ -110,10 +122,11 @@ static void print_result(const char *bench, const char *mode, size_t payload, co
                          const result *r) {
     printf("{\"bench\":\"%s\",\"mode\":\"%s\",\"payload_bytes\":%zu,\"touch\":\"%s\","
            "\"samples\":%llu,\"lost\":%llu,\"torn\":%llu,\"p50_us\":%.3f,\"p99_us\":%.3f,"
-           "\"p999_us\":%.3f,\"max_us\":%.3f,\"pub_cpu\":%d,\"sub_cpu\":%d}\n",
+           "\"p999_us\":%.3f,\"max_us\":%.3f,\"pub_cpu\":%d,\"sub_cpu\":%d,"
+           "\"pub_sched\":\"%s\",\"sub_sched\":\"%s\"}\n",
            bench, mode, payload, touch, (unsigned long long)r->count,
            (unsigned long long)r->lost, (unsigned long long)r->bad, r->p50, r->p99, r->p999,
-           r->max, g_cpu[0], g_cpu[1]);
+           r->max, g_cpu[0], g_cpu[1], g_sched_name[0], g_sched_name[1]);
     fflush(stdout);
 }
 
@@ -138,6 +151,7 @@ static int wait_child(pid_t pid, shared_area *ar, int64_t grace_ns) {
 static void shm_subscriber(const char *topic, int polling, int full, size_t payload, int n,
                            shared_area *ar) {
     pin(1);
+    set_sched(g_fifo);
     pi0_sub *sub;
     pi0_sub_opts o = {PI0_TYPE_RAW, -1};
     if (pi0_sub_open(topic, &o, &sub)) {
@@ -200,8 +214,10 @@ static int run_shm(int polling, int full, size_t payload, int n, int64_t interva
     }
     fflush(stdout);
     pid_t pid = fork();
+    g_sched_name[1] = g_fifo ? "fifo" : "other";
     if (pid == 0) shm_subscriber(topic, polling, full, payload, n, ar);
     pin(0);
+    g_sched_name[0] = set_sched(g_fifo);
     int64_t t_ready = mono() + 5000000000ll;
     while (!atomic_load(&ar->ready) && mono() < t_ready) usleep(1000);
     usleep(20000);
@@ -216,6 +232,7 @@ static int run_shm(int polling, int full, size_t payload, int n, int64_t interva
         sleep_until(next);
     }
     unpin();
+    set_sched(0);
     int rc = pid > 0 ? wait_child(pid, ar, 1000000000ll) : -1;
     pi0_pub_destroy(pub);
     pi0_topic_remove(topic);
@@ -291,8 +308,10 @@ static int run_uds(size_t payload, int n, int64_t interval_ns, result *out) {
     memset(buf, 0x5a, payload);
     fflush(stdout);
     pid_t pid = fork();
+    g_sched_name[1] = g_fifo ? "fifo" : "other";
     if (pid == 0) {
         pin(1);
+        set_sched(g_fifo);
         close(sv[0]);
         atomic_store(&ar->ready, 1);
         while (ar->count < (uint64_t)n) {
@@ -307,6 +326,7 @@ static int run_uds(size_t payload, int n, int64_t interval_ns, result *out) {
     }
     close(sv[1]);
     pin(0);
+    g_sched_name[0] = set_sched(g_fifo);
     while (!atomic_load(&ar->ready)) usleep(1000);
     usleep(20000);
     int64_t next = mono();
@@ -319,6 +339,7 @@ static int run_uds(size_t payload, int n, int64_t interval_ns, result *out) {
         sleep_until(next);
     }
     unpin();
+    set_sched(0);
     close(sv[0]);
     int rc = pid > 0 ? wait_child(pid, ar, 3000000000ll) : -1;
     *out = summarize(ar);
@@ -336,9 +357,12 @@ static void target(const char *what, double value, const char *unit, double limi
            what, value, unit, limit, pass ? "true" : "false");
 }
 
-int shm__bench(int quick) {
+int shm__bench(int quick, int fifo) {
     static const size_t payloads[3] = {64, 65536, 2764800};
     pick_cpus();
+    /* probe: use SCHED_FIFO only if this process may */
+    g_fifo = fifo && strcmp(set_sched(1), "fifo") == 0;
+    set_sched(0);
     int div = quick ? 10 : 1;
     result futex[3], poll[3], uds[3], full;
     int rc = 0;
@@ -374,6 +398,9 @@ int shm__bench(int quick) {
     target("uds p50 / shm futex p50 at 2764800B (8B touched)", s8, "speedup", 50.0, s8 >= 50.0);
     target("uds p50 / shm futex p50 at 2764800B (all bytes read)", sf, "speedup", 50.0,
            sf >= 50.0);
+    double sp = poll[2].p50 > 0 ? uds[2].p50 / poll[2].p50 : 0;
+    target("uds p50 / shm polling p50 at 2764800B (8B touched)", sp, "speedup", 50.0,
+           sp >= 50.0);
     for (int k = 0; k < 3; k++)
         if (futex[k].bad || poll[k].bad) rc = -1;
     if (rc) fprintf(stderr, "pi0rt-shm: bench: a run failed or saw a torn sample\n");

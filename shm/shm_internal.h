@@ -13,7 +13,8 @@ static inline uint64_t shm__fnv1a(const void *p, size_t n) {
     return h;
 }
 
-/* `pi0rt-shm bench`: prints JSON lines; returns the exit status. */
-int shm__bench(int quick);
+/* `pi0rt-shm bench`: prints JSON lines; returns the exit status. fifo: run the publisher
+ * and sleeping subscribers SCHED_FIFO when permitted. */
+int shm__bench(int quick, int fifo);
 
 #endif

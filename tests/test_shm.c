@@ -410,8 +410,16 @@ static void test_proto_threads_checksums(void) {
     }
     double end = pi0_test_now() + 0.6;
     uint64_t n = 0;
+    static uint8_t staged[MAX];
     while (pi0_test_now() < end) {
-        publish_sample(p, MAX);
+        if (n % 2) { /* half zero-copy in place, half through pi0_pub_publish's copy */
+            publish_sample(p, MAX);
+        } else {
+            uint64_t seq = pi0_pub_seq(p);
+            uint32_t len = shm_sample_len(seq, MAX);
+            shm_sample_fill(staged, seq, 7, len);
+            CHECK_STATUS(pi0_pub_publish(p, staged, len), 0);
+        }
         if (++n % 64 == 0) usleep(50); /* let the sleeping reader catch some in order */
     }
     atomic_store(&stop, 1);

@@ -17,9 +17,9 @@
 #include <stdint.h>
 
 #if defined(__SANITIZE_THREAD__)
-#define SHM_TEST_NO_TSAN __attribute__((no_sanitize_thread, noinline))
+#define SHM_TEST_PAYLOAD_FN static __attribute__((unused, no_sanitize_thread, noinline))
 #else
-#define SHM_TEST_NO_TSAN
+#define SHM_TEST_PAYLOAD_FN static inline
 #endif
 
 #define SHM_SAMPLE_MIN 32u
@@ -40,7 +40,7 @@ static inline uint32_t shm_sample_len(uint64_t seq, uint32_t max) {
     return SHM_SAMPLE_MIN + (uint32_t)(x % (max - SHM_SAMPLE_MIN + 1));
 }
 
-SHM_TEST_NO_TSAN static inline void shm_sample_fill(void *dst, uint64_t seq, uint64_t salt,
+SHM_TEST_PAYLOAD_FN void shm_sample_fill(void *dst, uint64_t seq, uint64_t salt,
                                                     uint32_t len) {
     volatile uint8_t *p = dst;
     shm_put64(p, seq);
@@ -58,7 +58,7 @@ SHM_TEST_NO_TSAN static inline void shm_sample_fill(void *dst, uint64_t seq, uin
 
 /* 1 if the `size` bytes at src are one intact sample with sequence `seq`
  * (seq == UINT64_MAX: any). */
-SHM_TEST_NO_TSAN static inline int shm_sample_ok(const void *src, uint32_t size, uint64_t seq) {
+SHM_TEST_PAYLOAD_FN int shm_sample_ok(const void *src, uint32_t size, uint64_t seq) {
     const volatile uint8_t *p = src;
     if (size < SHM_SAMPLE_MIN) return 0;
     if (shm_get64(p + 16) != size) return 0;
