@@ -246,6 +246,47 @@ def test_key_variants():
                extra=("--keys", "legacy", "--shards", "2"))
 
 
+def test_prompt_matches_tokens():
+    """--prompt TEXT --tokenizer M gives the chunk of --tokens with pi0rt-tokenize's ids."""
+    import json
+    spm = shutil.which("spm_train")
+    tokenize = os.path.join(BUILD, "pi0rt-tokenize")
+    if not spm or not os.path.exists(tokenize):
+        raise Failure("needs spm_train (Debian sentencepiece) and pi0rt-tokenize")
+    corpus = os.path.join(TMP, "corpus.txt")
+    with open(corpus, "w") as f:
+        for i in range(40):
+            f.write("pick up the red cube and put it in the box\nopen the drawer slowly\n"
+                    f"fold towel {i} neatly\nstack the blocks on the table\n")
+    prefix = os.path.join(TMP, "spm")
+    r = subprocess.run([spm, f"--input={corpus}", f"--model_prefix={prefix}", "--vocab_size=80",
+                        "--model_type=bpe"], capture_output=True, text=True)
+    if r.returncode:
+        raise Failure(f"spm_train failed: {r.stderr[-300:]}")
+    text = "  Pick_up the red cube\n "
+    for variant in ("pi0", "pi05"):
+        c = Case(f"prompt-{variant}", 30, {"base": SQ}, 1)
+        mdir = model(variant)
+        with open(os.path.join(mdir, "config.json")) as f:
+            max_len = json.load(f)["max_token_len"]
+        st = save(f"prompt-{variant}-state.npy", c.state)
+        r = subprocess.run([tokenize, "--model", prefix + ".model", "--format", variant,
+                            "--max-len", str(max_len), "--state", st, text],
+                           capture_output=True, text=True)
+        if r.returncode:
+            raise Failure(f"pi0rt-tokenize: {r.stderr.strip()}")
+        ids, mask = [np.array(line.split(), np.int64) for line in r.stdout.strip().splitlines()]
+        c.tokens = ids[mask.astype(bool)].astype(np.int32)
+        a = c.args()
+        out1, out2 = (os.path.join(TMP, f"prompt-{variant}-{i}.npy") for i in (1, 2))
+        run_infer(["--model", mdir, *a, "--out", out1])
+        i = a.index("--tokens")
+        a[i:i + 2] = ["--prompt", text, "--tokenizer", prefix + ".model"]
+        run_infer(["--model", mdir, *a, "--out", out2])
+        if not np.array_equal(np.load(out1), np.load(out2)):
+            raise Failure(f"{variant}: --prompt and --tokens chunks differ")
+
+
 def test_json_timing_line():
     import json
     c = Case("json", 22, {"base": SQ}, 8)
