@@ -130,6 +130,14 @@ static void write_corpora(uint64_t seed) {
     fputs("Ωмир☃ 👩‍👩‍👧 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ̈a\n", f);
     fputs("x<sep>y<sep><sep>pickpick 東京東京 <sep> pick\n", f);
     fputs("0123456789 00000000000000000000 3.14159 1,000,000\n", f);
+    for (int i = 0; i < 200; i++) { // arbitrary bytes (no newline, no NUL)
+        int n = (int)rnd_n(40);
+        for (int k = 0; k < n; k++) {
+            int c = 1 + (int)rnd_n(255);
+            fputc(c == '\n' ? ' ' : c, f);
+        }
+        fputc('\n', f);
+    }
     for (int i = 0; i < 400; i++) fputs(i % 50 == 0 ? "  " : "kara", f);
     fputc('\n', f);
     fclose(f);
@@ -503,6 +511,105 @@ static void test_pi0_prompt_hand_checked(void) {
     pi0_tokenizer_destroy(tok);
 }
 
+/* A model of PaliGemma's shape: 257152 pieces (pad/eos/bos/unk = 0..3, 256 byte pieces,
+ * 1024 <locNNNN> user-defined symbols, random BPE pieces), BPE, byte fallback, identity
+ * normalizer, no dummy prefix, whitespace kept. Written here, compared with spm_encode. */
+static void test_bpe_paligemma_sized_vocab(void) {
+    make_dir();
+    write_corpora(0x5eed0006);
+    size_t cap = 16u << 20;
+    uint8_t *m = malloc(cap);
+    static pbw w;
+    size_t n = 0;
+    PI0_ASSERT(m);
+#define FLUSH()                                                               \
+    do {                                                                      \
+        memcpy(m + n, w.b, w.n);                                              \
+        n += w.n;                                                             \
+        w.n = 0;                                                              \
+    } while (0)
+    w.n = 0;
+    w_piece(&w, "<pad>", 0, 3);
+    w_piece(&w, "<eos>", 0, 3);
+    w_piece(&w, "<bos>", 0, 3);
+    w_piece(&w, "<unk>", 0, 2);
+    char s[64];
+    for (int i = 0; i < 256; i++) {
+        snprintf(s, sizeof s, "<0x%02X>", i);
+        w_piece(&w, s, 0, 6);
+    }
+    for (int i = 0; i < 1024; i++) {
+        snprintf(s, sizeof s, "<loc%04d>", i);
+        w_piece(&w, s, 0, 4);
+    }
+    FLUSH();
+    // Random pieces over syllables and the space mark; duplicates are skipped by keeping
+    // a temporary tokenizer-free set: a simple open-addressing table of hashes.
+    static const char *const al[] = {"a", "e", "i", "o", "k", "r", "t", "n", "s", "m",
+                                     "\xE2\x96\x81", "\xC3\xA9", "\xE6\x9D\xB1", "1", " "};
+    uint32_t tcap = 1u << 20;
+    uint64_t *seen = calloc(tcap, sizeof *seen);
+    PI0_ASSERT(seen);
+    rng_state = 77;
+    int count = 4 + 256 + 1024;
+    while (count < 257152) {
+        s[0] = 0;
+        int len = 1 + (int)rnd_n(8);
+        for (int k = 0; k < len; k++) strcat(s, al[rnd_n(15)]);
+        uint64_t h = 1469598103934665603ull;
+        for (const char *p = s; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
+        h |= 1;
+        uint32_t i = (uint32_t)h & (tcap - 1);
+        while (seen[i] && seen[i] != h) i = (i + 1) & (tcap - 1);
+        if (seen[i]) continue;
+        seen[i] = h;
+        w_piece(&w, s, -(float)count, 1);
+        FLUSH();
+        count++;
+    }
+    free(seen);
+    pbw ts = {.n = 0}, ns = {.n = 0};
+    w_varint(&ts, 3 << 3);
+    w_varint(&ts, 2);
+    w_varint(&ts, 35 << 3);
+    w_varint(&ts, 1);
+    w_bytes(&ts, 46, "<bos>", 5);
+    w_bytes(&ts, 47, "<eos>", 5);
+    w_bytes(&ts, 48, "<pad>", 5);
+    w_bytes(&ns, 1, "identity", 8);
+    w_varint(&ns, 3 << 3);
+    w_varint(&ns, 0);
+    w_varint(&ns, 4 << 3);
+    w_varint(&ns, 0);
+    w_bytes(&w, 2, ts.b, ts.n);
+    w_bytes(&w, 3, ns.b, ns.n);
+    FLUSH();
+#undef FLUSH
+    char path[256];
+    snprintf(path, sizeof path, "%s/big.model", g_dir);
+    FILE *f = fopen(path, "wb");
+    PI0_ASSERT(f && fwrite(m, 1, n, f) == n);
+    fclose(f);
+    free(m);
+    pi0_tokenizer *tok = NULL;
+    CHECK_STATUS(pi0_tokenizer_load(path, &tok), PI0_OK);
+    CHECK_EQ_INT(pi0_tokenizer_vocab_size(tok), 257152);
+    CHECK_EQ_INT(pi0_tokenizer_bos_id(tok), 2);
+    pi0_tokenizer_destroy(tok);
+    CHECK_EQ_INT(shell("spm_encode --model=%s/big.model --output_format=id < %s/test.txt > "
+                       "%s/ref.txt && '%s' --model %s/big.model --batch < %s/test.txt > "
+                       "%s/got.txt && cmp %s/ref.txt %s/got.txt",
+                       g_dir, g_dir, g_dir, g_tool, g_dir, g_dir, g_dir, g_dir, g_dir),
+                 0);
+    CHECK_EQ_INT(shell("printf 'x<loc0012><loc1023>y <loc99>\\n' > %s/loc.txt && "
+                       "spm_encode --model=%s/big.model --output_format=id < %s/loc.txt > "
+                       "%s/ref.txt && '%s' --model %s/big.model --batch < %s/loc.txt > "
+                       "%s/got.txt && cmp %s/ref.txt %s/got.txt && grep -q '^124 272 1283 ' %s/got.txt",
+                       g_dir, g_dir, g_dir, g_dir, g_tool, g_dir, g_dir, g_dir, g_dir, g_dir, g_dir),
+                 0);
+    remove_dir();
+}
+
 static void test_rejects_bad_models(void) {
     pi0_tokenizer *tok = NULL;
     CHECK_STATUS(pi0_tokenizer_load("/nonexistent/tokenizer.model", &tok), PI0_ENOENT);
@@ -820,6 +927,7 @@ int main(int argc, char **argv) {
         TEST(test_unigram_user_symbols_nfkc_cf),
         TEST(test_unigram_whitespace_suffix),
         TEST(test_bpe_paligemma_settings),
+        TEST(test_bpe_paligemma_sized_vocab),
         TEST(test_tool_batch_matches_spm),
         TEST(test_decode_random_ids),
         TEST(test_hand_built_bpe_matches_spm),
