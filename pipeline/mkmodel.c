@@ -42,7 +42,8 @@ static const sizes SIZES[] = {
 enum kind { K_LINEAR, K_BIAS, K_NEAR1, K_NEAR0, K_EMBED, K_DENSE };
 
 typedef struct spec {
-    char name[200];
+    char name[200];  /* key as written */
+    char vname[200]; /* key the values are seeded from: the released spelling */
     int ndim;
     int64_t shape[4];
     enum kind kind;
@@ -72,6 +73,7 @@ static void add(list *l, enum kind k, int ndim, int64_t d0, int64_t d1, int64_t 
     va_start(ap, fmt);
     vsnprintf(s->name, sizeof s->name, fmt, ap);
     va_end(ap);
+    memcpy(s->vname, s->name, sizeof s->name);
     s->ndim = ndim;
     int64_t d[4] = {d0, d1, d2, d3};
     for (int i = 0; i < 4; i++) s->shape[i] = i < ndim ? d[i] : 1;
@@ -135,10 +137,8 @@ static void build_list(list *l, const sizes *z, int pi05) {
     add(l, K_BIAS, 1, vw, 0, 0, 0, V "post_layernorm.bias");
     add(l, K_LINEAR, 2, z->W, vw, 0, 0, PG "model.multi_modal_projector.linear.weight");
     add(l, K_BIAS, 1, z->W, 0, 0, 0, PG "model.multi_modal_projector.linear.bias");
-    if (l->key_style == 1)
-        add(l, K_EMBED, 2, z->vocab, z->W, 0, 0, L "embed_tokens.weight");
-    else
-        add(l, K_EMBED, 2, z->vocab, z->W, 0, 0, PG "lm_head.weight");
+    add(l, K_EMBED, 2, z->vocab, z->W, 0, 0, PG "lm_head.weight");
+    if (l->key_style == 1) snprintf(l->v[l->n - 1].name, sizeof l->v[0].name, L "embed_tokens.weight");
     gemma_layers(l, L, z->depth, z->W, z->mlp, z->heads, z->kv, z->hd, 0, 0);
     add(l, K_NEAR0, 1, z->W, 0, 0, 0, L "norm.weight");
     gemma_layers(l, E, z->depth, z->Ew, z->Emlp, z->heads, z->kv, z->hd, pi05, z->Ew);
@@ -323,7 +323,7 @@ static int write_file(const char *path, spec *v, int lo, int hi, uint64_t seed) 
     for (int i = lo; i < hi && !rc; i++) {
         spec *s = &v[i];
         rng r;
-        rng_seed(&r, seed, s->name);
+        rng_seed(&r, seed, s->vname);
         float center = 0, a = 0;
         kind_params(s, &center, &a);
         for (int64_t left = numel(s); left > 0 && !rc;) {

@@ -684,19 +684,22 @@ static int apply_config(pi0_weights *w, const cJSON *j, const char *path) {
     int rc, v;
     /* π0 / π0.5 as said by the config must agree with the tensors. */
     const cJSON *jp = cJSON_GetObjectItemCaseSensitive(j, "pi05");
-    const cJSON *jt = cJSON_GetObjectItemCaseSensitive(j, "type");
-    int said = -1;
+    const cJSON *jt = cJSON_GetObjectItemCaseSensitive(j, "type"); /* lerobot: "pi0" / "pi05" */
+    int said[2] = {-1, -1};
     if (jp && !cJSON_IsNull(jp)) {
         if (!cJSON_IsBool(jp) && !cJSON_IsNumber(jp))
             return pi0_errorf(PI0_ECONFIG, "%s: pi05 must be true or false", path);
-        said = cJSON_IsBool(jp) ? cJSON_IsTrue(jp) : jp->valuedouble != 0;
-    } else if (cJSON_IsString(jt) && (!strcmp(jt->valuestring, "pi0") || !strcmp(jt->valuestring, "pi05"))) {
-        said = !strcmp(jt->valuestring, "pi05");
+        said[0] = cJSON_IsBool(jp) ? cJSON_IsTrue(jp) : jp->valuedouble != 0;
     }
-    if (said >= 0 && said != cf->pi05)
-        return pi0_errorf(PI0_ECONFIG, "%s: says %s but the tensors are %s (%s)", path,
-                          said ? "pi05" : "pi0", cf->pi05 ? "π0.5" : "π0",
-                          cf->pi05 ? "time_mlp_in.weight present" : "state_proj / action_time_mlp present");
+    if (cJSON_IsString(jt) && (!strcmp(jt->valuestring, "pi0") || !strcmp(jt->valuestring, "pi05")))
+        said[1] = !strcmp(jt->valuestring, "pi05");
+    for (int i = 0; i < 2; i++)
+        if (said[i] >= 0 && said[i] != cf->pi05)
+            return pi0_errorf(PI0_ECONFIG, "%s: %s says %s but the tensors are %s (%s)", path,
+                              i ? "type" : "pi05", said[i] ? "pi05" : "pi0",
+                              cf->pi05 ? "π0.5" : "π0",
+                              cf->pi05 ? "time_mlp_in.weight present"
+                                       : "state_proj / action_time_mlp present");
 
     const char *n_ad[] = {"action_dim", "max_action_dim", NULL};
     if ((rc = cfg_int(path, j, n_ad, &v, 1, 1 << 20)) < 0) return rc;
