@@ -393,6 +393,21 @@ int pi0_dev_copy(pi0_stream *s, pi0_buf *dst, size_t dst_off, const pi0_buf *src
     return s->dev->iface->copy(s, dst, dst_off, src, src_off, bytes);
 }
 
+int pi0_dev_copy_mat(pi0_stream *s, pi0_mat dst, pi0_mat src) {
+    const char *op = "pi0_dev_copy_mat";
+    CHECK_ST(check_stream(op, s));
+    CHECK_ST(check_mat(op, "dst", s, dst, -1));
+    CHECK_ST(check_mat(op, "src", s, src, (int)dst.dtype));
+    CHECK_ST(check_shape(op, "src", src, dst.rows, dst.cols));
+    if (mats_overlap(dst, src)) return pi0_errorf(PI0_EINVAL, "%s: dst overlaps src", op);
+    if (s->dev->iface->copy_mat) return s->dev->iface->copy_mat(s, dst, src);
+    size_t es = pi0_dtype_size(dst.dtype);
+    for (int r = 0; r < dst.rows; r++)
+        CHECK_ST(s->dev->iface->copy(s, dst.buf, dst.off + (size_t)r * dst.ld * es, src.buf,
+                                     src.off + (size_t)r * src.ld * es, (size_t)dst.cols * es));
+    return PI0_OK;
+}
+
 // ---- kernels ----
 
 int pi0_dev_gemm(pi0_stream *s, pi0_mat y, pi0_mat x, const pi0_weight *w, const pi0_mat *bias,

@@ -87,6 +87,8 @@ struct pi0_dev_iface {
                     size_t bytes);
     int (*copy)(pi0_stream *s, pi0_buf *dst, size_t dst_off, const pi0_buf *src,
                 size_t src_off, size_t bytes);
+    /* OPTIONAL: NULL = one `copy` per row */
+    int (*copy_mat)(pi0_stream *s, pi0_mat dst, pi0_mat src);
 
     /* kernels (arguments already checked) */
     int (*gemm)(pi0_stream *s, pi0_mat y, pi0_mat x, const pi0_weight *w, const pi0_mat *bias,

@@ -14,6 +14,7 @@
 
 #include "harness.h"
 #include "pi0_device.h"
+#include "pi0_device_impl.h" /* only for test_optional_fallbacks */
 
 // ---- helpers ----
 
@@ -857,6 +858,62 @@ static void test_copy_and_views(void) {
     }
 }
 
+/* 2-D copies between strided views: concatenate two f32 blocks along columns, and a u8
+ * view */
+static void copy_mat_checks(env *e) {
+    enum { R = 37, A = 50, B = 29 };
+    float *a = fnew(R * A), *b = fnew(R * B), *y = fnew(R * (A + B));
+    double *ref = malloc(sizeof(double) * R * (A + B));
+    fill(a, R * A, 1), fill(b, R * B, 1);
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < A + B; c++)
+            ref[r * (A + B) + c] = c < A ? a[r * A + c] : b[r * B + c - A];
+    dmat da = dm_from(e, R, A, A + 3, a), db = dm_from(e, R, B, B, b),
+         dy = dm_new(e, R, A + B, A + B + 1, PI0_F32);
+    CHECK_STATUS(pi0_dev_copy_mat(e->s, pi0_mat_sub(dy.m, 0, R, 0, A), da.m), PI0_OK);
+    CHECK_STATUS(pi0_dev_copy_mat(e->s, pi0_mat_sub(dy.m, 0, R, A, B), db.m), PI0_OK);
+    dm_get(e, &dy, y);
+    compare("copy_mat concat", y, ref, NULL, R * (A + B), 0, 0);
+    uint8_t u[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, v[4];
+    dmat du = dm_new(e, 3, 4, 4, PI0_U8), dv = dm_new(e, 2, 2, 2, PI0_U8);
+    dm_put(e, &du, u);
+    CHECK_STATUS(pi0_dev_copy_mat(e->s, dv.m, pi0_mat_sub(du.m, 1, 2, 1, 2)), PI0_OK);
+    dm_get(e, &dv, v);
+    CHECK(v[0] == 6 && v[1] == 7 && v[2] == 10 && v[3] == 11);
+    CHECK_STATUS(pi0_dev_copy_mat(e->s, dv.m, pi0_mat_sub(da.m, 0, 2, 0, 2)), PI0_ETYPE);
+    CHECK_STATUS(pi0_dev_copy_mat(e->s, dv.m, pi0_mat_sub(du.m, 0, 3, 0, 2)), PI0_ESHAPE);
+    CHECK_STATUS(pi0_dev_copy_mat(e->s, pi0_mat_sub(da.m, 0, 2, 0, 4), pi0_mat_sub(da.m, 1, 2, 0, 4)),
+                 PI0_EINVAL);
+    dm_free(&da), dm_free(&db), dm_free(&dy), dm_free(&du), dm_free(&dv);
+    free(a), free(b), free(y), free(ref);
+}
+
+static void test_copy_mat(void) {
+    FOR_EACH_BACKEND(e) {
+        rng_seed(9);
+        copy_mat_checks(&e);
+    }
+}
+
+/* The public wrappers supply OPTIONAL entries a backend leaves NULL: run them on a copy
+ * of each backend's table with those entries removed. */
+static void test_optional_fallbacks(void) {
+    FOR_EACH_BACKEND(e) {
+        pi0_dev_iface stripped = *e.d->iface;
+        const pi0_dev_iface *orig = e.d->iface;
+        stripped.geglu = NULL;
+        stripped.copy_mat = NULL;
+        stripped.reserve = NULL;
+        e.d->iface = &stripped;
+        rng_seed(10);
+        ew_case(&e, E_GEGLU, 9, 300, 0);
+        ew_case(&e, E_GEGLU, 9, 300, 1);
+        copy_mat_checks(&e);
+        CHECK_STATUS(pi0_dev_reserve(e.d, 1 << 20), PI0_OK);
+        e.d->iface = orig;
+    }
+}
+
 // ---- bad arguments, lifetimes, options ----
 
 static void test_bad_arguments(void) {
@@ -1051,6 +1108,8 @@ int main(int argc, char **argv) {
         TEST(test_events_two_streams),
         TEST(test_queue_full),
         TEST(test_copy_and_views),
+        TEST(test_copy_mat),
+        TEST(test_optional_fallbacks),
         TEST(test_bad_arguments),
         TEST(test_close_busy),
         TEST(test_options_and_reserve),

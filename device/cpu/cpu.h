@@ -98,6 +98,7 @@ int pi0__cpu_geglu(cpu_dev *d, const cpu_args *a);      /* y gate up */
 int pi0__cpu_rope(cpu_dev *d, const cpu_args *a);       /* x pos n_heads head_dim theta */
 int pi0__cpu_attention(cpu_dev *d, const cpu_args *a);  /* out q k v [mask] nh nkv hd scale */
 int pi0__cpu_gather(cpu_dev *d, const cpu_args *a);     /* y ids table scale */
+int pi0__cpu_copy_mat(cpu_dev *d, const cpu_args *a);   /* dst src */
 
 /* scratch floats one thread needs for attention with these sizes (at least one tile) */
 size_t pi0__cpu_attention_scratch(int n_k, int head_dim, int group);

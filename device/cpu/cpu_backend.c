@@ -395,6 +395,11 @@ static int enqueue_kernel(pi0_stream *s, cpu_kernel_fn fn, const cpu_args *a) {
     return enqueue(s, &op);
 }
 
+static int cpu_copy_mat_enq(pi0_stream *s, pi0_mat dst, pi0_mat src) {
+    cpu_args a = {.m = {dst, src}};
+    return enqueue_kernel(s, pi0__cpu_copy_mat, &a);
+}
+
 static int cpu_gemm_enq(pi0_stream *s, pi0_mat y, pi0_mat x, const pi0_weight *w,
                         const pi0_mat *bias, pi0_act act, int accumulate) {
     cpu_args a = {.m = {y, x}, .w = w, .i = {(int)act, accumulate}};
@@ -494,6 +499,7 @@ const pi0_dev_iface pi0__cpu_iface = {
     .upload = cpu_upload,
     .download = cpu_download,
     .copy = cpu_copy,
+    .copy_mat = cpu_copy_mat_enq,
     .gemm = cpu_gemm_enq,
     .layernorm = cpu_layernorm_enq,
     .rmsnorm = cpu_rmsnorm_enq,

@@ -392,3 +392,16 @@ int pi0__cpu_gather(cpu_dev *d, const cpu_args *a) {
     }
     return PI0_OK;
 }
+
+// ---- 2-D copy ----
+
+static void copy_rows(const cpu_args *a, int r0, int r1) {
+    size_t bytes = (size_t)a->m[0].cols * pi0_dtype_size(a->m[0].dtype);
+    for (int r = r0; r < r1; r++) memcpy(cpu_at(a->m[0], r, 0), cpu_at(a->m[1], r, 0), bytes);
+}
+
+int pi0__cpu_copy_mat(cpu_dev *d, const cpu_args *a) {
+    par_rows(d, a, a->m[0].rows, (int)((size_t)a->m[0].cols * pi0_dtype_size(a->m[0].dtype) / 4),
+             copy_rows);
+    return PI0_OK;
+}
