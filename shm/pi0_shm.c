@@ -975,7 +975,8 @@ static int sub_maybe_reattach(pi0_sub *s) {
 
 static int sub_wait(pi0_sub *s, int64_t timeout_ns, int spin) {
     int64_t now = mono_ns();
-    int64_t deadline = timeout_ns < 0 ? INT64_MAX : now + timeout_ns;
+    int64_t deadline = timeout_ns < 0 || timeout_ns > INT64_MAX - now ? INT64_MAX
+                                                                       : now + timeout_ns;
     int64_t next_check = now + PI0__WAIT_SLICE_NS;
     for (;;) {
         if (sub_head(s) > s->next_seq) return 0;

@@ -364,7 +364,9 @@ typedef struct pi0_pub_info {
 
 /* Liveness of the topic's publisher. If it is dead and the segment name now refers to a
  * new segment (the restarted publisher changed the layout), re-attaches to it when the
- * type still matches. Never blocks. */
+ * type still matches. Never blocks, but costs a few system calls (lock query, reading
+ * /proc/<pid>/stat): call it at a few Hz, not per sample. For a per-tick staleness check
+ * use the sample's stamp_ns. */
 PI0_API int pi0_sub_publisher(pi0_sub *sub, pi0_pub_info *info);
 
 typedef struct pi0_topic_info {

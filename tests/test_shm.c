@@ -307,6 +307,30 @@ static void *publish_later(void *arg) {
     return NULL;
 }
 
+/* Publishes once the subscriber `sub_topic` shows one registered sleeper. */
+typedef struct sleeper_ctx {
+    pi0_pub *pub;
+    const char *topic;
+    int saw_sleeper;
+} sleeper_ctx;
+
+static void *publish_when_asleep(void *arg) {
+    sleeper_ctx *c = arg;
+    pi0_sub *s = NULL;
+    if (pi0_sub_open(c->topic, NULL, &s) == 0) {
+        pi0_topic_info ti;
+        double end = pi0_test_now() + 5;
+        do {
+            usleep(1000);
+            pi0_sub_topic_info(s, &ti);
+        } while (ti.waiters == 0 && pi0_test_now() < end);
+        c->saw_sleeper = ti.waiters == 1;
+        pi0_sub_close(s);
+    }
+    publish_sample(c->pub, 64);
+    return NULL;
+}
+
 static void test_proto_wait_timeout_and_futex_wake(void) {
     char t[96];
     topic_name(t, sizeof t, "wait");
@@ -318,11 +342,13 @@ static void test_proto_wait_timeout_and_futex_wake(void) {
     CHECK_STATUS(pi0_sub_spin(s, 5000000), PI0_ETIMEDOUT);
     wake_ctx c = {p, 30};
     pthread_t th;
-    pthread_create(&th, NULL, publish_later, &c);
+    sleeper_ctx sc = {p, t, 0};
+    pthread_create(&th, NULL, publish_when_asleep, &sc);
     t0 = pi0_test_now();
     CHECK_STATUS(pi0_sub_wait(s, 5000000000ll), 0);
     CHECK(pi0_test_now() - t0 < 4.0); /* woken by the commit, not by the timeout */
     pthread_join(th, NULL);
+    CHECK_EQ_INT(sc.saw_sleeper, 1); /* the waiter registered itself before sleeping */
     pi0_topic_info ti;
     pi0_sub_topic_info(s, &ti);
     CHECK_EQ_INT(ti.waiters, 0);
