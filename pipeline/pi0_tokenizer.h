@@ -49,8 +49,8 @@ PI0_API int pi0_tokenizer_encode(const pi0_tokenizer *tok, const char *text, siz
  * spaces and drops the dummy-prefix space. Writes a NUL-terminated string when cap > 0;
  * *out_len is the full length without NUL; PI0_ERANGE when it does not fit in cap.
  * PI0_EINVAL for an id outside [0, vocab size). */
-PI0_API int pi0_tokenizer_decode(const pi0_tokenizer *tok, const int32_t *ids, int n,
-                                 char *out, size_t cap, size_t *out_len);
+PI0_API int pi0_tokenizer_decode(const pi0_tokenizer *tok, const int32_t *ids, int n, char *out,
+                                 size_t cap, size_t *out_len);
 
 /* Vocabulary size (number of pieces). */
 PI0_API int pi0_tokenizer_vocab_size(const pi0_tokenizer *tok);
@@ -78,9 +78,9 @@ PI0_API int pi0_prompt_pi0(const pi0_tokenizer *tok, const char *prompt, int max
  * where each d_i = digitize(state[i], linspace(-1, 1, 257)[:-1]) - 1, an integer in
  * [0, 255] (state is already normalized; NaN is rejected with PI0_EINVAL), written in
  * decimal and joined with single spaces. Padding/truncation/mask as pi0_prompt_pi0. */
-PI0_API int pi0_prompt_pi05(const pi0_tokenizer *tok, const char *prompt,
-                            const float *state, int state_dim, int max_len,
-                            int32_t *ids, uint8_t *mask, int *n_valid);
+PI0_API int pi0_prompt_pi05(const pi0_tokenizer *tok, const char *prompt, const float *state,
+                            int state_dim, int max_len, int32_t *ids, uint8_t *mask,
+                            int *n_valid);
 
 /* Formats the π0.5 prompt text (without BOS) into out (NUL-terminated when cap > 0);
  * *out_len = full length; PI0_ERANGE when it does not fit. Exposed for tests and tools. */

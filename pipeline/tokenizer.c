@@ -29,7 +29,7 @@ typedef struct strmap {
 /* Byte trie stored as a hash of (node, byte) -> child; value[node] = piece id or -1.
  * Used for the user-defined-symbol prefix matcher and the unigram lattice. */
 typedef struct trie {
-    uint64_t *key;  // (cap) node << 8 | byte, UINT64_MAX = empty
+    uint64_t *key;   // (cap) node << 8 | byte, UINT64_MAX = empty
     uint32_t *child; // (cap)
     uint32_t cap;
     int32_t *value; // (n_nodes)
@@ -52,27 +52,31 @@ struct pi0_tokenizer {
     char *unk_surface;
     char *bos_piece, *eos_piece, *pad_piece, *unk_piece;
     bool has_user;
-    trie user;      // user-defined symbols (prefix matcher)
-    trie pieces;    // unigram only: all pieces_
+    trie user;                  // user-defined symbols (prefix matcher)
+    trie pieces;                // unigram only: all pieces_
     float min_score, max_score; // over NORMAL pieces (unigram)
     // precompiled charsmap (copied): darts-clone double array + NUL-terminated strings
-    uint32_t *da;  // (da_n) units
+    uint32_t *da; // (da_n) units
     size_t da_n;
-    char *norm;    // (norm_n + 1) with a guard NUL
+    char *norm; // (norm_n + 1) with a guard NUL
     size_t norm_n;
 };
 
 static uint32_t hash_bytes(const char *s, size_t n) {
     uint32_t h = 2166136261u; // FNV-1a
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 16777619u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
     return h;
 }
 
-static const char *piece_str(const pi0_tokenizer *t, int id) { return t->strs + t->piece_off[id]; }
+static const char *piece_str(const pi0_tokenizer *t, int id) {
+    return t->strs + t->piece_off[id];
+}
 
 static int strmap_init(strmap *m, uint32_t n) {
     uint32_t cap = 16;
-    while (cap < n * 2 + 16) cap <<= 1;
+    while (cap < n * 2 + 16)
+        cap <<= 1;
     m->slot = malloc(sizeof *m->slot * cap);
     if (!m->slot) return PI0_ENOMEM;
     memset(m->slot, 0xff, sizeof *m->slot * cap);
@@ -112,7 +116,8 @@ static uint32_t mix64(uint64_t k) {
 
 static int trie_init(trie *tr, size_t n_bytes) {
     uint32_t cap = 16;
-    while (cap < n_bytes * 2 + 16) cap <<= 1;
+    while (cap < n_bytes * 2 + 16)
+        cap <<= 1;
     tr->key = malloc(sizeof *tr->key * cap);
     tr->child = malloc(sizeof *tr->child * cap);
     tr->value_cap = 64;
@@ -146,7 +151,8 @@ static int trie_insert(trie *tr, const char *s, size_t n, int id) {
     for (size_t p = 0; p < n && s[p]; p++) {
         uint64_t k = (uint64_t)node << 8 | (uint8_t)s[p];
         uint32_t i = mix64(k) & (tr->cap - 1);
-        while (tr->key[i] != k && tr->key[i] != UINT64_MAX) i = (i + 1) & (tr->cap - 1);
+        while (tr->key[i] != k && tr->key[i] != UINT64_MAX)
+            i = (i + 1) & (tr->cap - 1);
         if (tr->key[i] == k) {
             node = tr->child[i];
             continue;
@@ -196,11 +202,13 @@ static bool pb_field(pb *r, uint32_t *field, int *wire, uint64_t *v, pb *sub) {
     *wire = (int)(key & 7);
     if (*field == 0 || key >> 32) return false;
     switch (*wire) {
-    case 0: return pb_varint(r, v);
+    case 0:
+        return pb_varint(r, v);
     case 1:
         if (r->end - r->p < 8) return false;
         *v = 0;
-        for (int i = 7; i >= 0; i--) *v = *v << 8 | r->p[i];
+        for (int i = 7; i >= 0; i--)
+            *v = *v << 8 | r->p[i];
         r->p += 8;
         return true;
     case 5:
@@ -218,7 +226,8 @@ static bool pb_field(pb *r, uint32_t *field, int *wire, uint64_t *v, pb *sub) {
         *v = n;
         return true;
     }
-    default: return false; // groups (3, 4) and reserved wire types
+    default:
+        return false; // groups (3, 4) and reserved wire types
     }
 }
 
@@ -256,14 +265,22 @@ static int parse_trainer(pb r, spec *sp, const char *what) {
         if (!pb_field(&r, &f, &w, &v, &sub))
             return pi0_errorf(PI0_EFORMAT, "%s: malformed trainer_spec", what);
         int rc = 0;
-        if (w == 0 && f == 3) sp->model_type = (int)v;
-        else if (w == 0 && f == 24) sp->ws_suffix = v != 0;
-        else if (w == 0 && f == 35) sp->byte_fallback = v != 0;
-        else if (w == 2 && f == 44) rc = set_str(&sp->unk_surface, &sub);
-        else if (w == 2 && f == 45) rc = set_str(&sp->unk_piece, &sub);
-        else if (w == 2 && f == 46) rc = set_str(&sp->bos_piece, &sub);
-        else if (w == 2 && f == 47) rc = set_str(&sp->eos_piece, &sub);
-        else if (w == 2 && f == 48) rc = set_str(&sp->pad_piece, &sub);
+        if (w == 0 && f == 3)
+            sp->model_type = (int)v;
+        else if (w == 0 && f == 24)
+            sp->ws_suffix = v != 0;
+        else if (w == 0 && f == 35)
+            sp->byte_fallback = v != 0;
+        else if (w == 2 && f == 44)
+            rc = set_str(&sp->unk_surface, &sub);
+        else if (w == 2 && f == 45)
+            rc = set_str(&sp->unk_piece, &sub);
+        else if (w == 2 && f == 46)
+            rc = set_str(&sp->bos_piece, &sub);
+        else if (w == 2 && f == 47)
+            rc = set_str(&sp->eos_piece, &sub);
+        else if (w == 2 && f == 48)
+            rc = set_str(&sp->pad_piece, &sub);
         if (rc) return pi0_errorf(rc, "%s: out of memory", what);
     }
     return 0;
@@ -280,9 +297,12 @@ static int parse_normalizer(pb r, spec *sp, const char *what) {
         if (w == 2 && f == 2) {
             sp->charsmap = sub.p;
             sp->charsmap_n = (size_t)(sub.end - sub.p);
-        } else if (w == 0 && f == 3) sp->add_dummy_prefix = v != 0;
-        else if (w == 0 && f == 4) sp->remove_extra_ws = v != 0;
-        else if (w == 0 && f == 5) sp->escape_ws = v != 0;
+        } else if (w == 0 && f == 3)
+            sp->add_dummy_prefix = v != 0;
+        else if (w == 0 && f == 4)
+            sp->remove_extra_ws = v != 0;
+        else if (w == 0 && f == 5)
+            sp->escape_ws = v != 0;
     }
     return 0;
 }
@@ -298,11 +318,13 @@ static bool parse_piece(pb r, pb *str, float *score, int *type) {
     *type = PT_NORMAL;
     while (r.p < r.end) {
         if (!pb_field(&r, &f, &w, &v, &sub)) return false;
-        if (f == 1 && w == 2) *str = sub;
+        if (f == 1 && w == 2)
+            *str = sub;
         else if (f == 2 && w == 5) {
             uint32_t u = (uint32_t)v;
             memcpy(score, &u, 4);
-        } else if (f == 3 && w == 0) *type = (int)v;
+        } else if (f == 3 && w == 0)
+            *type = (int)v;
     }
     return true;
 }
@@ -312,8 +334,8 @@ static int load_charsmap(pi0_tokenizer *t, const spec *sp, const char *what) {
     const uint8_t *b = sp->charsmap;
     size_t n = sp->charsmap_n;
     if (n <= 4) return pi0_errorf(PI0_EFORMAT, "%s: precompiled_charsmap is broken", what);
-    uint32_t trie_size = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
-                         (uint32_t)b[3] << 24;
+    uint32_t trie_size =
+        (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
     if (trie_size >= n || trie_size > n - 4 || trie_size % 4 != 0)
         return pi0_errorf(PI0_EFORMAT, "%s: precompiled_charsmap trie size %u exceeds blob",
                           what, trie_size);
@@ -324,8 +346,8 @@ static int load_charsmap(pi0_tokenizer *t, const spec *sp, const char *what) {
     if (!t->da || !t->norm) return pi0_errorf(PI0_ENOMEM, "%s: out of memory", what);
     for (size_t i = 0; i < t->da_n; i++) {
         const uint8_t *u = b + 4 + 4 * i;
-        t->da[i] = (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 |
-                   (uint32_t)u[3] << 24;
+        t->da[i] =
+            (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
     }
     memcpy(t->norm, b + 4 + trie_size, t->norm_n);
     t->norm[t->norm_n] = 0;
@@ -342,7 +364,9 @@ static int parse_byte_piece(const char *s, size_t n) {
 }
 
 static int build(pi0_tokenizer *t, const uint8_t *data, size_t size, const char *what) {
-    spec sp = {.model_type = MT_UNIGRAM, .add_dummy_prefix = true, .remove_extra_ws = true,
+    spec sp = {.model_type = MT_UNIGRAM,
+               .add_dummy_prefix = true,
+               .remove_extra_ws = true,
                .escape_ws = true};
     int rc = 0;
     size_t total = 0;
@@ -354,8 +378,10 @@ static int build(pi0_tokenizer *t, const uint8_t *data, size_t size, const char 
     uint64_t v;
     while (r.p < r.end) {
         if (!pb_field(&r, &f, &w, &v, &sub)) {
-            rc = pi0_errorf(PI0_EFORMAT, "%s: not a SentencePiece model (malformed protobuf "
-                                         "at byte %zu)", what, (size_t)(r.p - data));
+            rc = pi0_errorf(PI0_EFORMAT,
+                            "%s: not a SentencePiece model (malformed protobuf "
+                            "at byte %zu)",
+                            what, (size_t)(r.p - data));
             goto out;
         }
         if (f == 1 && w == 2) {
@@ -383,8 +409,10 @@ static int build(pi0_tokenizer *t, const uint8_t *data, size_t size, const char 
         goto out;
     }
     if (sp.model_type != MT_UNIGRAM && sp.model_type != MT_BPE) {
-        rc = pi0_errorf(PI0_ENOTSUP, "%s: model_type %d is not supported (only UNIGRAM=1 and "
-                                     "BPE=2)", what, sp.model_type);
+        rc = pi0_errorf(PI0_ENOTSUP,
+                        "%s: model_type %d is not supported (only UNIGRAM=1 and "
+                        "BPE=2)",
+                        what, sp.model_type);
         goto out;
     }
     if (total > UINT32_MAX) {
@@ -442,7 +470,8 @@ static int build(pi0_tokenizer *t, const uint8_t *data, size_t size, const char 
         }
     }
     t->unk_id = -1;
-    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+    for (int b = 0; b < 256; b++)
+        t->byte_id[b] = -1;
     size_t user_bytes = 0, all_bytes = 0;
     for (i = 0; i < n; i++) {
         int ty = t->type[i];
@@ -464,8 +493,10 @@ static int build(pi0_tokenizer *t, const uint8_t *data, size_t size, const char 
         }
         if (ty == PT_BYTE) {
             if (!sp.byte_fallback) {
-                rc = pi0_errorf(PI0_EFORMAT, "%s: byte piece %d \"%s\" found although "
-                                             "byte_fallback is false", what, i, piece_str(t, i));
+                rc = pi0_errorf(PI0_EFORMAT,
+                                "%s: byte piece %d \"%s\" found although "
+                                "byte_fallback is false",
+                                what, i, piece_str(t, i));
                 goto out;
             }
             int b = parse_byte_piece(piece_str(t, i), t->piece_len[i]);
@@ -521,15 +552,15 @@ static int build(pi0_tokenizer *t, const uint8_t *data, size_t size, const char 
     t->remove_extra_ws = sp.remove_extra_ws;
     t->escape_ws = sp.escape_ws;
     if ((rc = load_charsmap(t, &sp, what))) goto out;
-#define DEFAULT_STR(field, s)                                                 \
-    do {                                                                      \
-        if (!sp.field) sp.field = strdup(s);                                  \
-        if (!sp.field) {                                                      \
-            rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", what);           \
-            goto out;                                                         \
-        }                                                                     \
-        t->field = sp.field;                                                  \
-        sp.field = NULL;                                                      \
+#define DEFAULT_STR(field, s)                                                                  \
+    do {                                                                                       \
+        if (!sp.field) sp.field = strdup(s);                                                   \
+        if (!sp.field) {                                                                       \
+            rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", what);                            \
+            goto out;                                                                          \
+        }                                                                                      \
+        t->field = sp.field;                                                                   \
+        sp.field = NULL;                                                                       \
     } while (0)
     DEFAULT_STR(unk_surface, " \xE2\x81\x87 ");
     DEFAULT_STR(unk_piece, "<unk>");
@@ -581,8 +612,10 @@ int pi0_tokenizer_load(const char *path, pi0_tokenizer **out) {
         n += got;
         if (got == 0) break;
     }
-    if (!buf || n == cap) rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", path);
-    else if (ferror(f)) rc = pi0_errorf(PI0_EIO, "%s: read error", path);
+    if (!buf || n == cap)
+        rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", path);
+    else if (ferror(f))
+        rc = pi0_errorf(PI0_EIO, "%s: read error", path);
     fclose(f);
     if (!rc) rc = pi0_tokenizer_load_buffer(buf, n, path, out);
     free(buf);
@@ -610,7 +643,9 @@ void pi0_tokenizer_destroy(pi0_tokenizer *t) {
     free(t);
 }
 
-int pi0_tokenizer_vocab_size(const pi0_tokenizer *t) { return t ? t->n_pieces : 0; }
+int pi0_tokenizer_vocab_size(const pi0_tokenizer *t) {
+    return t ? t->n_pieces : 0;
+}
 
 /* ModelInterface::PieceToId: reserved pieces first, then normal ones, else unk. */
 static int piece_to_id(const pi0_tokenizer *t, const char *s, size_t n) {
@@ -639,10 +674,18 @@ static int special_id(const pi0_tokenizer *t, const char *piece, int want_type) 
     int id = piece_to_id(t, piece, strlen(piece));
     return t->type[id] == want_type ? id : -1;
 }
-int pi0_tokenizer_bos_id(const pi0_tokenizer *t) { return special_id(t, t ? t->bos_piece : "", PT_CONTROL); }
-int pi0_tokenizer_eos_id(const pi0_tokenizer *t) { return special_id(t, t ? t->eos_piece : "", PT_CONTROL); }
-int pi0_tokenizer_pad_id(const pi0_tokenizer *t) { return special_id(t, t ? t->pad_piece : "", PT_CONTROL); }
-int pi0_tokenizer_unk_id(const pi0_tokenizer *t) { return special_id(t, t ? t->unk_piece : "", PT_UNKNOWN); }
+int pi0_tokenizer_bos_id(const pi0_tokenizer *t) {
+    return special_id(t, t ? t->bos_piece : "", PT_CONTROL);
+}
+int pi0_tokenizer_eos_id(const pi0_tokenizer *t) {
+    return special_id(t, t ? t->eos_piece : "", PT_CONTROL);
+}
+int pi0_tokenizer_pad_id(const pi0_tokenizer *t) {
+    return special_id(t, t ? t->pad_piece : "", PT_CONTROL);
+}
+int pi0_tokenizer_unk_id(const pi0_tokenizer *t) {
+    return special_id(t, t ? t->unk_piece : "", PT_UNKNOWN);
+}
 
 // ---- scratch buffers ----
 
@@ -654,7 +697,8 @@ typedef struct buf {
 static bool buf_reserve(buf *b, size_t extra) {
     if (b->n + extra <= b->cap) return true;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->n + extra) cap *= 2;
+    while (cap < b->n + extra)
+        cap *= 2;
     char *p = realloc(b->p, cap);
     if (!p) return false;
     b->p = p;
@@ -675,8 +719,12 @@ static inline int one_char_len(const char *s) {
     return "\1\1\1\1\1\1\1\1\1\1\1\1\2\2\3\4"[(uint8_t)*s >> 4];
 }
 
-static inline bool trail(uint8_t c) { return (c & 0xC0) == 0x80; }
-static inline bool valid_cp(uint32_t c) { return c < 0xD800 || (c >= 0xE000 && c <= 0x10FFFF); }
+static inline bool trail(uint8_t c) {
+    return (c & 0xC0) == 0x80;
+}
+static inline bool valid_cp(uint32_t c) {
+    return c < 0xD800 || (c >= 0xE000 && c <= 0x10FFFF);
+}
 
 /* string_util::IsValidDecodeUTF8: true with *mblen for a well-formed character (U+FFFD
  * itself included), false with *mblen = 1 otherwise. */
@@ -794,7 +842,8 @@ static int normalize(const pi0_tokenizer *t, const char *in, size_t len, buf *ou
     while (len > 0) {
         const char *sp = normalize_prefix(t, in, len, &ol, &used);
         if (prev_space)
-            while (ol > 0 && sp[0] == ' ') sp++, ol--;
+            while (ol > 0 && sp[0] == ' ')
+                sp++, ol--;
         if (ol > 0) {
             if (!buf_reserve(out, ol * 3)) return PI0_ENOMEM;
             for (size_t k = 0; k < ol; k++) {
@@ -812,7 +861,8 @@ static int normalize(const pi0_tokenizer *t, const char *in, size_t len, buf *ou
         if (!t->remove_extra_ws) prev_space = false;
     }
     if (t->remove_extra_ws)
-        while (out->n >= ws_n && memcmp(out->p + out->n - ws_n, ws, ws_n) == 0) out->n -= ws_n;
+        while (out->n >= ws_n && memcmp(out->p + out->n - ws_n, ws, ws_n) == 0)
+            out->n -= ws_n;
     if (t->ws_suffix && t->add_dummy_prefix && !buf_put(out, ws, ws_n)) return PI0_ENOMEM;
     return 0;
 }
@@ -853,7 +903,8 @@ typedef struct vnode {
 static int encode_unigram(const pi0_tokenizer *t, const char *s, size_t n, spans *out) {
     vnode *best = malloc(sizeof *best * (n + 1));
     if (!best) return PI0_ENOMEM;
-    for (size_t i = 0; i <= n; i++) best[i] = (vnode){-1, -1, 0.0f};
+    for (size_t i = 0; i <= n; i++)
+        best[i] = (vnode){-1, -1, 0.0f};
     const float unk_score = t->min_score - 10.0f;
     size_t start = 0;
     while (start < n) {
@@ -869,9 +920,8 @@ static int encode_unigram(const pi0_tokenizer *t, const char *s, size_t n, spans
             int id = t->pieces.value[node];
             if (id < 0 || t->type[id] == PT_UNUSED) continue;
             size_t length = k - start;
-            double score = t->type[id] == PT_USER
-                               ? (double)((float)length * t->max_score) - 0.1
-                               : (double)t->score[id];
+            double score = t->type[id] == PT_USER ? (double)((float)length * t->max_score) - 0.1
+                                                  : (double)t->score[id];
             double cand = score + (double)till_here;
             vnode *tg = &best[k];
             if (tg->start == -1 || cand > (double)tg->score) {
@@ -1046,7 +1096,8 @@ static int encode_bpe(const pi0_tokenizer *t, const char *s, size_t n, spans *ou
         l->next = r->next;
         if (r->next >= 0) st.sy[r->next].prev = top.left;
         r->len = 0;
-        if (!maybe_add_pair(&st, l->prev, top.left) || !maybe_add_pair(&st, top.left, l->next)) {
+        if (!maybe_add_pair(&st, l->prev, top.left) ||
+            !maybe_add_pair(&st, top.left, l->next)) {
             rc = PI0_ENOMEM;
             goto done;
         }
@@ -1072,7 +1123,8 @@ int pi0_tokenizer_encode(const pi0_tokenizer *t, const char *text, size_t len, i
     buf norm = {0};
     spans sp = {0};
     int rc = normalize(t, text, len, &norm);
-    if (!rc && norm.n > UINT32_MAX / 2) rc = pi0_errorf(PI0_ERANGE, "tokenizer_encode: text too long");
+    if (!rc && norm.n > UINT32_MAX / 2)
+        rc = pi0_errorf(PI0_ERANGE, "tokenizer_encode: text too long");
     if (!rc && norm.n > 0)
         rc = t->model_type == MT_BPE ? encode_bpe(t, norm.p, norm.n, &sp)
                                      : encode_unigram(t, norm.p, norm.n, &sp);
@@ -1085,21 +1137,23 @@ int pi0_tokenizer_encode(const pi0_tokenizer *t, const char *text, size_t len, i
     // pieces with byte_fallback, otherwise runs of unknown pieces merge into one.
     long count = 0;
     bool prev_unk = false;
-#define EMIT(x)                                                               \
-    do {                                                                      \
-        if (count < max_ids) ids[count] = (x);                                \
-        count++;                                                              \
+#define EMIT(x)                                                                                \
+    do {                                                                                       \
+        if (count < max_ids) ids[count] = (x);                                                 \
+        count++;                                                                               \
     } while (0)
     for (size_t i = 0; i < sp.n; i++) {
         int id = sp.p[i].id;
         bool unk = t->type[id] == PT_UNKNOWN;
-        if (t->type[id] == PT_CONTROL) EMIT(id);
+        if (t->type[id] == PT_CONTROL)
+            EMIT(id);
         else if (unk && t->byte_fallback) {
             for (uint32_t k = 0; k < sp.p[i].len; k++) {
                 uint8_t b = (uint8_t)norm.p[sp.p[i].off + k];
                 EMIT(t->byte_id[b] >= 0 ? t->byte_id[b] : t->unk_id);
             }
-        } else if (!(unk && prev_unk)) EMIT(id);
+        } else if (!(unk && prev_unk))
+            EMIT(id);
         prev_unk = unk;
     }
 #undef EMIT
@@ -1113,7 +1167,9 @@ int pi0_tokenizer_encode(const pi0_tokenizer *t, const char *text, size_t len, i
     return 0;
 }
 
-static bool put_replacement(buf *b) { return buf_put(b, "\xEF\xBF\xBD", 3); }
+static bool put_replacement(buf *b) {
+    return buf_put(b, "\xEF\xBF\xBD", 3);
+}
 
 /* Appends the UTF-8 assembled from a run of byte pieces; invalid bytes become U+FFFD. */
 static bool flush_bytes(buf *out, const uint8_t *bytes, size_t n) {
@@ -1136,8 +1192,10 @@ int pi0_tokenizer_decode(const pi0_tokenizer *t, const int32_t *ids, int n, char
         return pi0_errorf(PI0_EINVAL, "tokenizer_decode: bad argument");
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= t->n_pieces)
-            return pi0_errorf(PI0_EINVAL, "tokenizer_decode: invalid id %d at position %d "
-                                          "(vocab size %d)", ids[i], i, t->n_pieces);
+            return pi0_errorf(PI0_EINVAL,
+                              "tokenizer_decode: invalid id %d at position %d "
+                              "(vocab size %d)",
+                              ids[i], i, t->n_pieces);
     buf text = {0};
     uint8_t *bytes = malloc((size_t)n + 1);
     size_t nb = 0;
@@ -1195,7 +1253,8 @@ int pi0_tokenizer_decode(const pi0_tokenizer *t, const int32_t *ids, int n, char
         out[k] = 0;
     }
     if (text.n >= cap)
-        rc = pi0_errorf(PI0_ERANGE, "tokenizer_decode: %zu bytes do not fit in %zu", text.n, cap);
+        rc = pi0_errorf(PI0_ERANGE, "tokenizer_decode: %zu bytes do not fit in %zu", text.n,
+                        cap);
     free(text.p);
     return rc;
 }

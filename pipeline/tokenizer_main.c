@@ -12,27 +12,29 @@
 #include "pi0_tokenizer.h"
 
 static void usage(FILE *f) {
-    fputs("usage: pi0rt-tokenize --model FILE [options] TEXT...\n"
-          "       pi0rt-tokenize --model FILE --decode ID...\n"
-          "       pi0rt-tokenize --model FILE --batch [options] < lines\n"
-          "\n"
-          "Tokenizes TEXT (the arguments joined with single spaces) with a SentencePiece\n"
-          ".model file (BPE or unigram), giving the same ids as sentencepiece's EncodeAsIds.\n"
-          "\n"
-          "  --model FILE        SentencePiece model (e.g. the PaliGemma tokenizer.model)\n"
-          "  --format FMT        raw (default): the ids of TEXT, space-separated;\n"
-          "                      pi0: BOS + clean(TEXT) + \"\\n\", padded with 0 to --max-len;\n"
-          "                      pi05: BOS + \"Task: {clean}, State: {bins};\\nAction: \", padded;\n"
-          "                      pi0/pi05 print the ids on one line and the mask (1 = real\n"
-          "                      token) on the next\n"
-          "  --max-len N         prompt length for pi0/pi05 (default 48 for pi0, 200 for pi05)\n"
-          "  --state FILE.npy    normalized state for pi05 (float32/float64 .npy, flattened)\n"
-          "  --pieces            print pieces instead of ids (raw format)\n"
-          "  --decode            the arguments are ids; print the decoded text\n"
-          "  --batch             read lines from stdin, one output line (or two) per line\n"
-          "  --bench N           encode TEXT in the chosen format N times; print one JSON line\n"
-          "  --help              this text\n",
-          f);
+    fputs(
+        "usage: pi0rt-tokenize --model FILE [options] TEXT...\n"
+        "       pi0rt-tokenize --model FILE --decode ID...\n"
+        "       pi0rt-tokenize --model FILE --batch [options] < lines\n"
+        "\n"
+        "Tokenizes TEXT (the arguments joined with single spaces) with a SentencePiece\n"
+        ".model file (BPE or unigram), giving the same ids as sentencepiece's EncodeAsIds.\n"
+        "\n"
+        "  --model FILE        SentencePiece model (e.g. the PaliGemma tokenizer.model)\n"
+        "  --format FMT        raw (default): the ids of TEXT, space-separated;\n"
+        "                      pi0: BOS + clean(TEXT) + \"\\n\", padded with 0 to --max-len;\n"
+        "                      pi05: BOS + \"Task: {clean}, State: {bins};\\nAction: \", "
+        "padded;\n"
+        "                      pi0/pi05 print the ids on one line and the mask (1 = real\n"
+        "                      token) on the next\n"
+        "  --max-len N         prompt length for pi0/pi05 (default 48 for pi0, 200 for pi05)\n"
+        "  --state FILE.npy    normalized state for pi05 (float32/float64 .npy, flattened)\n"
+        "  --pieces            print pieces instead of ids (raw format)\n"
+        "  --decode            the arguments are ids; print the decoded text\n"
+        "  --batch             read lines from stdin, one output line (or two) per line\n"
+        "  --bench N           encode TEXT in the chosen format N times; print one JSON line\n"
+        "  --help              this text\n",
+        f);
 }
 
 static int fail(const char *what, int rc) {
@@ -53,7 +55,8 @@ static int read_npy(const char *path, float **out, int *n_out) {
         goto done;
     }
     size_t hl;
-    if (pre[6] == 1) hl = pre[8] | (size_t)pre[9] << 8;
+    if (pre[6] == 1)
+        hl = pre[8] | (size_t)pre[9] << 8;
     else {
         unsigned char ex[2];
         if (fread(ex, 1, 2, f) != 2) {
@@ -117,7 +120,8 @@ static int read_npy(const char *path, float **out, int *n_out) {
         goto done;
     }
     for (long i = 0; i < count; i++) {
-        if (esize == 4) memcpy(&v[i], (char *)data + 4 * i, 4);
+        if (esize == 4)
+            memcpy(&v[i], (char *)data + 4 * i, 4);
         else {
             double d;
             memcpy(&d, (char *)data + 8 * i, 8);
@@ -156,9 +160,9 @@ static int run_one(const opts *o, const char *text, size_t len, int32_t **ids, i
         }
         if (rc) return rc;
     } else {
-        rc = o->format == 1
-                 ? pi0_prompt_pi0(o->tok, text, o->max_len, *ids, mask, &n)
-                 : pi0_prompt_pi05(o->tok, text, o->state, o->state_dim, o->max_len, *ids, mask, &n);
+        rc = o->format == 1 ? pi0_prompt_pi0(o->tok, text, o->max_len, *ids, mask, &n)
+                            : pi0_prompt_pi05(o->tok, text, o->state, o->state_dim, o->max_len,
+                                              *ids, mask, &n);
         if (rc) return rc;
         n = o->max_len;
     }
@@ -166,11 +170,13 @@ static int run_one(const opts *o, const char *text, size_t len, int32_t **ids, i
     for (int i = 0; i < n; i++) {
         if (o->pieces && o->format == 0)
             printf(i ? " %s" : "%s", pi0_tokenizer_id_to_piece(o->tok, (*ids)[i]));
-        else printf(i ? " %d" : "%d", (int)(*ids)[i]);
+        else
+            printf(i ? " %d" : "%d", (int)(*ids)[i]);
     }
     putchar('\n');
     if (o->format != 0) {
-        for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", mask[i]);
+        for (int i = 0; i < n; i++)
+            printf(i ? " %d" : "%d", mask[i]);
         putchar('\n');
     }
     return 0;
@@ -180,7 +186,8 @@ static int run_one(const opts *o, const char *text, size_t len, int32_t **ids, i
 static int decode_line(const pi0_tokenizer *tok, const char *s, int32_t **ids, int *cap) {
     int n = 0;
     for (const char *p = s; *p;) {
-        while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n') p++;
+        while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n')
+            p++;
         if (!*p) break;
         char *e;
         long v = strtol(p, &e, 10);
@@ -213,11 +220,11 @@ static int decode_line(const pi0_tokenizer *tok, const char *s, int32_t **ids, i
 
 int main(int argc, char **argv) {
     static const struct option lo[] = {
-        {"model", required_argument, 0, 'm'},  {"format", required_argument, 0, 'f'},
+        {"model", required_argument, 0, 'm'},   {"format", required_argument, 0, 'f'},
         {"max-len", required_argument, 0, 'l'}, {"state", required_argument, 0, 's'},
-        {"decode", no_argument, 0, 'd'},       {"batch", no_argument, 0, 'b'},
-        {"bench", required_argument, 0, 'B'},  {"pieces", no_argument, 0, 'p'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+        {"decode", no_argument, 0, 'd'},        {"batch", no_argument, 0, 'b'},
+        {"bench", required_argument, 0, 'B'},   {"pieces", no_argument, 0, 'p'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     const char *model = NULL, *state_path = NULL;
     opts o = {0};
     bool decode = false, batch = false;
@@ -225,13 +232,19 @@ int main(int argc, char **argv) {
     int c;
     while ((c = getopt_long(argc, argv, "m:f:l:s:dbB:ph", lo, NULL)) != -1) {
         switch (c) {
-        case 'm': model = optarg; break;
+        case 'm':
+            model = optarg;
+            break;
         case 'f':
-            if (!strcmp(optarg, "raw")) o.format = 0;
-            else if (!strcmp(optarg, "pi0")) o.format = 1;
-            else if (!strcmp(optarg, "pi05")) o.format = 2;
+            if (!strcmp(optarg, "raw"))
+                o.format = 0;
+            else if (!strcmp(optarg, "pi0"))
+                o.format = 1;
+            else if (!strcmp(optarg, "pi05"))
+                o.format = 2;
             else {
-                fprintf(stderr, "pi0rt-tokenize: --format %s: expected raw, pi0 or pi05\n", optarg);
+                fprintf(stderr, "pi0rt-tokenize: --format %s: expected raw, pi0 or pi05\n",
+                        optarg);
                 return 2;
             }
             break;
@@ -239,27 +252,41 @@ int main(int argc, char **argv) {
             char *e;
             long v = strtol(optarg, &e, 10);
             if (*e || v <= 0 || v > 1 << 20) {
-                fprintf(stderr, "pi0rt-tokenize: --max-len %s: expected a positive integer\n", optarg);
+                fprintf(stderr, "pi0rt-tokenize: --max-len %s: expected a positive integer\n",
+                        optarg);
                 return 2;
             }
             o.max_len = (int)v;
             break;
         }
-        case 's': state_path = optarg; break;
-        case 'd': decode = true; break;
-        case 'b': batch = true; break;
+        case 's':
+            state_path = optarg;
+            break;
+        case 'd':
+            decode = true;
+            break;
+        case 'b':
+            batch = true;
+            break;
         case 'B': {
             char *e;
             bench = strtol(optarg, &e, 10);
             if (*e || bench <= 0) {
-                fprintf(stderr, "pi0rt-tokenize: --bench %s: expected a positive count\n", optarg);
+                fprintf(stderr, "pi0rt-tokenize: --bench %s: expected a positive count\n",
+                        optarg);
                 return 2;
             }
             break;
         }
-        case 'p': o.pieces = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'p':
+            o.pieces = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (!model) {
@@ -300,7 +327,8 @@ int main(int argc, char **argv) {
         goto out;
     }
     if (decode) {
-        for (int i = optind; i < argc && !status; i++) status = decode_line(tok, argv[i], &ids, &cap);
+        for (int i = optind; i < argc && !status; i++)
+            status = decode_line(tok, argv[i], &ids, &cap);
         goto out;
     }
     if (batch) {
@@ -318,7 +346,8 @@ int main(int argc, char **argv) {
     }
     // The arguments joined with single spaces.
     size_t tl = 0;
-    for (int i = optind; i < argc; i++) tl += strlen(argv[i]) + 1;
+    for (int i = optind; i < argc; i++)
+        tl += strlen(argv[i]) + 1;
     text = malloc(tl + 1);
     if (!text) {
         status = fail("alloc", pi0_errorf(PI0_ENOMEM, "out of memory"));
@@ -346,17 +375,23 @@ int main(int argc, char **argv) {
         long per = bench / 5 > 0 ? bench / 5 : 1;
         for (int round = 0; round < 5; round++) {
             clock_gettime(CLOCK_MONOTONIC, &t0);
-            for (long i = 0; i < per; i++) run_one(&o, text, len, &ids, &cap, mask, false);
+            for (long i = 0; i < per; i++)
+                run_one(&o, text, len, &ids, &cap, mask, false);
             clock_gettime(CLOCK_MONOTONIC, &t1);
-            double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+            double el =
+                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
             if (el < s) s = el;
         }
-        if (o.format == 0) pi0_tokenizer_encode(tok, text, len, ids, cap, &n_ids);
-        else n_ids = o.max_len;
+        if (o.format == 0)
+            pi0_tokenizer_encode(tok, text, len, ids, cap, &n_ids);
+        else
+            n_ids = o.max_len;
         printf("{\"bench\":\"tokenize_%s\",\"model\":\"%s\",\"text_bytes\":%zu,\"ids\":%d,"
                "\"calls\":%ld,\"us_per_call\":%.3f}\n",
-               o.format == 0 ? "raw" : o.format == 1 ? "pi0" : "pi05", model, len, n_ids, per * 5,
-               s * 1e6 / (double)per);
+               o.format == 0   ? "raw"
+               : o.format == 1 ? "pi0"
+                               : "pi05",
+               model, len, n_ids, per * 5, s * 1e6 / (double)per);
         goto out;
     }
     if ((rc = run_one(&o, text, len, &ids, &cap, mask, true))) status = fail("encode", rc);

@@ -33,7 +33,8 @@ static size_t py_space_len(const unsigned char *s, size_t n) {
 /* Start of the UTF-8 character that ends at s[n-1] (for stripping from the right). */
 static size_t last_char_start(const unsigned char *s, size_t n) {
     size_t i = n - 1;
-    while (i > 0 && n - i < 4 && (s[i] & 0xC0) == 0x80) i--;
+    while (i > 0 && n - i < 4 && (s[i] & 0xC0) == 0x80)
+        i--;
     return i;
 }
 
@@ -41,7 +42,8 @@ static size_t last_char_start(const unsigned char *s, size_t n) {
 static char *clean_prompt(const char *prompt, size_t *len) {
     const unsigned char *s = (const unsigned char *)prompt;
     size_t a = 0, b = strlen(prompt), k;
-    while (a < b && (k = py_space_len(s + a, b - a)) > 0) a += k;
+    while (a < b && (k = py_space_len(s + a, b - a)) > 0)
+        a += k;
     while (b > a) {
         size_t st = last_char_start(s + a, b - a) + a;
         if (py_space_len(s + st, b - st) != b - st) break;
@@ -49,7 +51,8 @@ static char *clean_prompt(const char *prompt, size_t *len) {
     }
     char *out = malloc(b - a + 1);
     if (!out) return NULL;
-    for (size_t i = a; i < b; i++) out[i - a] = (s[i] == '_' || s[i] == '\n') ? ' ' : (char)s[i];
+    for (size_t i = a; i < b; i++)
+        out[i - a] = (s[i] == '_' || s[i] == '\n') ? ' ' : (char)s[i];
     out[b - a] = 0;
     *len = b - a;
     return out;
@@ -62,8 +65,10 @@ static int digitize(float xf) {
     int k = (int)floor((x + 1.0) * 128.0);
     if (k < -1) k = -1;
     if (k > 255) k = 255;
-    while (k < 255 && -1.0 + (double)(k + 1) / 128.0 <= x) k++;
-    while (k >= 0 && -1.0 + (double)k / 128.0 > x) k--;
+    while (k < 255 && -1.0 + (double)(k + 1) / 128.0 <= x)
+        k++;
+    while (k >= 0 && -1.0 + (double)k / 128.0 > x)
+        k--;
     return k;
 }
 
@@ -72,8 +77,7 @@ int pi0_prompt_pi05_text(const char *prompt, const float *state, int state_dim, 
     if (!prompt || state_dim < 0 || (state_dim > 0 && !state) || (cap > 0 && !out) || !out_len)
         return pi0_errorf(PI0_EINVAL, "prompt_pi05: bad argument");
     for (int i = 0; i < state_dim; i++)
-        if (isnan(state[i]))
-            return pi0_errorf(PI0_EINVAL, "prompt_pi05: state[%d] is NaN", i);
+        if (isnan(state[i])) return pi0_errorf(PI0_EINVAL, "prompt_pi05: state[%d] is NaN", i);
     size_t cl;
     char *clean = clean_prompt(prompt, &cl);
     if (!clean) return pi0_errorf(PI0_ENOMEM, "prompt_pi05: out of memory");
@@ -95,7 +99,8 @@ int pi0_prompt_pi05_text(const char *prompt, const float *state, int state_dim, 
         memcpy(out, s, k);
         out[k] = 0;
     }
-    if (n >= cap) rc = pi0_errorf(PI0_ERANGE, "prompt_pi05: %zu bytes do not fit in %zu", n, cap);
+    if (n >= cap)
+        rc = pi0_errorf(PI0_ERANGE, "prompt_pi05: %zu bytes do not fit in %zu", n, cap);
     free(s);
     return rc;
 }

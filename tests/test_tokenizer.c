@@ -28,11 +28,15 @@ static uint32_t rnd(void) { // xorshift64*
     rng_state ^= rng_state >> 27;
     return (uint32_t)((rng_state * 2685821657736338717ull) >> 32);
 }
-static uint32_t rnd_n(uint32_t n) { return rnd() % n; }
+static uint32_t rnd_n(uint32_t n) {
+    return rnd() % n;
+}
 
 static void put_utf8(FILE *f, uint32_t cp) {
-    if (cp < 0x80) fputc((int)cp, f);
-    else if (cp < 0x800) fprintf(f, "%c%c", 0xC0 | (cp >> 6), 0x80 | (cp & 0x3F));
+    if (cp < 0x80)
+        fputc((int)cp, f);
+    else if (cp < 0x800)
+        fprintf(f, "%c%c", 0xC0 | (cp >> 6), 0x80 | (cp & 0x3F));
     else if (cp < 0x10000)
         fprintf(f, "%c%c%c", 0xE0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3F), 0x80 | (cp & 0x3F));
     else
@@ -41,14 +45,17 @@ static void put_utf8(FILE *f, uint32_t cp) {
 }
 
 static const char *const k_syl[] = {
-    "ka", "ki", "ku", "ke", "ko", "ta", "to", "ra", "ri", "ro", "ma", "mi", "mo", "na",
-    "ne", "no", "pa", "pe", "pi", "la", "le", "lo", "sa", "se", "so", "th", "er", "in",
-    "on", "an", "re", "de", "ch", "sh", "é", "è", "ü", "ö", "ñ", "ç", "Ä", "St", "Qu"};
+    "ka", "ki", "ku", "ke", "ko", "ta", "to", "ra", "ri", "ro", "ma", "mi", "mo", "na", "ne",
+    "no", "pa", "pe", "pi", "la", "le", "lo", "sa", "se", "so", "th", "er", "in", "on", "an",
+    "re", "de", "ch", "sh", "é",  "è",  "ü",  "ö",  "ñ",  "ç",  "Ä",  "St", "Qu"};
 static const char *const k_special[] = {
-    "東京", "日本語", "中文", "漢字", "😀", "🤖", "👍🏽", "ß", "ﬁ", "Ⅻ", "①", "ｶﾀｶﾅ", "ＡＢＣ",
-    "１２３", "½", "e\xCC\x81", "\xC2\xA0", "\xE3\x80\x80", "pick", "<sep>", "cup", "The"};
-static const char *const k_sep[] = {" ", " ", " ", " ", " ", " ", " ", " ", "  ", "\t",
-                                    " \t ", "   ", ", ", ". ", "-", "_", "!? ", "\xE2\x80\x83"};
+    "東京",     "日本語", "中文", "漢字",      "😀",        "🤖",
+    "👍🏽", "ß",      "ﬁ",    "Ⅻ",         "①",        "ｶﾀｶﾅ",
+    "ＡＢＣ",   "１２３", "½",    "e\xCC\x81", "\xC2\xA0", "\xE3\x80\x80",
+    "pick",     "<sep>",  "cup",  "The"};
+static const char *const k_sep[] = {" ",  " ",  " ",  " ",  " ",    " ",
+                                    " ",  " ",  "  ", "\t", " \t ", "   ",
+                                    ", ", ". ", "-",  "_",  "!? ",  "\xE2\x80\x83"};
 
 /* One generated line. unseen adds characters that training never saw. */
 static void gen_line(FILE *f, bool unseen) {
@@ -56,18 +63,21 @@ static void gen_line(FILE *f, bool unseen) {
     if (rnd_n(5) == 0) fputs(k_sep[rnd_n(sizeof k_sep / sizeof *k_sep)], f);
     for (int j = 0; j < n; j++) {
         uint32_t x = rnd_n(100);
-        if (x < 10) fprintf(f, "%u", rnd_n(x < 5 ? 100 : 1000000));
-        else if (x < 18) fputs(k_special[rnd_n(sizeof k_special / sizeof *k_special)], f);
+        if (x < 10)
+            fprintf(f, "%u", rnd_n(x < 5 ? 100 : 1000000));
+        else if (x < 18)
+            fputs(k_special[rnd_n(sizeof k_special / sizeof *k_special)], f);
         else if (x < 20) {
             put_utf8(f, 0x4E00 + rnd_n(64));
             put_utf8(f, 0x4E00 + rnd_n(64));
         } else if (x < 22 && unseen) {
-            put_utf8(f, 0x0400 + rnd_n(0x100)); // Cyrillic
+            put_utf8(f, 0x0400 + rnd_n(0x100));  // Cyrillic
             put_utf8(f, 0x1F300 + rnd_n(0x200)); // emoji
             put_utf8(f, 0xAC00 + rnd_n(0x2000)); // Hangul
         } else {
             int k = 1 + (int)rnd_n(4);
-            for (int i = 0; i < k; i++) fputs(k_syl[rnd_n(sizeof k_syl / sizeof *k_syl)], f);
+            for (int i = 0; i < k; i++)
+                fputs(k_syl[rnd_n(sizeof k_syl / sizeof *k_syl)], f);
         }
         fputs(k_sep[rnd_n(sizeof k_sep / sizeof *k_sep)], f);
     }
@@ -116,15 +126,18 @@ static void write_corpora(uint64_t seed) {
     snprintf(path, sizeof path, "%s/corpus.txt", g_dir);
     FILE *f = fopen(path, "w");
     PI0_ASSERT(f);
-    for (int i = 0; i < 4000; i++) gen_line(f, false);
+    for (int i = 0; i < 4000; i++)
+        gen_line(f, false);
     fclose(f);
     snprintf(path, sizeof path, "%s/test.txt", g_dir);
     f = fopen(path, "w");
     PI0_ASSERT(f);
-    for (int i = 0; i < 3000; i++) gen_line(f, i % 7 == 3);
+    for (int i = 0; i < 3000; i++)
+        gen_line(f, i % 7 == 3);
     // Edge cases: empty and blank lines, lone separators, malformed UTF-8, U+FFFD itself,
     // characters never seen, user-defined symbols glued to text, long runs.
-    fputs("\n \n\t\n   \n  a   b  \n_\n\xE2\x96\x81\n\xE2\x96\x81x \xE2\x96\x81\xE2\x96\x81\n", f);
+    fputs("\n \n\t\n   \n  a   b  \n_\n\xE2\x96\x81\n\xE2\x96\x81x \xE2\x96\x81\xE2\x96\x81\n",
+          f);
     fputs("ab\xFF\xFE cd \xC3\x28 \xE2\x82 x\xED\xA0\x80y \xEF\xBF\xBD z\n\xF0\x9F\x98\n", f);
     fputs("\xC0\xAF \xF8\x88\x80\x80\x80 \xF4\x90\x80\x80\n", f);
     fputs("Ωмир☃ 👩‍👩‍👧 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ̈a\n", f);
@@ -138,7 +151,8 @@ static void write_corpora(uint64_t seed) {
         }
         fputc('\n', f);
     }
-    for (int i = 0; i < 400; i++) fputs(i % 50 == 0 ? "  " : "kara", f);
+    for (int i = 0; i < 400; i++)
+        fputs(i % 50 == 0 ? "  " : "kara", f);
     fputc('\n', f);
     fclose(f);
 }
@@ -170,7 +184,8 @@ static char *next_line(char **cur, size_t *len) {
     if (e) {
         *e = 0;
         *cur = e + 1;
-    } else *cur = s + strlen(s);
+    } else
+        *cur = s + strlen(s);
     *len = strlen(s);
     return s;
 }
@@ -178,7 +193,8 @@ static char *next_line(char **cur, size_t *len) {
 static int parse_ids(const char *s, int32_t *ids, int cap) {
     int n = 0;
     for (char *e; *s; s = e) {
-        while (*s == ' ' || *s == '\n') s++;
+        while (*s == ' ' || *s == '\n')
+            s++;
         if (!*s) break;
         long v = strtol(s, &e, 10);
         if (e == s) return -1;
@@ -190,7 +206,8 @@ static int parse_ids(const char *s, int32_t *ids, int cap) {
 
 static void print_ids(const char *label, const int32_t *ids, int n) {
     fprintf(stderr, "    %s (%d):", label, n);
-    for (int i = 0; i < n && i < 80; i++) fprintf(stderr, " %d", ids[i]);
+    for (int i = 0; i < n && i < 80; i++)
+        fprintf(stderr, " %d", ids[i]);
     fprintf(stderr, "%s\n", n > 80 ? " ..." : "");
 }
 
@@ -257,8 +274,9 @@ static void compare_model(const char *name, const char *flags) {
         rc = pi0_tokenizer_decode(tok, want, nw, out, sizeof out, &olen);
         if (rc != 0 || olen != dlen || memcmp(out, dline, dlen) != 0) {
             if (bad_dec++ == 0)
-                CHECK_MSG(0, "%s: decode of line %d differs from spm_decode (rc %d):\n"
-                             "    spm_decode: \"%s\"\n    pi0 decode: \"%.*s\"",
+                CHECK_MSG(0,
+                          "%s: decode of line %d differs from spm_decode (rc %d):\n"
+                          "    spm_decode: \"%s\"\n    pi0 decode: \"%.*s\"",
                           name, lines, rc, dline, (int)olen, out);
         }
     }
@@ -277,9 +295,13 @@ out:
 
 // ---- encoding against spm_encode ----
 
-static void test_bpe_nmt_nfkc(void) { compare_model("bpe", "--model_type=bpe"); }
+static void test_bpe_nmt_nfkc(void) {
+    compare_model("bpe", "--model_type=bpe");
+}
 
-static void test_unigram_nmt_nfkc(void) { compare_model("uni", "--model_type=unigram"); }
+static void test_unigram_nmt_nfkc(void) {
+    compare_model("uni", "--model_type=unigram");
+}
 
 static void test_bpe_byte_fallback_split_digits(void) {
     compare_model("bpe_bf", "--model_type=bpe --byte_fallback --split_digits");
@@ -313,12 +335,13 @@ static void test_unigram_whitespace_suffix(void) {
  * normalizer, no dummy prefix, whitespace kept, split digits, whitespace-only pieces,
  * pad/eos/bos/unk = 0/1/2/3, user-defined symbols including tab and a double space. */
 static void test_bpe_paligemma_settings(void) {
-    compare_model("pg", "--model_type=bpe --byte_fallback --normalization_rule_name=identity "
-                        "--add_dummy_prefix=false --remove_extra_whitespaces=false "
-                        "--split_digits --allow_whitespace_only_pieces=true --pad_id=0 "
-                        "--eos_id=1 --bos_id=2 --unk_id=3 '--bos_piece=<bos>' '--eos_piece=<eos>' "
-                        "--user_defined_symbols='<start_of_turn>,<end_of_turn>,\t,  ' "
-                        "'--control_symbols=<ctl>'");
+    compare_model("pg",
+                  "--model_type=bpe --byte_fallback --normalization_rule_name=identity "
+                  "--add_dummy_prefix=false --remove_extra_whitespaces=false "
+                  "--split_digits --allow_whitespace_only_pieces=true --pad_id=0 "
+                  "--eos_id=1 --bos_id=2 --unk_id=3 '--bos_piece=<bos>' '--eos_piece=<eos>' "
+                  "--user_defined_symbols='<start_of_turn>,<end_of_turn>,\t,  ' "
+                  "'--control_symbols=<ctl>'");
 }
 
 /* pi0rt-tokenize --batch (encode) and --decode --batch against the reference. */
@@ -334,7 +357,8 @@ static void test_tool_batch_matches_spm(void) {
                        g_dir, g_dir, g_dir),
                  0);
     CHECK_EQ_INT(shell("cmp %s/ref.txt %s/got.txt", g_dir, g_dir), 0);
-    CHECK_EQ_INT(shell("spm_decode --model=%s/m.model --input_format=id < %s/ref.txt > %s/dref.txt && '%s' "
+    CHECK_EQ_INT(shell("spm_decode --model=%s/m.model --input_format=id < %s/ref.txt > "
+                       "%s/dref.txt && '%s' "
                        "--model %s/m.model --decode --batch < %s/ref.txt > %s/dgot.txt && "
                        "cmp %s/dref.txt %s/dgot.txt",
                        g_dir, g_dir, g_dir, g_tool, g_dir, g_dir, g_dir, g_dir, g_dir),
@@ -346,8 +370,8 @@ static void test_tool_batch_matches_spm(void) {
 static void test_decode_random_ids(void) {
     make_dir();
     write_corpora(0x5eed0003);
-    CHECK_EQ_INT(train("m", "--model_type=bpe --byte_fallback --remove_extra_whitespaces=false"),
-                 0);
+    CHECK_EQ_INT(
+        train("m", "--model_type=bpe --byte_fallback --remove_extra_whitespaces=false"), 0);
     char path[256];
     snprintf(path, sizeof path, "%s/m.model", g_dir);
     pi0_tokenizer *tok = NULL;
@@ -361,7 +385,8 @@ static void test_decode_random_ids(void) {
     for (int i = 0; i < 2000; i++) {
         int n = (int)rnd_n(12);
         for (int k = 0; k < n; k++)
-            fprintf(f, k ? " %d" : "%d", rnd_n(3) ? (int)rnd_n(260) : (int)rnd_n((uint32_t)vocab));
+            fprintf(f, k ? " %d" : "%d",
+                    rnd_n(3) ? (int)rnd_n(260) : (int)rnd_n((uint32_t)vocab));
         fputc('\n', f);
     }
     fclose(f);
@@ -428,9 +453,20 @@ static void build_small_bpe(pbw *w, int model_type) {
     w_piece(w, "<s>", 0, 3);
     w_piece(w, "</s>", 0, 3);
     w_piece(w, "<U>", 0, 4);
-    static const char *const p[] = {"\xE2\x96\x81", "a", "b", "c", "\xE2\x96\x81" "a", "bc", "ab",
-                                    "abc", "\xE2\x96\x81" "abc", "ca"};
-    for (int i = 0; i < 10; i++) w_piece(w, p[i], -(float)i, i == 6 ? 5 : 1);
+    static const char *const p[] = {"\xE2\x96\x81",
+                                    "a",
+                                    "b",
+                                    "c",
+                                    "\xE2\x96\x81"
+                                    "a",
+                                    "bc",
+                                    "ab",
+                                    "abc",
+                                    "\xE2\x96\x81"
+                                    "abc",
+                                    "ca"};
+    for (int i = 0; i < 10; i++)
+        w_piece(w, p[i], -(float)i, i == 6 ? 5 : 1);
     pbw ts = {.n = 0};
     w_varint(&ts, 3 << 3);
     w_varint(&ts, (uint64_t)model_type);
@@ -453,7 +489,8 @@ static void test_hand_built_bpe_matches_spm(void) {
     static const char *const parts[] = {"a", "b", "c", " ", "<U>", "x", "ab", "<s>"};
     for (int i = 0; i < 3000; i++) {
         int n = (int)rnd_n(14);
-        for (int k = 0; k < n; k++) fputs(parts[rnd_n(8)], f);
+        for (int k = 0; k < n; k++)
+            fputs(parts[rnd_n(8)], f);
         fputc('\n', f);
     }
     fclose(f);
@@ -522,11 +559,11 @@ static void test_bpe_paligemma_sized_vocab(void) {
     static pbw w;
     size_t n = 0;
     PI0_ASSERT(m);
-#define FLUSH()                                                               \
-    do {                                                                      \
-        memcpy(m + n, w.b, w.n);                                              \
-        n += w.n;                                                             \
-        w.n = 0;                                                              \
+#define FLUSH()                                                                                \
+    do {                                                                                       \
+        memcpy(m + n, w.b, w.n);                                                               \
+        n += w.n;                                                                              \
+        w.n = 0;                                                                               \
     } while (0)
     w.n = 0;
     w_piece(&w, "<pad>", 0, 3);
@@ -545,8 +582,21 @@ static void test_bpe_paligemma_sized_vocab(void) {
     FLUSH();
     // Random pieces over syllables and the space mark; duplicates are skipped by keeping
     // a temporary tokenizer-free set: a simple open-addressing table of hashes.
-    static const char *const al[] = {"a", "e", "i", "o", "k", "r", "t", "n", "s", "m",
-                                     "\xE2\x96\x81", "\xC3\xA9", "\xE6\x9D\xB1", "1", " "};
+    static const char *const al[] = {"a",
+                                     "e",
+                                     "i",
+                                     "o",
+                                     "k",
+                                     "r",
+                                     "t",
+                                     "n",
+                                     "s",
+                                     "m",
+                                     "\xE2\x96\x81",
+                                     "\xC3\xA9",
+                                     "\xE6\x9D\xB1",
+                                     "1",
+                                     " "};
     uint32_t tcap = 1u << 20;
     uint64_t *seen = calloc(tcap, sizeof *seen);
     PI0_ASSERT(seen);
@@ -555,12 +605,15 @@ static void test_bpe_paligemma_sized_vocab(void) {
     while (count < 257152) {
         s[0] = 0;
         int len = 1 + (int)rnd_n(8);
-        for (int k = 0; k < len; k++) strcat(s, al[rnd_n(15)]);
+        for (int k = 0; k < len; k++)
+            strcat(s, al[rnd_n(15)]);
         uint64_t h = 1469598103934665603ull;
-        for (const char *p = s; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
+        for (const char *p = s; *p; p++)
+            h = (h ^ (uint8_t)*p) * 1099511628211ull;
         h |= 1;
         uint32_t i = (uint32_t)h & (tcap - 1);
-        while (seen[i] && seen[i] != h) i = (i + 1) & (tcap - 1);
+        while (seen[i] && seen[i] != h)
+            i = (i + 1) & (tcap - 1);
         if (seen[i]) continue;
         seen[i] = h;
         w_piece(&w, s, -(float)count, 1);
@@ -601,12 +654,13 @@ static void test_bpe_paligemma_sized_vocab(void) {
                        "%s/got.txt && cmp %s/ref.txt %s/got.txt",
                        g_dir, g_dir, g_dir, g_tool, g_dir, g_dir, g_dir, g_dir, g_dir),
                  0);
-    CHECK_EQ_INT(shell("printf 'x<loc0012><loc1023>y <loc99>\\n' > %s/loc.txt && "
-                       "spm_encode --model=%s/big.model --output_format=id < %s/loc.txt > "
-                       "%s/ref.txt && '%s' --model %s/big.model --batch < %s/loc.txt > "
-                       "%s/got.txt && cmp %s/ref.txt %s/got.txt && grep -q '^124 272 1283 ' %s/got.txt",
-                       g_dir, g_dir, g_dir, g_dir, g_tool, g_dir, g_dir, g_dir, g_dir, g_dir, g_dir),
-                 0);
+    CHECK_EQ_INT(
+        shell("printf 'x<loc0012><loc1023>y <loc99>\\n' > %s/loc.txt && "
+              "spm_encode --model=%s/big.model --output_format=id < %s/loc.txt > "
+              "%s/ref.txt && '%s' --model %s/big.model --batch < %s/loc.txt > "
+              "%s/got.txt && cmp %s/ref.txt %s/got.txt && grep -q '^124 272 1283 ' %s/got.txt",
+              g_dir, g_dir, g_dir, g_dir, g_tool, g_dir, g_dir, g_dir, g_dir, g_dir, g_dir),
+        0);
     remove_dir();
 }
 
@@ -659,14 +713,16 @@ static void test_fuzz_model_reader(void) {
         if (rc == 0) {
             ok_loads++;
             pi0_tokenizer_destroy(tok);
-        } else errors++;
+        } else
+            errors++;
     }
     rng_state = 1234;
     for (int iter = 0; iter < 4000; iter++) {
         memcpy(buf, orig, n);
         int flips = 1 + (int)rnd_n(4);
         for (int k = 0; k < flips; k++) {
-            size_t at = iter % 2 ? n - 1 - rnd_n((uint32_t)(n < 3000 ? n : 3000)) : rnd_n((uint32_t)n);
+            size_t at =
+                iter % 2 ? n - 1 - rnd_n((uint32_t)(n < 3000 ? n : 3000)) : rnd_n((uint32_t)n);
             buf[at] = rnd_n(3) ? (uint8_t)(buf[at] ^ (1u << rnd_n(8))) : (uint8_t)rnd();
         }
         pi0_tokenizer *tok = NULL;
@@ -682,7 +738,8 @@ static void test_fuzz_model_reader(void) {
             int got = 0;
             rc = pi0_tokenizer_encode(tok, texts[t], strlen(texts[t]), ids, 512, &got);
             CHECK(rc == 0 || rc == PI0_ERANGE);
-            for (int i = 0; i < got && i < 512; i++) CHECK(ids[i] >= 0 && ids[i] < vocab);
+            for (int i = 0; i < got && i < 512; i++)
+                CHECK(ids[i] >= 0 && ids[i] < vocab);
             size_t ol;
             char o[256];
             if (rc == 0) CHECK(pi0_tokenizer_decode(tok, ids, got, o, sizeof o, &ol) <= 0);
@@ -704,10 +761,11 @@ static pi0_tokenizer *g_pg; // PaliGemma-like model in g_dir
 static void load_pg(void) {
     make_dir();
     write_corpora(0x5eed0005);
-    PI0_ASSERT(train("pg", "--model_type=bpe --byte_fallback --normalization_rule_name=identity "
-                           "--add_dummy_prefix=false --remove_extra_whitespaces=false "
-                           "--split_digits --pad_id=0 --eos_id=1 --bos_id=2 --unk_id=3 "
-                           "'--bos_piece=<bos>' '--eos_piece=<eos>'") == 0);
+    PI0_ASSERT(train("pg",
+                     "--model_type=bpe --byte_fallback --normalization_rule_name=identity "
+                     "--add_dummy_prefix=false --remove_extra_whitespaces=false "
+                     "--split_digits --pad_id=0 --eos_id=1 --bos_id=2 --unk_id=3 "
+                     "'--bos_piece=<bos>' '--eos_piece=<eos>'") == 0);
     char path[256];
     snprintf(path, sizeof path, "%s/pg.model", g_dir);
     PI0_ASSERT(pi0_tokenizer_load(path, &g_pg) == 0);
@@ -755,8 +813,10 @@ static void test_pi0_prompt_format(void) {
     int nv = -1;
     CHECK_STATUS(pi0_prompt_pi0(g_pg, prompt, 48, ids, mask, &nv), PI0_OK);
     CHECK_EQ_INT(nv, nw + nlf);
-    for (int i = 0; i < nw; i++) CHECK_EQ_INT(ids[i], want[i]);
-    for (int i = 0; i < nlf; i++) CHECK_EQ_INT(ids[nw + i], lf[i]);
+    for (int i = 0; i < nw; i++)
+        CHECK_EQ_INT(ids[i], want[i]);
+    for (int i = 0; i < nlf; i++)
+        CHECK_EQ_INT(ids[nw + i], lf[i]);
     for (int i = 0; i < 48; i++) {
         CHECK_EQ_INT(mask[i], i < nv);
         if (i >= nv) CHECK_EQ_INT(ids[i], 0);
@@ -781,11 +841,12 @@ static void test_pi0_prompt_format(void) {
 }
 
 static void test_pi05_prompt_text(void) {
-    const float st[] = {-1.0f, 0.0f, 1.0f, -1.5f, -0.001f, 0.9921875f, 0.99f, 2.0f, 1e-30f,
-                        -1e-30f};
+    const float st[] = {-1.0f,      0.0f,  1.0f, -1.5f,  -0.001f,
+                        0.9921875f, 0.99f, 2.0f, 1e-30f, -1e-30f};
     char out[256];
     size_t n = 0;
-    CHECK_STATUS(pi0_prompt_pi05_text(" pick_up\nthe cup ", st, 10, out, sizeof out, &n), PI0_OK);
+    CHECK_STATUS(pi0_prompt_pi05_text(" pick_up\nthe cup ", st, 10, out, sizeof out, &n),
+                 PI0_OK);
     CHECK_EQ_STR(out, "Task: pick up the cup, State: 0 128 255 -1 127 255 254 255 128 127;"
                       "\nAction: ");
     CHECK_EQ_INT(n, strlen(out));
@@ -808,13 +869,15 @@ static void test_pi05_digitize_matches_numpy(void) {
         if (i < 257 * 3) {
             float e = (float)(-1.0 + (double)(i / 3) / 128.0);
             v[i] = i % 3 == 0 ? e : i % 3 == 1 ? nextafterf(e, -2.0f) : nextafterf(e, 2.0f);
-        } else v[i] = ((float)rnd() / 4294967296.0f) * 2.6f - 1.3f;
+        } else
+            v[i] = ((float)rnd() / 4294967296.0f) * 2.6f - 1.3f;
     }
     char p[256];
     snprintf(p, sizeof p, "%s/v.txt", g_dir);
     FILE *f = fopen(p, "w");
     PI0_ASSERT(f);
-    for (int i = 0; i < N; i++) fprintf(f, "%.9g\n", (double)v[i]);
+    for (int i = 0; i < N; i++)
+        fprintf(f, "%.9g\n", (double)v[i]);
     fclose(f);
     CHECK_EQ_INT(shell("/usr/bin/python3 -c 'import numpy as np,sys; "
                        "x=np.loadtxt(sys.argv[1],dtype=np.float32); "
@@ -844,8 +907,10 @@ static void test_pi05_digitize_matches_numpy(void) {
 
 static void write_npy_f32(const char *path, const float *v, int n) {
     char hdr[128];
-    int hl = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d,), }", n);
-    while ((10 + hl + 1) % 64) hdr[hl++] = ' ';
+    int hl = snprintf(hdr, sizeof hdr,
+                      "{'descr': '<f4', 'fortran_order': False, 'shape': (%d,), }", n);
+    while ((10 + hl + 1) % 64)
+        hdr[hl++] = ' ';
     hdr[hl++] = '\n';
     FILE *f = fopen(path, "wb");
     PI0_ASSERT(f);
@@ -877,7 +942,8 @@ static void test_pi05_prompt_tokens_and_tool(void) {
     int32_t a[128];
     int na = spm_ids("Task: pick up the cup, State: 0 128 192 255;", "", a, 128);
     CHECK(na > 0);
-    for (int i = 0; i < na; i++) CHECK_EQ_INT(want[1 + i], a[i]);
+    for (int i = 0; i < na; i++)
+        CHECK_EQ_INT(want[1 + i], a[i]);
     // pi0rt-tokenize --format pi05 --state x.npy prints the same ids and mask.
     char npy[256], outp[256];
     snprintf(npy, sizeof npy, "%s/state.npy", g_dir);
@@ -897,17 +963,21 @@ static void test_pi05_prompt_tokens_and_tool(void) {
         CHECK(l1 && l2);
         if (l1 && l2) {
             CHECK_EQ_INT(parse_ids(l1, got, 256), 200);
-            for (int i = 0; i < 200; i++) CHECK_EQ_INT(got[i], ids[i]);
+            for (int i = 0; i < 200; i++)
+                CHECK_EQ_INT(got[i], ids[i]);
             CHECK_EQ_INT(parse_ids(l2, got, 256), 200);
-            for (int i = 0; i < 200; i++) CHECK_EQ_INT(got[i], mask[i]);
+            for (int i = 0; i < 200; i++)
+                CHECK_EQ_INT(got[i], mask[i]);
         }
         free(s);
     }
     // Errors: name the bad value and exit non-zero.
-    CHECK(shell_quiet("'%s' --model %s/pg.model --format pi5 x 2>/dev/null", g_tool, g_dir) != 0);
+    CHECK(shell_quiet("'%s' --model %s/pg.model --format pi5 x 2>/dev/null", g_tool, g_dir) !=
+          0);
     CHECK(shell_quiet("'%s' --model %s/missing.model x 2>/dev/null", g_tool, g_dir) != 0);
-    CHECK(shell_quiet("'%s' --model %s/pg.model --format pi05 --state %s/pg.model x 2>/dev/null",
-                g_tool, g_dir, g_dir) != 0);
+    CHECK(
+        shell_quiet("'%s' --model %s/pg.model --format pi05 --state %s/pg.model x 2>/dev/null",
+                    g_tool, g_dir, g_dir) != 0);
     CHECK_EQ_INT(shell("'%s' --help > /dev/null", g_tool), 0);
     pi0_tokenizer_destroy(g_pg);
     remove_dir();
