@@ -21,3 +21,11 @@ $(BUILD)/tests/test_loader: $(OBJ)/tests/test_loader.o $(LOADER_OBJS) $(COMMON_O
 $(BUILD)/tests/preprocess_tool: $(OBJ)/tests/loader/preprocess_tool.o $(LOADER_OBJS) $(COMMON_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(LOADER_LIBS)
+
+TEST_BINS  += $(BUILD)/tests/bench_loader
+TEST_CMDS  += tests/loader/check_mkmodel.py
+BENCH_CMDS += BUILD=$(BUILD) tests/loader/bench.sh
+
+$(BUILD)/tests/bench_loader: $(OBJ)/tests/loader/bench_loader.o $(LOADER_OBJS) $(COMMON_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(LOADER_LIBS)

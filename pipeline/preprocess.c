@@ -16,6 +16,7 @@ struct pi0_preproc {
     double *dk;        /* [224 * ksize_max] float coefficients */
     int32_t *kx, *ky;  /* [224 * ksize_max] fixed-point coefficients */
     int *bx, *by;      /* [224 * 2] (first tap, tap count) per output pixel */
+    int32_t acc[PI0_IMAGE_SIZE * 3]; /* vertical pass accumulators, one output row */
     uint8_t img[PI0_IMAGE_SIZE * PI0_IMAGE_SIZE * 3];
 };
 
@@ -178,39 +179,56 @@ int pi0_preproc_resize_pad(pi0_preproc *pp, const uint8_t *src, int w, int h, si
     PI0_ASSERT(ksize_for(w, rw) <= pp->ksize_max && ksize_for(h, rh) <= pp->ksize_max);
     int kxs = coeffs(pp, w, rw, pp->kx, pp->bx);
     int kys = coeffs(pp, h, rh, pp->ky, pp->by);
-    /* horizontal pass: every source row, w -> rw, rounded to uint8 */
-    for (int y = 0; y < h; y++) {
-        const uint8_t *row = src + (size_t)y * stride;
-        uint8_t *o = pp->tmp + (size_t)y * (size_t)rw * 3;
-        for (int xx = 0; xx < rw; xx++) {
-            int xmin = pp->bx[xx * 2], n = pp->bx[xx * 2 + 1];
-            const int32_t *k = pp->kx + (size_t)xx * (size_t)kxs;
-            int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
-            const uint8_t *p = row + (size_t)xmin * 3;
-            for (int x = 0; x < n; x++) {
-                s0 += p[x * 3] * k[x];
-                s1 += p[x * 3 + 1] * k[x];
-                s2 += p[x * 3 + 2] * k[x];
+    /* horizontal pass: every source row, w -> rw, rounded to uint8 (skipped when the
+     * width is unchanged, as Pillow does; the result would be the identity anyway) */
+    const uint8_t *hp = src;
+    size_t hstride = stride;
+    if (rw != w) {
+        hp = pp->tmp;
+        hstride = (size_t)rw * 3;
+        for (int y = 0; y < h; y++) {
+            const uint8_t *row = src + (size_t)y * stride;
+            uint8_t *o = pp->tmp + (size_t)y * hstride;
+            for (int xx = 0; xx < rw; xx++) {
+                int xmin = pp->bx[xx * 2], n = pp->bx[xx * 2 + 1];
+                const int32_t *k = pp->kx + (size_t)xx * (size_t)kxs;
+                int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
+                const uint8_t *p = row + (size_t)xmin * 3;
+                for (int x = 0; x < n; x++) {
+                    s0 += p[x * 3] * k[x];
+                    s1 += p[x * 3 + 1] * k[x];
+                    s2 += p[x * 3 + 2] * k[x];
+                }
+                o[xx * 3] = clip8(s0);
+                o[xx * 3 + 1] = clip8(s1);
+                o[xx * 3 + 2] = clip8(s2);
             }
-            o[xx * 3] = clip8(s0);
-            o[xx * 3 + 1] = clip8(s1);
-            o[xx * 3 + 2] = clip8(s2);
         }
     }
-    /* vertical pass into the padded destination */
+    /* vertical pass into the padded destination, a row of accumulators at a time */
     int pad_x = (S - rw) / 2, pad_y = (S - rh) / 2;
-    memset(dst, 0, (size_t)S * S * 3);
     size_t trow = (size_t)rw * 3;
+    if (rh != S) memset(dst, 0, (size_t)S * S * 3);
     for (int yy = 0; yy < rh; yy++) {
+        uint8_t *o = dst + ((size_t)(pad_y + yy) * S + (size_t)pad_x) * 3;
+        if (rw != S) { /* side padding of this row */
+            memset(dst + (size_t)(pad_y + yy) * S * 3, 0, (size_t)pad_x * 3);
+            memset(o + trow, 0, (size_t)(S - rw - pad_x) * 3);
+        }
+        if (rh == h) {
+            memcpy(o, hp + (size_t)yy * hstride, trow);
+            continue;
+        }
         int ymin = pp->by[yy * 2], n = pp->by[yy * 2 + 1];
         const int32_t *k = pp->ky + (size_t)yy * (size_t)kys;
-        uint8_t *o = dst + ((size_t)(pad_y + yy) * S + (size_t)pad_x) * 3;
-        for (size_t i = 0; i < trow; i++) {
-            int32_t s = 1 << (PRECISION_BITS - 1);
-            const uint8_t *p = pp->tmp + (size_t)ymin * trow + i;
-            for (int y = 0; y < n; y++) s += p[(size_t)y * trow] * k[y];
-            o[i] = clip8(s);
+        int32_t *acc = pp->acc;
+        for (size_t i = 0; i < trow; i++) acc[i] = 1 << (PRECISION_BITS - 1);
+        for (int y = 0; y < n; y++) {
+            const uint8_t *p = hp + (size_t)(ymin + y) * hstride;
+            int32_t ky = k[y];
+            for (size_t i = 0; i < trow; i++) acc[i] += p[i] * ky;
         }
+        for (size_t i = 0; i < trow; i++) o[i] = clip8(acc[i]);
     }
     return 0;
 }
