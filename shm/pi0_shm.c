@@ -577,8 +577,11 @@ int pi0_pub_create(const char *topic, const pi0_pub_opts *opts, pi0_pub **out) {
         if ((uint64_t)sb.st_size == want.segment_size) {
             void *m = mmap(NULL, PI0__PAGE, PROT_READ, MAP_SHARED, p->fd, 0);
             if (m != MAP_FAILED) {
+                /* a head near 2^63 would wrap the 2s+2 seqlock encoding: start afresh */
                 reuse = header_validate(topic, m, (uint64_t)sb.st_size, &have) == 0 &&
-                        layout_matches(&have, &want);
+                        layout_matches(&have, &want) &&
+                        atomic_load_explicit(&((struct pi0__hdr *)m)->head,
+                                             memory_order_relaxed) < (1ull << 62);
                 munmap(m, PI0__PAGE);
             }
         }
