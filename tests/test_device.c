@@ -315,6 +315,10 @@ static void test_gemm(void) {
                 gemm_case(&e, 19, 77, 45, PI0_F32, 1, act, acc, 5);
                 gemm_case(&e, 19, 77, 45, PI0_BF16, act == 1, act, acc, 0);
             }
+        /* small m (the direct bf16 kernel on AVX-512) across its k chunk, and just above */
+        gemm_case(&e, 51, 67, 2100, PI0_BF16, 1, PI0_ACT_NONE, 1, 5);
+        gemm_case(&e, 64, 30, 1030, PI0_BF16, 0, PI0_ACT_NONE, 0, 1);
+        gemm_case(&e, 65, 30, 1030, PI0_BF16, 0, PI0_ACT_NONE, 0, 1);
         /* larger than one column block and one bf16 k panel */
         gemm_case(&e, 70, 2100, 1200, PI0_BF16, 1, PI0_ACT_GELU_TANH, 0, 0);
         gemm_case(&e, 70, 2100, 1200, PI0_BF16, 1, PI0_ACT_SILU, 1, 0);

@@ -4,7 +4,9 @@
  * thread runs a single-threaded cblas_sgemm on its block, then the bias/activation
  * epilogue while the block is still warm.
  *   - f32 weights: sgemm straight on the borrowed (mmapped) rows.
- *   - bf16 weights: never expanded as a whole. Each thread converts a panel of
+ *   - bf16 weights, m <= 64 rows on AVX-512 CPUs: cpu_gemm_avx512.c reads the bf16 rows
+ *     directly (memory-bound shapes: 2 bytes per weight element is the win).
+ *   - bf16 weights otherwise: never expanded as a whole. Each thread converts a panel of
  *     nb rows x kb columns of W to f32 in its scratch and calls sgemm on it, accumulating
  *     over the k panels (beta 1), so weight memory stays 2 bytes per element.
  *   - accumulate with an activation: computed per tile of rows into scratch, then added. */
@@ -46,6 +48,13 @@ PI0_VEC static void cvt_bf16(float *dst, const uint16_t *src, int n) {
     }
 }
 
+#ifdef PI0_HAVE_AVX512_GEMM
+/* cpu_gemm_avx512.c: bf16 weights read directly, for m <= SMALL_M */
+void pi0__gemm_bf16_smallm_avx512(int m, int nn, int k, const float *x, int ldx,
+                                  const uint16_t *w, int ldw, float *t, int ldt, int beta1);
+#endif
+#define SMALL_M 64
+
 typedef struct gemm_ctx {
     cpu_dev *d;
     int m, n, k;
@@ -59,6 +68,7 @@ typedef struct gemm_ctx {
     int nb; /* output columns per task */
     int kb; /* k columns per bf16 panel */
     int mt; /* rows per tile when accumulating with an activation */
+    int avx512; /* the CPU runs cpu_gemm_avx512.c */
 } gemm_ctx;
 
 /* t[m, nn] (beta: 0 overwrite, 1 add) = x[m, k] · W[n0:n0+nn, :]ᵀ */
@@ -72,6 +82,12 @@ static void block_gemm(const gemm_ctx *c, float *panel, int m, const float *x, i
         return;
     }
     const uint16_t *wb = (const uint16_t *)w->impl + (size_t)n0 * (size_t)w->ld;
+#ifdef PI0_HAVE_AVX512_GEMM
+    if (m <= SMALL_M && c->avx512) {
+        pi0__gemm_bf16_smallm_avx512(m, nn, c->k, x, c->ldx, wb, w->ld, t, ldt, beta != 0.0f);
+        return;
+    }
+#endif
     for (int k0 = 0; k0 < c->k; k0 += c->kb) {
         int kk = c->k - k0 < c->kb ? c->k - k0 : c->kb;
         for (int r = 0; r < nn; r++)
@@ -140,6 +156,10 @@ int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a) {
         if (c.kb < c.k) c.kb &= ~15;
     }
     c.nb = nb;
+#ifdef PI0_HAVE_AVX512_GEMM
+    c.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl");
+#endif
     pi0__pool_run(&d->pool, gemm_task, &c, (c.n + nb - 1) / nb);
     return PI0_OK;
 }

@@ -1,0 +1,105 @@
+/* cpu_gemm_avx512.c — small-m GEMM straight from bf16 weights (AVX-512F), for the
+ * memory-bound shapes (the action expert: m = 51 rows). Compiled with -mavx512f and called
+ * only when the CPU has it (__builtin_cpu_supports, see cpu_gemm.c).
+ *
+ * t[m, nn] (= or +=) x[m, k] · W[n0:n0+nn, :]ᵀ with W bf16: blocks of 4 weight rows x 4
+ * input rows keep 16 accumulators in registers; W rows are widened to f32 in registers
+ * (bf16 << 16 is exact), so the weight is read once at 2 bytes per element and never
+ * expanded in memory. k is walked in chunks that keep x's rows in L2. */
+#include <immintrin.h>
+
+#include "cpu.h"
+
+#define KC 1024 /* k chunk: 4 x rows * KC * 4 B = 16 KiB per x group, all of x in L2 */
+
+void pi0__gemm_bf16_smallm_avx512(int m, int nn, int k, const float *x, int ldx,
+                                  const uint16_t *w, int ldw, float *t, int ldt, int beta1);
+
+static inline __m512 load_bf16(const uint16_t *p) {
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+
+static inline __m512 load_bf16_mask(const uint16_t *p, __mmask16 mk) {
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, p)), 16));
+}
+
+/* acc[i][j] over k in [k0, k0+kc) for MR input rows and NR weight rows (both <= 4) */
+static inline __attribute__((always_inline)) void block_bf16(int mr, int nr, int kc,
+                                                        const float *x, int ldx,
+                                                        const uint16_t *w, int ldw, float *out,
+                                                        int ldt) {
+    __m512 acc[4][4];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
+    int l = 0;
+    for (; l + 16 <= kc; l += 16) {
+        __m512 wv[4];
+        for (int j = 0; j < nr; j++) wv[j] = load_bf16(w + (size_t)j * ldw + l);
+        for (int i = 0; i < mr; i++) {
+            __m512 xv = _mm512_loadu_ps(x + (size_t)i * ldx + l);
+            for (int j = 0; j < nr; j++) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+        }
+    }
+    if (l < kc) {
+        __mmask16 mk = (__mmask16)((1u << (kc - l)) - 1);
+        __m512 wv[4];
+        for (int j = 0; j < nr; j++) wv[j] = load_bf16_mask(w + (size_t)j * ldw + l, mk);
+        for (int i = 0; i < mr; i++) {
+            __m512 xv = _mm512_maskz_loadu_ps(mk, x + (size_t)i * ldx + l);
+            for (int j = 0; j < nr; j++) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+        }
+    }
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) out[(size_t)i * ldt + j] += _mm512_reduce_add_ps(acc[i][j]);
+}
+
+#define BLOCK_CASE(MR, NR) BLOCK(MR, NR, kc, xi, ldx, wj, ldw, ti, ldt)
+
+#define BLOCK block_bf16 /* (a macro, so an f32 variant can reuse the driver) */
+void pi0__gemm_bf16_smallm_avx512(int m, int nn, int k, const float *x, int ldx,
+                                  const uint16_t *w, int ldw, float *t, int ldt, int beta1) {
+    if (!beta1)
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < nn; j++) t[(size_t)i * ldt + j] = 0.0f;
+    for (int k0 = 0; k0 < k; k0 += KC) {
+        int kc = k - k0 < KC ? k - k0 : KC;
+        for (int j0 = 0; j0 < nn; j0 += 4) {
+            int nr = nn - j0 < 4 ? nn - j0 : 4;
+            const uint16_t *wj = w + (size_t)j0 * ldw + k0;
+            for (int i0 = 0; i0 < m; i0 += 4) {
+                int mr = m - i0 < 4 ? m - i0 : 4;
+                const float *xi = x + (size_t)i0 * ldx + k0;
+                float *ti = t + (size_t)i0 * ldt + j0;
+                /* constant block sizes so the compiler keeps the accumulators in registers */
+                if (nr == 4) {
+                    switch (mr) {
+                    case 4: BLOCK_CASE(4, 4); break;
+                    case 3: BLOCK_CASE(3, 4); break;
+                    case 2: BLOCK_CASE(2, 4); break;
+                    default: BLOCK_CASE(1, 4); break;
+                    }
+                } else {
+                    switch (mr) {
+                    case 4: BLOCK_CASE(4, 1); break;
+                    case 3: BLOCK_CASE(3, 1); break;
+                    case 2: BLOCK_CASE(2, 1); break;
+                    default: BLOCK_CASE(1, 1); break;
+                    }
+                    for (int j = 1; j < nr; j++) { /* the remaining 1..2 rows, one at a time */
+                        const uint16_t *wj1 = wj + (size_t)j * ldw;
+                        float *tj = ti + j;
+                        switch (mr) {
+                        case 4: block_bf16(4, 1, kc, xi, ldx, wj1, ldw, tj, ldt); break;
+                        case 3: block_bf16(3, 1, kc, xi, ldx, wj1, ldw, tj, ldt); break;
+                        case 2: block_bf16(2, 1, kc, xi, ldx, wj1, ldw, tj, ldt); break;
+                        default: block_bf16(1, 1, kc, xi, ldx, wj1, ldw, tj, ldt); break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+#undef BLOCK
