@@ -10,6 +10,10 @@
  * vocab, patch size, number of patches and action_dim from tensor shapes; head counts and
  * head_dim from config.json (override keys, or the paligemma/action-expert variant tables);
  * π0 vs π0.5 from the tensors present (a contradicting `pi05` in config.json is an error).
+ * The VLM and the expert must agree on depth, n_heads, n_kv_heads and head_dim (they
+ * attend jointly layer by layer; openpi concatenates their per-head q/k/v) — checked.
+ * Key spellings accepted and config.json fields read: see README.md "pipeline: checkpoints
+ * and preprocessing".
  * After a successful load every field documented as present has exactly the shape written
  * in its comment (the loader checks them all), so the model code may trust the shapes.
  *
@@ -65,7 +69,8 @@ typedef struct pi0_tower_config {
 typedef struct pi0_config {
     int pi05;            /* 1 = π0.5 (detected from the tensors), 0 = π0 */
     int action_dim;      /* A: action width (rows of action_out_w) */
-    int state_dim;       /* S: π0: columns of state_proj_w; π0.5: == action_dim */
+    int state_dim;       /* S: π0: columns of state_proj_w; π0.5: max_state_dim from
+                            config.json if given, else action_dim */
     int action_horizon;  /* chunk length (config.json; default 50) */
     int num_steps;       /* denoising steps (config.json; default 10) */
     int max_token_len;   /* prompt length (config.json; default 48 for π0, 200 for π0.5) */
