@@ -6,6 +6,7 @@
  * them. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <libgen.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -675,6 +676,139 @@ static void test_hostile_fields_after_open(void) {
     pi0_topic_remove(t);
 }
 
+
+/* Random byte changes in the header and first slot: open and every read either succeed
+ * or return an error; never a crash (the harness turns a crash into a failure). */
+static void test_header_fuzz_never_crashes(void) {
+    char t[96], path[256];
+    topic_name(t, sizeof t, "fuzz");
+    pi0_pub *p = make_pub(t, PI0_TYPE_JOINT_STATE, sizeof(pi0_joint_state), 4);
+    for (int i = 0; i < 3; i++) {
+        pi0_joint_state *js = pi0_pub_loan(p);
+        memset(js, 0, sizeof *js);
+        js->n = 3;
+        pi0_pub_commit(p, sizeof *js);
+    }
+    pi0_pub_destroy(p);
+    seg_path(path, sizeof path, t);
+    int fd = open(path, O_RDWR);
+    CHECK(fd >= 0);
+    static uint8_t orig[4096 + 1664];
+    CHECK_EQ_INT(pread(fd, orig, sizeof orig, 0), (ssize_t)sizeof orig);
+    uint64_t x = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+    int opened = 0, rejected = 0;
+    for (int it = 0; it < 3000; it++) {
+        CHECK_EQ_INT(pwrite(fd, orig, sizeof orig, 0), (ssize_t)sizeof orig);
+        int flips = 1 + it % 4;
+        for (int k = 0; k < flips; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            /* mostly the 320 header bytes, sometimes the first slot header */
+            uint32_t off = (x >> 32) % 4 ? (uint32_t)(x % 320) : 4096 + (uint32_t)(x % 64);
+            uint8_t b = (uint8_t)(x >> 24);
+            CHECK_EQ_INT(pwrite(fd, &b, 1, off), 1);
+        }
+        pi0_sub *s = NULL;
+        if (pi0_sub_open(t, NULL, &s)) {
+            rejected++;
+            continue;
+        }
+        opened++;
+        static uint8_t buf[1 << 16];
+        pi0_sample smp;
+        pi0_pub_info pi;
+        pi0_topic_info ti;
+        (void)pi0_sub_latest_copy(s, buf, sizeof buf, &smp);
+        if (pi0_sub_latest_view(s, &smp) == 0) (void)pi0_sub_view_valid(s, &smp);
+        (void)pi0_sub_next_copy(s, buf, sizeof buf, &smp);
+        (void)pi0_sub_publisher(s, &pi);
+        (void)pi0_sub_rate_hz(s);
+        pi0_sub_topic_info(s, &ti);
+        (void)pi0_sub_wait(s, 0);
+        pi0_sub_close(s);
+    }
+    printf("  3000 mutated segments: %d rejected, %d opened and read without harm\n",
+           rejected, opened);
+    CHECK(rejected > 0 && opened > 0);
+    close(fd);
+    pi0_topic_remove(t);
+}
+
+static void test_subscriber_mapping_is_read_only(void) {
+    char t[96];
+    topic_name(t, sizeof t, "ro");
+    pi0_pub *p = make_pub(t, NULL, 256, 4);
+    publish_sample(p, 256);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pi0_sub *s = NULL;
+        pi0_sample v;
+        if (pi0_sub_open(t, NULL, &s) || pi0_sub_latest_view(s, &v)) _exit(1);
+        ((volatile uint8_t *)v.data)[0] = 0xff; /* a buggy subscriber: must fault */
+        _exit(0);
+    }
+    CHECK_EQ_INT(wait_exit(pid), 128 + SIGSEGV);
+    pi0_sub *s = make_sub(t, NULL);
+    uint8_t buf[256];
+    pi0_sample smp;
+    CHECK_STATUS(pi0_sub_latest_copy(s, buf, sizeof buf, &smp), 0);
+    CHECK(shm_sample_ok(buf, smp.size, 0));
+    pi0_sub_close(s);
+    pi0_pub_destroy(p);
+    pi0_topic_remove(t);
+}
+
+/* As root: a group member who may only read (0640) subscribes without the waiter page
+ * (its waits poll); a stranger gets PI0_EPERM on a 0600 topic. */
+static void test_other_user_group_read_and_denied(void) {
+    if (geteuid() != 0) {
+        printf("  (skipped: needs root to switch users)\n");
+        return;
+    }
+    char tg[96], tp[96];
+    topic_name(tg, sizeof tg, "grp");
+    topic_name(tp, sizeof tp, "priv");
+    pi0_pub_opts og = {NULL, 256, 4, PI0_TOPIC_GROUP_READ};
+    pi0_pub *pg = NULL, *pp = make_pub(tp, NULL, 256, 4);
+    CHECK_STATUS(pi0_pub_create(tg, &og, &pg), 0);
+    gid_t gid = getegid();
+    uid_t owner = geteuid();
+    int fds[2];
+    CHECK_EQ_INT(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[1]);
+        if (setgroups(0, NULL) || setgid(gid) || setuid(4242)) _exit(10);
+        pi0_sub_opts so = {NULL, (int64_t)owner};
+        pi0_sub *s = NULL;
+        if (pi0_sub_open(tp, &so, &s) != PI0_EPERM) _exit(11);
+        if (pi0_sub_open(tg, &so, &s) != 0) _exit(12);
+        pi0_topic_info ti;
+        pi0_sub_topic_info(s, &ti);
+        if (ti.waiter_page != 0 || ti.mode != 0640) _exit(13);
+        char go;
+        if (read(fds[0], &go, 1) != 1) _exit(14);      /* parent publishes now */
+        if (pi0_sub_wait(s, 5000000000ll) != 0) _exit(15);
+        uint8_t buf[256];
+        pi0_sample smp;
+        if (pi0_sub_next_copy(s, buf, sizeof buf, &smp) || !shm_sample_ok(buf, smp.size, 0))
+            _exit(16);
+        pi0_pub_info pi;
+        pi0_sub_publisher(s, &pi);
+        _exit(pi.state == PI0_PUB_ALIVE ? 0 : 17);
+    }
+    close(fds[0]);
+    usleep(50000);
+    CHECK_EQ_INT(write(fds[1], "g", 1), 1);
+    usleep(20000);
+    publish_sample(pg, 256);
+    close(fds[1]);
+    CHECK_EQ_INT(wait_exit(pid), 0);
+    pi0_pub_destroy(pg);
+    pi0_pub_destroy(pp);
+    pi0_topic_remove(tg);
+    pi0_topic_remove(tp);
+}
+
 // ---- liveness, restart, busy, gc ----
 
 static void test_second_publisher_is_busy(void) {
@@ -1046,6 +1180,9 @@ int main(int argc, char **argv) {
         TEST(test_type_mismatch_and_messages),
         TEST(test_bad_segments_give_errors),
         TEST(test_hostile_fields_after_open),
+        TEST(test_header_fuzz_never_crashes),
+        TEST(test_subscriber_mapping_is_read_only),
+        TEST(test_other_user_group_read_and_denied),
         TEST(test_second_publisher_is_busy),
         TEST(test_restart_in_place_continues),
         TEST(test_restart_with_other_layout_reattaches),

@@ -11,6 +11,7 @@
  *       pi0_sub_wait, then next_copy. */
 #include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -106,6 +107,9 @@ static int do_sub(const char *topic, const char *mode, double secs) {
 int main(int argc, char **argv) {
     signal(SIGTERM, on_term);
     signal(SIGINT, on_term);
+    /* never outlive the test that started us (it may have crashed) */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() == 1) return 1;
     if (argc == 2 && !strcmp(argv[1], "--help")) {
         puts("usage: shm_peer pub TOPIC PAYLOAD_MAX SLOTS SECONDS | sub TOPIC copy|view|wait SECONDS");
         return 0;
