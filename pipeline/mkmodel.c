@@ -492,6 +492,12 @@ int main(int argc, char **argv) {
     }
     char path[4096];
     int rc = 0;
+    /* a stale single file would shadow a new sharded index and vice versa */
+    snprintf(path, sizeof path, "%s/%s", out, shards == 1 ? "model.safetensors.index.json" : "model.safetensors");
+    if (unlink(path) != 0 && errno != ENOENT) {
+        fprintf(stderr, "pi0rt-mkmodel: %s: cannot remove stale file: %s\n", path, strerror(errno));
+        return 1;
+    }
     if (shards == 1) {
         snprintf(path, sizeof path, "%s/model.safetensors", out);
         rc = write_file(path, l.v, 0, l.n, seed);

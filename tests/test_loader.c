@@ -1076,9 +1076,18 @@ static void test_mkmodel_cli(void) {
     CHECK_EQ_INT(sh(fmt("cmp -s %s/a/model.safetensors %s/b/model.safetensors", d, d)), 0);
     CHECK_EQ_INT(sh(fmt("cmp -s %s/a/norm_stats.json %s/b/norm_stats.json", d, d)), 0);
     CHECK(sh(fmt("cmp -s %s/a/model.safetensors %s/c/model.safetensors", d, d)) != 0);
+    /* rewriting a directory as shards (and back) leaves no stale file that would win */
+    CHECK_EQ_INT(mkmodel("--size tiny --variant pi05 --seed 9 --shards 2", fmt("%s/a", d)), 0);
+    CHECK(access(fmt("%s/a/model.safetensors", d), F_OK) != 0);
+    pi0_weights *w = NULL;
+    CHECK_STATUS(pi0_weights_load(fmt("%s/a", d), &w), 0);
+    if (w) CHECK(w->cfg.pi05);
+    pi0_weights_destroy(w);
+    CHECK_EQ_INT(mkmodel("--size tiny --variant pi0 --seed 9", fmt("%s/a", d)), 0);
+    CHECK(access(fmt("%s/a/model.safetensors.index.json", d), F_OK) != 0);
     /* small loads and has the documented sizes */
     CHECK_EQ_INT(mkmodel("--size small --variant pi05 --dtype bf16", fmt("%s/s", d)), 0);
-    pi0_weights *w = NULL;
+    w = NULL;
     CHECK_STATUS(pi0_weights_load(fmt("%s/s", d), &w), 0);
     if (w) {
         CHECK_EQ_INT(w->cfg.vlm.width, 512);
