@@ -130,9 +130,17 @@ int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a) {
                   .y = cpu_at(y, 0, 0), .ldy = y.ld, .w = w,
                   .bias = a->has_opt ? cpu_at(a->m[2], 0, 0) : NULL, .act = a->i[0],
                   .acc = a->i[1]};
-    /* blocks of output columns: a multiple of the thread count, at most ~1024 wide, 16-aligned */
+#ifdef PI0_HAVE_AVX512_GEMM
+    c.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl");
+#endif
+    /* blocks of output columns: a multiple of the thread count, at most ~1024 wide, 16-aligned.
+     * The direct small-m bf16 kernel has no per-call packing: 128-wide blocks, so a thread
+     * slowed down by another process leaves its share to the others. */
     int nt = d->n_threads;
-    int tasks = nt * ((c.n + nt * 1024 - 1) / (nt * 1024));
+    int direct = w->dtype == PI0_BF16 && c.m <= SMALL_M && c.avx512;
+    int max_nb = direct ? 128 : 1024;
+    int tasks = nt * ((c.n + nt * max_nb - 1) / (nt * max_nb));
     int nb = (c.n + tasks - 1) / tasks;
     nb = (nb + 15) & ~15;
     if (nb > c.n) nb = c.n;
@@ -146,7 +154,7 @@ int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a) {
             return pi0_errorf(PI0_ENOMEM, "pi0_dev_gemm: scratch too small");
         scr -= (size_t)c.mt * nb;
     }
-    if (w->dtype == PI0_BF16) {
+    if (w->dtype == PI0_BF16 && !direct) {
         /* panel nb x kb floats: at most 1 MiB, and within the scratch */
         size_t cap = scr < (256u << 10) ? scr : (256u << 10);
         while (nb > 16 && (size_t)nb * 64 > cap) nb = (nb / 2 + 15) & ~15;
@@ -156,10 +164,6 @@ int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a) {
         if (c.kb < c.k) c.kb &= ~15;
     }
     c.nb = nb;
-#ifdef PI0_HAVE_AVX512_GEMM
-    c.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl");
-#endif
     pi0__pool_run(&d->pool, gemm_task, &c, (c.n + nb - 1) / nb);
     return PI0_OK;
 }

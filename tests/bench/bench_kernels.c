@@ -12,6 +12,7 @@
  * Timings are the best of --reps runs (default 5), runs of ours and of raw BLAS
  * interleaved so both see the same machine load. */
 #include <cblas.h>
+#include <math.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,13 +123,29 @@ static void bench_gemm(pi0_dev *d, pi0_stream *s, int m, int n, int k, int threa
         double dt = raw_sgemm_s(m, n, k, x, w, y, threads);
         if (dt < raw) raw = dt;
     }
+    /* sanity: the bf16 result matches raw sgemm up to the weights' bf16 rounding */
+    float *yb = malloc((size_t)m * n * 4);
+    if (!yb) exit(1);
+    DIE(pi0_dev_gemm(s, my, mx, W[1], NULL, PI0_ACT_NONE, 0), "gemm");
+    DIE(pi0_dev_download(s, yb, by, 0, (size_t)m * n * 4), "download");
+    DIE(pi0_stream_sync(s), "sync");
+    double maxd = 0, maxy = 0;
+    for (size_t i = 0; i < (size_t)m * n; i++) {
+        double dd = fabs((double)yb[i] - y[i]);
+        if (dd > maxd) maxd = dd;
+        if (fabs(y[i]) > maxy) maxy = fabs(y[i]);
+    }
+    free(yb);
     double fl = 2.0 * m * n * k * 1e-9, raw_g = fl / raw;
-    for (int t = 0; t < 2; t++)
+    for (int t = 0; t < 2; t++) {
         printf("{\"bench\":\"gemm\",\"group\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d,\"wdtype\":\"%s\","
                "\"gflops\":%.1f,\"blas_gflops\":%.1f,\"ratio\":%.3f,\"ms\":%.3f,"
-               "\"weight_mib\":%.1f,\"threads\":%d}\n",
+               "\"weight_mib\":%.1f,\"threads\":%d",
                group, m, n, k, t ? "bf16" : "f32", fl / ours[t], raw_g, raw / ours[t],
                ours[t] * 1e3, (double)n * k * (t ? 2 : 4) / 1048576.0, threads);
+        if (t) printf(",\"of_f32\":%.3f,\"rel_diff_vs_f32\":%.1e", ours[0] / ours[1], maxd / maxy);
+        printf("}\n");
+    }
     fflush(stdout);
     pi0_weight_destroy(W[0]);
     pi0_weight_destroy(W[1]);
