@@ -40,12 +40,12 @@
 
 #ifdef PI0__TSAN
 #define PI0__FENCE(order) ((void)0)
-#define PI0__ORD_FIELD memory_order_acquire
-#define PI0__ORD_DEKKER memory_order_seq_cst
+#define PI0__ORD_FIELD    memory_order_acquire
+#define PI0__ORD_DEKKER   memory_order_seq_cst
 #else
 #define PI0__FENCE(order) atomic_thread_fence(order)
-#define PI0__ORD_FIELD memory_order_relaxed
-#define PI0__ORD_DEKKER memory_order_relaxed
+#define PI0__ORD_FIELD    memory_order_relaxed
+#define PI0__ORD_DEKKER   memory_order_relaxed
 #endif
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free (shared memory)");
@@ -53,31 +53,31 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free (sha
 
 // ---- segment format ----
 
-#define PI0__MAGIC      0x4d48535452304950ull /* "PI0RTSHM" little-endian */
-#define PI0__PAGE       4096u
-#define PI0__SLOT_HDR   64u
-#define PI0__SEG_MAX    (64ull << 30)         /* refuse to map anything larger */
-#define PI0__DIR        "/dev/shm"
-#define PI0__WAIT_SLICE_NS 100000000ll        /* re-check period of a sleeping waiter */
+#define PI0__MAGIC         0x4d48535452304950ull /* "PI0RTSHM" little-endian */
+#define PI0__PAGE          4096u
+#define PI0__SLOT_HDR      64u
+#define PI0__SEG_MAX       (64ull << 30) /* refuse to map anything larger */
+#define PI0__DIR           "/dev/shm"
+#define PI0__WAIT_SLICE_NS 100000000ll /* re-check period of a sleeping waiter */
 
 /* The header page. Line 0-2 are written once, before magic is published; line 3 (the
  * publisher identity) is written by each new publisher under its own small seqlock;
  * line 4 is the producer line, written on every commit. Subscribers write nothing here. */
 struct pi0__hdr {
-    _Atomic uint64_t magic;    /*   0 PI0__MAGIC, stored last at creation (release) */
-    uint32_t abi_version;      /*   8 PI0_SHM_ABI_VERSION */
-    uint32_t header_size;      /*  12 bytes of header = slots_offset = 4096 */
-    uint64_t segment_size;     /*  16 total bytes, = file size */
-    uint32_t slot_count;       /*  24 power of two */
-    uint32_t slot_size;        /*  28 round_up(64 + payload_max, 64) */
-    uint32_t payload_max;      /*  32 */
-    uint32_t msg_version;      /*  36 PI0_MSG_VERSION of the message type */
-    uint64_t slots_offset;     /*  40 */
-    uint64_t waiters_offset;   /*  48 page-aligned, one page */
-    uint32_t flags;            /*  56 enum pi0_topic_flags */
-    uint32_t reserved0;        /*  60 */
-    char type_name[32];        /*  64 NUL-terminated */
-    char topic[64];            /*  96 NUL-terminated */
+    _Atomic uint64_t magic;  /*   0 PI0__MAGIC, stored last at creation (release) */
+    uint32_t abi_version;    /*   8 PI0_SHM_ABI_VERSION */
+    uint32_t header_size;    /*  12 bytes of header = slots_offset = 4096 */
+    uint64_t segment_size;   /*  16 total bytes, = file size */
+    uint32_t slot_count;     /*  24 power of two */
+    uint32_t slot_size;      /*  28 round_up(64 + payload_max, 64) */
+    uint32_t payload_max;    /*  32 */
+    uint32_t msg_version;    /*  36 PI0_MSG_VERSION of the message type */
+    uint64_t slots_offset;   /*  40 */
+    uint64_t waiters_offset; /*  48 page-aligned, one page */
+    uint32_t flags;          /*  56 enum pi0_topic_flags */
+    uint32_t reserved0;      /*  60 */
+    char type_name[32];      /*  64 NUL-terminated */
+    char topic[64];          /*  96 NUL-terminated */
     /* publisher identity (a new publisher rewrites it; ident_seq odd while it does) */
     alignas(64) _Atomic uint64_t ident_seq; /* 192 */
     _Atomic int32_t pid;                    /* 200 */
@@ -85,11 +85,11 @@ struct pi0__hdr {
     _Atomic uint64_t start_time;            /* 208 /proc/<pid>/stat field 22 */
     _Atomic uint64_t created_ns;            /* 216 when this epoch started */
     /* producer line: only the publisher writes it */
-    alignas(64) _Atomic uint64_t head;      /* 256 samples committed = next sequence */
-    _Atomic uint32_t futex;                 /* 264 low 32 bits of head, the futex word */
-    uint32_t reserved1;                     /* 268 */
-    _Atomic uint64_t heartbeat_ns;          /* 272 CLOCK_MONOTONIC of the last sign of life */
-    char pad[40];                           /* 280 */
+    alignas(64) _Atomic uint64_t head; /* 256 samples committed = next sequence */
+    _Atomic uint32_t futex;            /* 264 low 32 bits of head, the futex word */
+    uint32_t reserved1;                /* 268 */
+    _Atomic uint64_t heartbeat_ns;     /* 272 CLOCK_MONOTONIC of the last sign of life */
+    char pad[40];                      /* 280 */
 };
 _Static_assert(offsetof(struct pi0__hdr, type_name) == 64, "header layout");
 _Static_assert(offsetof(struct pi0__hdr, ident_seq) == 192, "header layout");
@@ -176,8 +176,10 @@ static int type_name_check(const char *t) {
         char c = t[n];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '_' || c == '.'))
-            return pi0_errorf(PI0_EINVAL, "type name \"%.40s\": character 0x%02x not in "
-                              "[A-Za-z0-9_.]", t, (unsigned char)c);
+            return pi0_errorf(PI0_EINVAL,
+                              "type name \"%.40s\": character 0x%02x not in "
+                              "[A-Za-z0-9_.]",
+                              t, (unsigned char)c);
         if (n >= PI0_TYPE_NAME_MAX)
             return pi0_errorf(PI0_EINVAL, "type name \"%.40s...\": longer than %d", t,
                               PI0_TYPE_NAME_MAX);
@@ -193,8 +195,10 @@ int pi0_topic_name_check(const char *topic) {
         char c = topic[n];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '_' || c == '.' || c == '-'))
-            return pi0_errorf(PI0_EINVAL, "topic \"%.70s\": character 0x%02x not in "
-                              "[A-Za-z0-9_.-]", topic, (unsigned char)c);
+            return pi0_errorf(PI0_EINVAL,
+                              "topic \"%.70s\": character 0x%02x not in "
+                              "[A-Za-z0-9_.-]",
+                              topic, (unsigned char)c);
         if (n >= PI0_TOPIC_NAME_MAX)
             return pi0_errorf(PI0_EINVAL, "topic \"%.70s...\": longer than %d characters",
                               topic, PI0_TOPIC_NAME_MAX);
@@ -208,8 +212,8 @@ int pi0_topic_segment_name(const char *topic, int64_t uid, char *buf, size_t cap
     int st = pi0_topic_name_check(topic);
     if (st) return st;
     if (uid < 0) uid = (int64_t)geteuid();
-    if (uid > UINT32_MAX) return pi0_errorf(PI0_EINVAL, "topic %s: bad uid %lld", topic,
-                                            (long long)uid);
+    if (uid > UINT32_MAX)
+        return pi0_errorf(PI0_EINVAL, "topic %s: bad uid %lld", topic, (long long)uid);
     int n = snprintf(buf, cap, "/pi0rt.%lld.%s", (long long)uid, topic);
     if (n < 0 || (size_t)n >= cap)
         return pi0_errorf(PI0_ERANGE, "topic %s: segment name needs %d bytes", topic, n + 1);
@@ -344,8 +348,10 @@ static int header_validate(const char *topic, const struct pi0__hdr *h, uint64_t
         return pi0_errorf(PI0_EFORMAT, "topic %s: bad magic 0x%016llx (not a pi0rt topic)",
                           path, (unsigned long long)magic);
     if (h->abi_version != PI0_SHM_ABI_VERSION)
-        return pi0_errorf(PI0_EVERSION, "topic %s: segment ABI version %u, this library "
-                          "speaks %u", path, h->abi_version, PI0_SHM_ABI_VERSION);
+        return pi0_errorf(PI0_EVERSION,
+                          "topic %s: segment ABI version %u, this library "
+                          "speaks %u",
+                          path, h->abi_version, PI0_SHM_ABI_VERSION);
     memset(l, 0, sizeof *l);
     l->slot_count = h->slot_count;
     l->slot_size = h->slot_size;
@@ -356,13 +362,16 @@ static int header_validate(const char *topic, const struct pi0__hdr *h, uint64_t
     l->waiters_offset = h->waiters_offset;
     l->segment_size = h->segment_size;
     if (h->header_size != PI0__PAGE || l->slots_offset != PI0__PAGE)
-        return pi0_errorf(PI0_EFORMAT, "topic %s: header size %u / slots offset %llu, "
-                          "expected %u", path, h->header_size,
-                          (unsigned long long)l->slots_offset, PI0__PAGE);
+        return pi0_errorf(PI0_EFORMAT,
+                          "topic %s: header size %u / slots offset %llu, "
+                          "expected %u",
+                          path, h->header_size, (unsigned long long)l->slots_offset, PI0__PAGE);
     if (l->slot_count < 2 || l->slot_count > PI0_SHM_SLOTS_MAX ||
         (l->slot_count & (l->slot_count - 1)))
-        return pi0_errorf(PI0_EFORMAT, "topic %s: slot count %u is not a power of two in "
-                          "2..%u", path, l->slot_count, PI0_SHM_SLOTS_MAX);
+        return pi0_errorf(PI0_EFORMAT,
+                          "topic %s: slot count %u is not a power of two in "
+                          "2..%u",
+                          path, l->slot_count, PI0_SHM_SLOTS_MAX);
     if (l->payload_max == 0 || l->payload_max > PI0_SHM_PAYLOAD_MAX)
         return pi0_errorf(PI0_EFORMAT, "topic %s: payload_max %u not in 1..%u", path,
                           l->payload_max, PI0_SHM_PAYLOAD_MAX);
@@ -373,16 +382,17 @@ static int header_validate(const char *topic, const struct pi0__hdr *h, uint64_t
     uint64_t slots_end = l->slots_offset + (uint64_t)l->slot_count * l->slot_size;
     if (l->waiters_offset != round_up(slots_end, PI0__PAGE) ||
         l->segment_size != l->waiters_offset + PI0__PAGE)
-        return pi0_errorf(PI0_EFORMAT, "topic %s: waiter page at %llu / segment size %llu "
-                          "inconsistent with %u slots of %u bytes", path,
-                          (unsigned long long)l->waiters_offset,
+        return pi0_errorf(PI0_EFORMAT,
+                          "topic %s: waiter page at %llu / segment size %llu "
+                          "inconsistent with %u slots of %u bytes",
+                          path, (unsigned long long)l->waiters_offset,
                           (unsigned long long)l->segment_size, l->slot_count, l->slot_size);
     if (l->segment_size != size)
-        return pi0_errorf(PI0_EFORMAT, "topic %s: header says %llu bytes, segment has %llu "
-                          "(truncated?)", path, (unsigned long long)l->segment_size,
-                          (unsigned long long)size);
-    if (!memchr(h->type_name, 0, sizeof h->type_name) ||
-        !memchr(h->topic, 0, sizeof h->topic))
+        return pi0_errorf(PI0_EFORMAT,
+                          "topic %s: header says %llu bytes, segment has %llu "
+                          "(truncated?)",
+                          path, (unsigned long long)l->segment_size, (unsigned long long)size);
+    if (!memchr(h->type_name, 0, sizeof h->type_name) || !memchr(h->topic, 0, sizeof h->topic))
         return pi0_errorf(PI0_EFORMAT, "topic %s: type or topic name not terminated", path);
     memcpy(l->type_name, h->type_name, sizeof l->type_name);
     if (type_name_check(l->type_name))
@@ -392,8 +402,10 @@ static int header_validate(const char *topic, const struct pi0__hdr *h, uint64_t
                           h->topic);
     size_t min = known_type_min(l->type_name);
     if (min && l->msg_version != PI0_MSG_VERSION)
-        return pi0_errorf(PI0_EVERSION, "topic %s: %s message version %u, this library "
-                          "speaks %u", path, l->type_name, l->msg_version, PI0_MSG_VERSION);
+        return pi0_errorf(PI0_EVERSION,
+                          "topic %s: %s message version %u, this library "
+                          "speaks %u",
+                          path, l->type_name, l->msg_version, PI0_MSG_VERSION);
     if (l->payload_max < min)
         return pi0_errorf(PI0_EFORMAT, "topic %s: payload_max %u < %zu bytes of a %s", path,
                           l->payload_max, min, l->type_name);
@@ -404,13 +416,13 @@ static int header_validate(const char *topic, const struct pi0__hdr *h, uint64_t
 
 struct pi0_pub {
     int fd;
-    uint8_t *base;              /* read-write mapping of the whole segment */
+    uint8_t *base; /* read-write mapping of the whole segment */
     size_t size;
     struct pi0__hdr *hdr;
     struct pi0__waiters *waiters;
     uint64_t slots_offset;
     uint32_t mask, slot_size, payload_max, epoch;
-    uint64_t head;              /* next sequence (private copy; the publisher is single) */
+    uint64_t head; /* next sequence (private copy; the publisher is single) */
     int loaned;
     char topic[PI0_TOPIC_NAME_MAX + 1];
 };
@@ -541,8 +553,8 @@ int pi0_pub_create(const char *topic, const pi0_pub_opts *opts, pi0_pub **out) {
             goto fail;
         }
         if (sb.st_uid != geteuid()) {
-            st = pi0_errorf(PI0_EPERM, "topic %s: segment %s is owned by uid %u, not %u",
-                            topic, name, (unsigned)sb.st_uid, (unsigned)geteuid());
+            st = pi0_errorf(PI0_EPERM, "topic %s: segment %s is owned by uid %u, not %u", topic,
+                            name, (unsigned)sb.st_uid, (unsigned)geteuid());
             goto fail;
         }
         if (publisher_lock_take(p->fd) < 0) {
@@ -630,7 +642,8 @@ void *pi0_pub_loan(pi0_pub *pub) {
 }
 
 int pi0_pub_commit(pi0_pub *pub, size_t size) {
-    if (!pub->loaned) return pi0_errorf(PI0_EINVAL, "topic %s: commit without a loan", pub->topic);
+    if (!pub->loaned)
+        return pi0_errorf(PI0_EINVAL, "topic %s: commit without a loan", pub->topic);
     if (size > pub->payload_max)
         return pi0_errorf(PI0_ERANGE, "topic %s: sample of %zu bytes > payload_max %u",
                           pub->topic, size, pub->payload_max);
@@ -688,14 +701,14 @@ uint32_t pi0_pub_payload_max(const pi0_pub *pub) {
 
 struct pi0_sub {
     int fd;
-    const uint8_t *base;        /* mapping: read-only except the waiter page */
+    const uint8_t *base; /* mapping: read-only except the waiter page */
     size_t size;
     const struct pi0__hdr *hdr;
     struct pi0__waiters *waiters; /* NULL when we could not open the file for writing */
-    layout l;                   /* validated at open; never re-read from shm */
+    layout l;                     /* validated at open; never re-read from shm */
     uint32_t mask;
-    uint64_t next_seq;          /* cursor: next sample next() returns */
-    uint64_t lost;              /* skipped samples not yet reported */
+    uint64_t next_seq; /* cursor: next sample next() returns */
+    uint64_t lost;     /* skipped samples not yet reported */
     uint32_t epoch_seen;
     uint32_t mode;
     int64_t uid;
@@ -758,13 +771,13 @@ static int sub_attach(pi0_sub *s) {
     }
     layout l;
     st = header_validate(s->topic, m, size, &l);
-    if (st == PI0_EFORMAT && atomic_load_explicit(&((const struct pi0__hdr *)m)->magic,
-                                                  memory_order_acquire) == 0 &&
+    if (st == PI0_EFORMAT &&
+        atomic_load_explicit(&((const struct pi0__hdr *)m)->magic, memory_order_acquire) == 0 &&
         publisher_lock_held(fd) == 1)
         st = pi0_errorf(PI0_EAGAIN, "topic %s: its publisher is still creating it", s->topic);
     if (!st && s->type_req[0] && strcmp(s->type_req, l.type_name))
-        st = pi0_errorf(PI0_ETYPE, "topic %s: has type %s, expected %s", s->topic,
-                        l.type_name, s->type_req);
+        st = pi0_errorf(PI0_ETYPE, "topic %s: has type %s, expected %s", s->topic, l.type_name,
+                        s->type_req);
     if (st) {
         munmap(m, size);
         goto fail;
@@ -894,8 +907,10 @@ static int sub_latest(pi0_sub *s, void *buf, size_t cap, pi0_sample *out) {
         }
         cpu_relax(); /* overwritten meanwhile: a newer sample exists, take that one */
     }
-    return pi0_errorf(PI0_EAGAIN, "topic %s: publisher overwrote the newest sample 64 times "
-                      "while we copied it", s->topic);
+    return pi0_errorf(PI0_EAGAIN,
+                      "topic %s: publisher overwrote the newest sample 64 times "
+                      "while we copied it",
+                      s->topic);
 }
 
 int pi0_sub_latest_copy(pi0_sub *sub, void *buf, size_t cap, pi0_sample *out) {
@@ -978,8 +993,8 @@ static int sub_maybe_reattach(pi0_sub *s) {
 
 static int sub_wait(pi0_sub *s, int64_t timeout_ns, int spin) {
     int64_t now = mono_ns();
-    int64_t deadline = timeout_ns < 0 || timeout_ns > INT64_MAX - now ? INT64_MAX
-                                                                       : now + timeout_ns;
+    int64_t deadline =
+        timeout_ns < 0 || timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
     int64_t next_check = now + PI0__WAIT_SLICE_NS;
     for (;;) {
         if (sub_head(s) > s->next_seq) return 0;
@@ -1013,7 +1028,8 @@ static int sub_wait(pi0_sub *s, int64_t timeout_ns, int spin) {
         /* Sleeps only if the word still equals f: a commit after our load of f changes
          * it, so no wakeup is lost. Read-only mappings are fine for FUTEX_WAIT. */
         futex_call(word, FUTEX_WAIT_BITSET, f, &ts, FUTEX_BITSET_MATCH_ANY);
-        if (s->waiters) atomic_fetch_sub_explicit(&s->waiters->sleeping, 1, memory_order_relaxed);
+        if (s->waiters)
+            atomic_fetch_sub_explicit(&s->waiters->sleeping, 1, memory_order_relaxed);
     }
     if (sub_head(s) > s->next_seq) return 0;
     return pi0_errorf(PI0_ETIMEDOUT, "topic %s: no sample within %.3f s", s->topic,

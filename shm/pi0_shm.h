@@ -7,13 +7,22 @@
  * they fell behind), by copy or through a zero-copy view validated afterwards, and may
  * sleep until the next commit.
  *
- *   pi0_pub *pub;                                  pi0_sub *sub;
- *   pi0_pub_opts o = {PI0_TYPE_JOINT_STATE,        pi0_sub_opts so = {PI0_TYPE_JOINT_STATE, -1};
- *                     sizeof(pi0_joint_state)};    pi0_sub_open("arm", &so, &sub);
- *   pi0_pub_create("arm", &o, &pub);               pi0_joint_state js; pi0_sample s;
- *   pi0_joint_state *js = pi0_pub_loan(pub);       pi0_sub_wait(sub, 100000000);
- *   js->n = 7; ...                                 pi0_sub_latest_copy(sub, &js, sizeof js, &s);
+ *   // publisher (robot driver)
+ *   pi0_pub *pub;
+ *   pi0_pub_opts po = {PI0_TYPE_JOINT_STATE, sizeof(pi0_joint_state)};
+ *   pi0_pub_create("arm", &po, &pub);
+ *   pi0_joint_state *js = pi0_pub_loan(pub);   // write in place
+ *   js->n = 7; ...
  *   pi0_pub_commit(pub, sizeof *js);
+ *
+ *   // subscriber (node)
+ *   pi0_sub *sub;
+ *   pi0_sub_opts so = {PI0_TYPE_JOINT_STATE, -1};
+ *   pi0_sub_open("arm", &so, &sub);
+ *   pi0_joint_state st;
+ *   pi0_sample s;
+ *   pi0_sub_wait(sub, 100000000);              // sleep up to 100 ms
+ *   pi0_sub_latest_copy(sub, &st, sizeof st, &s);
  *
  * ---- segment layout (format version PI0_SHM_ABI_VERSION; all integers little-endian) ----
  *
@@ -89,10 +98,10 @@
 extern "C" {
 #endif
 
-#define PI0_SHM_ABI_VERSION 1u   /* segment format version (header + slot layout) */
-#define PI0_MSG_VERSION     1u   /* layout version of the message structs below */
-#define PI0_TOPIC_NAME_MAX  63   /* topic names: [A-Za-z0-9_.-]{1,63}, not starting with . */
-#define PI0_TYPE_NAME_MAX   31   /* type names: [A-Za-z0-9_.]{1,31} */
+#define PI0_SHM_ABI_VERSION 1u /* segment format version (header + slot layout) */
+#define PI0_MSG_VERSION     1u /* layout version of the message structs below */
+#define PI0_TOPIC_NAME_MAX  63 /* topic names: [A-Za-z0-9_.-]{1,63}, not starting with . */
+#define PI0_TYPE_NAME_MAX   31 /* type names: [A-Za-z0-9_.]{1,31} */
 #define PI0_SHM_SLOTS_MAX   65536u
 #define PI0_SHM_PAYLOAD_MAX (1u << 30)
 
@@ -112,80 +121,83 @@ enum pi0_pixel_format { PI0_PIX_RGB8 = 1, PI0_PIX_BGR8 = 2, PI0_PIX_GRAY8 = 3 };
 /* pi0.Image: a 64-byte header followed by `height` rows of `stride` bytes. The topic's
  * payload_max is 64 + the largest stride * height; use pi0_image_bytes(). */
 typedef struct pi0_image {
-    uint32_t width;        /*  0 pixels */
-    uint32_t height;       /*  4 pixels */
-    uint32_t stride;       /*  8 bytes per row, >= width * bytes per pixel */
-    uint32_t format;       /* 12 enum pi0_pixel_format */
-    uint64_t capture_ns;   /* 16 when the camera captured the frame */
-    uint64_t frame_id;     /* 24 camera frame counter */
-    uint32_t data_bytes;   /* 32 stride * height */
-    uint32_t reserved[7];  /* 36 zero */
-    uint8_t data[];        /* 64 pixels, row-major, 64-byte aligned inside the slot */
+    uint32_t width;       /*  0 pixels */
+    uint32_t height;      /*  4 pixels */
+    uint32_t stride;      /*  8 bytes per row, >= width * bytes per pixel */
+    uint32_t format;      /* 12 enum pi0_pixel_format */
+    uint64_t capture_ns;  /* 16 when the camera captured the frame */
+    uint64_t frame_id;    /* 24 camera frame counter */
+    uint32_t data_bytes;  /* 32 stride * height */
+    uint32_t reserved[7]; /* 36 zero */
+    uint8_t data[];       /* 64 pixels, row-major, 64-byte aligned inside the slot */
 } pi0_image;
 
 #define PI0_JOINTS_MAX 64
 /* pi0.JointState: robot joint state; only the first n entries of each array are valid. */
 typedef struct pi0_joint_state {
-    uint64_t stamp_ns;                 /*    0 when the state was measured */
-    uint32_t n;                        /*    8 joints, <= PI0_JOINTS_MAX */
-    uint32_t reserved;                 /*   12 zero */
-    double position[PI0_JOINTS_MAX];   /*   16 rad or m */
-    double velocity[PI0_JOINTS_MAX];   /*  528 rad/s or m/s */
-    double effort[PI0_JOINTS_MAX];     /* 1040 N·m or N */
-} pi0_joint_state;                     /* 1552 bytes */
+    uint64_t stamp_ns;               /*    0 when the state was measured */
+    uint32_t n;                      /*    8 joints, <= PI0_JOINTS_MAX */
+    uint32_t reserved;               /*   12 zero */
+    double position[PI0_JOINTS_MAX]; /*   16 rad or m */
+    double velocity[PI0_JOINTS_MAX]; /*  528 rad/s or m/s */
+    double effort[PI0_JOINTS_MAX];   /* 1040 N·m or N */
+} pi0_joint_state;                   /* 1552 bytes */
 
 #define PI0_CHUNK_HORIZON_MAX 64
 #define PI0_CHUNK_DIM_MAX     64
 /* pi0.ActionChunk: `horizon` actions of `dim` values, action i due at t0_ns + i*period_ns.
  * The latency breakdown is in microseconds (0 = not measured). */
 typedef struct pi0_action_chunk {
-    uint64_t seq;               /*  0 chunk counter of the producing node */
-    uint64_t t0_ns;             /*  8 when action 0 is due */
-    uint64_t obs_stamp_ns;      /* 16 timestamp of the observation it was computed from */
-    uint64_t period_ns;         /* 24 control period */
-    uint32_t horizon;           /* 32 <= PI0_CHUNK_HORIZON_MAX */
-    uint32_t dim;               /* 36 <= PI0_CHUNK_DIM_MAX */
-    uint32_t preprocess_us;     /* 40 image/state preprocessing */
-    uint32_t encode_us;         /* 44 stage A: vision + prefix */
-    uint32_t denoise_us;        /* 48 stage B: expert denoising */
-    uint32_t postprocess_us;    /* 52 unnormalize, calib */
-    uint32_t total_us;          /* 56 observation stamp -> publish */
-    uint32_t reserved;          /* 60 zero */
+    uint64_t seq;            /*  0 chunk counter of the producing node */
+    uint64_t t0_ns;          /*  8 when action 0 is due */
+    uint64_t obs_stamp_ns;   /* 16 timestamp of the observation it was computed from */
+    uint64_t period_ns;      /* 24 control period */
+    uint32_t horizon;        /* 32 <= PI0_CHUNK_HORIZON_MAX */
+    uint32_t dim;            /* 36 <= PI0_CHUNK_DIM_MAX */
+    uint32_t preprocess_us;  /* 40 image/state preprocessing */
+    uint32_t encode_us;      /* 44 stage A: vision + prefix */
+    uint32_t denoise_us;     /* 48 stage B: expert denoising */
+    uint32_t postprocess_us; /* 52 unnormalize, calib */
+    uint32_t total_us;       /* 56 observation stamp -> publish */
+    uint32_t reserved;       /* 60 zero */
     float actions[PI0_CHUNK_HORIZON_MAX * PI0_CHUNK_DIM_MAX]; /* 64 [horizon][dim] */
-} pi0_action_chunk;             /* 16448 bytes */
+} pi0_action_chunk;                                           /* 16448 bytes */
 
 #define PI0_ACTION_DIM_MAX 64
 enum pi0_action_flags { PI0_ACTION_HOLD = 1u }; /* hold position (stale input, no chunk) */
 /* pi0.Action: the one action due now. */
 typedef struct pi0_action {
-    uint64_t due_ns;                   /*   0 when it is due */
-    uint64_t chunk_seq;                /*   8 chunk it came from */
-    uint32_t index;                    /*  16 index inside that chunk */
-    uint32_t dim;                      /*  20 <= PI0_ACTION_DIM_MAX */
-    uint32_t flags;                    /*  24 enum pi0_action_flags */
-    uint32_t reserved;                 /*  28 zero */
-    float values[PI0_ACTION_DIM_MAX];  /*  32 */
-} pi0_action;                          /* 288 bytes */
+    uint64_t due_ns;                  /*   0 when it is due */
+    uint64_t chunk_seq;               /*   8 chunk it came from */
+    uint32_t index;                   /*  16 index inside that chunk */
+    uint32_t dim;                     /*  20 <= PI0_ACTION_DIM_MAX */
+    uint32_t flags;                   /*  24 enum pi0_action_flags */
+    uint32_t reserved;                /*  28 zero */
+    float values[PI0_ACTION_DIM_MAX]; /*  32 */
+} pi0_action;                         /* 288 bytes */
 
 enum pi0_node_state {
-    PI0_NODE_STARTING = 1, PI0_NODE_RUNNING = 2, PI0_NODE_HOLDING = 3, PI0_NODE_ERROR = 4
+    PI0_NODE_STARTING = 1,
+    PI0_NODE_RUNNING = 2,
+    PI0_NODE_HOLDING = 3,
+    PI0_NODE_ERROR = 4
 };
 /* pi0.NodeStatus: periodic health of a node. Latencies in microseconds. */
 typedef struct pi0_node_status {
-    uint64_t stamp_ns;          /*   0 */
-    uint32_t state;             /*   8 enum pi0_node_state */
-    int32_t last_error;         /*  12 a PI0_E* code, 0 = none */
-    uint64_t ticks;             /*  16 control ticks so far */
-    uint64_t chunks;            /*  24 chunks published */
-    uint64_t holds;             /*  32 ticks that published a hold */
-    uint32_t tick_jitter_p50_us;/*  40 */
-    uint32_t tick_jitter_p99_us;/*  44 */
-    uint32_t tick_jitter_max_us;/*  48 */
-    uint32_t infer_p50_us;      /*  52 observation -> chunk */
-    uint32_t infer_p99_us;      /*  56 */
-    uint32_t infer_max_us;      /*  60 */
-    char message[128];          /*  64 NUL-terminated text */
-} pi0_node_status;              /* 192 bytes */
+    uint64_t stamp_ns;           /*   0 */
+    uint32_t state;              /*   8 enum pi0_node_state */
+    int32_t last_error;          /*  12 a PI0_E* code, 0 = none */
+    uint64_t ticks;              /*  16 control ticks so far */
+    uint64_t chunks;             /*  24 chunks published */
+    uint64_t holds;              /*  32 ticks that published a hold */
+    uint32_t tick_jitter_p50_us; /*  40 */
+    uint32_t tick_jitter_p99_us; /*  44 */
+    uint32_t tick_jitter_max_us; /*  48 */
+    uint32_t infer_p50_us;       /*  52 observation -> chunk */
+    uint32_t infer_p99_us;       /*  56 */
+    uint32_t infer_max_us;       /*  60 */
+    char message[128];           /*  64 NUL-terminated text */
+} pi0_node_status;               /* 192 bytes */
 
 #if !defined(__cplusplus)
 _Static_assert(sizeof(pi0_image) == 64, "pi0_image header is 64 bytes");
@@ -245,15 +257,15 @@ PI0_API int pi0_topic_remove(const char *topic);
 typedef struct pi0_pub pi0_pub;
 
 enum pi0_topic_flags {
-    PI0_TOPIC_GROUP_READ = 1u,  /* mode 0640 instead of 0600 (group may subscribe) */
+    PI0_TOPIC_GROUP_READ = 1u, /* mode 0640 instead of 0600 (group may subscribe) */
 };
 
 typedef struct pi0_pub_opts {
-    const char *type_name;  /* message type (PI0_TYPE_* or [A-Za-z0-9_.]{1,31}); NULL=raw */
-    uint32_t payload_max;   /* largest sample in bytes, 1..PI0_SHM_PAYLOAD_MAX; for the
-                               pi0.* types at least the fixed struct size (Image: 64) */
-    uint32_t slot_count;    /* power of two in [2, PI0_SHM_SLOTS_MAX]; 0 = 8 */
-    uint32_t flags;         /* enum pi0_topic_flags */
+    const char *type_name; /* message type (PI0_TYPE_* or [A-Za-z0-9_.]{1,31}); NULL=raw */
+    uint32_t payload_max;  /* largest sample in bytes, 1..PI0_SHM_PAYLOAD_MAX; for the
+                              pi0.* types at least the fixed struct size (Image: 64) */
+    uint32_t slot_count;   /* power of two in [2, PI0_SHM_SLOTS_MAX]; 0 = 8 */
+    uint32_t flags;        /* enum pi0_topic_flags */
 } pi0_pub_opts;
 
 /* Creates the topic (O_EXCL, then fchmod to 0600/0640) or, if its segment exists and its
@@ -298,8 +310,8 @@ PI0_API uint32_t pi0_pub_payload_max(const pi0_pub *pub);
 typedef struct pi0_sub pi0_sub;
 
 typedef struct pi0_sub_opts {
-    const char *type_name;  /* required message type; NULL accepts any */
-    int64_t uid;            /* owner of the topic; -1 = our effective uid */
+    const char *type_name; /* required message type; NULL accepts any */
+    int64_t uid;           /* owner of the topic; -1 = our effective uid */
 } pi0_sub_opts;
 
 /* Opens and validates an existing topic. The segment must be owned by `uid` and not be
@@ -309,18 +321,18 @@ typedef struct pi0_sub_opts {
  * (the publisher is still creating it), PI0_EIO, PI0_ENOMEM. The subscriber starts at the
  * newest committed sample: next() returns samples committed after the open. */
 PI0_API int pi0_sub_open(const char *topic, const pi0_sub_opts *opts, pi0_sub **out);
-PI0_API void pi0_sub_close(pi0_sub *sub);  /* NULL is fine */
+PI0_API void pi0_sub_close(pi0_sub *sub); /* NULL is fine */
 
 /* One received sample. For views, `data` points into the read-only mapping and stays
  * meaningful only until pi0_sub_view_valid() says otherwise and at most until the next
  * call on this subscriber. */
 typedef struct pi0_sample {
-    const void *data;   /* payload (view into the mapping, or the caller's buffer) */
-    uint32_t size;      /* payload bytes */
-    uint32_t epoch;     /* publisher epoch that wrote it */
-    uint64_t seq;       /* sequence number */
-    uint64_t stamp_ns;  /* publisher's CLOCK_MONOTONIC at commit */
-    uint64_t lost;      /* next(): samples skipped (overrun) since the previous one */
+    const void *data;  /* payload (view into the mapping, or the caller's buffer) */
+    uint32_t size;     /* payload bytes */
+    uint32_t epoch;    /* publisher epoch that wrote it */
+    uint64_t seq;      /* sequence number */
+    uint64_t stamp_ns; /* publisher's CLOCK_MONOTONIC at commit */
+    uint64_t lost;     /* next(): samples skipped (overrun) since the previous one */
 } pi0_sample;
 
 /* Newest committed sample, copied into buf (cap bytes), torn copies retried. Sets the
@@ -351,15 +363,15 @@ PI0_API int pi0_sub_spin(pi0_sub *sub, int64_t timeout_ns);
 enum pi0_pub_state { PI0_PUB_ALIVE = 1, PI0_PUB_DEAD = 2 };
 
 typedef struct pi0_pub_info {
-    int state;               /* PI0_PUB_ALIVE or PI0_PUB_DEAD */
-    int restarted;           /* epoch changed since this subscriber last looked */
-    int reattached;          /* the segment was replaced and this call re-attached it */
-    int32_t pid;             /* publisher pid (current or last) */
-    uint64_t start_time;     /* its start time, clock ticks since boot (/proc stat 22) */
+    int state;           /* PI0_PUB_ALIVE or PI0_PUB_DEAD */
+    int restarted;       /* epoch changed since this subscriber last looked */
+    int reattached;      /* the segment was replaced and this call re-attached it */
+    int32_t pid;         /* publisher pid (current or last) */
+    uint64_t start_time; /* its start time, clock ticks since boot (/proc stat 22) */
     uint32_t epoch;
-    uint64_t head;           /* samples published so far */
-    int64_t heartbeat_age_ns;/* now - last heartbeat, -1 if never */
-    int64_t sample_age_ns;   /* now - commit time of the newest sample, -1 if none */
+    uint64_t head;            /* samples published so far */
+    int64_t heartbeat_age_ns; /* now - last heartbeat, -1 if never */
+    int64_t sample_age_ns;    /* now - commit time of the newest sample, -1 if none */
 } pi0_pub_info;
 
 /* Liveness of the topic's publisher. If it is dead and the segment name now refers to a
@@ -375,9 +387,9 @@ typedef struct pi0_topic_info {
     uint32_t abi_version, msg_version;
     uint32_t slot_count, slot_size, payload_max;
     uint64_t segment_size;
-    uint32_t mode;           /* file mode bits */
-    uint32_t waiters;        /* subscribers sleeping right now (advisory) */
-    int waiter_page;         /* this subscriber could map the waiter page writable */
+    uint32_t mode;    /* file mode bits */
+    uint32_t waiters; /* subscribers sleeping right now (advisory) */
+    int waiter_page;  /* this subscriber could map the waiter page writable */
 } pi0_topic_info;
 PI0_API void pi0_sub_topic_info(const pi0_sub *sub, pi0_topic_info *info);
 

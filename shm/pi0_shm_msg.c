@@ -9,9 +9,12 @@
 uint32_t pi0_pixel_bytes(uint32_t format) {
     switch (format) {
     case PI0_PIX_RGB8:
-    case PI0_PIX_BGR8: return 3;
-    case PI0_PIX_GRAY8: return 1;
-    default: return 0;
+    case PI0_PIX_BGR8:
+        return 3;
+    case PI0_PIX_GRAY8:
+        return 1;
+    default:
+        return 0;
     }
 }
 
@@ -40,9 +43,9 @@ int pi0_image_check(const void *payload, size_t size) {
         return pi0_errorf(PI0_EFORMAT, "image: data_bytes %u != stride %u * height %u",
                           h.data_bytes, h.stride, h.height);
     if (need > size - sizeof(pi0_image))
-        return pi0_errorf(PI0_EFORMAT, "image: %ux%u stride %u needs %llu bytes, sample has %zu",
-                          h.width, h.height, h.stride, (unsigned long long)need,
-                          size - sizeof(pi0_image));
+        return pi0_errorf(
+            PI0_EFORMAT, "image: %ux%u stride %u needs %llu bytes, sample has %zu", h.width,
+            h.height, h.stride, (unsigned long long)need, size - sizeof(pi0_image));
     return 0;
 }
 

@@ -152,10 +152,14 @@ static const char *state_name(int state) {
 }
 
 static void fmt_age(char *buf, size_t cap, int64_t ns) {
-    if (ns < 0) snprintf(buf, cap, "-");
-    else if (ns < 1000000) snprintf(buf, cap, "%.0fus", (double)ns / 1e3);
-    else if (ns < 10000000000ll) snprintf(buf, cap, "%.1fms", (double)ns / 1e6);
-    else snprintf(buf, cap, "%.0fs", (double)ns / 1e9);
+    if (ns < 0)
+        snprintf(buf, cap, "-");
+    else if (ns < 1000000)
+        snprintf(buf, cap, "%.0fus", (double)ns / 1e3);
+    else if (ns < 10000000000ll)
+        snprintf(buf, cap, "%.1fms", (double)ns / 1e6);
+    else
+        snprintf(buf, cap, "%.0fs", (double)ns / 1e9);
 }
 
 // ---- ls / info / gc ----
@@ -253,19 +257,23 @@ static int cmd_gc(const char *prefix) {
 
 static void print_floats_d(const double *v, uint32_t n) {
     printf("[");
-    for (uint32_t i = 0; i < n && i < 8; i++) printf(i ? " %.4g" : "%.4g", v[i]);
+    for (uint32_t i = 0; i < n && i < 8; i++)
+        printf(i ? " %.4g" : "%.4g", v[i]);
     printf(n > 8 ? " ...]" : "]");
 }
 
 static void print_floats_f(const float *v, uint32_t n) {
     printf("[");
-    for (uint32_t i = 0; i < n && i < 8; i++) printf(i ? " %.4g" : "%.4g", (double)v[i]);
+    for (uint32_t i = 0; i < n && i < 8; i++)
+        printf(i ? " %.4g" : "%.4g", (double)v[i]);
     printf(n > 8 ? " ...]" : "]");
 }
 
 static const char *pix_name(uint32_t f) {
-    return f == PI0_PIX_RGB8 ? "RGB8" : f == PI0_PIX_BGR8 ? "BGR8" : f == PI0_PIX_GRAY8 ? "GRAY8"
-                                                                                        : "?";
+    return f == PI0_PIX_RGB8    ? "RGB8"
+           : f == PI0_PIX_BGR8  ? "BGR8"
+           : f == PI0_PIX_GRAY8 ? "GRAY8"
+                                : "?";
 }
 
 static const char *node_state_name(uint32_t s) {
@@ -282,17 +290,17 @@ static void print_sample(const char *type, const uint8_t *p, uint32_t size, int6
         }
         const pi0_image *im = (const pi0_image *)p;
         uint64_t sum = shm__fnv1a(im->data, im->data_bytes);
-        printf("image %ux%u %s stride=%u frame=%llu capture_age=%.3fms fnv=%016llx",
-               im->width, im->height, pix_name(im->format), im->stride,
-               (unsigned long long)im->frame_id, (double)(now - (int64_t)im->capture_ns) / 1e6,
-               (unsigned long long)sum);
+        printf("image %ux%u %s stride=%u frame=%llu capture_age=%.3fms fnv=%016llx", im->width,
+               im->height, pix_name(im->format), im->stride, (unsigned long long)im->frame_id,
+               (double)(now - (int64_t)im->capture_ns) / 1e6, (unsigned long long)sum);
     } else if (!strcmp(type, PI0_TYPE_JOINT_STATE)) {
         if (pi0_joint_state_check(p, size)) {
             printf("joints INVALID: %s", pi0_last_error());
             return;
         }
         const pi0_joint_state *js = (const pi0_joint_state *)p;
-        printf("joints n=%u stamp_age=%.3fms pos=", js->n, (double)(now - (int64_t)js->stamp_ns) / 1e6);
+        printf("joints n=%u stamp_age=%.3fms pos=", js->n,
+               (double)(now - (int64_t)js->stamp_ns) / 1e6);
         print_floats_d(js->position, js->n);
         printf(" vel=");
         print_floats_d(js->velocity, js->n);
@@ -336,7 +344,8 @@ static void print_sample(const char *type, const uint8_t *p, uint32_t size, int6
                s->message);
     } else {
         printf("%s %u bytes:", type, size);
-        for (uint32_t i = 0; i < size && i < 16; i++) printf(" %02x", p[i]);
+        for (uint32_t i = 0; i < size && i < 16; i++)
+            printf(" %02x", p[i]);
         if (size > 16) printf(" ...");
     }
 }
@@ -410,9 +419,10 @@ static int cmd_rate(const args *a, int bandwidth) {
             } else if (n > 1 && sum_dt > 0) {
                 double k = (double)(n - 1), mean = sum_dt / k;
                 double sd = sqrt(fmax(0, sum_dt2 / k - mean * mean));
-                printf("rate: %.3f Hz  min %.3fms max %.3fms std %.3fms  window %llu lost=%llu\n",
-                       1e3 / mean, min_dt, max_dt, sd, (unsigned long long)n,
-                       (unsigned long long)lost);
+                printf(
+                    "rate: %.3f Hz  min %.3fms max %.3fms std %.3fms  window %llu lost=%llu\n",
+                    1e3 / mean, min_dt, max_dt, sd, (unsigned long long)n,
+                    (unsigned long long)lost);
             } else {
                 printf("rate: no new samples  window %llu\n", (unsigned long long)n);
             }
@@ -487,7 +497,8 @@ static void fill_image(pi0_image *im, uint32_t w, uint32_t h, uint64_t frame, in
 
 static int cmd_pub(const args *a) {
     enum { T_IMAGE, T_JOINTS, T_CHUNK, T_ACTION, T_STATUS, T_RAW } kind;
-    if (!a->type) return usage_error("%s", "pub needs --type image|joints|chunk|action|status|raw");
+    if (!a->type)
+        return usage_error("%s", "pub needs --type image|joints|chunk|action|status|raw");
     pi0_pub_opts o = {0};
     uint32_t w = 640, h = 480;
     if (!strcmp(a->type, "image")) {
@@ -497,15 +508,19 @@ static int cmd_pub(const args *a) {
         o.type_name = PI0_TYPE_IMAGE;
         o.payload_max = (uint32_t)pi0_image_bytes(w, h, PI0_PIX_RGB8);
     } else if (!strcmp(a->type, "joints")) {
-        kind = T_JOINTS, o.type_name = PI0_TYPE_JOINT_STATE, o.payload_max = sizeof(pi0_joint_state);
+        kind = T_JOINTS, o.type_name = PI0_TYPE_JOINT_STATE,
+        o.payload_max = sizeof(pi0_joint_state);
     } else if (!strcmp(a->type, "chunk")) {
-        kind = T_CHUNK, o.type_name = PI0_TYPE_ACTION_CHUNK, o.payload_max = sizeof(pi0_action_chunk);
+        kind = T_CHUNK, o.type_name = PI0_TYPE_ACTION_CHUNK,
+        o.payload_max = sizeof(pi0_action_chunk);
     } else if (!strcmp(a->type, "action")) {
         kind = T_ACTION, o.type_name = PI0_TYPE_ACTION, o.payload_max = sizeof(pi0_action);
     } else if (!strcmp(a->type, "status")) {
-        kind = T_STATUS, o.type_name = PI0_TYPE_NODE_STATUS, o.payload_max = sizeof(pi0_node_status);
+        kind = T_STATUS, o.type_name = PI0_TYPE_NODE_STATUS,
+        o.payload_max = sizeof(pi0_node_status);
     } else if (!strcmp(a->type, "raw")) {
-        kind = T_RAW, o.type_name = PI0_TYPE_RAW, o.payload_max = a->bytes ? (uint32_t)a->bytes : 64;
+        kind = T_RAW, o.type_name = PI0_TYPE_RAW,
+        o.payload_max = a->bytes ? (uint32_t)a->bytes : 64;
     } else {
         return usage_error("--type \"%s\": want image, joints, chunk, action, status or raw",
                            a->type);
@@ -517,8 +532,8 @@ static int cmd_pub(const args *a) {
     int st = pi0_pub_create(a->topic, &o, &pub);
     if (st) return fail(st, "pub");
     install_signals();
-    fprintf(stderr, "pi0rt-shm: publishing %s on %s at %.2f Hz (pid %d, epoch %u)\n", o.type_name,
-            a->topic, rate, (int)getpid(), pi0_pub_epoch(pub));
+    fprintf(stderr, "pi0rt-shm: publishing %s on %s at %.2f Hz (pid %d, epoch %u)\n",
+            o.type_name, a->topic, rate, (int)getpid(), pi0_pub_epoch(pub));
     int64_t period = (int64_t)(1e9 / rate), t0 = now_ns(), next = t0;
     int64_t deadline = deadline_of(a->duration);
     long n = 0;
@@ -528,7 +543,9 @@ static int cmd_pub(const args *a) {
         void *p = pi0_pub_loan(pub);
         size_t size = o.payload_max;
         switch (kind) {
-        case T_IMAGE: fill_image(p, w, h, (uint64_t)n, t); break;
+        case T_IMAGE:
+            fill_image(p, w, h, (uint64_t)n, t);
+            break;
         case T_JOINTS: {
             pi0_joint_state *js = p;
             memset(js, 0, sizeof *js);
@@ -562,7 +579,8 @@ static int cmd_pub(const args *a) {
             ac->chunk_seq = (uint64_t)n / 50;
             ac->index = (uint32_t)(n % 50);
             ac->dim = 7;
-            for (int j = 0; j < 7; j++) ac->values[j] = (float)sin(ph + j);
+            for (int j = 0; j < 7; j++)
+                ac->values[j] = (float)sin(ph + j);
             break;
         }
         case T_STATUS: {
@@ -575,7 +593,8 @@ static int cmd_pub(const args *a) {
             break;
         }
         case T_RAW:
-            for (size_t i = 0; i < size; i++) ((uint8_t *)p)[i] = (uint8_t)(n + (long)i);
+            for (size_t i = 0; i < size; i++)
+                ((uint8_t *)p)[i] = (uint8_t)(n + (long)i);
             break;
         }
         if ((st = pi0_pub_commit(pub, size))) break;

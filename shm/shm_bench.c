@@ -199,8 +199,8 @@ static int run_shm(int polling, int full, size_t payload, int n, int64_t interva
         fprintf(stderr, "pi0rt-shm: bench: %s\n", pi0_last_error());
         return -1;
     }
-    shared_area *ar = mmap(NULL, sizeof *ar, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                           -1, 0);
+    shared_area *ar =
+        mmap(NULL, sizeof *ar, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (ar == MAP_FAILED) {
         pi0_pub_destroy(pub);
         pi0_topic_remove(topic);
@@ -219,7 +219,8 @@ static int run_shm(int polling, int full, size_t payload, int n, int64_t interva
     pin(0);
     g_sched_name[0] = set_sched(g_fifo);
     int64_t t_ready = mono() + 5000000000ll;
-    while (!atomic_load(&ar->ready) && mono() < t_ready) usleep(1000);
+    while (!atomic_load(&ar->ready) && mono() < t_ready)
+        usleep(1000);
     usleep(20000);
     int64_t next = mono();
     for (int i = 0; i < n && pid > 0; i++) {
@@ -294,8 +295,8 @@ static int run_uds(size_t payload, int n, int64_t interval_ns, result *out) {
     }
     big_buffers(sv[0]);
     big_buffers(sv[1]);
-    shared_area *ar = mmap(NULL, sizeof *ar, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                           -1, 0);
+    shared_area *ar =
+        mmap(NULL, sizeof *ar, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     uint8_t *buf = malloc(payload);
     if (ar == MAP_FAILED || !buf) {
         fprintf(stderr, "pi0rt-shm: bench: out of memory\n");
@@ -327,7 +328,8 @@ static int run_uds(size_t payload, int n, int64_t interval_ns, result *out) {
     close(sv[1]);
     pin(0);
     g_sched_name[0] = set_sched(g_fifo);
-    while (!atomic_load(&ar->ready)) usleep(1000);
+    while (!atomic_load(&ar->ready))
+        usleep(1000);
     usleep(20000);
     int64_t next = mono();
     for (int i = 0; i < n && pid > 0; i++) {
@@ -350,8 +352,7 @@ static int run_uds(size_t payload, int n, int64_t interval_ns, result *out) {
 
 // ---- driver ----
 
-static void target(const char *what, double value, const char *unit, double limit,
-                   int pass) {
+static void target(const char *what, double value, const char *unit, double limit, int pass) {
     printf("{\"bench\":\"shm_target\",\"target\":\"%s\",\"value\":%.3f,\"unit\":\"%s\","
            "\"limit\":%.3f,\"pass\":%s}\n",
            what, value, unit, limit, pass ? "true" : "false");

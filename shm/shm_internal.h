@@ -9,7 +9,8 @@
 static inline uint64_t shm__fnv1a(const void *p, size_t n) {
     const uint8_t *b = p;
     uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
     return h;
 }
 

@@ -81,7 +81,8 @@ static pid_t spawn_peer(char *const args[], int *out_fd) {
             close(fds[1]);
         }
         char *argv[10] = {path};
-        for (int i = 0; args[i] && i < 8; i++) argv[i + 1] = args[i];
+        for (int i = 0; args[i] && i < 8; i++)
+            argv[i + 1] = args[i];
         execv(path, argv);
         _exit(127);
     }
@@ -95,7 +96,8 @@ static pid_t spawn_peer(char *const args[], int *out_fd) {
 static void read_all(int fd, char *buf, size_t cap) {
     size_t n = 0;
     ssize_t r;
-    while (n + 1 < cap && (r = read(fd, buf + n, cap - 1 - n)) > 0) n += (size_t)r;
+    while (n + 1 < cap && (r = read(fd, buf + n, cap - 1 - n)) > 0)
+        n += (size_t)r;
     buf[n] = 0;
     close(fd);
 }
@@ -161,7 +163,8 @@ static void test_proto_create_options_mode_and_size(void) {
     CHECK_EQ_INT(stat(path, &sb), 0);
     CHECK_EQ_INT(sb.st_mode & 0777, 0600);
     CHECK_EQ_INT(sb.st_uid, geteuid());
-    /* header page + 4 slots of round_up(64 + 100, 64) = 192 bytes, page-rounded, + waiter page */
+    /* header page + 4 slots of round_up(64 + 100, 64) = 192 bytes, page-rounded, + waiter page
+     */
     CHECK_EQ_INT(sb.st_size, 4096 + 4096 + 4096);
     CHECK_EQ_INT(pi0_pub_payload_max(p), 100);
     pi0_sub *s = make_sub(t, PI0_TYPE_RAW);
@@ -197,7 +200,8 @@ static void test_proto_roundtrip_copy_view_latest(void) {
     pi0_sample smp;
     CHECK_STATUS(pi0_sub_next_copy(s, buf, sizeof buf, &smp), PI0_EAGAIN);
     CHECK_STATUS(pi0_sub_latest_copy(s, buf, sizeof buf, &smp), PI0_EAGAIN);
-    for (int i = 0; i < 5; i++) publish_sample(p, MAX);
+    for (int i = 0; i < 5; i++)
+        publish_sample(p, MAX);
     for (uint64_t i = 0; i < 5; i++) {
         CHECK_STATUS(pi0_sub_next_copy(s, buf, sizeof buf, &smp), 0);
         CHECK_EQ_INT(smp.seq, i);
@@ -250,7 +254,8 @@ static void test_proto_overrun_reports_lost(void) {
     topic_name(t, sizeof t, "ovr");
     pi0_pub *p = make_pub(t, NULL, 64, 4);
     pi0_sub *s = make_sub(t, NULL);
-    for (int i = 0; i < 10; i++) publish_sample(p, 64);
+    for (int i = 0; i < 10; i++)
+        publish_sample(p, 64);
     uint8_t buf[64];
     pi0_sample smp;
     CHECK_STATUS(pi0_sub_next_copy(s, buf, sizeof buf, &smp), 0);
@@ -278,9 +283,9 @@ static void test_proto_view_invalidated_by_loan_and_overwrite(void) {
     CHECK_STATUS(pi0_sub_next_view(s, &v), 0);
     CHECK_EQ_INT(v.seq, 0);
     CHECK_STATUS(pi0_sub_view_valid(s, &v), 0);
-    publish_sample(p, 128);         /* seq 1 in slot 1: view of 0 still intact */
+    publish_sample(p, 128); /* seq 1 in slot 1: view of 0 still intact */
     CHECK_STATUS(pi0_sub_view_valid(s, &v), 0);
-    (void)pi0_pub_loan(p);          /* loan of seq 2 takes slot 0: the view is dead at once */
+    (void)pi0_pub_loan(p); /* loan of seq 2 takes slot 0: the view is dead at once */
     CHECK_STATUS(pi0_sub_view_valid(s, &v), PI0_EOVERRUN);
     /* the slot being written is never returned: latest gives seq 1, next gives 1 then waits */
     pi0_sample l;
@@ -395,9 +400,15 @@ static void *reader_thread(void *arg) {
             if (pi0_sub_wait(s, 10000000)) continue;
             st = pi0_sub_next_copy(s, buf, sizeof buf, &smp);
             break;
-        case 1: st = pi0_sub_next_view(s, &smp); break;
-        case 2: st = pi0_sub_latest_view(s, &smp); break;
-        default: st = pi0_sub_latest_copy(s, buf, sizeof buf, &smp); break;
+        case 1:
+            st = pi0_sub_next_view(s, &smp);
+            break;
+        case 2:
+            st = pi0_sub_latest_view(s, &smp);
+            break;
+        default:
+            st = pi0_sub_latest_copy(s, buf, sizeof buf, &smp);
+            break;
         }
         if (st == PI0_EAGAIN) continue;
         if (st) {
@@ -457,7 +468,8 @@ static void test_proto_threads_checksums(void) {
         CHECK_MSG(ctx[i].delivered > 0, "reader mode %d delivered nothing", i);
     }
     printf("  published %llu; delivered %llu/%llu/%llu/%llu, lost %llu/%llu, torn views "
-           "%llu/%llu\n", (unsigned long long)n, (unsigned long long)ctx[0].delivered,
+           "%llu/%llu\n",
+           (unsigned long long)n, (unsigned long long)ctx[0].delivered,
            (unsigned long long)ctx[1].delivered, (unsigned long long)ctx[2].delivered,
            (unsigned long long)ctx[3].delivered, (unsigned long long)ctx[0].lost,
            (unsigned long long)ctx[1].lost, (unsigned long long)ctx[1].torn,
@@ -529,8 +541,18 @@ static void test_type_mismatch_and_messages(void) {
 
 /* Header offsets of segment format version 1 (documented in shm/pi0_shm.c). */
 enum {
-    H_MAGIC = 0, H_ABI = 8, H_HDRSIZE = 12, H_SEGSIZE = 16, H_SLOTS = 24, H_SLOTSIZE = 28,
-    H_PAYMAX = 32, H_MSGVER = 36, H_WAITOFF = 48, H_TYPE = 64, H_TOPIC = 96, H_HEAD = 256,
+    H_MAGIC = 0,
+    H_ABI = 8,
+    H_HDRSIZE = 12,
+    H_SEGSIZE = 16,
+    H_SLOTS = 24,
+    H_SLOTSIZE = 28,
+    H_PAYMAX = 32,
+    H_MSGVER = 36,
+    H_WAITOFF = 48,
+    H_TYPE = 64,
+    H_TOPIC = 96,
+    H_HEAD = 256,
     SLOT0 = 4096
 };
 
@@ -676,7 +698,6 @@ static void test_hostile_fields_after_open(void) {
     pi0_topic_remove(t);
 }
 
-
 /* Random byte changes in the header and first slot: open and every read either succeed
  * or return an error; never a crash (the harness turns a crash into a failure). */
 static void test_header_fuzz_never_crashes(void) {
@@ -726,8 +747,8 @@ static void test_header_fuzz_never_crashes(void) {
         (void)pi0_sub_wait(s, 0);
         pi0_sub_close(s);
     }
-    printf("  3000 mutated segments: %d rejected, %d opened and read without harm\n",
-           rejected, opened);
+    printf("  3000 mutated segments: %d rejected, %d opened and read without harm\n", rejected,
+           opened);
     CHECK(rejected > 0 && opened > 0);
     close(fd);
     pi0_topic_remove(t);
@@ -743,7 +764,7 @@ static void test_subscriber_mapping_is_read_only(void) {
         pi0_sub *s = NULL;
         pi0_sample v;
         if (pi0_sub_open(t, NULL, &s) || pi0_sub_latest_view(s, &v)) _exit(1);
-        signal(SIGSEGV, SIG_DFL); /* (sanitizers catch it otherwise) */
+        signal(SIGSEGV, SIG_DFL);               /* (sanitizers catch it otherwise) */
         ((volatile uint8_t *)v.data)[0] = 0xff; /* a buggy subscriber: must fault */
         _exit(0);
     }
@@ -787,7 +808,7 @@ static void test_other_user_group_read_and_denied(void) {
         pi0_sub_topic_info(s, &ti);
         if (ti.waiter_page != 0 || ti.mode != 0640) _exit(13);
         char go;
-        if (read(fds[0], &go, 1) != 1) _exit(14);      /* parent publishes now */
+        if (read(fds[0], &go, 1) != 1) _exit(14); /* parent publishes now */
         if (pi0_sub_wait(s, 5000000000ll) != 0) _exit(15);
         uint8_t buf[256];
         pi0_sample smp;
@@ -840,7 +861,8 @@ static void test_restart_in_place_continues(void) {
     CHECK_EQ_INT(pi.epoch, 1);
     CHECK_EQ_INT(pi.restarted, 0);
     CHECK_EQ_INT(pi.sample_age_ns, -1);
-    for (int i = 0; i < 3; i++) publish_sample(p, 256);
+    for (int i = 0; i < 3; i++)
+        publish_sample(p, 256);
     CHECK_STATUS(pi0_sub_publisher(s, &pi), 0);
     CHECK(pi.sample_age_ns >= 0 && pi.sample_age_ns < 5000000000ll);
     CHECK(pi.heartbeat_age_ns >= 0);
@@ -854,8 +876,8 @@ static void test_restart_in_place_continues(void) {
         pi0_pub *c = NULL;
         pi0_pub_opts o = {NULL, 256, 8, 0};
         if (pi0_pub_create(t, &o, &c)) _exit(1);
-        publish_sample(c, 256);                  /* seq 3 */
-        memset(pi0_pub_loan(c), 0xee, 256);      /* seq 4, half-written forever */
+        publish_sample(c, 256);             /* seq 3 */
+        memset(pi0_pub_loan(c), 0xee, 256); /* seq 4, half-written forever */
         pause();
         _exit(0);
     }
@@ -995,7 +1017,8 @@ static void test_fault_injection_sigkill_publisher(void) {
         pid_t pub = spawn_peer(pargs, NULL);
         if (!chk) {
             double end = pi0_test_now() + 5;
-            while (pi0_sub_open(t, NULL, &chk) && pi0_test_now() < end) usleep(500);
+            while (pi0_sub_open(t, NULL, &chk) && pi0_test_now() < end)
+                usleep(500);
             CHECK(chk != NULL);
             if (!chk) break;
         }
@@ -1073,7 +1096,8 @@ static void test_killed_subscriber_never_affects_publisher(void) {
     CHECK_EQ_INT(wait_exit(pid), 128 + SIGKILL);
     /* the publisher goes on: every commit succeeds (a stale sleeper count only costs a
      * needless wake syscall), and subscribers still get intact samples */
-    for (int i = 0; i < 2000; i++) publish_sample(p, 256);
+    for (int i = 0; i < 2000; i++)
+        publish_sample(p, 256);
     uint8_t buf[256];
     pi0_sample smp;
     CHECK_STATUS(pi0_sub_latest_copy(s, buf, sizeof buf, &smp), 0);
@@ -1150,7 +1174,8 @@ static void test_tool_ls_info_echo_gc(void) {
     CHECK_EQ_INT(pclose(f), 0);
     kill(pid, SIGKILL);
     wait_exit(pid);
-    CHECK_MSG(strstr(out, "joints n=2") && strstr(out, "pos=[1.5 -0.25]"), "echo said: %s", out);
+    CHECK_MSG(strstr(out, "joints n=2") && strstr(out, "pos=[1.5 -0.25]"), "echo said: %s",
+              out);
     /* gc removes the dead topic and keeps the live one */
     snprintf(args, sizeof args, "gc t%d.", (int)getpid());
     CHECK_EQ_INT(run_tool(args, out, sizeof out), 0);

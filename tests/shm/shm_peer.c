@@ -74,7 +74,8 @@ static int do_sub(const char *topic, const char *mode, double secs) {
     while (!g_stop && now_s() < end) {
         if (wait && pi0_sub_wait(sub, 50000000)) continue;
         pi0_sample s;
-        int st = view ? pi0_sub_next_view(sub, &s) : pi0_sub_next_copy(sub, buf, ti.payload_max, &s);
+        int st =
+            view ? pi0_sub_next_view(sub, &s) : pi0_sub_next_copy(sub, buf, ti.payload_max, &s);
         if (st == PI0_EAGAIN) continue;
         if (st) {
             fprintf(stderr, "shm_peer sub: %s\n", pi0_last_error());
@@ -111,7 +112,8 @@ int main(int argc, char **argv) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() == 1) return 1;
     if (argc == 2 && !strcmp(argv[1], "--help")) {
-        puts("usage: shm_peer pub TOPIC PAYLOAD_MAX SLOTS SECONDS | sub TOPIC copy|view|wait SECONDS");
+        puts("usage: shm_peer pub TOPIC PAYLOAD_MAX SLOTS SECONDS | sub TOPIC copy|view|wait "
+             "SECONDS");
         return 0;
     }
     if (argc == 6 && !strcmp(argv[1], "pub"))

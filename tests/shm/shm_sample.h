@@ -25,12 +25,14 @@
 #define SHM_SAMPLE_MIN 32u
 
 static inline void shm_put64(volatile uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static inline uint64_t shm_get64(const volatile uint8_t *p) {
     uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
     return v;
 }
 
@@ -40,8 +42,7 @@ static inline uint32_t shm_sample_len(uint64_t seq, uint32_t max) {
     return SHM_SAMPLE_MIN + (uint32_t)(x % (max - SHM_SAMPLE_MIN + 1));
 }
 
-SHM_TEST_PAYLOAD_FN void shm_sample_fill(void *dst, uint64_t seq, uint64_t salt,
-                                                    uint32_t len) {
+SHM_TEST_PAYLOAD_FN void shm_sample_fill(void *dst, uint64_t seq, uint64_t salt, uint32_t len) {
     volatile uint8_t *p = dst;
     shm_put64(p, seq);
     shm_put64(p + 8, salt);
@@ -52,7 +53,8 @@ SHM_TEST_PAYLOAD_FN void shm_sample_fill(void *dst, uint64_t seq, uint64_t salt,
         p[i] = (uint8_t)x;
     }
     uint64_t h = 0xcbf29ce484222325ull;
-    for (uint32_t i = 0; i < len - 8; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    for (uint32_t i = 0; i < len - 8; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
     shm_put64(p + len - 8, h);
 }
 
@@ -64,7 +66,8 @@ SHM_TEST_PAYLOAD_FN int shm_sample_ok(const void *src, uint32_t size, uint64_t s
     if (shm_get64(p + 16) != size) return 0;
     if (seq != UINT64_MAX && shm_get64(p) != seq) return 0;
     uint64_t h = 0xcbf29ce484222325ull;
-    for (uint32_t i = 0; i < size - 8; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    for (uint32_t i = 0; i < size - 8; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
     return h == shm_get64(p + size - 8);
 }
 
