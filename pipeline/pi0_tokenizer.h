@@ -7,9 +7,10 @@
  * (<0xNN> pieces) and unknown pieces are honoured.
  *
  * Ownership and threads: a loaded tokenizer is immutable; any number of threads may call
- * the encode/decode/prompt functions on it concurrently. pi0_tokenizer_load allocates;
- * the encode/decode/prompt functions allocate scratch memory proportional to the input
- * (a few KiB for a prompt) and free it before returning. On error nothing is written
+ * the encode/decode/prompt functions on it concurrently. pi0_tokenizer_load allocates.
+ * Encode and decode keep per-thread working memory that grows to the largest input seen
+ * and is freed at thread exit, so repeated calls of a similar size allocate nothing; the
+ * prompt functions format prompts up to 2 KiB on the stack. On error nothing is written
  * that the caller may rely on, and pi0_last_error() says what was wrong. */
 #ifndef PI0_TOKENIZER_H
 #define PI0_TOKENIZER_H

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <float.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -689,6 +690,21 @@ int pi0_tokenizer_unk_id(const pi0_tokenizer *t) {
 
 // ---- scratch buffers ----
 
+typedef struct scratch scratch;
+
+/* Grows *p to at least n elements of size elem (never shrinks). */
+static bool grow(void **p, size_t *cap, size_t n, size_t elem) {
+    if (n <= *cap && *p) return true;
+    size_t c = *cap ? *cap : 64;
+    while (c < n)
+        c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q) return false;
+    *p = q;
+    *cap = c;
+    return true;
+}
+
 typedef struct buf {
     char *p;
     size_t n, cap;
@@ -891,18 +907,94 @@ static bool spans_push(spans *s, uint32_t off, uint32_t len, int32_t id) {
     return true;
 }
 
-/* unigram Model::EncodeOptimized: Viterbi over the pieces trie; user-defined pieces score
- * length * max_score - 0.1 (in double, as the C++ ternary promotes), an unknown character
- * min_score - 10 (in float). */
+/* Unigram Viterbi node (best path ending here). */
 typedef struct vnode {
     int32_t id;
     int32_t start; // -1 = unset
     float score;
 } vnode;
 
-static int encode_unigram(const pi0_tokenizer *t, const char *s, size_t n, spans *out) {
-    vnode *best = malloc(sizeof *best * (n + 1));
-    if (!best) return PI0_ENOMEM;
+/* BPE symbol, candidate pair, and re-split entry of an UNUSED piece. */
+typedef struct sym {
+    int32_t prev, next;
+    uint32_t off, len;
+    bool freeze;
+} sym;
+
+typedef struct pair {
+    int32_t left, right;
+    float score;
+    uint32_t size;
+} pair;
+
+typedef struct revm {
+    uint32_t off, len, left_len; // merged piece and the length of its left part
+} revm;
+
+// ---- per-thread scratch ----
+
+/* Working memory of encode/decode, kept per thread and grown to the largest input seen,
+ * so that after the first call of a given size nothing is allocated; freed at thread
+ * exit. */
+struct scratch {
+    buf norm;    // normalized text
+    spans sp;    // model output pieces
+    vnode *best; // (best_cap) unigram Viterbi
+    size_t best_cap;
+    sym *sy; // (sy_cap) BPE symbols
+    size_t sy_cap;
+    pair *heap; // BPE agenda
+    size_t caph;
+    revm *rev; // BPE re-split table
+    size_t caprev;
+    buf text;       // decode output
+    uint8_t *bytes; // (bytes_cap) decode byte run
+    size_t bytes_cap;
+};
+
+static pthread_key_t g_scratch_key;
+static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+static bool g_scratch_ok;
+
+static void scratch_free(void *p) {
+    scratch *ws = p;
+    if (!ws) return;
+    free(ws->norm.p);
+    free(ws->sp.p);
+    free(ws->best);
+    free(ws->sy);
+    free(ws->heap);
+    free(ws->rev);
+    free(ws->text.p);
+    free(ws->bytes);
+    free(ws);
+}
+
+static void scratch_key_init(void) {
+    g_scratch_ok = pthread_key_create(&g_scratch_key, scratch_free) == 0;
+}
+
+static scratch *get_scratch(void) {
+    pthread_once(&g_scratch_once, scratch_key_init);
+    if (!g_scratch_ok) return NULL;
+    scratch *ws = pthread_getspecific(g_scratch_key);
+    if (!ws) {
+        ws = calloc(1, sizeof *ws);
+        if (ws && pthread_setspecific(g_scratch_key, ws) != 0) {
+            free(ws);
+            ws = NULL;
+        }
+    }
+    return ws;
+}
+
+/* unigram Model::EncodeOptimized: Viterbi over the pieces trie; user-defined pieces score
+ * length * max_score - 0.1 (in double, as the C++ ternary promotes), an unknown character
+ * min_score - 10 (in float). */
+static int encode_unigram(const pi0_tokenizer *t, const char *s, size_t n, spans *out,
+                          scratch *ws) {
+    if (!grow((void **)&ws->best, &ws->best_cap, n + 1, sizeof *ws->best)) return PI0_ENOMEM;
+    vnode *best = ws->best;
     for (size_t i = 0; i <= n; i++)
         best[i] = (vnode){-1, -1, 0.0f};
     const float unk_score = t->min_score - 10.0f;
@@ -946,14 +1038,10 @@ static int encode_unigram(const pi0_tokenizer *t, const char *s, size_t n, spans
     size_t first = out->n;
     for (size_t end = n; end > 0;) {
         vnode *v = &best[end];
-        if (v->start < 0) { // cannot happen: every character has at least an unk node
-            free(best);
+        if (v->start < 0) // cannot happen: every character has at least an unk node
             return pi0_errorf(PI0_EFORMAT, "tokenizer: Viterbi found no path");
-        }
-        if (!spans_push(out, (uint32_t)v->start, (uint32_t)(end - (size_t)v->start), v->id)) {
-            free(best);
+        if (!spans_push(out, (uint32_t)v->start, (uint32_t)(end - (size_t)v->start), v->id))
             return PI0_ENOMEM;
-        }
         end = (size_t)v->start;
     }
     for (size_t a = first, b = out->n; a + 1 < b; a++, b--) {
@@ -961,28 +1049,12 @@ static int encode_unigram(const pi0_tokenizer *t, const char *s, size_t n, spans
         out->p[a] = out->p[b - 1];
         out->p[b - 1] = tmp;
     }
-    free(best);
     return 0;
 }
 
 /* bpe Model::Encode: greedy merges by score (ties: leftmost), using a binary heap of
  * candidate pairs; stale pairs are skipped when popped. UNUSED pieces are re-split into
  * the two symbols they were merged from. */
-typedef struct sym {
-    int32_t prev, next;
-    uint32_t off, len;
-    bool freeze;
-} sym;
-
-typedef struct pair {
-    int32_t left, right;
-    float score;
-    uint32_t size;
-} pair;
-
-typedef struct revm {
-    uint32_t off, len, left_len; // merged piece and the length of its left part
-} revm;
 
 typedef struct bpe_state {
     const pi0_tokenizer *t;
@@ -1066,11 +1138,17 @@ static bool resegment(bpe_state *st, uint32_t off, uint32_t len, spans *out, int
     return spans_push(out, off, len, id);
 }
 
-static int encode_bpe(const pi0_tokenizer *t, const char *s, size_t n, spans *out) {
-    bpe_state st = {.t = t, .s = s};
+static int encode_bpe(const pi0_tokenizer *t, const char *s, size_t n, spans *out,
+                      scratch *ws) {
+    if (!grow((void **)&ws->sy, &ws->sy_cap, n, sizeof *ws->sy)) return PI0_ENOMEM;
+    bpe_state st = {.t = t,
+                    .s = s,
+                    .sy = ws->sy,
+                    .heap = ws->heap,
+                    .caph = ws->caph,
+                    .rev = ws->rev,
+                    .caprev = ws->caprev};
     int rc = 0;
-    st.sy = malloc(sizeof *st.sy * (n ? n : 1));
-    if (!st.sy) return PI0_ENOMEM;
     int32_t ns = 0;
     for (size_t p = 0; p < n;) {
         size_t m = user_match(t, s + p, n - p);
@@ -1107,10 +1185,11 @@ static int encode_bpe(const pi0_tokenizer *t, const char *s, size_t n, spans *ou
             rc = PI0_ENOMEM;
             goto done;
         }
-done:
-    free(st.sy);
-    free(st.heap);
-    free(st.rev);
+done: // keep the (possibly grown) arrays for the next call on this thread
+    ws->heap = st.heap;
+    ws->caph = st.caph;
+    ws->rev = st.rev;
+    ws->caprev = st.caprev;
     return rc;
 }
 
@@ -1120,17 +1199,20 @@ int pi0_tokenizer_encode(const pi0_tokenizer *t, const char *text, size_t len, i
                          int max_ids, int *n_ids) {
     if (!t || (!text && len) || !n_ids || max_ids < 0 || (max_ids > 0 && !ids))
         return pi0_errorf(PI0_EINVAL, "tokenizer_encode: bad argument");
-    buf norm = {0};
-    spans sp = {0};
+    scratch *ws = get_scratch();
+    if (!ws) return pi0_errorf(PI0_ENOMEM, "tokenizer_encode: out of memory");
+    buf norm = ws->norm;
+    spans sp = ws->sp;
+    sp.n = 0;
     int rc = normalize(t, text, len, &norm);
     if (!rc && norm.n > UINT32_MAX / 2)
         rc = pi0_errorf(PI0_ERANGE, "tokenizer_encode: text too long");
     if (!rc && norm.n > 0)
-        rc = t->model_type == MT_BPE ? encode_bpe(t, norm.p, norm.n, &sp)
-                                     : encode_unigram(t, norm.p, norm.n, &sp);
+        rc = t->model_type == MT_BPE ? encode_bpe(t, norm.p, norm.n, &sp, ws)
+                                     : encode_unigram(t, norm.p, norm.n, &sp, ws);
+    ws->norm = norm;
+    ws->sp = sp;
     if (rc) {
-        free(norm.p);
-        free(sp.p);
         return rc == PI0_ENOMEM ? pi0_errorf(rc, "tokenizer_encode: out of memory") : rc;
     }
     // SentencePieceProcessor::PopulateSentencePieceText: unknown pieces become byte
@@ -1157,8 +1239,6 @@ int pi0_tokenizer_encode(const pi0_tokenizer *t, const char *text, size_t len, i
         prev_unk = unk;
     }
 #undef EMIT
-    free(norm.p);
-    free(sp.p);
     if (count > INT32_MAX) return pi0_errorf(PI0_ERANGE, "tokenizer_encode: too many ids");
     *n_ids = (int)count;
     if (count > max_ids)
@@ -1196,8 +1276,12 @@ int pi0_tokenizer_decode(const pi0_tokenizer *t, const int32_t *ids, int n, char
                               "tokenizer_decode: invalid id %d at position %d "
                               "(vocab size %d)",
                               ids[i], i, t->n_pieces);
-    buf text = {0};
-    uint8_t *bytes = malloc((size_t)n + 1);
+    scratch *ws = get_scratch();
+    if (!ws || !grow((void **)&ws->bytes, &ws->bytes_cap, (size_t)n + 1, 1))
+        return pi0_errorf(PI0_ENOMEM, "tokenizer_decode: out of memory");
+    buf text = ws->text;
+    text.n = 0;
+    uint8_t *bytes = ws->bytes;
     size_t nb = 0;
     bool ok = bytes != NULL, bos_ws = true, bos_ws_seen = false;
     for (int i = 0; ok && i < n; i++) {
@@ -1240,9 +1324,8 @@ int pi0_tokenizer_decode(const pi0_tokenizer *t, const int32_t *ids, int n, char
         }
     }
     if (ok) ok = flush_bytes(&text, bytes, nb);
-    free(bytes);
+    ws->text = text;
     if (!ok) {
-        free(text.p);
         return pi0_errorf(PI0_ENOMEM, "tokenizer_decode: out of memory");
     }
     *out_len = text.n;
@@ -1255,6 +1338,5 @@ int pi0_tokenizer_decode(const pi0_tokenizer *t, const int32_t *ids, int n, char
     if (text.n >= cap)
         rc = pi0_errorf(PI0_ERANGE, "tokenizer_decode: %zu bytes do not fit in %zu", text.n,
                         cap);
-    free(text.p);
     return rc;
 }

@@ -38,8 +38,8 @@ static size_t last_char_start(const unsigned char *s, size_t n) {
     return i;
 }
 
-/* clean() into a new NUL-terminated string; *len is its length. */
-static char *clean_prompt(const char *prompt, size_t *len) {
+/* The bounds [*a, *b) of prompt.strip() (Python whitespace). */
+static void strip_bounds(const char *prompt, size_t *a_out, size_t *b_out) {
     const unsigned char *s = (const unsigned char *)prompt;
     size_t a = 0, b = strlen(prompt), k;
     while (a < b && (k = py_space_len(s + a, b - a)) > 0)
@@ -49,13 +49,35 @@ static char *clean_prompt(const char *prompt, size_t *len) {
         if (py_space_len(s + st, b - st) != b - st) break;
         b = st;
     }
-    char *out = malloc(b - a + 1);
-    if (!out) return NULL;
+    *a_out = a;
+    *b_out = b;
+}
+
+/* Bounded string writer: keeps writing past cap only in the count. */
+typedef struct writer {
+    char *out;
+    size_t cap, n;
+} writer;
+
+static void put(writer *w, const char *s, size_t len) {
+    for (size_t i = 0; i < len; i++, w->n++)
+        if (w->n + 1 < w->cap) w->out[w->n] = s[i];
+}
+
+/* clean(prompt) = prompt.strip().replace("_", " ").replace("\n", " ") */
+static void put_clean(writer *w, const char *prompt) {
+    size_t a, b;
+    strip_bounds(prompt, &a, &b);
     for (size_t i = a; i < b; i++)
-        out[i - a] = (s[i] == '_' || s[i] == '\n') ? ' ' : (char)s[i];
-    out[b - a] = 0;
-    *len = b - a;
-    return out;
+        put(w, prompt[i] == '_' || prompt[i] == '\n' ? " " : prompt + i, 1);
+}
+
+static int finish(writer *w, size_t *out_len, const char *what) {
+    if (w->cap > 0) w->out[w->n < w->cap ? w->n : w->cap - 1] = 0;
+    *out_len = w->n;
+    if (w->n >= w->cap)
+        return pi0_errorf(PI0_ERANGE, "%s: %zu bytes do not fit in %zu", what, w->n, w->cap);
+    return 0;
 }
 
 /* np.digitize(x, linspace(-1, 1, 257)[:-1]) - 1: the number of bin edges -1 + i/128
@@ -78,107 +100,96 @@ int pi0_prompt_pi05_text(const char *prompt, const float *state, int state_dim, 
         return pi0_errorf(PI0_EINVAL, "prompt_pi05: bad argument");
     for (int i = 0; i < state_dim; i++)
         if (isnan(state[i])) return pi0_errorf(PI0_EINVAL, "prompt_pi05: state[%d] is NaN", i);
-    size_t cl;
-    char *clean = clean_prompt(prompt, &cl);
-    if (!clean) return pi0_errorf(PI0_ENOMEM, "prompt_pi05: out of memory");
-    size_t need = cl + 32 + (size_t)state_dim * 5;
-    char *s = malloc(need);
-    if (!s) {
-        free(clean);
-        return pi0_errorf(PI0_ENOMEM, "prompt_pi05: out of memory");
+    writer w = {out, cap, 0};
+    put(&w, "Task: ", 6);
+    put_clean(&w, prompt);
+    put(&w, ", State: ", 9);
+    for (int i = 0; i < state_dim; i++) {
+        char num[16];
+        int k = snprintf(num, sizeof num, i ? " %d" : "%d", digitize(state[i]));
+        put(&w, num, (size_t)k);
     }
-    size_t n = (size_t)snprintf(s, need, "Task: %s, State: ", clean);
-    for (int i = 0; i < state_dim; i++)
-        n += (size_t)snprintf(s + n, need - n, i ? " %d" : "%d", digitize(state[i]));
-    n += (size_t)snprintf(s + n, need - n, ";\nAction: ");
-    free(clean);
-    *out_len = n;
-    int rc = 0;
-    if (cap > 0) {
-        size_t k = n < cap ? n : cap - 1;
-        memcpy(out, s, k);
-        out[k] = 0;
-    }
-    if (n >= cap)
-        rc = pi0_errorf(PI0_ERANGE, "prompt_pi05: %zu bytes do not fit in %zu", n, cap);
-    free(s);
-    return rc;
+    put(&w, ";\nAction: ", 10);
+    return finish(&w, out_len, "prompt_pi05");
 }
 
-/* Appends encode(text) at ids[*n..] growing the array; *n grows by the count. */
-static int append_encoded(const pi0_tokenizer *tok, const char *text, size_t len, int32_t **ids,
-                          int *n, int *cap) {
+/* Encodes text into ids[*n .. max_len), the rest cut off; *n grows by what fits. Returns
+ * 1 when the ids were cut (nothing more fits), 0 otherwise, or a PI0_E* code. */
+static int append_encoded(const pi0_tokenizer *tok, const char *text, size_t len, int32_t *ids,
+                          int *n, int max_len) {
     int got = 0;
-    for (;;) {
-        int rc = pi0_tokenizer_encode(tok, text, len, *ids + *n, *cap - *n, &got);
-        if (rc == 0) break;
-        if (rc != PI0_ERANGE || got <= *cap - *n) return rc;
-        int ncap = *n + got + 16;
-        int32_t *p = realloc(*ids, sizeof *p * (size_t)ncap);
-        if (!p) return pi0_errorf(PI0_ENOMEM, "prompt: out of memory");
-        *ids = p;
-        *cap = ncap;
+    int rc = pi0_tokenizer_encode(tok, text, len, ids + *n, max_len - *n, &got);
+    if (rc == PI0_ERANGE) {
+        *n = max_len;
+        return 1;
     }
+    if (rc) return rc;
     *n += got;
     return 0;
 }
 
-/* Copies toks to ids/mask padded with 0 or cut to max_len. */
-static void pad_out(const int32_t *toks, int n, int max_len, int32_t *ids, uint8_t *mask,
-                    int *n_valid) {
-    int k = n < max_len ? n : max_len;
+/* Zero ids and mask after the n real tokens. */
+static void pad_out(int n, int max_len, int32_t *ids, uint8_t *mask, int *n_valid) {
     for (int i = 0; i < max_len; i++) {
-        ids[i] = i < k ? toks[i] : 0;
-        mask[i] = i < k;
+        if (i >= n) ids[i] = 0;
+        mask[i] = i < n;
     }
-    *n_valid = k;
+    *n_valid = n;
 }
 
-static int start_with_bos(const pi0_tokenizer *tok, int32_t **toks, int *n, int *cap) {
+static int bos_of(const pi0_tokenizer *tok) {
     int bos = pi0_tokenizer_bos_id(tok);
     if (bos < 0) return pi0_errorf(PI0_ENOTSUP, "prompt: tokenizer model has no BOS piece");
-    *cap = 128;
-    *toks = malloc(sizeof **toks * (size_t)*cap);
-    if (!*toks) return pi0_errorf(PI0_ENOMEM, "prompt: out of memory");
-    (*toks)[0] = bos;
-    *n = 1;
-    return 0;
+    return bos;
 }
+
+/* Prompts up to this size are formatted on the stack (no allocation). */
+enum { STACK_TEXT = 2048 };
 
 int pi0_prompt_pi0(const pi0_tokenizer *tok, const char *prompt, int max_len, int32_t *ids,
                    uint8_t *mask, int *n_valid) {
     if (!tok || !prompt || max_len <= 0 || !ids || !mask || !n_valid)
         return pi0_errorf(PI0_EINVAL, "prompt_pi0: bad argument (max_len %d)", max_len);
-    size_t cl;
-    char *clean = clean_prompt(prompt, &cl);
+    int bos = bos_of(tok);
+    if (bos < 0) return bos;
+    char small[STACK_TEXT];
+    size_t need = strlen(prompt) + 1;
+    char *clean = need <= sizeof small ? small : malloc(need);
     if (!clean) return pi0_errorf(PI0_ENOMEM, "prompt_pi0: out of memory");
-    int32_t *toks = NULL;
-    int n = 0, cap = 0;
-    int rc = start_with_bos(tok, &toks, &n, &cap);
-    if (!rc) rc = append_encoded(tok, clean, cl, &toks, &n, &cap);
-    if (!rc) rc = append_encoded(tok, "\n", 1, &toks, &n, &cap);
-    if (!rc) pad_out(toks, n, max_len, ids, mask, n_valid);
-    free(clean);
-    free(toks);
-    return rc;
+    writer w = {clean, need, 0};
+    size_t len;
+    put_clean(&w, prompt);
+    (void)finish(&w, &len, "prompt_pi0"); // fits by construction
+    int n = 0;
+    ids[n++] = bos;
+    int rc = append_encoded(tok, clean, len, ids, &n, max_len);
+    if (rc == 0) rc = append_encoded(tok, "\n", 1, ids, &n, max_len);
+    if (clean != small) free(clean);
+    if (rc < 0) return rc;
+    pad_out(n, max_len, ids, mask, n_valid);
+    return 0;
 }
 
 int pi0_prompt_pi05(const pi0_tokenizer *tok, const char *prompt, const float *state,
                     int state_dim, int max_len, int32_t *ids, uint8_t *mask, int *n_valid) {
     if (!tok || !prompt || max_len <= 0 || !ids || !mask || !n_valid)
         return pi0_errorf(PI0_EINVAL, "prompt_pi05: bad argument (max_len %d)", max_len);
+    int bos = bos_of(tok);
+    if (bos < 0) return bos;
+    char small[STACK_TEXT];
     size_t len;
-    int rc = pi0_prompt_pi05_text(prompt, state, state_dim, NULL, 0, &len);
-    if (rc != PI0_ERANGE) return rc ? rc : pi0_errorf(PI0_EINVAL, "prompt_pi05: empty text");
-    char *text = malloc(len + 1);
-    if (!text) return pi0_errorf(PI0_ENOMEM, "prompt_pi05: out of memory");
-    rc = pi0_prompt_pi05_text(prompt, state, state_dim, text, len + 1, &len);
-    int32_t *toks = NULL;
-    int n = 0, cap = 0;
-    if (!rc) rc = start_with_bos(tok, &toks, &n, &cap);
-    if (!rc) rc = append_encoded(tok, text, len, &toks, &n, &cap);
-    if (!rc) pad_out(toks, n, max_len, ids, mask, n_valid);
-    free(text);
-    free(toks);
-    return rc;
+    int rc = pi0_prompt_pi05_text(prompt, state, state_dim, small, sizeof small, &len);
+    char *text = small;
+    if (rc == PI0_ERANGE) {
+        text = malloc(len + 1);
+        if (!text) return pi0_errorf(PI0_ENOMEM, "prompt_pi05: out of memory");
+        rc = pi0_prompt_pi05_text(prompt, state, state_dim, text, len + 1, &len);
+    }
+    int n = 0;
+    ids[n++] = bos;
+    if (!rc) rc = append_encoded(tok, text, len, ids, &n, max_len);
+    if (text != small) free(text);
+    if (rc < 0) return rc;
+    pad_out(n, max_len, ids, mask, n_valid);
+    return 0;
 }

@@ -9,6 +9,7 @@
  * ids on every line; decoding is compared with spm_decode the same way. */
 #include <errno.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -664,6 +665,67 @@ static void test_bpe_paligemma_sized_vocab(void) {
     remove_dir();
 }
 
+typedef struct thread_arg {
+    const pi0_tokenizer *tok;
+    const char *const *lines;
+    int n;
+    const int32_t *want; // (n, 64)
+    const int *nwant;
+    int bad;
+} thread_arg;
+
+static void *encode_thread(void *p) {
+    thread_arg *a = p;
+    for (int rep = 0; rep < 20; rep++)
+        for (int i = 0; i < a->n; i++) {
+            int32_t ids[64];
+            int n = 0;
+            int rc =
+                pi0_tokenizer_encode(a->tok, a->lines[i], strlen(a->lines[i]), ids, 64, &n);
+            if (rc || n != a->nwant[i] ||
+                memcmp(ids, a->want + 64 * i, sizeof *ids * (size_t)n))
+                a->bad++;
+        }
+    return NULL;
+}
+
+/* Concurrent encodes on one tokenizer (per-thread scratch) give the serial results. */
+static void test_threads_share_one_tokenizer(void) {
+    static pbw w;
+    build_small_bpe(&w, 2);
+    pi0_tokenizer *tok = NULL;
+    CHECK_STATUS(pi0_tokenizer_load_buffer(w.b, w.n, "small", &tok), PI0_OK);
+    if (!tok) return;
+    enum { L = 200 };
+    static char buf[L][48];
+    static const char *lines[L];
+    static int32_t want[L * 64];
+    static int nwant[L];
+    rng_state = 5;
+    static const char *const parts[] = {"a", "b", "c", " ", "<U>", "x", "ab", "  "};
+    for (int i = 0; i < L; i++) {
+        buf[i][0] = 0;
+        int n = (int)rnd_n(8);
+        for (int k = 0; k < n; k++)
+            strcat(buf[i], parts[rnd_n(8)]);
+        lines[i] = buf[i];
+        CHECK_STATUS(
+            pi0_tokenizer_encode(tok, lines[i], strlen(lines[i]), want + 64 * i, 64, &nwant[i]),
+            PI0_OK);
+    }
+    pthread_t th[4];
+    thread_arg args[4];
+    for (int t = 0; t < 4; t++) {
+        args[t] = (thread_arg){tok, lines, L, want, nwant, 0};
+        PI0_ASSERT(pthread_create(&th[t], NULL, encode_thread, &args[t]) == 0);
+    }
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        CHECK_EQ_INT(args[t].bad, 0);
+    }
+    pi0_tokenizer_destroy(tok);
+}
+
 static void test_rejects_bad_models(void) {
     pi0_tokenizer *tok = NULL;
     CHECK_STATUS(pi0_tokenizer_load("/nonexistent/tokenizer.model", &tok), PI0_ENOENT);
@@ -830,6 +892,32 @@ static void test_pi0_prompt_format(void) {
         CHECK_EQ_INT(ids4[i], ids[i]);
         CHECK_EQ_INT(mask4[i], 1);
     }
+    // Cut exactly after the text: the "\n" ids are dropped.
+    int32_t idsx[48];
+    uint8_t maskx[48];
+    CHECK_STATUS(pi0_prompt_pi0(g_pg, prompt, nw, idsx, maskx, &nv), PI0_OK);
+    CHECK_EQ_INT(nv, nw);
+    for (int i = 0; i < nw; i++)
+        CHECK_EQ_INT(idsx[i], want[i]);
+    // A prompt longer than the on-stack buffer (heap path) gives the same ids as encode().
+    size_t big = 5000;
+    char *longp = malloc(big + 1);
+    for (size_t i = 0; i < big; i++)
+        longp[i] = "pick up the cup "[i % 16];
+    longp[big] = 0;
+    int32_t *lids = malloc(sizeof *lids * 4096), *lref = malloc(sizeof *lref * 4096);
+    uint8_t *lmask = malloc(4096);
+    int nref = 0;
+    lref[0] = 2;
+    CHECK_STATUS(pi0_tokenizer_encode(g_pg, longp, big - 1, lref + 1, 4000, &nref), PI0_OK);
+    CHECK_STATUS(pi0_prompt_pi0(g_pg, longp, 4096, lids, lmask, &nv), PI0_OK);
+    CHECK_EQ_INT(nv, nref + 1 + nlf);
+    for (int i = 0; i <= nref; i++)
+        CHECK_EQ_INT(lids[i], lref[i]);
+    free(longp);
+    free(lids);
+    free(lref);
+    free(lmask);
     // Empty prompt: BOS + "\n".
     CHECK_STATUS(pi0_prompt_pi0(g_pg, "   ", 8, ids, mask, &nv), PI0_OK);
     CHECK_EQ_INT(nv, 1 + nlf);
@@ -1002,6 +1090,7 @@ int main(int argc, char **argv) {
         TEST(test_decode_random_ids),
         TEST(test_hand_built_bpe_matches_spm),
         TEST(test_pi0_prompt_hand_checked),
+        TEST(test_threads_share_one_tokenizer),
         TEST(test_rejects_bad_models),
         TEST(test_fuzz_model_reader),
         TEST(test_pi0_prompt_format),
