@@ -3,7 +3,7 @@
 sentencepiece's spm_encode (0.1.97, Debian) on the same model and text as the baseline.
 
 Trains two small models on a generated corpus (BPE with the PaliGemma settings, and a
-unigram nmt_nfkc model), then prints one JSON object per result line:
+unigram nmt_nfkc model) and writes a 257152-piece BPE model of PaliGemma's shape, then prints one JSON object per result line:
   pi0rt: pi0rt-tokenize --bench N (in-process loop; µs per call)
   baseline: spm_encode over N copies of the text, minus spm_encode on one line (process
             start and model load), divided by N (µs per line, in-process as well).
@@ -45,6 +45,58 @@ def corpus(path):
             f.write(" ".join(out) + "\n")
 
 
+def paligemma_shaped_model(path):
+    """A BPE model of PaliGemma's shape (257152 pieces: pad/eos/bos/unk, 256 byte pieces,
+    1024 <locNNNN> user-defined symbols, pieces of the corpus words and random strings),
+    byte fallback, identity normalizer, no dummy prefix, whitespace kept."""
+    import struct
+    r = random.Random(3)
+
+    def varint(v):
+        out = bytearray()
+        while True:
+            b = v & 0x7F
+            v >>= 7
+            out.append(b | (0x80 if v else 0))
+            if not v:
+                return bytes(out)
+
+    def field(n, b):
+        return varint(n << 3 | 2) + varint(len(b)) + b
+
+    def piece(s, score, t):
+        m = field(1, s.encode()) + varint(2 << 3 | 5) + struct.pack("<f", score) + \
+            varint(3 << 3) + varint(t)
+        return field(1, m)
+
+    out = [piece("<pad>", 0, 3), piece("<eos>", 0, 3), piece("<bos>", 0, 3),
+           piece("<unk>", 0, 2)]
+    out += [piece("<0x%02X>" % i, 0, 6) for i in range(256)]
+    out += [piece("<loc%04d>" % i, 0, 4) for i in range(1024)]
+    seen = set()
+    # Whole words with and without the space mark, and all their prefixes, so that the
+    # BPE merges reach full words as in a trained vocabulary.
+    words = TEXT.replace(",", " ,").split() + [","]
+    for w in words:
+        for pre in ("", "\u2581"):
+            for k in range(1, len(w) + 1):
+                p = pre + w[:k]
+                if p not in seen:
+                    seen.add(p)
+                    out.append(piece(p, -float(len(out)), 1))
+    alpha = "abcdefghijklmnopqrstuvwxyz\u2581"
+    while len(out) < 257152:
+        p = "".join(r.choice(alpha) for _ in range(r.randint(2, 10)))
+        if p not in seen:
+            seen.add(p)
+            out.append(piece(p, -float(len(out)), 1))
+    ts = varint(3 << 3) + varint(2) + varint(35 << 3) + varint(1) + field(46, b"<bos>") + \
+        field(47, b"<eos>") + field(48, b"<pad>")
+    ns = field(1, b"identity") + varint(3 << 3) + varint(0) + varint(4 << 3) + varint(0)
+    with open(path, "wb") as f:
+        f.write(b"".join(out) + field(2, ts) + field(3, ns))
+
+
 def spm_us_per_line(model, text, d):
     one = os.path.join(d, "one.txt")
     many = os.path.join(d, "many.txt")
@@ -76,12 +128,16 @@ def main():
             "--remove_extra_whitespaces=false --split_digits --vocab_size=2000",
             "unigram_nmt_nfkc": "--model_type=unigram --vocab_size=2000",
         }
+        models["bpe_257k_paligemma_shape"] = None
         for name, flags in models.items():
             prefix = os.path.join(d, name)
-            subprocess.run(["spm_train", "--input=" + c, "--model_prefix=" + prefix,
-                            "--minloglevel=2", "--num_threads=2", "--hard_vocab_limit=false"]
-                           + flags.split(), check=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+            if flags is None:
+                paligemma_shaped_model(prefix + ".model")
+            else:
+                subprocess.run(["spm_train", "--input=" + c, "--model_prefix=" + prefix,
+                                "--minloglevel=2", "--num_threads=2",
+                                "--hard_vocab_limit=false"] + flags.split(), check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             model = prefix + ".model"
             ids = subprocess.run([TOOL, "--model", model, TEXT], check=True,
                                  capture_output=True, text=True).stdout.split()
