@@ -14,22 +14,32 @@
 
 size_t pi0_dtype_size(pi0_dtype t) {
     switch (t) {
-    case PI0_F32: return 4;
-    case PI0_BF16: return 2;
-    case PI0_F16: return 2;
-    case PI0_I32: return 4;
-    case PI0_U8: return 1;
+    case PI0_F32:
+        return 4;
+    case PI0_BF16:
+        return 2;
+    case PI0_F16:
+        return 2;
+    case PI0_I32:
+        return 4;
+    case PI0_U8:
+        return 1;
     }
     return 0;
 }
 
 const char *pi0_dtype_name(pi0_dtype t) {
     switch (t) {
-    case PI0_F32: return "f32";
-    case PI0_BF16: return "bf16";
-    case PI0_F16: return "f16";
-    case PI0_I32: return "i32";
-    case PI0_U8: return "u8";
+    case PI0_F32:
+        return "f32";
+    case PI0_BF16:
+        return "bf16";
+    case PI0_F16:
+        return "f16";
+    case PI0_I32:
+        return "i32";
+    case PI0_U8:
+        return "u8";
     }
     return "?";
 }
@@ -72,7 +82,9 @@ static const pi0_dev_iface *const backends[] = {&pi0__cpu_iface};
 #define N_BACKENDS (sizeof backends / sizeof backends[0])
 static const char *const backend_names[] = {"cpu", NULL};
 
-const char *const *pi0_dev_backends(void) { return backend_names; }
+const char *const *pi0_dev_backends(void) {
+    return backend_names;
+}
 
 int pi0_dev_open(const char *name, const pi0_dev_opts *opts, pi0_dev **out) {
     if (!out) return pi0_errorf(PI0_EINVAL, "pi0_dev_open: out is NULL");
@@ -93,12 +105,15 @@ int pi0_dev_open(const char *name, const pi0_dev_opts *opts, pi0_dev **out) {
                           name, built);
     }
     if (iface->version != PI0_DEV_IFACE_VERSION)
-        return pi0_errorf(PI0_EVERSION, "pi0_dev_open: backend \"%s\" has interface version %d, "
-                          "want %d", name, iface->version, PI0_DEV_IFACE_VERSION);
+        return pi0_errorf(PI0_EVERSION,
+                          "pi0_dev_open: backend \"%s\" has interface version %d, "
+                          "want %d",
+                          name, iface->version, PI0_DEV_IFACE_VERSION);
     if (opts && (opts->n_threads < 0 || opts->n_cpus < 0 || (opts->n_cpus > 0 && !opts->cpus)))
-        return pi0_errorf(PI0_EINVAL, "pi0_dev_open(%s): bad opts (n_threads %d, n_cpus %d, "
-                          "cpus %s)", name, opts->n_threads, opts->n_cpus,
-                          opts->cpus ? "set" : "NULL");
+        return pi0_errorf(PI0_EINVAL,
+                          "pi0_dev_open(%s): bad opts (n_threads %d, n_cpus %d, "
+                          "cpus %s)",
+                          name, opts->n_threads, opts->n_cpus, opts->cpus ? "set" : "NULL");
     pi0_dev *dev = calloc(1, sizeof *dev);
     if (!dev) return pi0_errorf(PI0_ENOMEM, "pi0_dev_open(%s): out of memory", name);
     dev->iface = iface;
@@ -116,14 +131,18 @@ int pi0_dev_close(pi0_dev *dev) {
     int b = atomic_load(&dev->n_bufs), w = atomic_load(&dev->n_weights),
         s = atomic_load(&dev->n_streams), e = atomic_load(&dev->n_events);
     if (b || w || s || e)
-        return pi0_errorf(PI0_EBUSY, "pi0_dev_close(%s): still %d buffers, %d weights, "
-                          "%d streams, %d events alive", dev->iface->name, b, w, s, e);
+        return pi0_errorf(PI0_EBUSY,
+                          "pi0_dev_close(%s): still %d buffers, %d weights, "
+                          "%d streams, %d events alive",
+                          dev->iface->name, b, w, s, e);
     dev->iface->close(dev);
     free(dev);
     return PI0_OK;
 }
 
-const char *pi0_dev_name(const pi0_dev *dev) { return dev ? dev->iface->name : "(null)"; }
+const char *pi0_dev_name(const pi0_dev *dev) {
+    return dev ? dev->iface->name : "(null)";
+}
 
 int pi0_dev_reserve(pi0_dev *dev, size_t scratch_bytes) {
     if (!dev) return pi0_errorf(PI0_EINVAL, "pi0_dev_reserve: dev is NULL");
@@ -159,14 +178,16 @@ void pi0_buf_free(pi0_buf *buf) {
     free(buf);
 }
 
-size_t pi0_buf_size(const pi0_buf *buf) { return buf ? buf->size : 0; }
+size_t pi0_buf_size(const pi0_buf *buf) {
+    return buf ? buf->size : 0;
+}
 
 int pi0_weight_create(pi0_dev *dev, const void *host, pi0_dtype dtype, int n, int k, int ld,
                       pi0_weight **out) {
     if (!out) return pi0_errorf(PI0_EINVAL, "pi0_weight_create: out is NULL");
     *out = NULL;
-    if (!dev || !host) return pi0_errorf(PI0_EINVAL, "pi0_weight_create: %s is NULL",
-                                         dev ? "host" : "dev");
+    if (!dev || !host)
+        return pi0_errorf(PI0_EINVAL, "pi0_weight_create: %s is NULL", dev ? "host" : "dev");
     if (dtype != PI0_F32 && dtype != PI0_BF16 && dtype != PI0_F16)
         return pi0_errorf(PI0_ETYPE, "pi0_weight_create: dtype %s (want f32, bf16 or f16)",
                           pi0_dtype_name(dtype));
@@ -197,7 +218,9 @@ void pi0_weight_destroy(pi0_weight *w) {
     free(w);
 }
 
-size_t pi0_weight_device_bytes(const pi0_weight *w) { return w ? w->dev_bytes : 0; }
+size_t pi0_weight_device_bytes(const pi0_weight *w) {
+    return w ? w->dev_bytes : 0;
+}
 
 // ---- streams and events ----
 
@@ -255,16 +278,18 @@ void pi0_event_destroy(pi0_event *e) {
 }
 
 int pi0_event_record(pi0_event *e, pi0_stream *s) {
-    if (!e || !s) return pi0_errorf(PI0_EINVAL, "pi0_event_record: %s is NULL",
-                                    e ? "stream" : "event");
+    if (!e || !s)
+        return pi0_errorf(PI0_EINVAL, "pi0_event_record: %s is NULL", e ? "stream" : "event");
     if (e->dev != s->dev)
-        return pi0_errorf(PI0_EINVAL, "pi0_event_record: event and stream on different devices");
+        return pi0_errorf(PI0_EINVAL,
+                          "pi0_event_record: event and stream on different devices");
     return s->dev->iface->event_record(e, s);
 }
 
 int pi0_stream_wait_event(pi0_stream *s, pi0_event *e) {
-    if (!e || !s) return pi0_errorf(PI0_EINVAL, "pi0_stream_wait_event: %s is NULL",
-                                    e ? "stream" : "event");
+    if (!e || !s)
+        return pi0_errorf(PI0_EINVAL, "pi0_stream_wait_event: %s is NULL",
+                          e ? "stream" : "event");
     if (e->dev != s->dev)
         return pi0_errorf(PI0_EINVAL,
                           "pi0_stream_wait_event: event and stream on different devices");
@@ -284,8 +309,8 @@ int pi0_event_done(pi0_event *e) {
 // ---- argument checks ----
 
 /* A byte range [off, off+bytes) inside a buffer of the stream's device. */
-static int check_range(const char *op, const char *what, const pi0_stream *s,
-                       const pi0_buf *b, size_t off, size_t bytes) {
+static int check_range(const char *op, const char *what, const pi0_stream *s, const pi0_buf *b,
+                       size_t off, size_t bytes) {
     if (!b) return pi0_errorf(PI0_EINVAL, "%s: %s buffer is NULL", op, what);
     if (b->dev != s->dev)
         return pi0_errorf(PI0_EINVAL, "%s: %s buffer belongs to another device", op, what);
@@ -307,7 +332,8 @@ static int check_mat(const char *op, const char *what, const pi0_stream *s, pi0_
         return pi0_errorf(PI0_ETYPE, "%s: %s is %s, want %s", op, what, pi0_dtype_name(m.dtype),
                           pi0_dtype_name((pi0_dtype)want));
     size_t es = pi0_dtype_size(m.dtype);
-    if (!es) return pi0_errorf(PI0_ETYPE, "%s: %s has unknown dtype %d", op, what, (int)m.dtype);
+    if (!es)
+        return pi0_errorf(PI0_ETYPE, "%s: %s has unknown dtype %d", op, what, (int)m.dtype);
     if (m.rows <= 0 || m.cols <= 0 || m.ld < m.cols)
         return pi0_errorf(PI0_ESHAPE, "%s: %s has bad shape [%d, %d] ld %d", op, what, m.rows,
                           m.cols, m.ld);
@@ -328,10 +354,10 @@ static int same_view(pi0_mat a, pi0_mat b) {
            a.cols == b.cols;
 }
 
-#define CHECK_ST(call)                                                        \
-    do {                                                                      \
-        int st_ = (call);                                                     \
-        if (st_) return st_;                                                  \
+#define CHECK_ST(call)                                                                         \
+    do {                                                                                       \
+        int st_ = (call);                                                                      \
+        if (st_) return st_;                                                                   \
     } while (0)
 
 static int check_stream(const char *op, const pi0_stream *s) {
@@ -355,7 +381,8 @@ static int check_bcast(const char *op, const char *what, pi0_mat m, int rows, in
 }
 
 /* y is x itself or does not overlap it */
-static int check_alias_ok(const char *op, const char *yn, pi0_mat y, const char *xn, pi0_mat x) {
+static int check_alias_ok(const char *op, const char *yn, pi0_mat y, const char *xn,
+                          pi0_mat x) {
     if (mats_overlap(y, x) && !same_view(y, x))
         return pi0_errorf(PI0_EINVAL, "%s: %s partially overlaps %s", op, yn, xn);
     return PI0_OK;
@@ -583,15 +610,18 @@ int pi0_dev_attention(pi0_stream *s, pi0_mat out, pi0_mat q, pi0_mat k, pi0_mat 
                               pi0_dtype_name(mask->dtype));
         CHECK_ST(check_mat(op, "mask", s, *mask, -1));
         CHECK_ST(check_shape(op, "mask", *mask, nq, nk));
-        if (mats_overlap(out, *mask)) return pi0_errorf(PI0_EINVAL, "%s: out overlaps mask", op);
+        if (mats_overlap(out, *mask))
+            return pi0_errorf(PI0_EINVAL, "%s: out overlaps mask", op);
     }
     if (mats_overlap(out, q) || mats_overlap(out, k) || mats_overlap(out, v))
         return pi0_errorf(PI0_EINVAL, "%s: out overlaps q, k or v", op);
     if (!isfinite(scale)) return pi0_errorf(PI0_EINVAL, "%s: scale %g", op, (double)scale);
-    return s->dev->iface->attention(s, out, q, k, v, mask, n_heads, n_kv_heads, head_dim, scale);
+    return s->dev->iface->attention(s, out, q, k, v, mask, n_heads, n_kv_heads, head_dim,
+                                    scale);
 }
 
-int pi0_dev_gather(pi0_stream *s, pi0_mat y, const pi0_weight *table, pi0_mat ids, float scale) {
+int pi0_dev_gather(pi0_stream *s, pi0_mat y, const pi0_weight *table, pi0_mat ids,
+                   float scale) {
     const char *op = "pi0_dev_gather";
     CHECK_ST(check_stream(op, s));
     if (!table) return pi0_errorf(PI0_EINVAL, "%s: table is NULL", op);

@@ -21,8 +21,8 @@ typedef struct pi0_dev_iface pi0_dev_iface;
 
 struct pi0_dev {
     const pi0_dev_iface *iface;
-    void *impl;              /* backend state */
-    atomic_int n_bufs;       /* live objects, for PI0_EBUSY at close */
+    void *impl;        /* backend state */
+    atomic_int n_bufs; /* live objects, for PI0_EBUSY at close */
     atomic_int n_weights;
     atomic_int n_streams;
     atomic_int n_events;
@@ -36,11 +36,11 @@ struct pi0_buf {
 
 struct pi0_weight {
     pi0_dev *dev;
-    void *impl;         /* backend's view of the data */
-    const void *host;   /* the caller's memory it was created from */
-    pi0_dtype dtype;    /* dtype the backend stores (f16 becomes f32 on cpu) */
-    int n, k, ld;       /* [n, k], row stride ld elements of `dtype` (as stored) */
-    size_t dev_bytes;   /* memory the weight added */
+    void *impl;       /* backend's view of the data */
+    const void *host; /* the caller's memory it was created from */
+    pi0_dtype dtype;  /* dtype the backend stores (f16 becomes f32 on cpu) */
+    int n, k, ld;     /* [n, k], row stride ld elements of `dtype` (as stored) */
+    size_t dev_bytes; /* memory the weight added */
 };
 
 struct pi0_stream {
@@ -59,7 +59,7 @@ struct pi0_dev_iface {
 
     /* device: open fills dev->impl */
     int (*open)(pi0_dev *dev, const pi0_dev_opts *opts);
-    void (*close)(pi0_dev *dev); /* only called with no live objects */
+    void (*close)(pi0_dev *dev);                        /* only called with no live objects */
     int (*reserve)(pi0_dev *dev, size_t scratch_bytes); /* OPTIONAL: NULL = nothing to do */
 
     /* memory: fill buf->impl / w->impl, w->dtype, w->ld and w->dev_bytes */
@@ -81,12 +81,11 @@ struct pi0_dev_iface {
     int (*event_done)(pi0_event *e);
 
     /* copies (offsets already checked against the buffer sizes) */
-    int (*upload)(pi0_stream *s, pi0_buf *dst, size_t dst_off, const void *host,
-                  size_t bytes);
+    int (*upload)(pi0_stream *s, pi0_buf *dst, size_t dst_off, const void *host, size_t bytes);
     int (*download)(pi0_stream *s, void *host, const pi0_buf *src, size_t src_off,
                     size_t bytes);
-    int (*copy)(pi0_stream *s, pi0_buf *dst, size_t dst_off, const pi0_buf *src,
-                size_t src_off, size_t bytes);
+    int (*copy)(pi0_stream *s, pi0_buf *dst, size_t dst_off, const pi0_buf *src, size_t src_off,
+                size_t bytes);
     /* OPTIONAL: NULL = one `copy` per row */
     int (*copy_mat)(pi0_stream *s, pi0_mat dst, pi0_mat src);
 
@@ -103,13 +102,11 @@ struct pi0_dev_iface {
     int (*binary)(pi0_stream *s, pi0_binop op, pi0_mat y, pi0_mat a, pi0_mat b);
     /* OPTIONAL: NULL = unary(GELU_TANH, y, gate) then binary(MUL, y, y, up) */
     int (*geglu)(pi0_stream *s, pi0_mat y, pi0_mat gate, pi0_mat up);
-    int (*rope)(pi0_stream *s, pi0_mat x, pi0_mat pos, int n_heads, int head_dim,
-                float theta);
+    int (*rope)(pi0_stream *s, pi0_mat x, pi0_mat pos, int n_heads, int head_dim, float theta);
     int (*attention)(pi0_stream *s, pi0_mat out, pi0_mat q, pi0_mat k, pi0_mat v,
                      const pi0_mat *mask, int n_heads, int n_kv_heads, int head_dim,
                      float scale);
-    int (*gather)(pi0_stream *s, pi0_mat y, const pi0_weight *table, pi0_mat ids,
-                  float scale);
+    int (*gather)(pi0_stream *s, pi0_mat y, const pi0_weight *table, pi0_mat ids, float scale);
 };
 
 /* The built backends (device/device.c lists them). */

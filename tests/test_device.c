@@ -19,16 +19,21 @@
 // ---- helpers ----
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static void rng_seed(uint64_t s) { rng_state = s * 0x9e3779b97f4a7c15ull + 1; }
+static void rng_seed(uint64_t s) {
+    rng_state = s * 0x9e3779b97f4a7c15ull + 1;
+}
 static uint32_t rng_u32(void) {
     rng_state ^= rng_state << 13;
     rng_state ^= rng_state >> 7;
     rng_state ^= rng_state << 17;
     return (uint32_t)(rng_state >> 16);
 }
-static float rnd(void) { return (float)((double)rng_u32() / 4294967296.0 * 2.0 - 1.0); }
+static float rnd(void) {
+    return (float)((double)rng_u32() / 4294967296.0 * 2.0 - 1.0);
+}
 static void fill(float *x, size_t n, float scale) {
-    for (size_t i = 0; i < n; i++) x[i] = rnd() * scale;
+    for (size_t i = 0; i < n; i++)
+        x[i] = rnd() * scale;
 }
 static float *fnew(size_t n) {
     float *p = calloc(n ? n : 1, sizeof(float));
@@ -58,9 +63,9 @@ static void env_close(env *e) {
     CHECK_STATUS(pi0_dev_close(e->d), PI0_OK);
 }
 
-#define FOR_EACH_BACKEND(e)                                                   \
-    for (const char *const *bn_ = pi0_dev_backends(); *bn_; bn_++)            \
-        for (env e, *once_ = &e; once_ && env_open(&e, *bn_, NULL) == PI0_OK; \
+#define FOR_EACH_BACKEND(e)                                                                    \
+    for (const char *const *bn_ = pi0_dev_backends(); *bn_; bn_++)                             \
+        for (env e, *once_ = &e; once_ && env_open(&e, *bn_, NULL) == PI0_OK;                  \
              env_close(&e), once_ = NULL)
 
 /* A device matrix in its own buffer, at a 64-byte offset, with row stride ld >= cols. */
@@ -103,7 +108,9 @@ static dmat dm_from(env *e, int rows, int cols, int ld, const float *host) {
     return d;
 }
 
-static void dm_free(dmat *d) { pi0_buf_free(d->b); }
+static void dm_free(dmat *d) {
+    pi0_buf_free(d->b);
+}
 
 /* Compares got with ref: |got-ref| <= tol[i] (tol NULL: atol + rtol*|ref|). Reports the
  * first mismatch and the count; returns the number of mismatches. */
@@ -127,14 +134,17 @@ static int compare(const char *what, const float *got, const double *ref, const 
 static double ref_gelu(double x) {
     return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
 }
-static double ref_silu(double x) { return x / (1.0 + exp(-x)); }
+static double ref_silu(double x) {
+    return x / (1.0 + exp(-x));
+}
 
 // ---- backends and conversions ----
 
 static void test_backends_and_open(void) {
     const char *const *names = pi0_dev_backends();
     int has_cpu = 0;
-    for (const char *const *p = names; *p; p++) has_cpu |= strcmp(*p, "cpu") == 0;
+    for (const char *const *p = names; *p; p++)
+        has_cpu |= strcmp(*p, "cpu") == 0;
     CHECK(has_cpu);
     pi0_dev *d = (pi0_dev *)1;
     CHECK_STATUS(pi0_dev_open("tpu9000", NULL, &d), PI0_ENOTSUP);
@@ -151,7 +161,9 @@ static void test_backends_and_open(void) {
     CHECK_EQ_INT(pi0_dtype_size(PI0_BF16), 2);
     CHECK_EQ_INT(pi0_dtype_size(PI0_U8), 1);
     CHECK_EQ_STR(pi0_dtype_name(PI0_BF16), "bf16");
-    FOR_EACH_BACKEND(e) { CHECK_EQ_STR(pi0_dev_name(e.d), e.name); }
+    FOR_EACH_BACKEND(e) {
+        CHECK_EQ_STR(pi0_dev_name(e.d), e.name);
+    }
 }
 
 static float from_bits(uint32_t u) {
@@ -254,7 +266,8 @@ static void gemm_case(env *e, int m, int n, int k, pi0_dtype wt, int use_bias, i
     int ldw = k + pad;
     float *x = fnew((size_t)m * k), *w = fnew((size_t)n * k), *b = fnew(n),
           *y0 = fnew((size_t)m * n), *y = fnew((size_t)m * n);
-    double *ref = malloc((size_t)m * n * sizeof(double)), *tol = malloc((size_t)m * n * sizeof(double));
+    double *ref = malloc((size_t)m * n * sizeof(double)),
+           *tol = malloc((size_t)m * n * sizeof(double));
     fill(x, (size_t)m * k, 1.0f);
     fill(w, (size_t)n * k, 0.5f);
     fill(b, n, 1.0f);
@@ -276,7 +289,9 @@ static void gemm_case(env *e, int m, int n, int k, pi0_dtype wt, int use_bias, i
                 uint16_t h = 0;
                 if (q) { /* |q| * 2^-12 = 1.man * 2^(e2-12) */
                     int sg = q < 0, a = abs(q), e2 = 31 - __builtin_clz((unsigned)a);
-                    uint32_t man = (e2 <= 10 ? (uint32_t)a << (10 - e2) : (uint32_t)a >> (e2 - 10)) & 0x3ff;
+                    uint32_t man =
+                        (e2 <= 10 ? (uint32_t)a << (10 - e2) : (uint32_t)a >> (e2 - 10)) &
+                        0x3ff;
                     h = (uint16_t)((sg << 15) | ((e2 + 3) << 10) | (int)man);
                 }
                 ((uint16_t *)wh)[ih] = h;
@@ -302,8 +317,9 @@ static void gemm_case(env *e, int m, int n, int k, pi0_dtype wt, int use_bias, i
 static void test_gemm(void) {
     FOR_EACH_BACKEND(e) {
         rng_seed(2);
-        static const int shapes[][3] = {{1, 1, 1},   {1, 37, 19},  {7, 33, 65},   {3, 64, 1},
-                                        {51, 300, 257}, {64, 1030, 129}, {130, 17, 2050}};
+        static const int shapes[][3] = {{1, 1, 1},      {1, 37, 19},    {7, 33, 65},
+                                        {3, 64, 1},     {51, 300, 257}, {64, 1030, 129},
+                                        {130, 17, 2050}};
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
             for (int wt = 0; wt < 3; wt++) {
                 int m = shapes[i][0], n = shapes[i][1], k = shapes[i][2];
@@ -330,7 +346,8 @@ static void test_weight_memory(void) {
     FOR_EACH_BACKEND(e) {
         float w[6] = {1, 2, 3, 4, 5, 6};
         uint16_t wb[6], wh[6] = {0x3c00, 0x4000, 0x4200, 0x4400, 0x4500, 0x4600};
-        for (int i = 0; i < 6; i++) wb[i] = pi0_f32_to_bf16(w[i]);
+        for (int i = 0; i < 6; i++)
+            wb[i] = pi0_f32_to_bf16(w[i]);
         pi0_weight *a, *b, *c;
         CHECK_STATUS(pi0_weight_create(e.d, w, PI0_F32, 2, 3, 3, &a), PI0_OK);
         CHECK_STATUS(pi0_weight_create(e.d, wb, PI0_BF16, 2, 3, 3, &b), PI0_OK);
@@ -377,7 +394,8 @@ static void norm_case(env *e, norm_kind kind, int rows, int cols, int pad) {
           *h = fnew(n), *y = fnew(n);
     double *ref = malloc(n * sizeof(double));
     fill(x, n, 3.0f);
-    for (size_t i = 0; i < n; i += 7) x[i] += 2.0f; /* a non-zero mean */
+    for (size_t i = 0; i < n; i += 7)
+        x[i] += 2.0f; /* a non-zero mean */
     fill(p1, (size_t)prow * cols, 1.0f);
     fill(p2, (size_t)prow * cols, 1.0f);
     fill(h, n, 1.0f);
@@ -385,21 +403,31 @@ static void norm_case(env *e, norm_kind kind, int rows, int cols, int pad) {
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * cols;
         double mean = 0, ms = 0, var = 0;
-        for (int c = 0; c < cols; c++) mean += xr[c], ms += (double)xr[c] * xr[c];
+        for (int c = 0; c < cols; c++)
+            mean += xr[c], ms += (double)xr[c] * xr[c];
         mean /= cols;
         ms /= cols;
-        for (int c = 0; c < cols; c++) var += (xr[c] - mean) * (xr[c] - mean);
+        for (int c = 0; c < cols; c++)
+            var += (xr[c] - mean) * (xr[c] - mean);
         var /= cols;
         int pr = prow == 1 ? 0 : r;
         for (int c = 0; c < cols; c++) {
             double v = 0, a = p1[(size_t)pr * cols + c], b = p2[(size_t)pr * cols + c];
             switch (kind) {
-            case K_LN: v = (xr[c] - mean) / sqrt(var + eps) * a + b; break;
-            case K_RMS: v = xr[c] / sqrt(ms + eps) * (1 + a); break;
+            case K_LN:
+                v = (xr[c] - mean) / sqrt(var + eps) * a + b;
+                break;
+            case K_RMS:
+                v = xr[c] / sqrt(ms + eps) * (1 + a);
+                break;
             case K_ADA:
-            case K_ADA_ROWS: v = xr[c] / sqrt(ms + eps) * (1 + a) + b; break;
+            case K_ADA_ROWS:
+                v = xr[c] / sqrt(ms + eps) * (1 + a) + b;
+                break;
             case K_GATED:
-            case K_GATED_ROWS: v = h[(size_t)r * cols + c] + a * xr[c]; break;
+            case K_GATED_ROWS:
+                v = h[(size_t)r * cols + c] + a * xr[c];
+                break;
             }
             ref[(size_t)r * cols + c] = v;
         }
@@ -408,12 +436,20 @@ static void norm_case(env *e, norm_kind kind, int rows, int cols, int pad) {
          dp2 = dm_from(e, prow, cols, cols, p2), dy = dm_from(e, rows, cols, cols + pad, h);
     int st = 0;
     switch (kind) {
-    case K_LN: st = pi0_dev_layernorm(e->s, dy.m, dx.m, dp1.m, dp2.m, (float)eps); break;
-    case K_RMS: st = pi0_dev_rmsnorm(e->s, dy.m, dx.m, dp1.m, (float)eps); break;
+    case K_LN:
+        st = pi0_dev_layernorm(e->s, dy.m, dx.m, dp1.m, dp2.m, (float)eps);
+        break;
+    case K_RMS:
+        st = pi0_dev_rmsnorm(e->s, dy.m, dx.m, dp1.m, (float)eps);
+        break;
     case K_ADA:
-    case K_ADA_ROWS: st = pi0_dev_rmsnorm_ada(e->s, dy.m, dx.m, dp1.m, dp2.m, (float)eps); break;
+    case K_ADA_ROWS:
+        st = pi0_dev_rmsnorm_ada(e->s, dy.m, dx.m, dp1.m, dp2.m, (float)eps);
+        break;
     case K_GATED:
-    case K_GATED_ROWS: st = pi0_dev_gated_add(e->s, dy.m, dp1.m, dx.m); break;
+    case K_GATED_ROWS:
+        st = pi0_dev_gated_add(e->s, dy.m, dp1.m, dx.m);
+        break;
     }
     CHECK_MSG(st == PI0_OK, "%s: %s", what, pi0_last_error());
     dm_get(e, &dy, y);
@@ -432,7 +468,8 @@ static void norm_case(env *e, norm_kind kind, int rows, int cols, int pad) {
 static void test_norms(void) {
     FOR_EACH_BACKEND(e) {
         rng_seed(3);
-        static const int shapes[][2] = {{1, 1}, {1, 2048}, {5, 17}, {51, 1024}, {33, 1152}, {300, 96}};
+        static const int shapes[][2] = {{1, 1},     {1, 2048},  {5, 17},
+                                        {51, 1024}, {33, 1152}, {300, 96}};
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
             for (int k = K_LN; k <= K_GATED_ROWS; k++)
                 norm_case(&e, (norm_kind)k, shapes[i][0], shapes[i][1], (int)i % 3);
@@ -459,14 +496,26 @@ static void ew_case(env *e, ew_kind kind, int rows, int cols, int in_place) {
             size_t i = (size_t)r * cols + c;
             double av = a[i], bv = b[(size_t)(brows == 1 ? 0 : r) * cols + c], v = 0;
             switch (kind) {
-            case E_GELU: v = ref_gelu(av); break;
-            case E_SILU: v = ref_silu(av); break;
-            case E_SCALE: v = av * alpha; break;
+            case E_GELU:
+                v = ref_gelu(av);
+                break;
+            case E_SILU:
+                v = ref_silu(av);
+                break;
+            case E_SCALE:
+                v = av * alpha;
+                break;
             case E_ADD:
-            case E_ADD_B: v = av + bv; break;
+            case E_ADD_B:
+                v = av + bv;
+                break;
             case E_MUL:
-            case E_MUL_B: v = av * bv; break;
-            case E_GEGLU: v = ref_gelu(av) * bv; break;
+            case E_MUL_B:
+                v = av * bv;
+                break;
+            case E_GEGLU:
+                v = ref_gelu(av) * bv;
+                break;
             }
             ref[i] = v;
         }
@@ -475,14 +524,26 @@ static void ew_case(env *e, ew_kind kind, int rows, int cols, int in_place) {
     pi0_mat out = in_place ? da.m : dy.m;
     int st = 0;
     switch (kind) {
-    case E_GELU: st = pi0_dev_unary(e->s, PI0_UN_GELU_TANH, out, da.m, 0); break;
-    case E_SILU: st = pi0_dev_unary(e->s, PI0_UN_SILU, out, da.m, 0); break;
-    case E_SCALE: st = pi0_dev_unary(e->s, PI0_UN_SCALE, out, da.m, alpha); break;
+    case E_GELU:
+        st = pi0_dev_unary(e->s, PI0_UN_GELU_TANH, out, da.m, 0);
+        break;
+    case E_SILU:
+        st = pi0_dev_unary(e->s, PI0_UN_SILU, out, da.m, 0);
+        break;
+    case E_SCALE:
+        st = pi0_dev_unary(e->s, PI0_UN_SCALE, out, da.m, alpha);
+        break;
     case E_ADD:
-    case E_ADD_B: st = pi0_dev_binary(e->s, PI0_BIN_ADD, out, da.m, db.m); break;
+    case E_ADD_B:
+        st = pi0_dev_binary(e->s, PI0_BIN_ADD, out, da.m, db.m);
+        break;
     case E_MUL:
-    case E_MUL_B: st = pi0_dev_binary(e->s, PI0_BIN_MUL, out, da.m, db.m); break;
-    case E_GEGLU: st = pi0_dev_geglu(e->s, out, da.m, db.m); break;
+    case E_MUL_B:
+        st = pi0_dev_binary(e->s, PI0_BIN_MUL, out, da.m, db.m);
+        break;
+    case E_GEGLU:
+        st = pi0_dev_geglu(e->s, out, da.m, db.m);
+        break;
     }
     CHECK_MSG(st == PI0_OK, "%s: %s", what, pi0_last_error());
     dm_get(e, in_place ? &da : &dy, y);
@@ -506,14 +567,16 @@ static void test_elementwise(void) {
 
 static void rope_case(env *e, int tokens, int n_heads, int hd, int pos_col, int pad) {
     char what[128];
-    snprintf(what, sizeof what, "%s rope tokens=%d heads=%d hd=%d", e->name, tokens, n_heads, hd);
+    snprintf(what, sizeof what, "%s rope tokens=%d heads=%d hd=%d", e->name, tokens, n_heads,
+             hd);
     int cols = n_heads * hd;
     size_t n = (size_t)tokens * cols;
     float *x = fnew(n), *y = fnew(n);
     double *ref = malloc(n * sizeof(double));
     int32_t *pos = malloc((size_t)tokens * sizeof *pos);
     fill(x, n, 2.0f);
-    for (int t = 0; t < tokens; t++) pos[t] = t == 0 ? 0 : (int32_t)(rng_u32() % 1100);
+    for (int t = 0; t < tokens; t++)
+        pos[t] = t == 0 ? 0 : (int32_t)(rng_u32() % 1100);
     const double theta = 10000.0;
     for (int t = 0; t < tokens; t++)
         for (int h = 0; h < n_heads; h++)
@@ -524,7 +587,8 @@ static void rope_case(env *e, int tokens, int n_heads, int hd, int pos_col, int 
                 ref[i1] = x[i1] * cos(ang) + x[i0] * sin(ang);
             }
     dmat dx = dm_from(e, tokens, cols, cols + pad, x);
-    dmat dp = pos_col ? dm_new(e, tokens, 1, 1, PI0_I32) : dm_new(e, 1, tokens, tokens, PI0_I32);
+    dmat dp =
+        pos_col ? dm_new(e, tokens, 1, 1, PI0_I32) : dm_new(e, 1, tokens, tokens, PI0_I32);
     dm_put(e, &dp, pos);
     int st = pi0_dev_rope(e->s, dx.m, dp.m, n_heads, hd, (float)theta);
     CHECK_MSG(st == PI0_OK, "%s: %s", what, pi0_last_error());
@@ -573,7 +637,8 @@ static void ref_attention(double *out, const float *q, const float *k, const flo
                 s[u] = d;
                 if (d > mx) mx = d;
             }
-            for (int u = 0; u < nk; u++) sum += (s[u] = exp(s[u] - mx));
+            for (int u = 0; u < nk; u++)
+                sum += (s[u] = exp(s[u] - mx));
             for (int c = 0; c < hd; c++) {
                 double o = 0;
                 for (int u = 0; u < nk; u++)
@@ -590,15 +655,20 @@ static void ref_attention(double *out, const float *q, const float *k, const flo
 static int mask_bit(int pattern, int t, int u, int nq, int nk) {
     int off = nk - nq;
     switch (pattern) {
-    case 0: return (t % 5 == 3) ? 0 : (rng_u32() % 10) >= 3;
-    case 1: return u < off || u - off <= t;
-    case 2: return u < off || t >= 1; /* query 0 (state token) sees only the prefix + itself */
-    case 3: return t < nq - 2 && u < nk - 3;
+    case 0:
+        return (t % 5 == 3) ? 0 : (rng_u32() % 10) >= 3;
+    case 1:
+        return u < off || u - off <= t;
+    case 2:
+        return u < off || t >= 1; /* query 0 (state token) sees only the prefix + itself */
+    case 3:
+        return t < nq - 2 && u < nk - 3;
     }
     return 1;
 }
 
-static void att_case(env *e, int nq, int nk, int nh, int nkv, int hd, mask_kind mk, int pattern) {
+static void att_case(env *e, int nq, int nk, int nh, int nkv, int hd, mask_kind mk,
+                     int pattern) {
     char what[160];
     snprintf(what, sizeof what, "%s attention nq=%d nk=%d heads=%d kv=%d hd=%d mask=%d/%d",
              e->name, nq, nk, nh, nkv, hd, mk, pattern);
@@ -618,10 +688,12 @@ static void att_case(env *e, int nq, int nk, int nh, int nkv, int hd, mask_kind 
             mf[(size_t)t * nk + u] = vis ? rnd() : (u % 2 ? -INFINITY : -2.3819763e38f);
         }
     float scale = 1.0f / sqrtf((float)hd);
-    ref_attention(ref, q, k, v, mk == M_U8 ? mu : NULL, mk == M_F32 ? mf : NULL, nq, nk, nh, nkv,
-                  hd, scale);
-    dmat dq = dm_from(e, nq, nh * hd, nh * hd + 3, q), dk = dm_from(e, nk, nkv * hd, nkv * hd, k),
-         dv = dm_from(e, nk, nkv * hd, nkv * hd + 8, v), dout = dm_new(e, nq, nh * hd, nh * hd + 1, PI0_F32);
+    ref_attention(ref, q, k, v, mk == M_U8 ? mu : NULL, mk == M_F32 ? mf : NULL, nq, nk, nh,
+                  nkv, hd, scale);
+    dmat dq = dm_from(e, nq, nh * hd, nh * hd + 3, q),
+         dk = dm_from(e, nk, nkv * hd, nkv * hd, k),
+         dv = dm_from(e, nk, nkv * hd, nkv * hd + 8, v),
+         dout = dm_new(e, nq, nh * hd, nh * hd + 1, PI0_F32);
     dmat dm = dm_new(e, nq, nk, nk + 5, mk == M_U8 ? PI0_U8 : PI0_F32);
     if (mk == M_U8) dm_put(e, &dm, mu);
     if (mk == M_F32) dm_put(e, &dm, mf);
@@ -630,14 +702,16 @@ static void att_case(env *e, int nq, int nk, int nh, int nkv, int hd, mask_kind 
     CHECK_MSG(st == PI0_OK, "%s: %s", what, pi0_last_error());
     dm_get(e, &dout, o);
     int finite = 1;
-    for (size_t i = 0; i < nqe; i++) finite &= isfinite(o[i]);
+    for (size_t i = 0; i < nqe; i++)
+        finite &= isfinite(o[i]);
     CHECK_MSG(finite, "%s: non-finite output", what);
     compare(what, o, ref, NULL, nqe, 2e-5, 0);
     /* a fully masked row is the mean of v over all keys */
     if (mk == M_U8)
         for (int t = 0; t < nq; t++) {
             int any = 0;
-            for (int u = 0; u < nk; u++) any |= mu[(size_t)t * nk + u];
+            for (int u = 0; u < nk; u++)
+                any |= mu[(size_t)t * nk + u];
             if (any) continue;
             for (int h = 0; h < nh; h++)
                 for (int c = 0; c < hd; c++) {
@@ -646,8 +720,8 @@ static void att_case(env *e, int nq, int nk, int nh, int nkv, int hd, mask_kind 
                         mean += v[(size_t)u * nkv * hd + (size_t)(h / (nh / nkv)) * hd + c];
                     mean /= nk;
                     if (fabs(o[(size_t)t * nh * hd + (size_t)h * hd + c] - mean) > 2e-5) {
-                        CHECK_MSG(0, "%s: fully masked row %d head %d is not the mean of v", what,
-                                  t, h);
+                        CHECK_MSG(0, "%s: fully masked row %d head %d is not the mean of v",
+                                  what, t, h);
                         t = nq, h = nh, c = hd;
                     }
                 }
@@ -661,16 +735,16 @@ static void test_attention(void) {
         rng_seed(6);
         att_case(&e, 1, 1, 1, 1, 4, M_NONE, 0);
         att_case(&e, 1, 9, 2, 1, 8, M_U8, 1);
-        att_case(&e, 5, 9, 4, 4, 8, M_U8, 0);       /* MHA, random mask, fully masked rows */
-        att_case(&e, 5, 9, 4, 4, 8, M_F32, 0);      /* additive mask with -inf */
-        att_case(&e, 17, 23, 8, 1, 16, M_U8, 1);    /* MQA, causal suffix over prefix */
+        att_case(&e, 5, 9, 4, 4, 8, M_U8, 0);    /* MHA, random mask, fully masked rows */
+        att_case(&e, 5, 9, 4, 4, 8, M_F32, 0);   /* additive mask with -inf */
+        att_case(&e, 17, 23, 8, 1, 16, M_U8, 1); /* MQA, causal suffix over prefix */
         att_case(&e, 17, 23, 8, 1, 16, M_F32, 1);
-        att_case(&e, 6, 10, 4, 2, 8, M_U8, 2);      /* GQA, block mask */
-        att_case(&e, 40, 40, 8, 1, 32, M_U8, 3);    /* prefix with padding */
-        att_case(&e, 13, 53, 8, 1, 32, M_U8, 2);    /* suffix over prefix + suffix */
-        att_case(&e, 11, 7, 3, 1, 5, M_NONE, 0);    /* n_q > n_k, odd sizes */
-        att_case(&e, 300, 301, 8, 1, 64, M_U8, 1);  /* several tiles */
-        att_case(&e, 51, 867, 8, 1, 256, M_U8, 2);  /* pi0 suffix shape */
+        att_case(&e, 6, 10, 4, 2, 8, M_U8, 2);     /* GQA, block mask */
+        att_case(&e, 40, 40, 8, 1, 32, M_U8, 3);   /* prefix with padding */
+        att_case(&e, 13, 53, 8, 1, 32, M_U8, 2);   /* suffix over prefix + suffix */
+        att_case(&e, 11, 7, 3, 1, 5, M_NONE, 0);   /* n_q > n_k, odd sizes */
+        att_case(&e, 300, 301, 8, 1, 64, M_U8, 1); /* several tiles */
+        att_case(&e, 51, 867, 8, 1, 256, M_U8, 2); /* pi0 suffix shape */
     }
 }
 
@@ -687,7 +761,8 @@ static void test_gather(void) {
             tb[i] = pi0_f32_to_bf16(tab[i]);
         }
         int32_t ids[70];
-        for (int i = 0; i < n; i++) ids[i] = (int32_t)(rng_u32() % vocab);
+        for (int i = 0; i < n; i++)
+            ids[i] = (int32_t)(rng_u32() % vocab);
         ids[0] = 0, ids[1] = vocab - 1, ids[2] = ids[3];
         double *ref = malloc((size_t)n * width * sizeof(double));
         const float scale = 45.254833f; /* sqrt(2048), Gemma's embedding scale */
@@ -702,7 +777,8 @@ static void test_gather(void) {
                     ref[(size_t)i * width + c] =
                         (t ? (double)pi0_bf16_to_f32(tb[s]) : (double)tab[s]) * scale;
                 }
-            dmat dy = dm_new(&e, n, width, width + 2, PI0_F32), di = dm_new(&e, 1, n, n, PI0_I32);
+            dmat dy = dm_new(&e, n, width, width + 2, PI0_F32),
+                 di = dm_new(&e, 1, n, n, PI0_I32);
             dm_put(&e, &di, ids);
             CHECK_STATUS(pi0_dev_gather(e.s, dy.m, W, di.m, scale), PI0_OK);
             dm_get(&e, &dy, y);
@@ -720,7 +796,8 @@ static void test_gather(void) {
             float y2[600];
             dm_get(&e, &dy2, y2);
             int zero = 1;
-            for (int c = 0; c < width; c++) zero &= y2[width + c] == 0.0f;
+            for (int c = 0; c < width; c++)
+                zero &= y2[width + c] == 0.0f;
             CHECK(zero);
             CHECK_NEAR(y2[0], t ? pi0_bf16_to_f32(tb[5 * width]) : tab[5 * width], 0);
             pi0_weight_destroy(W);
@@ -747,10 +824,11 @@ static void test_stream_order_double_buffer(void) {
         for (int it = 0; it < ITERS; it++) {
             int s = it % 2;
             CHECK_STATUS(pi0_event_sync(ev[s]), PI0_OK); /* slot s free again */
-            for (int i = 0; i < N * W; i++) stage[s][i] = (float)(it * 1000 + i % 997);
-            CHECK_STATUS(pi0_dev_upload(e.s, dev[s].b, dev[s].m.off, stage[s],
-                                        (size_t)N * W * 4),
-                         PI0_OK);
+            for (int i = 0; i < N * W; i++)
+                stage[s][i] = (float)(it * 1000 + i % 997);
+            CHECK_STATUS(
+                pi0_dev_upload(e.s, dev[s].b, dev[s].m.off, stage[s], (size_t)N * W * 4),
+                PI0_OK);
             CHECK_STATUS(pi0_dev_unary(e.s, PI0_UN_SCALE, dev[s].m, dev[s].m, 2.0f), PI0_OK);
             CHECK_STATUS(pi0_dev_download(e.s, out + (size_t)it * N * W, dev[s].b, dev[s].m.off,
                                           (size_t)N * W * 4),
@@ -785,7 +863,8 @@ static void test_events_two_streams(void) {
         CHECK_STATUS(pi0_stream_create(e.d, &b), PI0_OK);
         CHECK_STATUS(pi0_event_create(e.d, &ev), PI0_OK);
         float *zeros = fnew(R * C), *ones = fnew(R * C), *res = fnew(R * C);
-        for (int i = 0; i < R * C; i++) ones[i] = 1.0f;
+        for (int i = 0; i < R * C; i++)
+            ones[i] = 1.0f;
         dmat x = dm_new(&e, R, C, C, PI0_F32), one = dm_new(&e, R, C, C, PI0_F32),
              y = dm_new(&e, R, C, C, PI0_F32);
         dm_put(&e, &x, zeros);
@@ -799,7 +878,8 @@ static void test_events_two_streams(void) {
         CHECK_STATUS(pi0_stream_sync(b), PI0_OK);
         CHECK_EQ_INT(pi0_event_done(ev), 1);
         int ok = 1;
-        for (int i = 0; i < R * C; i++) ok &= res[i] == 2.0f * STEPS;
+        for (int i = 0; i < R * C; i++)
+            ok &= res[i] == 2.0f * STEPS;
         CHECK_MSG(ok, "stream B ran before the event: res[0] = %g", (double)res[0]);
         /* event_sync blocks until the record executed */
         for (int i = 0; i < STEPS; i++)
@@ -838,7 +918,8 @@ static void test_copy_and_views(void) {
         CHECK_STATUS(pi0_buf_alloc(e.d, 1000, &b), PI0_OK);
         CHECK_EQ_INT(pi0_buf_size(a), 1000);
         unsigned char in[1000], out[1000];
-        for (int i = 0; i < 1000; i++) in[i] = (unsigned char)(i * 7);
+        for (int i = 0; i < 1000; i++)
+            in[i] = (unsigned char)(i * 7);
         CHECK_STATUS(pi0_dev_upload(e.s, a, 0, in, 1000), PI0_OK);
         CHECK_STATUS(pi0_dev_copy(e.s, b, 100, a, 3, 897), PI0_OK);
         CHECK_STATUS(pi0_dev_download(e.s, out, b, 100, 897), PI0_OK);
@@ -846,7 +927,8 @@ static void test_copy_and_views(void) {
         CHECK(memcmp(out, in + 3, 897) == 0);
         /* a sub-view: scale rows 1..2, cols 2..4 of a 4x6 matrix in place */
         float m[24], r[24];
-        for (int i = 0; i < 24; i++) m[i] = (float)i;
+        for (int i = 0; i < 24; i++)
+            m[i] = (float)i;
         CHECK_STATUS(pi0_dev_upload(e.s, a, 0, m, sizeof m), PI0_OK);
         pi0_mat full = pi0_mat_f32(a, 0, 4, 6), sub = pi0_mat_sub(full, 1, 2, 2, 3);
         CHECK_STATUS(pi0_dev_unary(e.s, PI0_UN_SCALE, sub, sub, -1.0f), PI0_OK);
@@ -886,8 +968,9 @@ static void copy_mat_checks(env *e) {
     CHECK(v[0] == 6 && v[1] == 7 && v[2] == 10 && v[3] == 11);
     CHECK_STATUS(pi0_dev_copy_mat(e->s, dv.m, pi0_mat_sub(da.m, 0, 2, 0, 2)), PI0_ETYPE);
     CHECK_STATUS(pi0_dev_copy_mat(e->s, dv.m, pi0_mat_sub(du.m, 0, 3, 0, 2)), PI0_ESHAPE);
-    CHECK_STATUS(pi0_dev_copy_mat(e->s, pi0_mat_sub(da.m, 0, 2, 0, 4), pi0_mat_sub(da.m, 1, 2, 0, 4)),
-                 PI0_EINVAL);
+    CHECK_STATUS(
+        pi0_dev_copy_mat(e->s, pi0_mat_sub(da.m, 0, 2, 0, 4), pi0_mat_sub(da.m, 1, 2, 0, 4)),
+        PI0_EINVAL);
     dm_free(&da), dm_free(&db), dm_free(&dy), dm_free(&du), dm_free(&dv);
     free(a), free(b), free(y), free(ref);
 }
@@ -943,13 +1026,17 @@ static void test_bad_arguments(void) {
         CHECK_STATUS(pi0_dev_gemm(e.s, y, x, NULL, NULL, PI0_ACT_NONE, 0), PI0_EINVAL);
         CHECK_STATUS(pi0_dev_gemm(e.s, y, pi0_mat_f32(b, 0, 2, 5), W, NULL, 0, 0), PI0_ESHAPE);
         CHECK(strstr(pi0_last_error(), "k=4") != NULL);
-        CHECK_STATUS(pi0_dev_gemm(e.s, pi0_mat_f32(b, 1024, 2, 4), x, W, NULL, 0, 0), PI0_ESHAPE);
-        CHECK_STATUS(pi0_dev_gemm(e.s, pi0_mat_f32(b, 1024, 3, 3), x, W, NULL, 0, 0), PI0_ESHAPE);
+        CHECK_STATUS(pi0_dev_gemm(e.s, pi0_mat_f32(b, 1024, 2, 4), x, W, NULL, 0, 0),
+                     PI0_ESHAPE);
+        CHECK_STATUS(pi0_dev_gemm(e.s, pi0_mat_f32(b, 1024, 3, 3), x, W, NULL, 0, 0),
+                     PI0_ESHAPE);
         pi0_mat xu8 = x;
         xu8.dtype = PI0_U8;
         CHECK_STATUS(pi0_dev_gemm(e.s, y, xu8, W, NULL, 0, 0), PI0_ETYPE);
-        CHECK_STATUS(pi0_dev_gemm(e.s, pi0_mat_f32(b, 4088, 2, 3), x, W, NULL, 0, 0), PI0_ERANGE);
-        CHECK_STATUS(pi0_dev_gemm(e.s, pi0_mat_f32(b, 1026, 2, 3), x, W, NULL, 0, 0), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_gemm(e.s, pi0_mat_f32(b, 4088, 2, 3), x, W, NULL, 0, 0),
+                     PI0_ERANGE);
+        CHECK_STATUS(pi0_dev_gemm(e.s, pi0_mat_f32(b, 1026, 2, 3), x, W, NULL, 0, 0),
+                     PI0_EINVAL);
         CHECK_STATUS(pi0_dev_gemm(e.s, pi0_mat_f32(b, 16, 2, 3), x, W, NULL, 0, 0), PI0_EINVAL);
         pi0_mat bias = pi0_mat_f32(b, 2048, 1, 4);
         CHECK_STATUS(pi0_dev_gemm(e.s, y, x, W, &bias, 0, 0), PI0_ESHAPE);
@@ -971,16 +1058,19 @@ static void test_bad_arguments(void) {
         CHECK_STATUS(pi0_dev_gated_add(e.s, x, r5, x), PI0_ESHAPE);
         CHECK_STATUS(pi0_dev_gated_add(e.s, x, r1, x), PI0_EINVAL); /* h aliases x */
         CHECK_STATUS(pi0_dev_unary(e.s, (pi0_unop)0, x, x, 1), PI0_EINVAL);
-        CHECK_STATUS(pi0_dev_unary(e.s, PI0_UN_SCALE, pi0_mat_f32(b, 4, 2, 4), x, 1), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_unary(e.s, PI0_UN_SCALE, pi0_mat_f32(b, 4, 2, 4), x, 1),
+                     PI0_EINVAL);
         CHECK_STATUS(pi0_dev_binary(e.s, (pi0_binop)7, x, x, x), PI0_EINVAL);
-        CHECK_STATUS(pi0_dev_binary(e.s, PI0_BIN_ADD, x, x, pi0_mat_f32(b, 2048, 2, 3)), PI0_ESHAPE);
+        CHECK_STATUS(pi0_dev_binary(e.s, PI0_BIN_ADD, x, x, pi0_mat_f32(b, 2048, 2, 3)),
+                     PI0_ESHAPE);
         CHECK_STATUS(pi0_dev_geglu(e.s, x, x, x), PI0_EINVAL);
         /* rope */
         pi0_mat pos = {b, 3072, 1, 2, 2, PI0_I32};
         CHECK_STATUS(pi0_dev_rope(e.s, x, pos, 1, 4, 10000.f), PI0_OK);
         CHECK_STATUS(pi0_dev_rope(e.s, x, pos, 1, 3, 10000.f), PI0_EINVAL);
         CHECK_STATUS(pi0_dev_rope(e.s, x, pos, 2, 4, 10000.f), PI0_ESHAPE);
-        CHECK_STATUS(pi0_dev_rope(e.s, x, pi0_mat_f32(b, 3072, 1, 2), 1, 4, 10000.f), PI0_ETYPE);
+        CHECK_STATUS(pi0_dev_rope(e.s, x, pi0_mat_f32(b, 3072, 1, 2), 1, 4, 10000.f),
+                     PI0_ETYPE);
         pi0_mat pos3 = pos;
         pos3.cols = pos3.ld = 3;
         CHECK_STATUS(pi0_dev_rope(e.s, x, pos3, 1, 4, 10000.f), PI0_ESHAPE);
@@ -995,8 +1085,9 @@ static void test_bad_arguments(void) {
         CHECK_STATUS(pi0_dev_attention(e.s, o, q, k, v, &mi32, 2, 1, 2, 0.7f), PI0_ETYPE);
         CHECK_STATUS(pi0_dev_attention(e.s, o, q, k, v, NULL, 3, 2, 2, 0.7f), PI0_EINVAL);
         CHECK_STATUS(pi0_dev_attention(e.s, o, q, k, v, NULL, 2, 1, 3, 0.7f), PI0_ESHAPE);
-        CHECK_STATUS(pi0_dev_attention(e.s, o, q, pi0_mat_f32(b, 512, 2, 2), v, NULL, 2, 1, 2,
-                                       0.7f), PI0_ESHAPE);
+        CHECK_STATUS(
+            pi0_dev_attention(e.s, o, q, pi0_mat_f32(b, 512, 2, 2), v, NULL, 2, 1, 2, 0.7f),
+            PI0_ESHAPE);
         CHECK_STATUS(pi0_dev_attention(e.s, q, q, k, v, NULL, 2, 1, 2, 0.7f), PI0_EINVAL);
         CHECK_STATUS(pi0_dev_attention(e.s, o, q, k, v, NULL, 2, 1, 2, NAN), PI0_EINVAL);
         /* gather */
@@ -1061,8 +1152,8 @@ static void test_close_busy(void) {
 static void test_options_and_reserve(void) {
     for (const char *const *bn = pi0_dev_backends(); *bn; bn++) {
         int cpu0 = 0;
-        pi0_dev_opts opts[] = {{.n_threads = 1}, {.n_threads = 2, .cpus = &cpu0, .n_cpus = 1},
-                               {.n_threads = 3}};
+        pi0_dev_opts opts[] = {
+            {.n_threads = 1}, {.n_threads = 2, .cpus = &cpu0, .n_cpus = 1}, {.n_threads = 3}};
         for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
             env e;
             if (env_open(&e, *bn, &opts[i])) continue;
@@ -1095,7 +1186,8 @@ int main(int argc, char **argv) {
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: %s [FILTER]\n"
                "Runs the device tests on every built backend against C references;\n"
-               "FILTER runs only the tests whose name contains it.\n", argv[0]);
+               "FILTER runs only the tests whose name contains it.\n",
+               argv[0]);
         return 0;
     }
     static const pi0_test tests[] = {

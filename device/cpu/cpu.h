@@ -26,7 +26,7 @@
 typedef void (*pi0__task_fn)(void *ctx, int task, int thread);
 
 typedef struct pi0__pool {
-    int n_threads; /* including the calling thread */
+    int n_threads;      /* including the calling thread */
     pthread_t *helpers; /* n_threads - 1 */
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_done;
@@ -36,8 +36,8 @@ typedef struct pi0__pool {
     pi0__task_fn fn;
     void *ctx;
     int n_tasks;
-    atomic_int next;    /* next task index to take */
-    const int *cpus;    /* helper i is pinned to cpus[i % n_cpus] (NULL: not pinned) */
+    atomic_int next; /* next task index to take */
+    const int *cpus; /* helper i is pinned to cpus[i % n_cpus] (NULL: not pinned) */
     int n_cpus;
 } pi0__pool;
 
@@ -62,7 +62,9 @@ typedef struct cpu_dev {
     size_t scratch_per_thread;
 } cpu_dev;
 
-static inline cpu_dev *cpu_of(const pi0_dev *d) { return (cpu_dev *)d->impl; }
+static inline cpu_dev *cpu_of(const pi0_dev *d) {
+    return (cpu_dev *)d->impl;
+}
 
 /* Address of element (r, c) of m. */
 static inline void *cpu_at(pi0_mat m, int r, int c) {
@@ -87,18 +89,18 @@ typedef struct cpu_args {
 typedef int (*cpu_kernel_fn)(cpu_dev *d, const cpu_args *a);
 
 /* kernels (device/cpu/cpu_kernels.c, cpu_gemm.c); run with the compute lock held */
-int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a);       /* y x [bias] w act acc */
-int pi0__cpu_layernorm(cpu_dev *d, const cpu_args *a);  /* y x weight bias eps */
-int pi0__cpu_rmsnorm(cpu_dev *d, const cpu_args *a);    /* y x weight eps */
+int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a);        /* y x [bias] w act acc */
+int pi0__cpu_layernorm(cpu_dev *d, const cpu_args *a);   /* y x weight bias eps */
+int pi0__cpu_rmsnorm(cpu_dev *d, const cpu_args *a);     /* y x weight eps */
 int pi0__cpu_rmsnorm_ada(cpu_dev *d, const cpu_args *a); /* y x scale shift eps */
-int pi0__cpu_gated_add(cpu_dev *d, const cpu_args *a);  /* h gate x */
-int pi0__cpu_unary(cpu_dev *d, const cpu_args *a);      /* y x op alpha */
-int pi0__cpu_binary(cpu_dev *d, const cpu_args *a);     /* y a b op */
-int pi0__cpu_geglu(cpu_dev *d, const cpu_args *a);      /* y gate up */
-int pi0__cpu_rope(cpu_dev *d, const cpu_args *a);       /* x pos n_heads head_dim theta */
-int pi0__cpu_attention(cpu_dev *d, const cpu_args *a);  /* out q k v [mask] nh nkv hd scale */
-int pi0__cpu_gather(cpu_dev *d, const cpu_args *a);     /* y ids table scale */
-int pi0__cpu_copy_mat(cpu_dev *d, const cpu_args *a);   /* dst src */
+int pi0__cpu_gated_add(cpu_dev *d, const cpu_args *a);   /* h gate x */
+int pi0__cpu_unary(cpu_dev *d, const cpu_args *a);       /* y x op alpha */
+int pi0__cpu_binary(cpu_dev *d, const cpu_args *a);      /* y a b op */
+int pi0__cpu_geglu(cpu_dev *d, const cpu_args *a);       /* y gate up */
+int pi0__cpu_rope(cpu_dev *d, const cpu_args *a);        /* x pos n_heads head_dim theta */
+int pi0__cpu_attention(cpu_dev *d, const cpu_args *a);   /* out q k v [mask] nh nkv hd scale */
+int pi0__cpu_gather(cpu_dev *d, const cpu_args *a);      /* y ids table scale */
+int pi0__cpu_copy_mat(cpu_dev *d, const cpu_args *a);    /* dst src */
 
 /* scratch floats one thread needs for attention with these sizes (at least one tile) */
 size_t pi0__cpu_attention_scratch(int n_k, int head_dim, int group);

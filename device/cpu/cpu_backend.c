@@ -9,7 +9,7 @@
 #include "cpu.h"
 
 #define CPU_DEFAULT_SCRATCH_PER_THREAD (8u << 20) /* bytes */
-#define CPU_QUEUE_CAP 512                         /* operations per stream (power of two) */
+#define CPU_QUEUE_CAP                  512        /* operations per stream (power of two) */
 
 // ---- device ----
 
@@ -27,8 +27,9 @@ static int scratch_alloc(cpu_dev *d, size_t total) {
     per = (per + 63) & ~(size_t)63;
     if (per < 4096) per = 4096;
     char *p = aligned_alloc(64, per * (size_t)d->n_threads);
-    if (!p) return pi0_errorf(PI0_ENOMEM, "cpu: cannot reserve %zu bytes of scratch",
-                              per * (size_t)d->n_threads);
+    if (!p)
+        return pi0_errorf(PI0_ENOMEM, "cpu: cannot reserve %zu bytes of scratch",
+                          per * (size_t)d->n_threads);
     free(d->scratch);
     d->scratch = p;
     d->scratch_per_thread = per;
@@ -57,10 +58,11 @@ static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
                                   bad);
             }
     }
-    d->n_threads = o.n_threads > 0 ? o.n_threads : (d->n_cpus > 0 ? d->n_cpus
-                                                                   : count_allowed_cpus());
-    size_t scratch = o.scratch_bytes ? o.scratch_bytes
-                                     : (size_t)CPU_DEFAULT_SCRATCH_PER_THREAD * (size_t)d->n_threads;
+    d->n_threads =
+        o.n_threads > 0 ? o.n_threads : (d->n_cpus > 0 ? d->n_cpus : count_allowed_cpus());
+    size_t scratch = o.scratch_bytes
+                         ? o.scratch_bytes
+                         : (size_t)CPU_DEFAULT_SCRATCH_PER_THREAD * (size_t)d->n_threads;
     int st = scratch_alloc(d, scratch);
     if (st) {
         free(d->cpus);
@@ -106,12 +108,14 @@ static int cpu_reserve(pi0_dev *dev, size_t bytes) {
 static int cpu_buf_alloc(pi0_dev *dev, pi0_buf *b) {
     size_t sz = (b->size + 63) & ~(size_t)63;
     b->impl = aligned_alloc(64, sz);
-    if (!b->impl) return pi0_errorf(PI0_ENOMEM, "cpu: cannot allocate a %zu-byte buffer",
-                                    b->size);
+    if (!b->impl)
+        return pi0_errorf(PI0_ENOMEM, "cpu: cannot allocate a %zu-byte buffer", b->size);
     return PI0_OK;
 }
 
-static void cpu_buf_free(pi0_buf *b) { free(b->impl); }
+static void cpu_buf_free(pi0_buf *b) {
+    free(b->impl);
+}
 
 static int cpu_weight_create(pi0_dev *dev, pi0_weight *w, const void *host, pi0_dtype dtype,
                              int ld) {
@@ -125,12 +129,14 @@ static int cpu_weight_create(pi0_dev *dev, pi0_weight *w, const void *host, pi0_
     /* f16: converted once to f32 */
     size_t n = (size_t)w->n * (size_t)w->k;
     float *f = aligned_alloc(64, (n * 4 + 63) & ~(size_t)63);
-    if (!f) return pi0_errorf(PI0_ENOMEM, "cpu: cannot allocate %zu bytes for an f16 weight",
-                              n * 4);
+    if (!f)
+        return pi0_errorf(PI0_ENOMEM, "cpu: cannot allocate %zu bytes for an f16 weight",
+                          n * 4);
     const uint16_t *h = host;
     for (int r = 0; r < w->n; r++)
         for (int c = 0; c < w->k; c++)
-            f[(size_t)r * (size_t)w->k + (size_t)c] = pi0_f16_to_f32(h[(size_t)r * (size_t)ld + (size_t)c]);
+            f[(size_t)r * (size_t)w->k + (size_t)c] =
+                pi0_f16_to_f32(h[(size_t)r * (size_t)ld + (size_t)c]);
     w->impl = f;
     w->dtype = PI0_F32;
     w->ld = w->k;
@@ -176,7 +182,8 @@ static void event_signal(cpu_event *ce, uint64_t gen) {
 
 static void event_wait_gen(cpu_event *ce, uint64_t gen) {
     pthread_mutex_lock(&ce->mu);
-    while (ce->done < gen) pthread_cond_wait(&ce->cv, &ce->mu);
+    while (ce->done < gen)
+        pthread_cond_wait(&ce->cv, &ce->mu);
     pthread_mutex_unlock(&ce->mu);
 }
 
@@ -184,7 +191,8 @@ static int cpu_event_sync(pi0_event *e) {
     cpu_event *ce = e->impl;
     pthread_mutex_lock(&ce->mu);
     uint64_t gen = ce->recorded;
-    while (ce->done < gen) pthread_cond_wait(&ce->cv, &ce->mu);
+    while (ce->done < gen)
+        pthread_cond_wait(&ce->cv, &ce->mu);
     pthread_mutex_unlock(&ce->mu);
     return PI0_OK;
 }
@@ -224,13 +232,13 @@ typedef struct cpu_stream {
     cpu_dev *dev;
     pthread_t thread;
     pthread_mutex_t mu;
-    pthread_cond_t cv_work;  /* worker: an op was enqueued (or quit) */
-    pthread_cond_t cv_space; /* producer: an op completed (space, or idle for sync) */
+    pthread_cond_t cv_work;     /* worker: an op was enqueued (or quit) */
+    pthread_cond_t cv_space;    /* producer: an op completed (space, or idle for sync) */
     cpu_op ring[CPU_QUEUE_CAP]; /* fixed capacity, allocated with the stream */
-    uint64_t head;           /* ops enqueued */
-    uint64_t tail;           /* ops completed */
+    uint64_t head;              /* ops enqueued */
+    uint64_t tail;              /* ops completed */
     int quit;
-    int err;                 /* first error since the last sync */
+    int err; /* first error since the last sync */
     char errmsg[256];
 } cpu_stream;
 
@@ -243,8 +251,12 @@ static void run_op(cpu_stream *s, const cpu_op *op) {
         memmove(op->u.copy.dst, op->u.copy.src, op->u.copy.bytes);
         pthread_mutex_unlock(&s->dev->compute_mu);
         break;
-    case OP_RECORD: event_signal(op->u.ev.e, op->u.ev.gen); break;
-    case OP_WAIT: event_wait_gen(op->u.ev.e, op->u.ev.gen); break;
+    case OP_RECORD:
+        event_signal(op->u.ev.e, op->u.ev.gen);
+        break;
+    case OP_WAIT:
+        event_wait_gen(op->u.ev.e, op->u.ev.gen);
+        break;
     case OP_KERNEL:
         pthread_mutex_lock(&s->dev->compute_mu);
         pi0_clear_error();
@@ -267,7 +279,8 @@ static void *stream_main(void *arg) {
     if (s->dev->cpus) pi0__pin_self(s->dev->cpus[0]);
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (s->tail == s->head && !s->quit) pthread_cond_wait(&s->cv_work, &s->mu);
+        while (s->tail == s->head && !s->quit)
+            pthread_cond_wait(&s->cv_work, &s->mu);
         if (s->tail == s->head) break; /* quit with an empty queue */
         const cpu_op *op = &s->ring[s->tail % CPU_QUEUE_CAP];
         pthread_mutex_unlock(&s->mu);
@@ -302,7 +315,8 @@ static int cpu_stream_create(pi0_dev *dev, pi0_stream *ps) {
 static int enqueue(pi0_stream *ps, const cpu_op *op) {
     cpu_stream *s = ps->impl;
     pthread_mutex_lock(&s->mu);
-    while (s->head - s->tail >= CPU_QUEUE_CAP) pthread_cond_wait(&s->cv_space, &s->mu);
+    while (s->head - s->tail >= CPU_QUEUE_CAP)
+        pthread_cond_wait(&s->cv_space, &s->mu);
     s->ring[s->head % CPU_QUEUE_CAP] = *op;
     s->head++;
     pthread_cond_signal(&s->cv_work);
@@ -313,7 +327,8 @@ static int enqueue(pi0_stream *ps, const cpu_op *op) {
 static int cpu_stream_sync(pi0_stream *ps) {
     cpu_stream *s = ps->impl;
     pthread_mutex_lock(&s->mu);
-    while (s->tail != s->head) pthread_cond_wait(&s->cv_space, &s->mu);
+    while (s->tail != s->head)
+        pthread_cond_wait(&s->cv_space, &s->mu);
     int err = s->err;
     char msg[sizeof s->errmsg];
     memcpy(msg, s->errmsg, sizeof msg);

@@ -17,25 +17,32 @@
 #include "cpu_vec.h"
 
 PI0_VEC static void epi_bias(float *y, const float *b, int n) {
-    for (int i = 0; i < n; i++) y[i] += b[i];
+    for (int i = 0; i < n; i++)
+        y[i] += b[i];
 }
 PI0_VEC static void epi_act(float *y, const float *t, const float *b, int act, int acc, int n) {
     /* y (+)= act(t + b); b may be NULL */
     if (act == PI0_ACT_GELU_TANH) {
         if (acc)
-            for (int i = 0; i < n; i++) y[i] += pi0__gelu_tanh(t[i] + (b ? b[i] : 0.f));
+            for (int i = 0; i < n; i++)
+                y[i] += pi0__gelu_tanh(t[i] + (b ? b[i] : 0.f));
         else
-            for (int i = 0; i < n; i++) y[i] = pi0__gelu_tanh(t[i] + (b ? b[i] : 0.f));
+            for (int i = 0; i < n; i++)
+                y[i] = pi0__gelu_tanh(t[i] + (b ? b[i] : 0.f));
     } else if (act == PI0_ACT_SILU) {
         if (acc)
-            for (int i = 0; i < n; i++) y[i] += pi0__silu(t[i] + (b ? b[i] : 0.f));
+            for (int i = 0; i < n; i++)
+                y[i] += pi0__silu(t[i] + (b ? b[i] : 0.f));
         else
-            for (int i = 0; i < n; i++) y[i] = pi0__silu(t[i] + (b ? b[i] : 0.f));
+            for (int i = 0; i < n; i++)
+                y[i] = pi0__silu(t[i] + (b ? b[i] : 0.f));
     } else {
         if (acc)
-            for (int i = 0; i < n; i++) y[i] += t[i] + (b ? b[i] : 0.f);
+            for (int i = 0; i < n; i++)
+                y[i] += t[i] + (b ? b[i] : 0.f);
         else
-            for (int i = 0; i < n; i++) y[i] = t[i] + (b ? b[i] : 0.f);
+            for (int i = 0; i < n; i++)
+                y[i] = t[i] + (b ? b[i] : 0.f);
     }
 }
 PI0_VEC static void cvt_bf16(float *dst, const uint16_t *src, int n) {
@@ -65,9 +72,9 @@ typedef struct gemm_ctx {
     const pi0_weight *w;
     const float *bias;
     int act, acc;
-    int nb; /* output columns per task */
-    int kb; /* k columns per bf16 panel */
-    int mt; /* rows per tile when accumulating with an activation */
+    int nb;     /* output columns per task */
+    int kb;     /* k columns per bf16 panel */
+    int mt;     /* rows per tile when accumulating with an activation */
     int avx512; /* the CPU runs cpu_gemm_avx512.c */
 } gemm_ctx;
 
@@ -119,16 +126,25 @@ static void gemm_task(void *ctx, int task, int thread) {
         for (int r = 0; r < c->m; r++)
             epi_act(y + (size_t)r * c->ldy, y + (size_t)r * c->ldy, b, c->act, 0, nn);
     } else if (b) {
-        for (int r = 0; r < c->m; r++) epi_bias(y + (size_t)r * c->ldy, b, nn);
+        for (int r = 0; r < c->m; r++)
+            epi_bias(y + (size_t)r * c->ldy, b, nn);
     }
 }
 
 int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a) {
     pi0_mat y = a->m[0], x = a->m[1];
     const pi0_weight *w = a->w;
-    gemm_ctx c = {.d = d, .m = x.rows, .n = w->n, .k = w->k, .x = cpu_at(x, 0, 0), .ldx = x.ld,
-                  .y = cpu_at(y, 0, 0), .ldy = y.ld, .w = w,
-                  .bias = a->has_opt ? cpu_at(a->m[2], 0, 0) : NULL, .act = a->i[0],
+    gemm_ctx c = {.d = d,
+                  .m = x.rows,
+                  .n = w->n,
+                  .k = w->k,
+                  .x = cpu_at(x, 0, 0),
+                  .ldx = x.ld,
+                  .y = cpu_at(y, 0, 0),
+                  .ldy = y.ld,
+                  .w = w,
+                  .bias = a->has_opt ? cpu_at(a->m[2], 0, 0) : NULL,
+                  .act = a->i[0],
                   .acc = a->i[1]};
 #ifdef PI0_HAVE_AVX512_GEMM
     c.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -148,8 +164,10 @@ int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a) {
     int need_t = c.act != PI0_ACT_NONE && c.acc;
     if (need_t) { /* row tiles of the output block; the rest of the scratch is the panel */
         c.mt = c.m < 64 ? c.m : 64;
-        while (nb > 16 && (size_t)c.mt * nb * 2 > scr) nb = (nb / 2 + 15) & ~15;
-        while (c.mt > 1 && (size_t)c.mt * nb * 2 > scr) c.mt /= 2;
+        while (nb > 16 && (size_t)c.mt * nb * 2 > scr)
+            nb = (nb / 2 + 15) & ~15;
+        while (c.mt > 1 && (size_t)c.mt * nb * 2 > scr)
+            c.mt /= 2;
         if ((size_t)c.mt * nb >= scr)
             return pi0_errorf(PI0_ENOMEM, "pi0_dev_gemm: scratch too small");
         scr -= (size_t)c.mt * nb;
@@ -157,8 +175,10 @@ int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a) {
     if (w->dtype == PI0_BF16 && !direct) {
         /* panel nb x kb floats: at most 1 MiB, and within the scratch */
         size_t cap = scr < (256u << 10) ? scr : (256u << 10);
-        while (nb > 16 && (size_t)nb * 64 > cap) nb = (nb / 2 + 15) & ~15;
-        if ((size_t)nb * 16 > cap) return pi0_errorf(PI0_ENOMEM, "pi0_dev_gemm: scratch too small");
+        while (nb > 16 && (size_t)nb * 64 > cap)
+            nb = (nb / 2 + 15) & ~15;
+        if ((size_t)nb * 16 > cap)
+            return pi0_errorf(PI0_ENOMEM, "pi0_dev_gemm: scratch too small");
         c.kb = (int)(cap / (size_t)nb);
         if (c.kb > c.k) c.kb = c.k;
         if (c.kb < c.k) c.kb &= ~15;

@@ -27,32 +27,38 @@ static inline __m512 load_bf16_mask(const uint16_t *p, __mmask16 mk) {
 
 /* acc[i][j] over k in [k0, k0+kc) for MR input rows and NR weight rows (both <= 4) */
 static inline __attribute__((always_inline)) void block_bf16(int mr, int nr, int kc,
-                                                        const float *x, int ldx,
-                                                        const uint16_t *w, int ldw, float *out,
-                                                        int ldt) {
+                                                             const float *x, int ldx,
+                                                             const uint16_t *w, int ldw,
+                                                             float *out, int ldt) {
     __m512 acc[4][4];
     for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
+        for (int j = 0; j < 4; j++)
+            acc[i][j] = _mm512_setzero_ps();
     int l = 0;
     for (; l + 16 <= kc; l += 16) {
         __m512 wv[4];
-        for (int j = 0; j < nr; j++) wv[j] = load_bf16(w + (size_t)j * ldw + l);
+        for (int j = 0; j < nr; j++)
+            wv[j] = load_bf16(w + (size_t)j * ldw + l);
         for (int i = 0; i < mr; i++) {
             __m512 xv = _mm512_loadu_ps(x + (size_t)i * ldx + l);
-            for (int j = 0; j < nr; j++) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+            for (int j = 0; j < nr; j++)
+                acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
         }
     }
     if (l < kc) {
         __mmask16 mk = (__mmask16)((1u << (kc - l)) - 1);
         __m512 wv[4];
-        for (int j = 0; j < nr; j++) wv[j] = load_bf16_mask(w + (size_t)j * ldw + l, mk);
+        for (int j = 0; j < nr; j++)
+            wv[j] = load_bf16_mask(w + (size_t)j * ldw + l, mk);
         for (int i = 0; i < mr; i++) {
             __m512 xv = _mm512_maskz_loadu_ps(mk, x + (size_t)i * ldx + l);
-            for (int j = 0; j < nr; j++) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+            for (int j = 0; j < nr; j++)
+                acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
         }
     }
     for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) out[(size_t)i * ldt + j] += _mm512_reduce_add_ps(acc[i][j]);
+        for (int j = 0; j < nr; j++)
+            out[(size_t)i * ldt + j] += _mm512_reduce_add_ps(acc[i][j]);
 }
 
 #define BLOCK_CASE(MR, NR) BLOCK(MR, NR, kc, xi, ldx, wj, ldw, ti, ldt)
@@ -62,7 +68,8 @@ void pi0__gemm_bf16_smallm_avx512(int m, int nn, int k, const float *x, int ldx,
                                   const uint16_t *w, int ldw, float *t, int ldt, int beta1) {
     if (!beta1)
         for (int i = 0; i < m; i++)
-            for (int j = 0; j < nn; j++) t[(size_t)i * ldt + j] = 0.0f;
+            for (int j = 0; j < nn; j++)
+                t[(size_t)i * ldt + j] = 0.0f;
     for (int k0 = 0; k0 < k; k0 += KC) {
         int kc = k - k0 < KC ? k - k0 : KC;
         for (int j0 = 0; j0 < nn; j0 += 4) {
@@ -75,26 +82,50 @@ void pi0__gemm_bf16_smallm_avx512(int m, int nn, int k, const float *x, int ldx,
                 /* constant block sizes so the compiler keeps the accumulators in registers */
                 if (nr == 4) {
                     switch (mr) {
-                    case 4: BLOCK_CASE(4, 4); break;
-                    case 3: BLOCK_CASE(3, 4); break;
-                    case 2: BLOCK_CASE(2, 4); break;
-                    default: BLOCK_CASE(1, 4); break;
+                    case 4:
+                        BLOCK_CASE(4, 4);
+                        break;
+                    case 3:
+                        BLOCK_CASE(3, 4);
+                        break;
+                    case 2:
+                        BLOCK_CASE(2, 4);
+                        break;
+                    default:
+                        BLOCK_CASE(1, 4);
+                        break;
                     }
                 } else {
                     switch (mr) {
-                    case 4: BLOCK_CASE(4, 1); break;
-                    case 3: BLOCK_CASE(3, 1); break;
-                    case 2: BLOCK_CASE(2, 1); break;
-                    default: BLOCK_CASE(1, 1); break;
+                    case 4:
+                        BLOCK_CASE(4, 1);
+                        break;
+                    case 3:
+                        BLOCK_CASE(3, 1);
+                        break;
+                    case 2:
+                        BLOCK_CASE(2, 1);
+                        break;
+                    default:
+                        BLOCK_CASE(1, 1);
+                        break;
                     }
                     for (int j = 1; j < nr; j++) { /* the remaining 1..2 rows, one at a time */
                         const uint16_t *wj1 = wj + (size_t)j * ldw;
                         float *tj = ti + j;
                         switch (mr) {
-                        case 4: block_bf16(4, 1, kc, xi, ldx, wj1, ldw, tj, ldt); break;
-                        case 3: block_bf16(3, 1, kc, xi, ldx, wj1, ldw, tj, ldt); break;
-                        case 2: block_bf16(2, 1, kc, xi, ldx, wj1, ldw, tj, ldt); break;
-                        default: block_bf16(1, 1, kc, xi, ldx, wj1, ldw, tj, ldt); break;
+                        case 4:
+                            block_bf16(4, 1, kc, xi, ldx, wj1, ldw, tj, ldt);
+                            break;
+                        case 3:
+                            block_bf16(3, 1, kc, xi, ldx, wj1, ldw, tj, ldt);
+                            break;
+                        case 2:
+                            block_bf16(2, 1, kc, xi, ldx, wj1, ldw, tj, ldt);
+                            break;
+                        default:
+                            block_bf16(1, 1, kc, xi, ldx, wj1, ldw, tj, ldt);
+                            break;
                         }
                     }
                 }

@@ -11,25 +11,32 @@
 // ---- row loops (vectorized, see cpu_vec.h) ----
 
 PI0_VEC static void row_gelu(float *y, const float *x, int n) {
-    for (int i = 0; i < n; i++) y[i] = pi0__gelu_tanh(x[i]);
+    for (int i = 0; i < n; i++)
+        y[i] = pi0__gelu_tanh(x[i]);
 }
 PI0_VEC static void row_silu(float *y, const float *x, int n) {
-    for (int i = 0; i < n; i++) y[i] = pi0__silu(x[i]);
+    for (int i = 0; i < n; i++)
+        y[i] = pi0__silu(x[i]);
 }
 PI0_VEC static void row_scale(float *y, const float *x, float a, int n) {
-    for (int i = 0; i < n; i++) y[i] = x[i] * a;
+    for (int i = 0; i < n; i++)
+        y[i] = x[i] * a;
 }
 PI0_VEC static void row_add(float *y, const float *a, const float *b, int n) {
-    for (int i = 0; i < n; i++) y[i] = a[i] + b[i];
+    for (int i = 0; i < n; i++)
+        y[i] = a[i] + b[i];
 }
 PI0_VEC static void row_mul(float *y, const float *a, const float *b, int n) {
-    for (int i = 0; i < n; i++) y[i] = a[i] * b[i];
+    for (int i = 0; i < n; i++)
+        y[i] = a[i] * b[i];
 }
 PI0_VEC static void row_geglu(float *y, const float *g, const float *u, int n) {
-    for (int i = 0; i < n; i++) y[i] = pi0__gelu_tanh(g[i]) * u[i];
+    for (int i = 0; i < n; i++)
+        y[i] = pi0__gelu_tanh(g[i]) * u[i];
 }
 PI0_VEC static void row_gated_add(float *h, const float *g, const float *x, int n) {
-    for (int i = 0; i < n; i++) h[i] += g[i] * x[i];
+    for (int i = 0; i < n; i++)
+        h[i] += g[i] * x[i];
 }
 /* sum of x[i] (mode 0), of x[i]^2 (mode 1), of (x[i]-c)^2 (mode 2), 16 partial sums */
 PI0_VEC static float row_sum(const float *x, int n, int mode, float c) {
@@ -45,7 +52,8 @@ PI0_VEC static float row_sum(const float *x, int n, int mode, float c) {
         float v = mode == 2 ? x[i] - c : x[i];
         s += mode ? v * v : v;
     }
-    for (int j = 0; j < 16; j++) s += acc[j];
+    for (int j = 0; j < 16; j++)
+        s += acc[j];
     return s;
 }
 /* y = (x - c) * r * (1 + w) + b   (w, b may be NULL: treated as 0) */
@@ -53,27 +61,36 @@ PI0_VEC static void row_norm_apply(float *y, const float *x, float c, float r, c
                                    const float *b, int one_plus, int n) {
     if (w && b) {
         if (one_plus)
-            for (int i = 0; i < n; i++) y[i] = (x[i] - c) * r * (1.0f + w[i]) + b[i];
+            for (int i = 0; i < n; i++)
+                y[i] = (x[i] - c) * r * (1.0f + w[i]) + b[i];
         else
-            for (int i = 0; i < n; i++) y[i] = (x[i] - c) * r * w[i] + b[i];
+            for (int i = 0; i < n; i++)
+                y[i] = (x[i] - c) * r * w[i] + b[i];
     } else if (w) {
         if (one_plus)
-            for (int i = 0; i < n; i++) y[i] = (x[i] - c) * r * (1.0f + w[i]);
+            for (int i = 0; i < n; i++)
+                y[i] = (x[i] - c) * r * (1.0f + w[i]);
         else
-            for (int i = 0; i < n; i++) y[i] = (x[i] - c) * r * w[i];
+            for (int i = 0; i < n; i++)
+                y[i] = (x[i] - c) * r * w[i];
     } else {
-        for (int i = 0; i < n; i++) y[i] = (x[i] - c) * r;
+        for (int i = 0; i < n; i++)
+            y[i] = (x[i] - c) * r;
     }
 }
 PI0_VEC static float row_max(const float *x, int n) {
     float acc[16];
     int i = 0;
     float m = -INFINITY;
-    for (int j = 0; j < 16; j++) acc[j] = -INFINITY;
+    for (int j = 0; j < 16; j++)
+        acc[j] = -INFINITY;
     for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
-    for (; i < n; i++) m = x[i] > m ? x[i] : m;
-    for (int j = 0; j < 16; j++) m = acc[j] > m ? acc[j] : m;
+        for (int j = 0; j < 16; j++)
+            acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+    for (; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    for (int j = 0; j < 16; j++)
+        m = acc[j] > m ? acc[j] : m;
     return m;
 }
 /* x = exp(x - m); returns the sum */
@@ -91,11 +108,13 @@ PI0_VEC static float row_exp_sum(float *x, float m, int n) {
         x[i] = pi0__expf(x[i] - m);
         s += x[i];
     }
-    for (int j = 0; j < 16; j++) s += acc[j];
+    for (int j = 0; j < 16; j++)
+        s += acc[j];
     return s;
 }
 PI0_VEC static void row_mask_u8(float *s, const uint8_t *m, int n) {
-    for (int i = 0; i < n; i++) s[i] = m[i] ? s[i] : PI0__MASKED_SCORE;
+    for (int i = 0; i < n; i++)
+        s[i] = m[i] ? s[i] : PI0__MASKED_SCORE;
 }
 PI0_VEC static void row_mask_f32(float *s, const float *m, int n) {
     for (int i = 0; i < n; i++) {
@@ -197,7 +216,8 @@ int pi0__cpu_rmsnorm_ada(cpu_dev *d, const cpu_args *a) {
 // ---- elementwise ----
 
 static void gated_add_rows(const cpu_args *a, int r0, int r1) {
-    for (int r = r0; r < r1; r++) row_gated_add(F(0, r, 0), FB(1, r), F(2, r, 0), a->m[0].cols);
+    for (int r = r0; r < r1; r++)
+        row_gated_add(F(0, r, 0), FB(1, r), F(2, r, 0), a->m[0].cols);
 }
 
 int pi0__cpu_gated_add(cpu_dev *d, const cpu_args *a) {
@@ -211,9 +231,15 @@ static void unary_rows(const cpu_args *a, int r0, int r1) {
         float *y = F(0, r, 0);
         const float *x = F(1, r, 0);
         switch ((pi0_unop)a->i[0]) {
-        case PI0_UN_GELU_TANH: row_gelu(y, x, n); break;
-        case PI0_UN_SILU: row_silu(y, x, n); break;
-        case PI0_UN_SCALE: row_scale(y, x, a->f[0], n); break;
+        case PI0_UN_GELU_TANH:
+            row_gelu(y, x, n);
+            break;
+        case PI0_UN_SILU:
+            row_silu(y, x, n);
+            break;
+        case PI0_UN_SCALE:
+            row_scale(y, x, a->f[0], n);
+            break;
         }
     }
 }
@@ -239,7 +265,8 @@ int pi0__cpu_binary(cpu_dev *d, const cpu_args *a) {
 }
 
 static void geglu_rows(const cpu_args *a, int r0, int r1) {
-    for (int r = r0; r < r1; r++) row_geglu(F(0, r, 0), F(1, r, 0), F(2, r, 0), a->m[0].cols);
+    for (int r = r0; r < r1; r++)
+        row_geglu(F(0, r, 0), F(1, r, 0), F(2, r, 0), a->m[0].cols);
 }
 
 int pi0__cpu_geglu(cpu_dev *d, const cpu_args *a) {
@@ -255,7 +282,8 @@ static void rope_rows(const cpu_args *a, int r0, int r1) {
     int nh = a->i[0], hd = a->i[1], half = hd / 2;
     double theta = a->f[0], inv[ROPE_MAX_HALF];
     pi0_mat pos = a->m[1];
-    for (int j = 0; j < half && j < ROPE_MAX_HALF; j++) inv[j] = pow(theta, -2.0 * j / hd);
+    for (int j = 0; j < half && j < ROPE_MAX_HALF; j++)
+        inv[j] = pow(theta, -2.0 * j / hd);
     for (int r = r0; r < r1; r++) {
         int32_t p = *(const int32_t *)cpu_at(pos, pos.rows == 1 ? 0 : r, pos.rows == 1 ? r : 0);
         float *x = F(0, r, 0);
@@ -298,9 +326,9 @@ static void att_task(void *ctx, int task, int thread) {
     int j = task / c->n_tiles, t0 = (task % c->n_tiles) * c->tile_tok;
     int t1 = t0 + c->tile_tok < c->nq ? t0 + c->tile_tok : c->nq;
     int hd = c->hd, g = c->g, nk = c->nk, rows = (t1 - t0) * g;
-    float *qs = cpu_scratch(c->d, thread);      /* [rows, hd] scaled queries */
-    float *sc = qs + (size_t)rows * hd;         /* [rows, nk] scores, then probabilities */
-    float *os = sc + (size_t)rows * nk;         /* [rows, hd] outputs */
+    float *qs = cpu_scratch(c->d, thread); /* [rows, hd] scaled queries */
+    float *sc = qs + (size_t)rows * hd;    /* [rows, nk] scores, then probabilities */
+    float *os = sc + (size_t)rows * nk;    /* [rows, hd] outputs */
     pi0_mat q = a->m[1], k = a->m[2], v = a->m[3], out = a->m[0];
     for (int t = t0; t < t1; t++)
         for (int h = 0; h < g; h++)
@@ -329,8 +357,13 @@ static void att_task(void *ctx, int task, int thread) {
 }
 
 int pi0__cpu_attention(cpu_dev *d, const cpu_args *a) {
-    att_ctx c = {.d = d, .a = a, .nq = a->m[1].rows, .nk = a->m[2].rows, .nh = a->i[0],
-                 .nkv = a->i[1], .hd = a->i[2]};
+    att_ctx c = {.d = d,
+                 .a = a,
+                 .nq = a->m[1].rows,
+                 .nk = a->m[2].rows,
+                 .nh = a->i[0],
+                 .nkv = a->i[1],
+                 .hd = a->i[2]};
     c.g = c.nh / c.nkv;
     size_t per_tok = pi0__cpu_attention_scratch(c.nk, c.hd, c.g);
     size_t fit = d->scratch_per_thread / sizeof(float) / per_tok;
@@ -361,7 +394,8 @@ static void gather_task(void *ctx, int t, int thread) {
     pi0_mat ids = a->m[1];
     int n = a->m[0].rows, per = 64, r1 = (t + 1) * per < n ? (t + 1) * per : n;
     for (int r = t * per; r < r1; r++) {
-        int32_t id = *(const int32_t *)cpu_at(ids, ids.rows == 1 ? 0 : r, ids.rows == 1 ? r : 0);
+        int32_t id =
+            *(const int32_t *)cpu_at(ids, ids.rows == 1 ? 0 : r, ids.rows == 1 ? r : 0);
         float *y = F(0, r, 0);
         if (id < 0 || id >= w->n) {
             memset(y, 0, (size_t)w->k * sizeof(float));
@@ -386,7 +420,8 @@ int pi0__cpu_gather(cpu_dev *d, const cpu_args *a) {
     if (bad) {
         pi0_mat ids = a->m[1];
         int r = bad - 1;
-        int32_t id = *(const int32_t *)cpu_at(ids, ids.rows == 1 ? 0 : r, ids.rows == 1 ? r : 0);
+        int32_t id =
+            *(const int32_t *)cpu_at(ids, ids.rows == 1 ? 0 : r, ids.rows == 1 ? r : 0);
         return pi0_errorf(PI0_ERANGE, "pi0_dev_gather: ids[%d] = %d outside [0, %d)", r, id,
                           a->w->n);
     }
@@ -397,11 +432,12 @@ int pi0__cpu_gather(cpu_dev *d, const cpu_args *a) {
 
 static void copy_rows(const cpu_args *a, int r0, int r1) {
     size_t bytes = (size_t)a->m[0].cols * pi0_dtype_size(a->m[0].dtype);
-    for (int r = r0; r < r1; r++) memcpy(cpu_at(a->m[0], r, 0), cpu_at(a->m[1], r, 0), bytes);
+    for (int r = r0; r < r1; r++)
+        memcpy(cpu_at(a->m[0], r, 0), cpu_at(a->m[1], r, 0), bytes);
 }
 
 int pi0__cpu_copy_mat(cpu_dev *d, const cpu_args *a) {
-    par_rows(d, a, a->m[0].rows, (int)((size_t)a->m[0].cols * pi0_dtype_size(a->m[0].dtype) / 4),
-             copy_rows);
+    par_rows(d, a, a->m[0].rows,
+             (int)((size_t)a->m[0].cols * pi0_dtype_size(a->m[0].dtype) / 4), copy_rows);
     return PI0_OK;
 }

@@ -118,7 +118,8 @@ void pi0__pool_deinit(pi0__pool *p) {
     atomic_store(&p->quit, 1);
     pthread_cond_broadcast(&p->cv_work);
     pthread_mutex_unlock(&p->mu);
-    for (int i = 1; i < p->n_threads; i++) pthread_join(p->helpers[i - 1], NULL);
+    for (int i = 1; i < p->n_threads; i++)
+        pthread_join(p->helpers[i - 1], NULL);
     free(p->helpers);
     p->helpers = NULL;
     pthread_cond_destroy(&p->cv_work);
@@ -129,7 +130,8 @@ void pi0__pool_deinit(pi0__pool *p) {
 void pi0__pool_run(pi0__pool *p, pi0__task_fn fn, void *ctx, int n_tasks) {
     if (n_tasks <= 0) return;
     if (p->n_threads <= 1 || n_tasks == 1) {
-        for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+        for (int t = 0; t < n_tasks; t++)
+            fn(ctx, t, 0);
         return;
     }
     p->fn = fn; /* helpers read these only after seeing the new gen */

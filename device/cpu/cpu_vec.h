@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                         \
     !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define PI0_VEC __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
@@ -45,6 +45,8 @@ static inline float pi0__gelu_tanh(float x) {
     return x / (1.0f + pi0__expf(-2.0f * u));
 }
 
-static inline float pi0__silu(float x) { return x / (1.0f + pi0__expf(-x)); }
+static inline float pi0__silu(float x) {
+    return x / (1.0f + pi0__expf(-x));
+}
 
 #endif /* PI0_DEVICE_CPU_VEC_H */

@@ -28,15 +28,16 @@ static double now(void) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: pi0rt-bench kernels [--backend NAME] [--threads N] [--reps N] [--quick]\n"
-            "       pi0rt-bench gemm M N K [--backend NAME] [--threads N] [--reps N]\n"
-            "       pi0rt-bench blas M N K [--threads N] [--reps N]\n"
-            "Kernel benchmarks: one JSON object per line. `kernels` times GEMM (f32 and bf16\n"
-            "weights) on pi0's shapes against raw cblas_sgemm in the same run, and attention;\n"
-            "`gemm` prints those lines for one shape; `blas` times raw cblas_sgemm\n"
-            "x[M,K]·W[N,K]^T (OpenBLAS with --threads threads). --threads defaults to all allowed\n"
-            "CPUs, --reps (best of) to 5; --quick runs the smallest shapes only.\n");
+    fprintf(
+        f,
+        "usage: pi0rt-bench kernels [--backend NAME] [--threads N] [--reps N] [--quick]\n"
+        "       pi0rt-bench gemm M N K [--backend NAME] [--threads N] [--reps N]\n"
+        "       pi0rt-bench blas M N K [--threads N] [--reps N]\n"
+        "Kernel benchmarks: one JSON object per line. `kernels` times GEMM (f32 and bf16\n"
+        "weights) on pi0's shapes against raw cblas_sgemm in the same run, and attention;\n"
+        "`gemm` prints those lines for one shape; `blas` times raw cblas_sgemm\n"
+        "x[M,K]·W[N,K]^T (OpenBLAS with --threads threads). --threads defaults to all allowed\n"
+        "CPUs, --reps (best of) to 5; --quick runs the smallest shapes only.\n");
 }
 
 static float *frand(size_t n, float scale) {
@@ -68,16 +69,17 @@ static double raw_sgemm_s(int m, int n, int k, const float *x, const float *w, f
     return t;
 }
 
-#define DIE(st, what)                                                          \
-    do {                                                                       \
-        if (st) {                                                              \
-            fprintf(stderr, "pi0rt-bench: %s: %s\n", what, pi0_last_error());  \
-            exit(1);                                                           \
-        }                                                                      \
+#define DIE(st, what)                                                                          \
+    do {                                                                                       \
+        if (st) {                                                                              \
+            fprintf(stderr, "pi0rt-bench: %s: %s\n", what, pi0_last_error());                  \
+            exit(1);                                                                           \
+        }                                                                                      \
     } while (0)
 
 static int cmd_blas(int m, int n, int k, int threads, int reps) {
-    float *x = frand((size_t)m * k, 1), *w = frand((size_t)n * k, 1), *y = frand((size_t)m * n, 1);
+    float *x = frand((size_t)m * k, 1), *w = frand((size_t)n * k, 1),
+          *y = frand((size_t)m * n, 1);
     raw_sgemm_s(m, n, k, x, w, y, threads); /* warm-up */
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
@@ -97,7 +99,8 @@ static void bench_gemm(pi0_dev *d, pi0_stream *s, int m, int n, int k, int threa
           *y = frand((size_t)m * n, 1);
     uint16_t *wb = malloc((size_t)n * k * 2);
     if (!wb) exit(1);
-    for (size_t i = 0; i < (size_t)n * k; i++) wb[i] = pi0_f32_to_bf16(w[i]);
+    for (size_t i = 0; i < (size_t)n * k; i++)
+        wb[i] = pi0_f32_to_bf16(w[i]);
     pi0_buf *bx, *by;
     DIE(pi0_buf_alloc(d, (size_t)m * k * 4, &bx), "alloc");
     DIE(pi0_buf_alloc(d, (size_t)m * n * 4, &by), "alloc");
@@ -138,12 +141,14 @@ static void bench_gemm(pi0_dev *d, pi0_stream *s, int m, int n, int k, int threa
     free(yb);
     double fl = 2.0 * m * n * k * 1e-9, raw_g = fl / raw;
     for (int t = 0; t < 2; t++) {
-        printf("{\"bench\":\"gemm\",\"group\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d,\"wdtype\":\"%s\","
-               "\"gflops\":%.1f,\"blas_gflops\":%.1f,\"ratio\":%.3f,\"ms\":%.3f,"
-               "\"weight_mib\":%.1f,\"threads\":%d",
-               group, m, n, k, t ? "bf16" : "f32", fl / ours[t], raw_g, raw / ours[t],
-               ours[t] * 1e3, (double)n * k * (t ? 2 : 4) / 1048576.0, threads);
-        if (t) printf(",\"of_f32\":%.3f,\"rel_diff_vs_f32\":%.1e", ours[0] / ours[1], maxd / maxy);
+        printf(
+            "{\"bench\":\"gemm\",\"group\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d,\"wdtype\":\"%s\","
+            "\"gflops\":%.1f,\"blas_gflops\":%.1f,\"ratio\":%.3f,\"ms\":%.3f,"
+            "\"weight_mib\":%.1f,\"threads\":%d",
+            group, m, n, k, t ? "bf16" : "f32", fl / ours[t], raw_g, raw / ours[t],
+            ours[t] * 1e3, (double)n * k * (t ? 2 : 4) / 1048576.0, threads);
+        if (t)
+            printf(",\"of_f32\":%.3f,\"rel_diff_vs_f32\":%.1e", ours[0] / ours[1], maxd / maxy);
         printf("}\n");
     }
     fflush(stdout);
@@ -160,7 +165,8 @@ static void bench_attention(pi0_dev *d, pi0_stream *s, int nq, int nk, int nh, i
     uint8_t *mask = malloc((size_t)nq * nk);
     if (!mask) exit(1);
     for (int t = 0; t < nq; t++) /* pi0 suffix style: prefix visible, then causal-ish */
-        for (int u = 0; u < nk; u++) mask[(size_t)t * nk + u] = u < nk - nq || u - (nk - nq) <= t;
+        for (int u = 0; u < nk; u++)
+            mask[(size_t)t * nk + u] = u < nk - nq || u - (nk - nq) <= t;
     pi0_buf *bq, *bk, *bo, *bm;
     DIE(pi0_buf_alloc(d, (size_t)nq * nh * hd * 4, &bq), "alloc");
     DIE(pi0_buf_alloc(d, (size_t)nk * nkv * hd * 4, &bk), "alloc");
@@ -199,11 +205,9 @@ static int cmd_kernels(const char *backend, int threads, int reps, int quick) {
         int m, n, k;
         const char *group;
     } shapes[] = {
-        {51, 4096, 1024, "expert"},     {51, 1024, 4096, "expert"},
-        {51, 2560, 1024, "expert"},     {768, 4304, 1152, "siglip"},
-        {768, 1152, 4304, "siglip"},    {768, 3456, 1152, "siglip"},
-        {816, 16384, 2048, "gemma"},    {816, 2048, 16384, "gemma"},
-        {816, 2560, 2048, "gemma"},
+        {51, 4096, 1024, "expert"},  {51, 1024, 4096, "expert"},  {51, 2560, 1024, "expert"},
+        {768, 4304, 1152, "siglip"}, {768, 1152, 4304, "siglip"}, {768, 3456, 1152, "siglip"},
+        {816, 16384, 2048, "gemma"}, {816, 2048, 16384, "gemma"}, {816, 2560, 2048, "gemma"},
     };
     int n_shapes = quick ? 3 : (int)(sizeof shapes / sizeof shapes[0]);
     for (int i = 0; i < n_shapes; i++)
