@@ -552,6 +552,10 @@ int pi0_pub_create(const char *topic, const pi0_pub_opts *opts, pi0_pub **out) {
             st = pi0_errorf(PI0_EIO, "topic %s: fstat: %s", topic, strerror(errno));
             goto fail;
         }
+        if (!S_ISREG(sb.st_mode)) {
+            st = pi0_errorf(PI0_EPERM, "topic %s: %s is not a regular file", topic, name);
+            goto fail;
+        }
         if (sb.st_uid != geteuid()) {
             st = pi0_errorf(PI0_EPERM, "topic %s: segment %s is owned by uid %u, not %u", topic,
                             name, (unsigned)sb.st_uid, (unsigned)geteuid());
@@ -742,6 +746,10 @@ static int sub_attach(pi0_sub *s) {
     struct stat sb;
     if (fstat(fd, &sb) < 0) {
         st = pi0_errorf(PI0_EIO, "topic %s: fstat: %s", s->topic, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        st = pi0_errorf(PI0_EFORMAT, "topic %s: %s is not a regular file", s->topic, name);
         goto fail;
     }
     if ((int64_t)sb.st_uid != s->uid) {
