@@ -61,6 +61,8 @@ void pi0__gemm_bf16_smallm_avx512(int m, int nn, int k, const float *x, int ldx,
                                   const uint16_t *w, int ldw, float *t, int ldt, int beta1);
 #endif
 #define SMALL_M 64
+/* m*n*k below which one thread does the whole GEMM (a pool wake-up costs ~10-20 us) */
+#define GEMM_PAR_MIN_FLOP (1 << 20)
 
 typedef struct gemm_ctx {
     cpu_dev *d;
@@ -157,6 +159,7 @@ int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a) {
     int direct = w->dtype == PI0_BF16 && c.m <= SMALL_M && c.avx512;
     int max_nb = direct ? 128 : 1024;
     int tasks = nt * ((c.n + nt * max_nb - 1) / (nt * max_nb));
+    if ((double)c.m * c.n * c.k < GEMM_PAR_MIN_FLOP) tasks = 1; /* not worth waking the pool */
     int nb = (c.n + tasks - 1) / tasks;
     nb = (nb + 15) & ~15;
     if (nb > c.n) nb = c.n;

@@ -371,8 +371,9 @@ int pi0__cpu_attention(cpu_dev *d, const cpu_args *a) {
     c.tile_tok = fit < (size_t)want ? (int)fit : want;
     if (c.tile_tok < 1)
         return pi0_errorf(PI0_ENOMEM, "pi0_dev_attention: scratch too small for %d keys", c.nk);
-    /* enough tiles to keep every thread busy */
-    int min_tiles = d->n_threads * 2;
+    /* enough tiles to keep every thread busy, unless the whole op is too small to share */
+    double work = (double)c.nq * c.nh * c.nk * c.hd;
+    int min_tiles = work < (1 << 19) ? 1 : d->n_threads * 2;
     while (c.tile_tok > 1 && (long)c.nkv * ((c.nq + c.tile_tok - 1) / c.tile_tok) < min_tiles)
         c.tile_tok = (c.tile_tok + 1) / 2;
     c.n_tiles = (c.nq + c.tile_tok - 1) / c.tile_tok;
