@@ -80,14 +80,15 @@ int pi0__expert_velocity(pi0_model *m, pi0_prefix *p, int step) {
         PI0__TRY(pi0_dev_rope(s, q, pos, heads, hd, c->rope_theta));
         PI0__TRY(pi0_dev_rope(s, k, pos, kvh, hd, c->rope_theta));
         if (!pi05) { /* the state token: prefix + itself */
-            PI0__TRY(pi0_dev_attention(s, pi0__rows(m->ea, qd, 0, 1), pi0__rows(m->eq, qd, 0, 1),
-                                       pi0__kv(m, p, l, 0, 0, n + 1),
-                                       pi0__kv(m, p, l, 1, 0, n + 1), NULL, heads, kvh, hd,
-                                       scale));
+            PI0__TRY(
+                pi0_dev_attention(s, pi0__rows(m->ea, qd, 0, 1), pi0__rows(m->eq, qd, 0, 1),
+                                  pi0__kv(m, p, l, 0, 0, n + 1), pi0__kv(m, p, l, 1, 0, n + 1),
+                                  NULL, heads, kvh, hd, scale));
         }
         PI0__TRY(pi0_dev_attention(s, pi0__rows(m->ea, qd, r_act, H),
-                                   pi0__rows(m->eq, qd, r_act, H), pi0__kv(m, p, l, 0, 0, n + S),
-                                   pi0__kv(m, p, l, 1, 0, n + S), NULL, heads, kvh, hd, scale));
+                                   pi0__rows(m->eq, qd, r_act, H),
+                                   pi0__kv(m, p, l, 0, 0, n + S), pi0__kv(m, p, l, 1, 0, n + S),
+                                   NULL, heads, kvh, hd, scale));
 
         pi0_mat hr = pi0__rows(m->eh, E, r0, nr), xr = pi0__rows(m->ex, E, r0, nr);
         pi0_mat ar = pi0__rows(m->ea, qd, r0, nr), orr = pi0__rows(m->eo, E, r0, nr);

@@ -14,31 +14,35 @@
 #endif
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: pi0rt-infer --model DIR --image CAM=FILE.npy [--image CAM=FILE.npy ...]\n"
-            "                   --state FILE.npy (--tokens FILE.npy | --prompt TEXT --tokenizer FILE)\n"
-            "                   [--noise FILE.npy] [--steps N] [--threads N] [--seed N]\n"
-            "                   [--backend NAME] [--repeat N] [--unnormalize] [--json]\n"
-            "                   [--dump DIR] --out FILE.npy\n"
-            "Runs one inference (encode + denoise) and writes the action chunk.\n"
-            "  --image CAM=F  uint8 [H, W, 3] RGB, any size; CAM is base, left_wrist or\n"
-            "                 right_wrist (or base_0_rgb, ...); cameras not given are masked\n"
-            "  --state F      float32 [n], n <= state_dim, already normalized; zero-padded\n"
-            "  --tokens F     int32 [n], n <= max_token_len: the real prompt ids only (padding to\n"
-            "                 max_token_len, with mask 0, is added here)\n"
-            "  --prompt T     text prompt, tokenized with --tokenizer (a SentencePiece .model) in\n"
-            "                 the π0 / π0.5 format (π0.5 digitizes --state into the prompt)\n"
-            "  --noise F      float32 [horizon, action_dim] initial noise; default: drawn from the\n"
-            "                 seeded generator (xoshiro256** + Box-Muller, --seed, default 0)\n"
-            "  --steps N      denoising steps (default: config.json num_steps)\n"
-            "  --threads N    compute threads (default: all allowed CPUs)\n"
-            "  --repeat N     run the inference N times (timings of the fastest run are printed)\n"
-            "  --unnormalize  write the chunk in robot units (norm_stats.json actions stats)\n"
-            "  --json         print one JSON line with the timing breakdown (ms) and peak RSS\n"
-            "  --dump DIR     also write per-stage intermediates: vision.npy (image tokens after\n"
-            "                 the projector), prefix_k_L.npy / prefix_v_L.npy (valid prefix K/V\n"
-            "                 of layer L), velocity0.npy (v(noise, t=1)); needs --noise\n"
-            "  --out F        float32 [horizon, action_dim] chunk (normalized unless --unnormalize)\n");
+    fprintf(
+        f,
+        "usage: pi0rt-infer --model DIR --image CAM=FILE.npy [--image CAM=FILE.npy ...]\n"
+        "                   --state FILE.npy (--tokens FILE.npy | --prompt TEXT --tokenizer "
+        "FILE)\n"
+        "                   [--noise FILE.npy] [--steps N] [--threads N] [--seed N]\n"
+        "                   [--backend NAME] [--repeat N] [--unnormalize] [--json]\n"
+        "                   [--dump DIR] --out FILE.npy\n"
+        "Runs one inference (encode + denoise) and writes the action chunk.\n"
+        "  --image CAM=F  uint8 [H, W, 3] RGB, any size; CAM is base, left_wrist or\n"
+        "                 right_wrist (or base_0_rgb, ...); cameras not given are masked\n"
+        "  --state F      float32 [n], n <= state_dim, already normalized; zero-padded\n"
+        "  --tokens F     int32 [n], n <= max_token_len: the real prompt ids only (padding to\n"
+        "                 max_token_len, with mask 0, is added here)\n"
+        "  --prompt T     text prompt, tokenized with --tokenizer (a SentencePiece .model) in\n"
+        "                 the π0 / π0.5 format (π0.5 digitizes --state into the prompt)\n"
+        "  --noise F      float32 [horizon, action_dim] initial noise; default: drawn from "
+        "the\n"
+        "                 seeded generator (xoshiro256** + Box-Muller, --seed, default 0)\n"
+        "  --steps N      denoising steps (default: config.json num_steps)\n"
+        "  --threads N    compute threads (default: all allowed CPUs)\n"
+        "  --repeat N     run the inference N times (timings of the fastest run are printed)\n"
+        "  --unnormalize  write the chunk in robot units (norm_stats.json actions stats)\n"
+        "  --json         print one JSON line with the timing breakdown (ms) and peak RSS\n"
+        "  --dump DIR     also write per-stage intermediates: vision.npy (image tokens after\n"
+        "                 the projector), prefix_k_L.npy / prefix_v_L.npy (valid prefix K/V\n"
+        "                 of layer L), velocity0.npy (v(noise, t=1)); needs --noise\n"
+        "  --out F        float32 [horizon, action_dim] chunk (normalized unless "
+        "--unnormalize)\n");
 }
 
 static int fail(const char *what) {
@@ -52,9 +56,9 @@ static int fail_status(const char *what, int rc) {
 }
 
 static int camera_slot(const char *name, size_t len) {
-    static const char *const names[PI0_MAX_CAMERAS][2] = {
-        {"base", "base_0_rgb"}, {"left_wrist", "left_wrist_0_rgb"},
-        {"right_wrist", "right_wrist_0_rgb"}};
+    static const char *const names[PI0_MAX_CAMERAS][2] = {{"base", "base_0_rgb"},
+                                                          {"left_wrist", "left_wrist_0_rgb"},
+                                                          {"right_wrist", "right_wrist_0_rgb"}};
     for (int i = 0; i < PI0_MAX_CAMERAS; i++)
         for (int j = 0; j < 2; j++)
             if (strlen(names[i][j]) == len && !strncmp(names[i][j], name, len)) return i;
@@ -66,7 +70,8 @@ static int parse_int(const char *s, const char *flag, long lo, long hi, long *ou
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "pi0rt-infer: %s: '%s' is not an integer in [%ld, %ld]\n", flag, s, lo, hi);
+        fprintf(stderr, "pi0rt-infer: %s: '%s' is not an integer in [%ld, %ld]\n", flag, s, lo,
+                hi);
         return -1;
     }
     *out = v;
@@ -85,7 +90,8 @@ static int fail_npy(int rc) {
     return 1;
 }
 
-static int save_f32(const char *dir, const char *name, const float *x, int64_t rows, int64_t cols) {
+static int save_f32(const char *dir, const char *name, const float *x, int64_t rows,
+                    int64_t cols) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     int64_t shape[2] = {rows, cols};
@@ -151,32 +157,53 @@ int main(int argc, char **argv) {
             usage(stdout);
             return 0;
         }
-        if (!strcmp(a, "--json")) { json = 1; continue; }
-        if (!strcmp(a, "--unnormalize")) { unnorm = 1; continue; }
+        if (!strcmp(a, "--json")) {
+            json = 1;
+            continue;
+        }
+        if (!strcmp(a, "--unnormalize")) {
+            unnorm = 1;
+            continue;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "pi0rt-infer: %s needs a value (see --help)\n", a);
             return 1;
         }
         const char *v = argv[++i];
-        if (!strcmp(a, "--model")) model_dir = v;
-        else if (!strcmp(a, "--state")) state_path = v;
-        else if (!strcmp(a, "--tokens")) tokens_path = v;
-        else if (!strcmp(a, "--prompt")) prompt = v;
-        else if (!strcmp(a, "--tokenizer")) tok_path = v;
-        else if (!strcmp(a, "--noise")) noise_path = v;
-        else if (!strcmp(a, "--out")) out_path = v;
-        else if (!strcmp(a, "--dump")) dump_dir = v;
-        else if (!strcmp(a, "--backend")) backend = v;
-        else if (!strcmp(a, "--steps")) { if (parse_int(v, a, 1, 1000, &steps)) return 1; }
-        else if (!strcmp(a, "--threads")) { if (parse_int(v, a, 1, 1024, &threads)) return 1; }
-        else if (!strcmp(a, "--repeat")) { if (parse_int(v, a, 1, 1000000, &repeat)) return 1; }
-        else if (!strcmp(a, "--seed")) { if (parse_int(v, a, 0, 0x7fffffffL, &seed)) return 1; }
-        else if (!strcmp(a, "--image")) {
+        if (!strcmp(a, "--model"))
+            model_dir = v;
+        else if (!strcmp(a, "--state"))
+            state_path = v;
+        else if (!strcmp(a, "--tokens"))
+            tokens_path = v;
+        else if (!strcmp(a, "--prompt"))
+            prompt = v;
+        else if (!strcmp(a, "--tokenizer"))
+            tok_path = v;
+        else if (!strcmp(a, "--noise"))
+            noise_path = v;
+        else if (!strcmp(a, "--out"))
+            out_path = v;
+        else if (!strcmp(a, "--dump"))
+            dump_dir = v;
+        else if (!strcmp(a, "--backend"))
+            backend = v;
+        else if (!strcmp(a, "--steps")) {
+            if (parse_int(v, a, 1, 1000, &steps)) return 1;
+        } else if (!strcmp(a, "--threads")) {
+            if (parse_int(v, a, 1, 1024, &threads)) return 1;
+        } else if (!strcmp(a, "--repeat")) {
+            if (parse_int(v, a, 1, 1000000, &repeat)) return 1;
+        } else if (!strcmp(a, "--seed")) {
+            if (parse_int(v, a, 0, 0x7fffffffL, &seed)) return 1;
+        } else if (!strcmp(a, "--image")) {
             const char *eq = strchr(v, '=');
             int cam = eq ? camera_slot(v, (size_t)(eq - v)) : -1;
             if (cam < 0) {
-                fprintf(stderr, "pi0rt-infer: --image %s: want CAM=FILE with CAM one of base, "
-                                "left_wrist, right_wrist\n", v);
+                fprintf(stderr,
+                        "pi0rt-infer: --image %s: want CAM=FILE with CAM one of base, "
+                        "left_wrist, right_wrist\n",
+                        v);
                 return 1;
             }
             if (img_path[cam]) {
@@ -231,7 +258,8 @@ int main(int argc, char **argv) {
             goto out;
         }
         if (imgs[c].dtype != PI0_NPY_U8 || imgs[c].ndim != 3 || imgs[c].shape[2] != 3) {
-            fprintf(stderr, "pi0rt-infer: %s: want a uint8 [H, W, 3] RGB image, got %s with %d dims\n",
+            fprintf(stderr,
+                    "pi0rt-infer: %s: want a uint8 [H, W, 3] RGB image, got %s with %d dims\n",
                     img_path[c], pi0_npy_dtype_descr(imgs[c].dtype), imgs[c].ndim);
             goto out;
         }
@@ -246,9 +274,11 @@ int main(int argc, char **argv) {
         goto out;
     }
     if (st.dtype != PI0_NPY_F32 || st.ndim != 1 || st.shape[0] > in.state_dim) {
-        fprintf(stderr, "pi0rt-infer: %s: want float32 [n] with n <= %d (state_dim), got %s with "
-                        "%d dims (first %lld)\n", state_path, in.state_dim, pi0_npy_dtype_descr(st.dtype),
-                st.ndim, st.ndim ? (long long)st.shape[0] : 0LL);
+        fprintf(stderr,
+                "pi0rt-infer: %s: want float32 [n] with n <= %d (state_dim), got %s with "
+                "%d dims (first %lld)\n",
+                state_path, in.state_dim, pi0_npy_dtype_descr(st.dtype), st.ndim,
+                st.ndim ? (long long)st.shape[0] : 0LL);
         goto out;
     }
     memcpy(state, st.data, (size_t)st.shape[0] * sizeof(float));
@@ -259,14 +289,17 @@ int main(int argc, char **argv) {
             goto out;
         }
         if (tk.dtype != PI0_NPY_I32 || tk.ndim != 1 || tk.shape[0] > in.max_token_len) {
-            fprintf(stderr, "pi0rt-infer: %s: want int32 [n] with n <= %d (max_token_len), got %s "
-                            "with %d dims (first %lld)\n", tokens_path, in.max_token_len,
-                    pi0_npy_dtype_descr(tk.dtype), tk.ndim, tk.ndim ? (long long)tk.shape[0] : 0LL);
+            fprintf(stderr,
+                    "pi0rt-infer: %s: want int32 [n] with n <= %d (max_token_len), got %s "
+                    "with %d dims (first %lld)\n",
+                    tokens_path, in.max_token_len, pi0_npy_dtype_descr(tk.dtype), tk.ndim,
+                    tk.ndim ? (long long)tk.shape[0] : 0LL);
             goto out;
         }
         int n = (int)tk.shape[0];
         memcpy(ids, tk.data, (size_t)n * sizeof(int32_t));
-        for (int i = 0; i < n; i++) mask[i] = 1;
+        for (int i = 0; i < n; i++)
+            mask[i] = 1;
     }
 #ifdef PI0_HAVE_TOKENIZER
     else {
@@ -297,9 +330,11 @@ int main(int argc, char **argv) {
         }
         if (nz.dtype != PI0_NPY_F32 || nz.ndim != 2 || nz.shape[0] != in.action_horizon ||
             nz.shape[1] != in.action_dim) {
-            fprintf(stderr, "pi0rt-infer: %s: want float32 [%d, %d] (horizon, action_dim), got %s "
-                            "with %d dims\n", noise_path, in.action_horizon, in.action_dim,
-                    pi0_npy_dtype_descr(nz.dtype), nz.ndim);
+            fprintf(stderr,
+                    "pi0rt-infer: %s: want float32 [%d, %d] (horizon, action_dim), got %s "
+                    "with %d dims\n",
+                    noise_path, in.action_horizon, in.action_dim, pi0_npy_dtype_descr(nz.dtype),
+                    nz.ndim);
             goto out;
         }
     }
@@ -338,9 +373,11 @@ int main(int argc, char **argv) {
     }
     if (json) {
         int nc = 0;
-        for (int c = 0; c < PI0_MAX_CAMERAS; c++) nc += obs.images[c].valid;
+        for (int c = 0; c < PI0_MAX_CAMERAS; c++)
+            nc += obs.images[c].valid;
         int nt = 0;
-        for (int i = 0; i < in.max_token_len; i++) nt += mask[i] != 0;
+        for (int i = 0; i < in.max_token_len; i++)
+            nt += mask[i] != 0;
         printf("{\"model\":\"%s\",\"variant\":\"%s\",\"cameras\":%d,\"tokens\":%d,\"steps\":%d,"
                "\"runs\":%ld,\"preprocess_ms\":%.3f,\"vision_ms\":%.3f,\"prefix_ms\":%.3f,"
                "\"denoise_ms\":%.3f,\"total_ms\":%.3f,\"peak_rss_mb\":%.1f}\n",
@@ -350,7 +387,8 @@ int main(int argc, char **argv) {
     }
     ret = 0;
 out:
-    for (int c = 0; c < PI0_MAX_CAMERAS; c++) pi0_npy_free(&imgs[c]);
+    for (int c = 0; c < PI0_MAX_CAMERAS; c++)
+        pi0_npy_free(&imgs[c]);
     pi0_npy_free(&st);
     pi0_npy_free(&tk);
     pi0_npy_free(&nz);

@@ -29,7 +29,8 @@ static size_t pb_reserve(params_builder *pb, size_t n) {
     size_t off = (pb->n + 15) & ~(size_t)15;
     if (off + n > pb->cap) {
         size_t cap = pb->cap ? pb->cap : 4096;
-        while (cap < off + n) cap *= 2;
+        while (cap < off + n)
+            cap *= 2;
         float *d = realloc(pb->data, cap * sizeof(float));
         if (!d) {
             pb->err = PI0_ENOMEM;
@@ -103,7 +104,8 @@ static int precompute_cond(pi0_model *m, params_builder *pb) {
     pi0_buf *temb = NULL, *tmp = NULL;
     float *h = calloc((size_t)T * (size_t)E, sizeof(float));
     if (!h) return PI0_ENOMEM;
-    for (int i = 0; i < T; i++) time_embedding(1.0 - (double)i / T, E, h + (size_t)i * E);
+    for (int i = 0; i < T; i++)
+        time_embedding(1.0 - (double)i / T, E, h + (size_t)i * E);
     if ((rc = pi0_buf_alloc(m->dev, (size_t)T * E * 4, &temb))) goto done;
     if ((rc = pi0_buf_alloc(m->dev, (size_t)T * E * 4, &tmp))) goto done;
     if ((rc = pi0_dev_upload(s, temb, 0, h, (size_t)T * E * 4))) goto done;
@@ -116,8 +118,8 @@ static int precompute_cond(pi0_model *m, params_builder *pb) {
         size_t es = pi0_dtype_size(ti->dtype);
         pi0_weight *wt = NULL;
         if ((rc = pi0_buf_alloc(m->dev, (size_t)T * E * 4, &m->cond))) goto done;
-        if ((rc = pi0_weight_create(m->dev, (const char *)ti->data + (size_t)E * es, ti->dtype, E,
-                                    E, 2 * E, &wt)))
+        if ((rc = pi0_weight_create(m->dev, (const char *)ti->data + (size_t)E * es, ti->dtype,
+                                    E, E, 2 * E, &wt)))
             goto done;
         pi0_buf *bias = NULL;
         float *hb = malloc((size_t)E * sizeof(float));
@@ -127,7 +129,8 @@ static int precompute_cond(pi0_model *m, params_builder *pb) {
         } else {
             pi0_mat bm = pi0_mat_f32(bias, 0, 1, E);
             if (!(rc = pi0_dev_upload(s, bias, 0, hb, (size_t)E * 4)))
-                rc = pi0_dev_gemm(s, pi0_mat_f32(m->cond, 0, T, E), te, wt, &bm, PI0_ACT_NONE, 0);
+                rc = pi0_dev_gemm(s, pi0_mat_f32(m->cond, 0, T, E), te, wt, &bm, PI0_ACT_NONE,
+                                  0);
             if (!rc) rc = pi0_stream_sync(s);
         }
         free(hb);
@@ -177,7 +180,8 @@ static int precompute_cond(pi0_model *m, params_builder *pb) {
             int na = 0;
             all[na++] = &tin;
             all[na++] = &tout;
-            for (int i = 0; i < nblk; i++) all[na++] = &dense[i];
+            for (int i = 0; i < nblk; i++)
+                all[na++] = &dense[i];
             for (int i = 0; i < na; i++) {
                 if (all[i]->b.buf == (pi0_buf *)1) {
                     all[i]->b.buf = lbuf;
@@ -187,7 +191,8 @@ static int precompute_cond(pi0_model *m, params_builder *pb) {
             rc = pi0__linear_run(s, tm, te, &tin, PI0_ACT_SILU, 0);
             if (!rc) rc = pi0__linear_run(s, te, tm, &tout, PI0_ACT_SILU, 0); /* te = cond */
             for (int i = 0; i < nblk && !rc; i++)
-                rc = pi0__linear_run(s, pi0_mat_f32(m->cond, (size_t)i * T * 3 * E * 4, T, 3 * E),
+                rc = pi0__linear_run(s,
+                                     pi0_mat_f32(m->cond, (size_t)i * T * 3 * E * 4, T, 3 * E),
                                      te, &dense[i], PI0_ACT_NONE, 0);
             int src = pi0_stream_sync(s);
             if (!rc) rc = src;
@@ -282,9 +287,10 @@ static void fix_all(pi0_model *m) {
     fix_mat(m, &m->pos_emb);
     for (int l = 0; l < c->vision.depth; l++) {
         pi0__vision_layer *d = &m->vis[l];
-        pi0_mat *ms[] = {&d->ln1_w, &d->ln1_b, &d->ln2_w, &d->ln2_b, &d->q.b, &d->k.b,
-                         &d->v.b,   &d->o.b,   &d->fc1.b, &d->fc2.b};
-        for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) fix_mat(m, ms[i]);
+        pi0_mat *ms[] = {&d->ln1_w, &d->ln1_b, &d->ln2_w, &d->ln2_b, &d->q.b,
+                         &d->k.b,   &d->v.b,   &d->o.b,   &d->fc1.b, &d->fc2.b};
+        for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+            fix_mat(m, ms[i]);
     }
     fix_mat(m, &m->post_ln_w);
     fix_mat(m, &m->post_ln_b);
@@ -299,7 +305,8 @@ static void fix_all(pi0_model *m) {
     }
     fix_mat(m, &m->exp_norm);
     pi0__linear *ls[] = {&m->state_proj, &m->action_in, &m->action_out, &m->time_out};
-    for (size_t i = 0; i < sizeof ls / sizeof ls[0]; i++) fix_mat(m, &ls[i]->b);
+    for (size_t i = 0; i < sizeof ls / sizeof ls[0]; i++)
+        fix_mat(m, &ls[i]->b);
 }
 
 static int alloc_activations(pi0_model *m) {
@@ -314,7 +321,8 @@ static int alloc_activations(pi0_model *m) {
 
     PI0__TRY(alloc_f32(m, &m->patches, C * np_, pp));
     pi0_buf **vb[] = {&m->vh, &m->vx, &m->vq, &m->vk, &m->vv, &m->va};
-    for (size_t i = 0; i < 6; i++) PI0__TRY(alloc_f32(m, vb[i], C * np_, vw));
+    for (size_t i = 0; i < 6; i++)
+        PI0__TRY(alloc_f32(m, vb[i], C * np_, vw));
     PI0__TRY(alloc_f32(m, &m->vm, C * np_, (size_t)c->vision.mlp));
     PI0__TRY(alloc_f32(m, &m->ph, N, W));
     PI0__TRY(alloc_f32(m, &m->px, N, W));
@@ -349,7 +357,8 @@ static int alloc_activations(pi0_model *m) {
     PI0__TRY(pi0_buf_alloc(m->dev, (N + S) * 4, &m->pos));
     int32_t *iota = malloc((N + S) * 4);
     if (!iota) return PI0_ENOMEM;
-    for (size_t i = 0; i < N + S; i++) iota[i] = (int32_t)i;
+    for (size_t i = 0; i < N + S; i++)
+        iota[i] = (int32_t)i;
     int rc = pi0_dev_upload(m->sa, m->pos, 0, iota, (N + S) * 4);
     int src = pi0_stream_sync(m->sa);
     free(iota);
@@ -401,8 +410,8 @@ int pi0_model_load(const char *dir, const pi0_model_opts *opts, pi0_model **out)
     }
     if (c->vlm.head_dim != c->expert.head_dim || c->vlm.n_kv_heads != c->expert.n_kv_heads ||
         c->vlm.depth != c->expert.depth) {
-        rc = pi0_errorf(PI0_ECONFIG, "%s: VLM and expert must share depth, head_dim and kv heads",
-                        dir);
+        rc = pi0_errorf(PI0_ECONFIG,
+                        "%s: VLM and expert must share depth, head_dim and kv heads", dir);
         goto fail;
     }
     m->n_max = PI0_MAX_CAMERAS * c->n_patches + c->max_token_len;
@@ -410,7 +419,8 @@ int pi0_model_load(const char *dir, const pi0_model_opts *opts, pi0_model **out)
     m->keep_vision = o.keep_vision;
     m->n_threads = o.n_cpus > 0 && o.n_threads <= 0 ? o.n_cpus : o.n_threads;
     uint64_t seed = o.seed;
-    for (int i = 0; i < 4; i++) m->rng[i] = splitmix64(&seed);
+    for (int i = 0; i < 4; i++)
+        m->rng[i] = splitmix64(&seed);
 
     pi0_dev_opts dopts = {o.n_threads, o.cpus, o.n_cpus, 0};
     if ((rc = pi0_dev_open(o.backend ? o.backend : "cpu", &dopts, &m->dev))) goto fail;
@@ -459,18 +469,21 @@ int pi0_model_destroy(pi0_model *m) {
     if (m->sa) pi0_stream_sync(m->sa);
     if (m->sb) pi0_stream_sync(m->sb);
     const pi0_config *c = &m->cfg;
-    pi0_buf *bufs[] = {m->params, m->cond, m->pos, m->patches, m->vh, m->vx, m->vq, m->vk,
-                       m->vv, m->va, m->vm, m->ph, m->px, m->pq, m->pa, m->pg, m->pu,
-                       m->ids, m->vis_copy, m->xt, m->vt, m->state, m->st_tok, m->ai, m->et,
-                       m->eh, m->ex, m->eo, m->eq, m->ea, m->eg, m->eu, m->slots[0].kv,
-                       m->slots[1].kv};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) pi0_buf_free(bufs[i]);
+    pi0_buf *bufs[] = {m->params,   m->cond, m->pos,         m->patches,    m->vh,     m->vx,
+                       m->vq,       m->vk,   m->vv,          m->va,         m->vm,     m->ph,
+                       m->px,       m->pq,   m->pa,          m->pg,         m->pu,     m->ids,
+                       m->vis_copy, m->xt,   m->vt,          m->state,      m->st_tok, m->ai,
+                       m->et,       m->eh,   m->ex,          m->eo,         m->eq,     m->ea,
+                       m->eg,       m->eu,   m->slots[0].kv, m->slots[1].kv};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        pi0_buf_free(bufs[i]);
     pi0_weight_destroy(m->patch.w);
     if (m->vis) {
         for (int l = 0; l < c->vision.depth; l++) {
             pi0__vision_layer *d = &m->vis[l];
             pi0_weight *ws[] = {d->q.w, d->k.w, d->v.w, d->o.w, d->fc1.w, d->fc2.w};
-            for (size_t i = 0; i < 6; i++) pi0_weight_destroy(ws[i]);
+            for (size_t i = 0; i < 6; i++)
+                pi0_weight_destroy(ws[i]);
         }
     }
     pi0_weight_destroy(m->proj.w);
@@ -481,12 +494,14 @@ int pi0_model_destroy(pi0_model *m) {
         if (!g) continue;
         for (int l = 0; l < depth; l++) {
             pi0_weight *ws[] = {g[l].q, g[l].k, g[l].v, g[l].o, g[l].gate, g[l].up, g[l].down};
-            for (size_t i = 0; i < 7; i++) pi0_weight_destroy(ws[i]);
+            for (size_t i = 0; i < 7; i++)
+                pi0_weight_destroy(ws[i]);
         }
     }
     pi0_weight *hs[] = {m->state_proj.w, m->action_in.w, m->action_out.w, m->time_a.w,
                         m->time_out.w};
-    for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++) pi0_weight_destroy(hs[i]);
+    for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
+        pi0_weight_destroy(hs[i]);
     pi0_stream_destroy(m->sa);
     pi0_stream_destroy(m->sb);
     pi0_dev_close(m->dev);
@@ -544,7 +559,9 @@ void pi0_prefix_release(pi0_model *m, pi0_prefix *p) {
     pthread_mutex_unlock(&m->lock);
 }
 
-int pi0_prefix_len(const pi0_prefix *p) { return p ? p->n_valid : 0; }
+int pi0_prefix_len(const pi0_prefix *p) {
+    return p ? p->n_valid : 0;
+}
 
 /* ---- encode ------------------------------------------------------------------------ */
 
@@ -657,7 +674,9 @@ int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefix **out,
 
 /* ---- denoise ----------------------------------------------------------------------- */
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 static uint64_t xoshiro_next(uint64_t *s) {
     uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
@@ -704,8 +723,10 @@ int pi0_model_denoise(pi0_model *m, const pi0_prefix *pc, const float *state,
     const pi0_config *c = &m->cfg;
     size_t HA = (size_t)c->action_horizon * (size_t)c->action_dim;
     double t0 = now_ms();
-    if (noise) memcpy(m->h_noise, noise, HA * sizeof(float));
-    else draw_noise(m, m->h_noise, HA);
+    if (noise)
+        memcpy(m->h_noise, noise, HA * sizeof(float));
+    else
+        draw_noise(m, m->h_noise, HA);
     int rc = upload_state(m, state);
     if (!rc) rc = pi0_dev_upload(m->sb, m->xt, 0, m->h_noise, HA * 4);
     pi0_mat xt = pi0_mat_f32(m->xt, 0, c->action_horizon, c->action_dim);
@@ -749,7 +770,8 @@ int pi0_prefix_read_kv(pi0_model *m, const pi0_prefix *p, int layer, float *k, f
     PI0__TRY(check_slot(m, p));
     if (layer < 0 || layer >= m->cfg.vlm.depth)
         return pi0_errorf(PI0_ERANGE, "layer %d outside [0, %d)", layer, m->cfg.vlm.depth);
-    size_t bytes = (size_t)p->n_valid * (size_t)(m->cfg.vlm.n_kv_heads * m->cfg.vlm.head_dim) * 4;
+    size_t bytes =
+        (size_t)p->n_valid * (size_t)(m->cfg.vlm.n_kv_heads * m->cfg.vlm.head_dim) * 4;
     int rc = PI0_OK;
     if (k) rc = pi0_dev_download(m->sb, k, p->kv, pi0__kv_off(m, layer, 0), bytes);
     if (!rc && v) rc = pi0_dev_download(m->sb, v, p->kv, pi0__kv_off(m, layer, 1), bytes);
@@ -763,7 +785,8 @@ int pi0_model_read_vision(pi0_model *m, float *out, size_t cap_floats, int *n_ro
         return pi0_errorf(PI0_ENOTSUP, "image tokens not kept (load with opts.keep_vision)");
     size_t n = (size_t)m->vis_rows * (size_t)m->cfg.vlm.width;
     *n_rows = m->vis_rows;
-    if (n > cap_floats) return pi0_errorf(PI0_ERANGE, "need %zu floats, have %zu", n, cap_floats);
+    if (n > cap_floats)
+        return pi0_errorf(PI0_ERANGE, "need %zu floats, have %zu", n, cap_floats);
     if (!n) return PI0_OK;
     int rc = pi0_dev_download(m->sa, out, m->vis_copy, 0, n * 4);
     int src = pi0_stream_sync(m->sa);

@@ -16,10 +16,10 @@
 #include "pi0_weights.h"
 #include "preprocess.h"
 
-#define PI0__TRY(expr)                                                        \
-    do {                                                                      \
-        int pi0__rc = (expr);                                                 \
-        if (pi0__rc != 0) return pi0__rc;                                     \
+#define PI0__TRY(expr)                                                                         \
+    do {                                                                                       \
+        int pi0__rc = (expr);                                                                  \
+        if (pi0__rc != 0) return pi0__rc;                                                      \
     } while (0)
 
 /* A linear layer: weight borrowed from the checkpoint, bias (optional) in m->params. */
@@ -45,46 +45,46 @@ typedef struct pi0__gemma_layer {
 } pi0__gemma_layer;
 
 struct pi0_prefix {
-    int index;     /* slot number */
-    int held;      /* under pi0_model.lock */
-    int n_valid;   /* valid prefix tokens in the cache */
-    int n_cams;    /* valid cameras */
-    pi0_buf *kv;   /* per layer l: K at kv_off(l, 0), V at kv_off(l, 1), each [N + S, Kd] */
+    int index;   /* slot number */
+    int held;    /* under pi0_model.lock */
+    int n_valid; /* valid prefix tokens in the cache */
+    int n_cams;  /* valid cameras */
+    pi0_buf *kv; /* per layer l: K at kv_off(l, 0), V at kv_off(l, 1), each [N + S, Kd] */
 };
 
 struct pi0_model {
     pi0_weights *w;
     pi0_config cfg;
-    int num_steps;     /* T */
-    int n_max;         /* N */
-    int suffix;        /* S */
+    int num_steps; /* T */
+    int n_max;     /* N */
+    int suffix;    /* S */
     int keep_vision;
-    int n_threads;     /* as opened (0 = backend default) */
+    int n_threads; /* as opened (0 = backend default) */
 
     pi0_dev *dev;
     pi0_stream *sa, *sb; /* stage A (encode) and stage B (denoise) streams */
     pi0_buf *params;     /* every small f32 vector (norms, biases, pos_emb) */
 
     /* ---- vision ---- */
-    pi0__linear patch;          /* [vw, 3·p·p] */
-    pi0_mat pos_emb;            /* [np, vw] */
-    pi0__vision_layer *vis;     /* [vision.depth] */
+    pi0__linear patch;      /* [vw, 3·p·p] */
+    pi0_mat pos_emb;        /* [np, vw] */
+    pi0__vision_layer *vis; /* [vision.depth] */
     pi0_mat post_ln_w, post_ln_b;
-    pi0__linear proj;           /* [W, vw] */
+    pi0__linear proj; /* [W, vw] */
 
     /* ---- prefix ---- */
-    pi0_weight *embed;          /* [vocab, W], mmapped */
-    pi0__gemma_layer *vlm;      /* [depth] */
-    pi0_buf *pos;               /* I32 [N + S]: 0, 1, 2, … (positions of compact tokens) */
+    pi0_weight *embed;     /* [vocab, W], mmapped */
+    pi0__gemma_layer *vlm; /* [depth] */
+    pi0_buf *pos;          /* I32 [N + S]: 0, 1, 2, … (positions of compact tokens) */
 
     /* ---- expert ---- */
-    pi0__gemma_layer *exp;      /* [depth] */
-    pi0_mat exp_norm;           /* π0: [1, E] */
-    pi0__linear state_proj;     /* π0: [E, state_dim] */
-    pi0__linear action_in;      /* [E, A] */
-    pi0__linear action_out;     /* [A, E] */
-    pi0__linear time_a;         /* π0: action half of action_time_mlp_in [E, E] (ld 2E), no bias */
-    pi0__linear time_out;       /* π0: action_time_mlp_out [E, E] */
+    pi0__gemma_layer *exp;  /* [depth] */
+    pi0_mat exp_norm;       /* π0: [1, E] */
+    pi0__linear state_proj; /* π0: [E, state_dim] */
+    pi0__linear action_in;  /* [E, A] */
+    pi0__linear action_out; /* [A, E] */
+    pi0__linear time_a;     /* π0: action half of action_time_mlp_in [E, E] (ld 2E), no bias */
+    pi0__linear time_out;   /* π0: action_time_mlp_out [E, E] */
     /* Per-step conditioning, computed at load:
      *   π0:   cond = [T, E]: time half of action_time_mlp_in applied to time_emb(t_s) + bias
      *   π0.5: cond = [(2·depth + 1), T, 3E]: adaptive-norm [scale|shift|gate] of layer l's
@@ -92,41 +92,41 @@ struct pi0_model {
     pi0_buf *cond;
 
     /* ---- stage A activations ---- */
-    pi0_buf *patches;           /* [C·np, 3·p·p] */
+    pi0_buf *patches;                     /* [C·np, 3·p·p] */
     pi0_buf *vh, *vx, *vq, *vk, *vv, *va; /* [C·np, vw] */
-    pi0_buf *vm;                /* [C·np, vision mlp] */
-    pi0_buf *ph, *px;           /* [N, W] */
-    pi0_buf *pq, *pa;           /* [N, Hd] */
-    pi0_buf *pg, *pu;           /* [N, mlp] */
-    pi0_buf *ids;               /* I32 [max_token_len] */
-    pi0_buf *vis_copy;          /* [C·np, W] when keep_vision */
+    pi0_buf *vm;                          /* [C·np, vision mlp] */
+    pi0_buf *ph, *px;                     /* [N, W] */
+    pi0_buf *pq, *pa;                     /* [N, Hd] */
+    pi0_buf *pg, *pu;                     /* [N, mlp] */
+    pi0_buf *ids;                         /* I32 [max_token_len] */
+    pi0_buf *vis_copy;                    /* [C·np, W] when keep_vision */
     int vis_rows;
-    float *h_patches;           /* host staging [C·np, 3·p·p] */
-    pi0_preproc *prep;          /* resize/pad/patchify scratch for prep_w × prep_h sources */
+    float *h_patches;  /* host staging [C·np, 3·p·p] */
+    pi0_preproc *prep; /* resize/pad/patchify scratch for prep_w × prep_h sources */
     int prep_w, prep_h;
-    int32_t *h_ids;             /* host staging [max_token_len] */
+    int32_t *h_ids; /* host staging [max_token_len] */
 
     /* ---- stage B activations ---- */
-    pi0_buf *xt, *vt;           /* [H, A] */
-    pi0_buf *state;             /* [1, state_dim] (π0) */
-    pi0_buf *st_tok;            /* [1, E] (π0) */
-    pi0_buf *ai, *et;           /* [H, E] */
-    pi0_buf *eh, *ex, *eo;      /* [S, E] */
-    pi0_buf *eq, *ea;           /* [S, Hd] */
-    pi0_buf *eg, *eu;           /* [S, expert mlp] */
-    float *h_state;             /* host staging [state_dim] */
-    float *h_noise;             /* host staging [H, A] */
+    pi0_buf *xt, *vt;      /* [H, A] */
+    pi0_buf *state;        /* [1, state_dim] (π0) */
+    pi0_buf *st_tok;       /* [1, E] (π0) */
+    pi0_buf *ai, *et;      /* [H, E] */
+    pi0_buf *eh, *ex, *eo; /* [S, E] */
+    pi0_buf *eq, *ea;      /* [S, Hd] */
+    pi0_buf *eg, *eu;      /* [S, expert mlp] */
+    float *h_state;        /* host staging [state_dim] */
+    float *h_noise;        /* host staging [H, A] */
 
     /* ---- slots and noise ---- */
     pthread_mutex_t lock;
     pi0_prefix slots[PI0_PREFIX_SLOTS];
-    uint64_t rng[4];            /* xoshiro256** (stage B only) */
+    uint64_t rng[4]; /* xoshiro256** (stage B only) */
 };
 
 /* Byte offset of layer l's K (which = 0) or V (which = 1) in a slot's kv buffer. */
 static inline size_t pi0__kv_off(const pi0_model *m, int l, int which) {
-    size_t per = (size_t)(m->n_max + m->suffix) * (size_t)(m->cfg.vlm.n_kv_heads *
-                                                            m->cfg.vlm.head_dim) * 4;
+    size_t per = (size_t)(m->n_max + m->suffix) *
+                 (size_t)(m->cfg.vlm.n_kv_heads * m->cfg.vlm.head_dim) * 4;
     return ((size_t)l * 2 + (size_t)which) * per;
 }
 
@@ -136,8 +136,8 @@ static inline pi0_mat pi0__rows(pi0_buf *b, int cols, int r0, int n) {
 }
 
 /* The K (which = 0) or V (which = 1) cache rows [r0, r0 + n) of layer l in slot p. */
-static inline pi0_mat pi0__kv(const pi0_model *m, const pi0_prefix *p, int l, int which,
-                              int r0, int n) {
+static inline pi0_mat pi0__kv(const pi0_model *m, const pi0_prefix *p, int l, int which, int r0,
+                              int n) {
     int kd = m->cfg.vlm.n_kv_heads * m->cfg.vlm.head_dim;
     pi0_mat x = pi0_mat_f32(p->kv, pi0__kv_off(m, l, which), n, kd);
     x.off += (size_t)r0 * (size_t)kd * 4;

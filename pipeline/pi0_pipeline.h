@@ -31,7 +31,8 @@
 extern "C" {
 #endif
 
-#define PI0_MAX_CAMERAS 3 /* model slots: 0 base_0_rgb, 1 left_wrist_0_rgb, 2 right_wrist_0_rgb */
+#define PI0_MAX_CAMERAS                                                                        \
+    3 /* model slots: 0 base_0_rgb, 1 left_wrist_0_rgb, 2 right_wrist_0_rgb */
 #define PI0_PREFIX_SLOTS 2 /* KV-cache slots: one being encoded, one being denoised */
 
 typedef struct pi0_model pi0_model;   /* loaded weights + device + buffers */
@@ -42,9 +43,9 @@ typedef struct pi0_model_opts {
     int n_threads;       /* compute threads; 0 = backend default (one per allowed CPU) */
     const int *cpus;     /* pin compute threads to these CPUs; NULL = current affinity */
     int n_cpus;
-    int num_steps;       /* denoising steps; 0 = config.json's num_steps */
-    uint64_t seed;       /* seed of the default noise generator */
-    int keep_vision;     /* 1 = keep a copy of the image tokens for pi0_model_read_vision */
+    int num_steps;   /* denoising steps; 0 = config.json's num_steps */
+    uint64_t seed;   /* seed of the default noise generator */
+    int keep_vision; /* 1 = keep a copy of the image tokens for pi0_model_read_vision */
     int max_image_w, max_image_h; /* largest camera image expected (preprocessing scratch
                                      is sized for it at load; 0 = 1920 × 1200); a larger
                                      image makes encode grow it once */
@@ -72,15 +73,15 @@ typedef struct pi0_model_info {
 typedef struct pi0_image {
     const uint8_t *rgb; /* height rows of `stride` bytes, 3 bytes per pixel */
     int width, height;
-    int stride;         /* bytes per row; 0 = 3 · width */
-    int valid;          /* 0 = masked camera (skipped entirely) */
+    int stride; /* bytes per row; 0 = 3 · width */
+    int valid;  /* 0 = masked camera (skipped entirely) */
 } pi0_image;
 
 typedef struct pi0_observation {
     pi0_image images[PI0_MAX_CAMERAS];
-    const int32_t *tokens;    /* [n_tokens] prompt ids (e.g. from pi0_prompt_pi0) */
+    const int32_t *tokens;     /* [n_tokens] prompt ids (e.g. from pi0_prompt_pi0) */
     const uint8_t *token_mask; /* [n_tokens] 1 = real token, 0 = padding; NULL = all real */
-    int n_tokens;             /* <= max_token_len */
+    int n_tokens;              /* <= max_token_len */
 } pi0_observation;
 
 /* Wall-clock milliseconds of each stage (each measured up to its stream's completion). */

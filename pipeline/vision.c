@@ -40,11 +40,10 @@ int pi0__vision_forward(pi0_model *m, int n_cams) {
         PI0__TRY(pi0__linear_run(s, k, x, &L->k, PI0_ACT_NONE, 0));
         PI0__TRY(pi0__linear_run(s, v, x, &L->v, PI0_ACT_NONE, 0));
         for (int i = 0; i < n_cams; i++) {
-            PI0__TRY(pi0_dev_attention(s, pi0__rows(m->va, vw, i * np_, np_),
-                                       pi0__rows(m->vq, vw, i * np_, np_),
-                                       pi0__rows(m->vk, vw, i * np_, np_),
-                                       pi0__rows(m->vv, vw, i * np_, np_), NULL, heads,
-                                       heads, hd, scale));
+            PI0__TRY(pi0_dev_attention(
+                s, pi0__rows(m->va, vw, i * np_, np_), pi0__rows(m->vq, vw, i * np_, np_),
+                pi0__rows(m->vk, vw, i * np_, np_), pi0__rows(m->vv, vw, i * np_, np_), NULL,
+                heads, heads, hd, scale));
         }
         PI0__TRY(pi0__linear_run(s, h, a, &L->o, PI0_ACT_NONE, 1));
         PI0__TRY(pi0_dev_layernorm(s, x, h, L->ln2_w, L->ln2_b, eps));

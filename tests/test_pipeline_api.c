@@ -20,9 +20,10 @@ static const char *tiny_model(const char *variant) {
     if (!build) build = "build";
     snprintf(g_dir, sizeof g_dir, "/tmp/pi0rt-test-api-%d-%s", (int)getpid(), variant);
     char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "rm -rf %s && %s/pi0rt-mkmodel --size tiny --variant %s --seed 5 --out %s >/dev/null",
-             g_dir, build, variant, g_dir);
+    snprintf(
+        cmd, sizeof cmd,
+        "rm -rf %s && %s/pi0rt-mkmodel --size tiny --variant %s --seed 5 --out %s >/dev/null",
+        g_dir, build, variant, g_dir);
     if (system(cmd) != 0) {
         fprintf(stderr, "  cannot run: %s\n", cmd);
         return NULL;
@@ -70,10 +71,12 @@ static void make_obs(obs_data *d, int k, const pi0_model_info *in) {
         }
         d->obs.images[c == 0 ? 0 : 2] = (pi0_image){d->img[c], w, h, 0, c == 0 || k % 2};
     }
-    for (int i = 0; i < 3 + k; i++) d->tokens[i] = 1 + (int32_t)((k * 31 + i * 7) % 1000);
+    for (int i = 0; i < 3 + k; i++)
+        d->tokens[i] = 1 + (int32_t)((k * 31 + i * 7) % 1000);
     d->obs.tokens = d->tokens;
     d->obs.n_tokens = 3 + k;
-    for (int i = 0; i < in->state_dim && i < 64; i++) d->state[i] = 0.1f * (float)((i + k) % 7) - 0.3f;
+    for (int i = 0; i < in->state_dim && i < 64; i++)
+        d->state[i] = 0.1f * (float)((i + k) % 7) - 0.3f;
     for (int i = 0; i < in->action_horizon * in->action_dim; i++) {
         x = x * 1664525u + 1013904223u;
         d->noise[i] = ((float)(x >> 8) / 16777216.0f - 0.5f) * 3.0f;
@@ -206,7 +209,8 @@ static void *stage_b(void *arg) {
     pipe_ctx *c = arg;
     for (int k = 0; k < N_OBS; k++) {
         pthread_mutex_lock(&c->mu);
-        while (c->n_encoded <= k && !c->err) pthread_cond_wait(&c->cv, &c->mu);
+        while (c->n_encoded <= k && !c->err)
+            pthread_cond_wait(&c->cv, &c->mu);
         pi0_prefix *p = c->err ? NULL : c->queue[k];
         pthread_mutex_unlock(&c->mu);
         if (!p) break;
@@ -237,9 +241,9 @@ static void pipelined_vs_serial(const char *variant) {
         make_obs(&d[k], k, &in);
         pi0_prefix *p = NULL;
         CHECK_STATUS(pi0_model_encode(m, &d[k].obs, &p, NULL), PI0_OK);
-        CHECK_STATUS(pi0_model_denoise(m, p, d[k].state, d[k].noise, serial + (size_t)k * hA,
-                                       NULL),
-                     PI0_OK);
+        CHECK_STATUS(
+            pi0_model_denoise(m, p, d[k].state, d[k].noise, serial + (size_t)k * hA, NULL),
+            PI0_OK);
         pi0_prefix_release(m, p);
     }
     pipe_ctx c = {.m = m, .d = d, .chunks = piped, .hA = hA};
@@ -254,13 +258,15 @@ static void pipelined_vs_serial(const char *variant) {
     CHECK_EQ_INT(c.n_done, N_OBS);
     for (int k = 0; k < N_OBS; k++) {
         float e = max_diff(serial + (size_t)k * hA, piped + (size_t)k * hA, hA);
-        CHECK_MSG(e <= 1e-5f, "observation %d: pipelined differs from serial by %g", k, (double)e);
+        CHECK_MSG(e <= 1e-5f, "observation %d: pipelined differs from serial by %g", k,
+                  (double)e);
     }
     /* different observations give different chunks (the test can tell them apart) */
     CHECK(max_diff(serial, serial + hA, hA) > 1e-3f);
     pthread_mutex_destroy(&c.mu);
     pthread_cond_destroy(&c.cv);
-    for (int k = 0; k < N_OBS; k++) free_obs(&d[k]);
+    for (int k = 0; k < N_OBS; k++)
+        free_obs(&d[k]);
     free(d);
     free(serial);
     free(piped);
@@ -268,8 +274,12 @@ static void pipelined_vs_serial(const char *variant) {
     remove_model();
 }
 
-static void test_pipelined_pi0(void) { pipelined_vs_serial("pi0"); }
-static void test_pipelined_pi05(void) { pipelined_vs_serial("pi05"); }
+static void test_pipelined_pi0(void) {
+    pipelined_vs_serial("pi0");
+}
+static void test_pipelined_pi05(void) {
+    pipelined_vs_serial("pi05");
+}
 
 /* With one step, Euler gives x = noise − v(noise, t = 1). */
 static void euler_one_step(const char *variant) {
@@ -304,8 +314,12 @@ static void euler_one_step(const char *variant) {
     remove_model();
 }
 
-static void test_euler_pi0(void) { euler_one_step("pi0"); }
-static void test_euler_pi05(void) { euler_one_step("pi05"); }
+static void test_euler_pi0(void) {
+    euler_one_step("pi0");
+}
+static void test_euler_pi05(void) {
+    euler_one_step("pi05");
+}
 
 static void test_default_noise(void) {
     int hA = 0;
@@ -324,8 +338,10 @@ static void test_default_noise(void) {
         for (int i = 0; i < (run ? 1 : 2); i++) {
             float *x = calloc((size_t)hA, sizeof(float));
             CHECK_STATUS(pi0_model_denoise(m, p, d.state, NULL, x, NULL), PI0_OK);
-            if (run == 0) c[i] = x;
-            else c[2] = x;
+            if (run == 0)
+                c[i] = x;
+            else
+                c[2] = x;
         }
         pi0_prefix_release(m, p);
         free_obs(&d);
@@ -335,7 +351,8 @@ static void test_default_noise(void) {
     /* the generator advances between calls, and restarts with the same seed */
     CHECK(max_diff(c[0], c[1], hA) > 1e-3f);
     CHECK(max_diff(c[0], c[2], hA) == 0.0f);
-    for (int i = 0; i < 3; i++) free(c[i]);
+    for (int i = 0; i < 3; i++)
+        free(c[i]);
 }
 
 static void test_norm_stats(void) {
@@ -350,19 +367,23 @@ static void test_norm_stats(void) {
         pi0_model_get_info(m, &in);
         CHECK(in.has_norm_stats);
         float raw[8], norm[64];
-        for (int i = 0; i < 8; i++) raw[i] = 0.25f * (float)i - 1.0f;
+        for (int i = 0; i < 8; i++)
+            raw[i] = 0.25f * (float)i - 1.0f;
         CHECK_STATUS(pi0_model_normalize_state(m, raw, 8, norm), PI0_OK);
         const pi0_norm_stats *s = &w->state_stats;
         for (int i = 0; i < 8; i++) {
-            double want = variant ? (raw[i] - s->q01[i]) / (s->q99[i] - s->q01[i] + 1e-6) * 2 - 1
-                                  : (raw[i] - s->mean[i]) / (s->std[i] + 1e-6);
+            double want = variant
+                              ? (raw[i] - s->q01[i]) / (s->q99[i] - s->q01[i] + 1e-6) * 2 - 1
+                              : (raw[i] - s->mean[i]) / (s->std[i] + 1e-6);
             CHECK_NEAR(norm[i], want, 1e-4 * (1 + fabs(want)));
         }
-        for (int i = 8; i < in.state_dim; i++) CHECK_EQ_INT(norm[i] == 0.0f, 1);
+        for (int i = 8; i < in.state_dim; i++)
+            CHECK_EQ_INT(norm[i] == 0.0f, 1);
         CHECK_STATUS(pi0_model_normalize_state(m, raw, in.state_dim + 1, norm), PI0_ESHAPE);
         int hA = in.action_horizon * in.action_dim;
         float *ch = calloc((size_t)hA, sizeof(float));
-        for (int i = 0; i < hA; i++) ch[i] = 0.01f * (float)(i % 100) - 0.5f;
+        for (int i = 0; i < hA; i++)
+            ch[i] = 0.01f * (float)(i % 100) - 0.5f;
         float x0 = ch[in.action_dim + 3];
         CHECK_STATUS(pi0_model_unnormalize_actions(m, ch), PI0_OK);
         const pi0_norm_stats *a = &w->action_stats;
@@ -378,9 +399,9 @@ static void test_norm_stats(void) {
 
 int main(int argc, char **argv) {
     static const pi0_test tests[] = {
-        TEST(test_slots),         TEST(test_bad_observations), TEST(test_pipelined_pi0),
-        TEST(test_pipelined_pi05), TEST(test_euler_pi0),       TEST(test_euler_pi05),
-        TEST(test_default_noise), TEST(test_norm_stats),
+        TEST(test_slots),          TEST(test_bad_observations), TEST(test_pipelined_pi0),
+        TEST(test_pipelined_pi05), TEST(test_euler_pi0),        TEST(test_euler_pi05),
+        TEST(test_default_noise),  TEST(test_norm_stats),
     };
     return pi0_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }
