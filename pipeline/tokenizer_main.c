@@ -326,11 +326,6 @@ int main(int argc, char **argv) {
             if ((status = decode_line(tok, text, &ids, &cap))) goto out;
         goto out;
     }
-    if (decode) {
-        for (int i = optind; i < argc && !status; i++)
-            status = decode_line(tok, argv[i], &ids, &cap);
-        goto out;
-    }
     if (batch) {
         size_t lcap = 0;
         ssize_t got;
@@ -362,6 +357,10 @@ int main(int argc, char **argv) {
         len += k;
     }
     text[len] = 0;
+    if (decode) { // the arguments joined: one list of ids
+        status = decode_line(tok, text, &ids, &cap);
+        goto out;
+    }
     if (bench) {
         struct timespec t0, t1;
         int n_ids = 0;

@@ -364,6 +364,13 @@ static void test_tool_batch_matches_spm(void) {
                        "cmp %s/dref.txt %s/dgot.txt",
                        g_dir, g_dir, g_dir, g_tool, g_dir, g_dir, g_dir, g_dir, g_dir),
                  0);
+    // Text -> ids -> text through the tool's argument forms (words joined with spaces);
+    // the default normalizer collapses the double space.
+    CHECK_EQ_INT(shell("test \"$('%s' --model %s/m.model --decode $('%s' --model %s/m.model "
+                       "h\xC3\xA9llo w\xC3\xB6rld '\xE6\x9D\xB1  x'))\" = "
+                       "'h\xC3\xA9llo w\xC3\xB6rld \xE6\x9D\xB1 x'", // extra spaces removed
+                       g_tool, g_dir, g_tool, g_dir),
+                 0);
     remove_dir();
 }
 
