@@ -86,11 +86,13 @@ typedef struct pi0_observation {
 
 /* Wall-clock milliseconds of each stage (each measured up to its stream's completion). */
 typedef struct pi0_timing {
-    double preprocess_ms; /* resize + pad + patchify on the host, upload */
+    double preprocess_ms; /* resize + pad + patchify on the host (the async upload
+                             is counted in vision_ms) */
     double vision_ms;     /* SigLIP + projector over the valid cameras */
     double prefix_ms;     /* embedding + Gemma prefix → KV cache */
     double denoise_ms;    /* num_steps expert passes + Euler + chunk download */
-    double total_ms;      /* sum of the calls' wall time */
+    double total_ms;      /* wall time of this call (encode: preprocess + vision +
+                             prefix; denoise: denoise) */
 } pi0_timing;
 
 /* Loads checkpoint directory `dir` (see pi0_weights.h), opens the device and allocates
