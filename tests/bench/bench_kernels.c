@@ -9,8 +9,8 @@
  *   pi0rt-bench blas M N K [--threads N] [--reps N]
  *       raw cblas_sgemm y[M,N] = x[M,K] · W[N,K]ᵀ (the baseline other benchmarks use).
  *
- * Timings are the best of --reps runs (default 5), runs of ours and of raw BLAS
- * interleaved so both see the same machine load. */
+ * Timings are the best of --reps runs (default: as many as fit in ~2 s per shape, 5 to
+ * 200), runs of ours and of raw BLAS interleaved so both see the same machine load. */
 #include <cblas.h>
 #include <math.h>
 #include <sched.h>
@@ -37,7 +37,8 @@ static void usage(FILE *f) {
         "weights) on pi0's shapes against raw cblas_sgemm in the same run, and attention;\n"
         "`gemm` prints those lines for one shape; `blas` times raw cblas_sgemm\n"
         "x[M,K]·W[N,K]^T (OpenBLAS with --threads threads). --threads defaults to all allowed\n"
-        "CPUs, --reps (best of) to 5; --quick runs the smallest shapes only.\n");
+        "CPUs; --reps N: best of N runs (default: as many as fit in ~2 s, 5..200);\n"
+        "--quick runs the smallest shapes only.\n");
 }
 
 static float *frand(size_t n, float scale) {
@@ -57,6 +58,15 @@ static float *frand(size_t n, float scale) {
 static int allowed_cpus(void) {
     cpu_set_t set;
     return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+}
+
+/* --reps not given: as many runs as fit in ~2 s of measuring (5..200), so that on a
+ * shared machine the best run of each side is likely one without interference */
+static int reps_given;
+static int auto_reps(int reps, double one_round_s) {
+    if (reps_given) return reps;
+    int r = one_round_s > 0 ? (int)(2.0 / one_round_s) : 200;
+    return r < reps ? reps : r > 200 ? 200 : r;
 }
 
 static double raw_sgemm_s(int m, int n, int k, const float *x, const float *w, float *y,
@@ -80,7 +90,9 @@ static double raw_sgemm_s(int m, int n, int k, const float *x, const float *w, f
 static int cmd_blas(int m, int n, int k, int threads, int reps) {
     float *x = frand((size_t)m * k, 1), *w = frand((size_t)n * k, 1),
           *y = frand((size_t)m * n, 1);
+    double t_warm = now();
     raw_sgemm_s(m, n, k, x, w, y, threads); /* warm-up */
+    reps = auto_reps(reps, now() - t_warm);
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         double t = raw_sgemm_s(m, n, k, x, w, y, threads);
@@ -110,11 +122,13 @@ static void bench_gemm(pi0_dev *d, pi0_stream *s, int m, int n, int k, int threa
     pi0_weight *W[2];
     DIE(pi0_weight_create(d, w, PI0_F32, n, k, k, &W[0]), "weight");
     DIE(pi0_weight_create(d, wb, PI0_BF16, n, k, k, &W[1]), "weight");
+    double t_warm = now();
     for (int t = 0; t < 2; t++) { /* warm-up */
         DIE(pi0_dev_gemm(s, my, mx, W[t], NULL, PI0_ACT_NONE, 0), "gemm");
         DIE(pi0_stream_sync(s), "sync");
     }
     raw_sgemm_s(m, n, k, x, w, y, threads);
+    reps = auto_reps(reps, now() - t_warm);
     for (int r = 0; r < reps; r++) {
         for (int t = 0; t < 2; t++) {
             double t0 = now();
@@ -184,7 +198,8 @@ static void bench_attention(pi0_dev *d, pi0_stream *s, int nq, int nk, int nh, i
         DIE(pi0_dev_attention(s, mo, mq, mk, mk, &mm, nh, nkv, hd, 0.0625f), "attention");
         DIE(pi0_stream_sync(s), "sync");
         double dt = now() - t0;
-        if (r && dt < best) best = dt; /* run 0 is the warm-up */
+        if (r == 0) reps = auto_reps(reps, dt); /* run 0 is the warm-up */
+        if (r && dt < best) best = dt;
     }
     double fl = 4.0 * nq * nk * nh * hd * 1e-9;
     printf("{\"bench\":\"attention\",\"group\":\"%s\",\"n_q\":%d,\"n_k\":%d,\"heads\":%d,"
@@ -232,6 +247,7 @@ int main(int argc, char **argv) {
             threads = atoi(argv[++i]);
         } else if (!strcmp(a, "--reps") && i + 1 < argc) {
             reps = atoi(argv[++i]);
+            reps_given = 1;
         } else if (!strcmp(a, "--backend") && i + 1 < argc) {
             backend = argv[++i];
         } else if (!strcmp(a, "--quick")) {
