@@ -1,9 +1,8 @@
 /* test_shm.c — shared-memory topics: slot protocol, threads, processes (fork/exec), fault
  * injection (SIGKILLed publishers), hostile segments, restart, gc and the tool.
  *
- * Tests whose name contains "proto" are the protocol tests that tests/shm/tsan-suite
- * also runs under ThreadSanitizer. Every test uses topics named t<pid>.* and removes
- * them. */
+ * tests/shm/tsan-suite runs them all again under ThreadSanitizer ("proto" selects the
+ * slot-protocol tests alone). Every test uses topics named t<pid>.* and removes them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
