@@ -2,7 +2,7 @@
  * (model.safetensors with the released key names, config.json, norm_stats.json).
  *
  * Values are deterministic from --seed and the tensor's key (not its position or dtype):
- * the bf16 file holds the bf16 rounding of the f32 file's values. Each tensor is uniform
+ * the bf16 (f16) file holds the round-to-nearest-even bf16 (f16) of the f32 file's values. Each tensor is uniform
  * with the std its kind calls for (linear weights 1/sqrt(fan_in), Gemma RMSNorm weights
  * near 0 since they are used as 1 + w, LayerNorm weights near 1, small biases and
  * position/token embeddings of std ~1 after the model's sqrt(width) scaling), so
@@ -257,6 +257,26 @@ static uint16_t f32_to_bf16(float f) {
     return (uint16_t)(u >> 16);
 }
 
+static uint16_t f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000, e = (x >> 23) & 0xff, m = x & 0x7fffff;
+    if (e == 0xff) return (uint16_t)(sign | 0x7c00 | (m ? 0x200 : 0));
+    int32_t ne = (int32_t)e - 127 + 15;
+    if (ne >= 0x1f) return (uint16_t)(sign | 0x7c00);
+    if (ne <= 0) { /* subnormal or zero, round to nearest even */
+        if (ne < -10) return (uint16_t)sign;
+        m |= 0x800000;
+        int shift = 14 - ne;
+        uint32_t h = m >> shift, rem = m & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (h & 1))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = ((uint32_t)ne << 10) | (m >> 13), rem = m & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++; /* a carry into the exponent is right */
+    return (uint16_t)(sign | h);
+}
+
 // ---- writing ----------------------------------------------------------------------
 
 static size_t esize(pi0_dtype d) { return d == PI0_F32 ? 4 : 2; }
@@ -332,7 +352,10 @@ static int write_file(const char *path, spec *v, int lo, int hi, uint64_t seed) 
             if (s->dtype == PI0_F32) {
                 rc = write_all(fp, buf, n * 4, tmp);
             } else {
-                for (size_t j = 0; j < n; j++) hb[j] = f32_to_bf16(buf[j]);
+                if (s->dtype == PI0_BF16)
+                    for (size_t j = 0; j < n; j++) hb[j] = f32_to_bf16(buf[j]);
+                else
+                    for (size_t j = 0; j < n; j++) hb[j] = f32_to_f16(buf[j]);
                 rc = write_all(fp, hb, n * 2, tmp);
             }
             left -= (int64_t)n;
@@ -397,7 +420,7 @@ static int write_norm_stats(const char *path, int dim, uint64_t seed) {
 
 static void usage(FILE *fp) {
     fprintf(fp,
-            "usage: pi0rt-mkmodel --size tiny|small|full --variant pi0|pi05 [--dtype f32|bf16]\n"
+            "usage: pi0rt-mkmodel --size tiny|small|full --variant pi0|pi05 [--dtype f32|bf16|f16]\n"
             "                     [--seed N] [--shards N] [--keys released|embed|legacy]\n"
             "                     (--out DIR | --list)\n"
             "Writes a random-initialized checkpoint directory: model.safetensors (or N shards +\n"
@@ -405,7 +428,8 @@ static void usage(FILE *fp) {
             "norm_stats.json. Deterministic from --seed (default 0).\n"
             "  --size     tiny: vision 32w x2, VLM 64w x2 (4 heads, 1 kv, head_dim 16, vocab 1024),\n"
             "             expert 32w; small: ~%s; full: the released sizes (777 / 812 tensors)\n"
-            "  --dtype    f32 (default) or bf16 (matrices BF16; norms and biases stay F32)\n"
+            "  --dtype    f32 (default), bf16 or f16 (matrices in that dtype; norms and biases\n"
+            "             stay F32, as in the released files)\n"
             "  --keys     released (default: tied paligemma.lm_head, no embed_tokens),\n"
             "             embed (language_model.embed_tokens.weight instead), legacy (lerobot\n"
             "             'model.' prefix + old transformers PaliGemma layout)\n"
@@ -458,7 +482,8 @@ int main(int argc, char **argv) {
     list l = {0};
     if (!strcmp(dtype, "f32")) l.big = PI0_F32;
     else if (!strcmp(dtype, "bf16")) l.big = PI0_BF16;
-    else { fprintf(stderr, "pi0rt-mkmodel: --dtype must be f32 or bf16\n"); return 2; }
+    else if (!strcmp(dtype, "f16")) l.big = PI0_F16;
+    else { fprintf(stderr, "pi0rt-mkmodel: --dtype must be f32, bf16 or f16\n"); return 2; }
     if (!strcmp(keys, "released")) l.key_style = 0;
     else if (!strcmp(keys, "embed")) l.key_style = 1;
     else if (!strcmp(keys, "legacy")) l.key_style = 2;
@@ -546,7 +571,7 @@ int main(int argc, char **argv) {
                  !strcmp(z->name, "full")
                      ? "  \"paligemma_variant\": \"gemma_2b\",\n  \"action_expert_variant\": \"gemma_300m\",\n"
                      : "",
-                 l.big == PI0_F32 ? "float32" : "bfloat16", pi05 ? "true" : "false", tok,
+                 l.big == PI0_F32 ? "float32" : l.big == PI0_BF16 ? "bfloat16" : "float16", pi05 ? "true" : "false", tok,
                  z->vheads, z->heads, z->kv, z->hd, z->heads, z->kv, z->hd, z->name,
                  (unsigned long long)seed, keys);
         snprintf(path, sizeof path, "%s/config.json", out);

@@ -368,6 +368,26 @@ static void test_weights_tiny(void) {
         free(fa);
         free(fb);
     }
+    /* f16 matrices load too and widen exactly to the f16 rounding of the f32 values */
+    pi0_weights *c = NULL;
+    CHECK_EQ_INT(mkmodel("--size tiny --variant pi0 --dtype f16 --seed 3", fmt("%s/f16", d)), 0);
+    CHECK_STATUS(pi0_weights_load(fmt("%s/f16", d), &c), 0);
+    if (a && c) {
+        CHECK_EQ_INT(c->expert[0].up.dtype, PI0_F16);
+        CHECK_EQ_INT(c->expert[0].in_norm.dtype, PI0_F32);
+        const pi0_tensor *ta = &a->expert[0].up, *tc = &c->expert[0].up;
+        int64_t n = numel(ta);
+        float *fa = malloc((size_t)n * 4), *fc = malloc((size_t)n * 4);
+        CHECK_STATUS(pi0_tensor_to_f32(ta, 0, n, fa), 0);
+        CHECK_STATUS(pi0_tensor_to_f32(tc, 0, n, fc), 0);
+        int bad = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (fabs(fa[i] - fc[i]) > fabs(fa[i]) * (1.0 / 2048) + 3e-8) bad++;
+        CHECK_EQ_INT(bad, 0);
+        free(fa);
+        free(fc);
+    }
+    pi0_weights_destroy(c);
     pi0_weights_destroy(a);
     pi0_weights_destroy(b);
     rmrf(d);
@@ -693,6 +713,35 @@ static void test_fuzz_checkpoint(void) {
     }
     printf("  fuzz: %d loaded, %d rejected\n", n_ok, n_err);
     CHECK(n_err > 200);
+    /* the same for config.json and norm_stats.json (byte changes and truncations) */
+    spit(path, orig, len);
+    const char *jsons[] = {"config.json", "norm_stats.json"};
+    for (int f = 0; f < 2; f++) {
+        size_t jl;
+        char *jo = slurp(fmt("%s/%s", src, jsons[f]), &jl);
+        char *jb = malloc(jl + 1);
+        char *jp = keep(fmt("%s/%s", fz, jsons[f]));
+        int ok = 0, err = 0;
+        for (int it = 0; it < 300; it++) {
+            memcpy(jb, jo, jl);
+            size_t n = jl;
+            if (rnd() % 4 == 0) n = rnd() % jl;
+            for (int j = (int)(rnd() % 3); j >= 0; j--) jb[rnd() % jl] = "{}[],:\"-.e0123456789tfn \n"[rnd() % 24];
+            spit(jp, jb, n);
+            pi0_weights *w = NULL;
+            int rc = pi0_weights_load(fz, &w);
+            if (rc == 0) ok++, pi0_weights_destroy(w);
+            else {
+                err++;
+                CHECK_MSG(rc < 0 && strstr(pi0_last_error(), jsons[f]) && !w, "%s fuzz: rc %d, \"%s\"", jsons[f], rc, pi0_last_error());
+            }
+        }
+        printf("  fuzz %s: %d loaded, %d rejected\n", jsons[f], ok, err);
+        CHECK(err > 50);
+        spit(jp, jo, jl);
+        free(jb);
+        free(jo);
+    }
     free(buf);
     free(orig);
     rmrf(d);

@@ -65,6 +65,8 @@ def main():
         f32, b16, sh = (os.path.join(d, n) for n in ("f32", "bf16", "sh"))
         check("mkmodel tiny pi0 f32", mk(["--size", "tiny", "--variant", "pi0", "--seed", "7"], f32))
         check("mkmodel tiny pi0 bf16", mk(["--size", "tiny", "--variant", "pi0", "--seed", "7", "--dtype", "bf16"], b16))
+        f16 = os.path.join(d, "f16")
+        check("mkmodel tiny pi0 f16", mk(["--size", "tiny", "--variant", "pi0", "--seed", "7", "--dtype", "f16"], f16))
         check("mkmodel tiny pi0 3 shards", mk(["--size", "tiny", "--variant", "pi0", "--seed", "7", "--shards", "3"], sh))
         A, meta, hl, contig = read_st(os.path.join(f32, "model.safetensors"))
         B, _, hl2, contig2 = read_st(os.path.join(b16, "model.safetensors"))
@@ -77,6 +79,10 @@ def main():
               all((t == "BF16") == (a.ndim >= 2) for t, a in B.values()))
         bad = [k for k in A if not np.array_equal(bf16_rne(A[k][1]) if B[k][0] == "BF16" else A[k][1], B[k][1])]
         check("bf16 values = RNE(f32 values), same seed", not bad, ", ".join(bad[:3]))
+        C, _, _, _ = read_st(os.path.join(f16, "model.safetensors"))
+        bad = [k for k in A if not np.array_equal(A[k][1].astype(np.float16) if C[k][0] == "F16" else A[k][1], C[k][1])
+               or (C[k][0] == "F16") != (A[k][1].ndim >= 2)]
+        check("f16 file: matrices = float16(f32 values) (numpy RNE), vectors F32", not bad, ", ".join(bad[:3]))
         # value scales
         L = "paligemma_with_expert.paligemma.model.language_model."
         V = "paligemma_with_expert.paligemma.model.vision_tower.vision_model."
