@@ -2,10 +2,10 @@
  * (model.safetensors with the released key names, config.json, norm_stats.json).
  *
  * Values are deterministic from --seed and the tensor's key (not its position or dtype):
- * the bf16 (f16) file holds the round-to-nearest-even bf16 (f16) of the f32 file's values. Each tensor is uniform
- * with the std its kind calls for (linear weights 1/sqrt(fan_in), Gemma RMSNorm weights
- * near 0 since they are used as 1 + w, LayerNorm weights near 1, small biases and
- * position/token embeddings of std ~1 after the model's sqrt(width) scaling), so
+ * the bf16 (f16) file holds the round-to-nearest-even bf16 (f16) of the f32 file's values. Each
+ * tensor is uniform with the std its kind calls for (linear weights 1/sqrt(fan_in), Gemma
+ * RMSNorm weights near 0 since they are used as 1 + w, LayerNorm weights near 1, small biases
+ * and position/token embeddings of std ~1 after the model's sqrt(width) scaling), so
  * activations stay O(1) through the layers. */
 #include <errno.h>
 #include <math.h>
@@ -23,10 +23,10 @@
 
 typedef struct sizes {
     const char *name;
-    int vw, vdepth, vmlp, vheads, patch;            /* SigLIP */
-    int W, depth, mlp, heads, kv, hd, vocab;         /* Gemma VLM (expert shares depth/heads) */
-    int Ew, Emlp;                                    /* expert width / mlp */
-    int A;                                           /* action_dim */
+    int vw, vdepth, vmlp, vheads, patch;     /* SigLIP */
+    int W, depth, mlp, heads, kv, hd, vocab; /* Gemma VLM (expert shares depth/heads) */
+    int Ew, Emlp;                            /* expert width / mlp */
+    int A;                                   /* action_dim */
 } sizes;
 
 /* tiny mirrors the released shape relations at toy size: VLM heads·head_dim == width,
@@ -76,21 +76,23 @@ static void add(list *l, enum kind k, int ndim, int64_t d0, int64_t d1, int64_t 
     memcpy(s->vname, s->name, sizeof s->name);
     s->ndim = ndim;
     int64_t d[4] = {d0, d1, d2, d3};
-    for (int i = 0; i < 4; i++) s->shape[i] = i < ndim ? d[i] : 1;
+    for (int i = 0; i < 4; i++)
+        s->shape[i] = i < ndim ? d[i] : 1;
     s->kind = k;
     s->dtype = ndim >= 2 ? l->big : PI0_F32;
 }
 
 #define PG "paligemma_with_expert.paligemma."
-#define V PG "model.vision_tower.vision_model."
-#define L PG "model.language_model."
-#define E "paligemma_with_expert.gemma_expert.model."
+#define V  PG "model.vision_tower.vision_model."
+#define L  PG "model.language_model."
+#define E  "paligemma_with_expert.gemma_expert.model."
 
 static void gemma_layers(list *l, const char *pfx, int depth, int w, int mlp, int heads, int kv,
                          int hd, int ada, int cond) {
     for (int i = 0; i < depth; i++) {
         if (ada) {
-            add(l, K_DENSE, 2, 3 * w, cond, 0, 0, "%slayers.%d.input_layernorm.dense.weight", pfx, i);
+            add(l, K_DENSE, 2, 3 * w, cond, 0, 0, "%slayers.%d.input_layernorm.dense.weight",
+                pfx, i);
             add(l, K_BIAS, 1, 3 * w, 0, 0, 0, "%slayers.%d.input_layernorm.dense.bias", pfx, i);
         } else {
             add(l, K_NEAR0, 1, w, 0, 0, 0, "%slayers.%d.input_layernorm.weight", pfx, i);
@@ -100,10 +102,13 @@ static void gemma_layers(list *l, const char *pfx, int depth, int w, int mlp, in
         add(l, K_LINEAR, 2, kv * hd, w, 0, 0, "%slayers.%d.self_attn.v_proj.weight", pfx, i);
         add(l, K_LINEAR, 2, w, heads * hd, 0, 0, "%slayers.%d.self_attn.o_proj.weight", pfx, i);
         if (ada) {
-            add(l, K_DENSE, 2, 3 * w, cond, 0, 0, "%slayers.%d.post_attention_layernorm.dense.weight", pfx, i);
-            add(l, K_BIAS, 1, 3 * w, 0, 0, 0, "%slayers.%d.post_attention_layernorm.dense.bias", pfx, i);
+            add(l, K_DENSE, 2, 3 * w, cond, 0, 0,
+                "%slayers.%d.post_attention_layernorm.dense.weight", pfx, i);
+            add(l, K_BIAS, 1, 3 * w, 0, 0, 0, "%slayers.%d.post_attention_layernorm.dense.bias",
+                pfx, i);
         } else {
-            add(l, K_NEAR0, 1, w, 0, 0, 0, "%slayers.%d.post_attention_layernorm.weight", pfx, i);
+            add(l, K_NEAR0, 1, w, 0, 0, 0, "%slayers.%d.post_attention_layernorm.weight", pfx,
+                i);
         }
         add(l, K_LINEAR, 2, mlp, w, 0, 0, "%slayers.%d.mlp.gate_proj.weight", pfx, i);
         add(l, K_LINEAR, 2, mlp, w, 0, 0, "%slayers.%d.mlp.up_proj.weight", pfx, i);
@@ -138,7 +143,8 @@ static void build_list(list *l, const sizes *z, int pi05) {
     add(l, K_LINEAR, 2, z->W, vw, 0, 0, PG "model.multi_modal_projector.linear.weight");
     add(l, K_BIAS, 1, z->W, 0, 0, 0, PG "model.multi_modal_projector.linear.bias");
     add(l, K_EMBED, 2, z->vocab, z->W, 0, 0, PG "lm_head.weight");
-    if (l->key_style == 1) snprintf(l->v[l->n - 1].name, sizeof l->v[0].name, L "embed_tokens.weight");
+    if (l->key_style == 1)
+        snprintf(l->v[l->n - 1].name, sizeof l->v[0].name, L "embed_tokens.weight");
     gemma_layers(l, L, z->depth, z->W, z->mlp, z->heads, z->kv, z->hd, 0, 0);
     add(l, K_NEAR0, 1, z->W, 0, 0, 0, L "norm.weight");
     gemma_layers(l, E, z->depth, z->Ew, z->Emlp, z->heads, z->kv, z->hd, pi05, z->Ew);
@@ -148,7 +154,8 @@ static void build_list(list *l, const sizes *z, int pi05) {
     } else {
         add(l, K_NEAR0, 1, z->Ew, 0, 0, 0, E "norm.weight");
     }
-    add(l, K_EMBED, 2, z->vocab, z->Ew, 0, 0, "paligemma_with_expert.gemma_expert.lm_head.weight");
+    add(l, K_EMBED, 2, z->vocab, z->Ew, 0, 0,
+        "paligemma_with_expert.gemma_expert.lm_head.weight");
     int Ew = z->Ew, A = z->A;
     if (!pi05) {
         add(l, K_LINEAR, 2, Ew, A, 0, 0, "state_proj.weight");
@@ -205,12 +212,16 @@ static uint64_t splitmix(uint64_t *x) {
 
 static void rng_seed(rng *r, uint64_t seed, const char *name) {
     uint64_t h = 1469598103934665603ull;
-    for (const char *c = name; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    for (const char *c = name; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
     uint64_t x = seed * 0x9e3779b97f4a7c15ull ^ h;
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix(&x);
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix(&x);
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 static inline uint64_t rng_next(rng *r) { /* xoshiro256+ */
     uint64_t *s = r->s, res = s[0] + s[3], t = s[1] << 17;
@@ -238,14 +249,33 @@ static void fill_uniform(rng *r, float *out, size_t n, float center, float a) {
 static void kind_params(const spec *s, float *center, float *a) {
     const float sq3 = 1.7320508f;
     int64_t fan_in = 1;
-    for (int d = 1; d < s->ndim; d++) fan_in *= s->shape[d];
+    for (int d = 1; d < s->ndim; d++)
+        fan_in *= s->shape[d];
     switch (s->kind) {
-    case K_LINEAR: *center = 0; *a = sq3 / sqrtf((float)fan_in); break;
-    case K_DENSE: *center = 0; *a = 0.5f * sq3 / sqrtf((float)fan_in); break;
-    case K_EMBED: *center = 0; *a = sq3 / sqrtf((float)s->shape[1]); break;
-    case K_BIAS: *center = 0; *a = 0.02f; break;
-    case K_NEAR1: *center = 1; *a = 0.05f; break;
-    case K_NEAR0: *center = 0; *a = 0.05f; break;
+    case K_LINEAR:
+        *center = 0;
+        *a = sq3 / sqrtf((float)fan_in);
+        break;
+    case K_DENSE:
+        *center = 0;
+        *a = 0.5f * sq3 / sqrtf((float)fan_in);
+        break;
+    case K_EMBED:
+        *center = 0;
+        *a = sq3 / sqrtf((float)s->shape[1]);
+        break;
+    case K_BIAS:
+        *center = 0;
+        *a = 0.02f;
+        break;
+    case K_NEAR1:
+        *center = 1;
+        *a = 0.05f;
+        break;
+    case K_NEAR0:
+        *center = 0;
+        *a = 0.05f;
+        break;
     }
 }
 
@@ -273,20 +303,26 @@ static uint16_t f32_to_f16(float f) {
         return (uint16_t)(sign | h);
     }
     uint32_t h = ((uint32_t)ne << 10) | (m >> 13), rem = m & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++; /* a carry into the exponent is right */
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
+        h++; /* a carry into the exponent is right */
     return (uint16_t)(sign | h);
 }
 
 // ---- writing ----------------------------------------------------------------------
 
-static size_t esize(pi0_dtype d) { return d == PI0_F32 ? 4 : 2; }
+static size_t esize(pi0_dtype d) {
+    return d == PI0_F32 ? 4 : 2;
+}
 static int64_t numel(const spec *s) {
     int64_t n = 1;
-    for (int d = 0; d < s->ndim; d++) n *= s->shape[d];
+    for (int d = 0; d < s->ndim; d++)
+        n *= s->shape[d];
     return n;
 }
 
-static const char *dname(pi0_dtype d) { return d == PI0_F32 ? "F32" : d == PI0_BF16 ? "BF16" : "F16"; }
+static const char *dname(pi0_dtype d) {
+    return d == PI0_F32 ? "F32" : d == PI0_BF16 ? "BF16" : "F16";
+}
 
 /* Header JSON for specs [lo, hi), offsets relative to their own data section, padded with
  * spaces to a multiple of 8 (as the reference writer does). Caller frees. */
@@ -295,7 +331,8 @@ static char *make_header(spec *v, int lo, int hi, size_t *len) {
     char *h = malloc(cap);
     PI0_ASSERT(h);
     uint64_t off = 0;
-    o += (size_t)snprintf(h + o, cap - o, "{\"__metadata__\":{\"format\":\"pt\",\"writer\":\"pi0rt-mkmodel\"}");
+    o += (size_t)snprintf(h + o, cap - o,
+                          "{\"__metadata__\":{\"format\":\"pt\",\"writer\":\"pi0rt-mkmodel\"}");
     for (int i = lo; i < hi; i++) {
         spec *s = &v[i];
         s->begin = off;
@@ -304,13 +341,15 @@ static char *make_header(spec *v, int lo, int hi, size_t *len) {
         o += (size_t)snprintf(h + o, cap - o, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", s->name,
                               dname(s->dtype));
         for (int d = 0; d < s->ndim; d++)
-            o += (size_t)snprintf(h + o, cap - o, "%s%lld", d ? "," : "", (long long)s->shape[d]);
+            o += (size_t)snprintf(h + o, cap - o, "%s%lld", d ? "," : "",
+                                  (long long)s->shape[d]);
         o += (size_t)snprintf(h + o, cap - o, "],\"data_offsets\":[%llu,%llu]}",
                               (unsigned long long)s->begin, (unsigned long long)s->end);
         PI0_ASSERT(o < cap - 8);
     }
     h[o++] = '}';
-    while (o % 8) h[o++] = ' ';
+    while (o % 8)
+        h[o++] = ' ';
     *len = o;
     return h;
 }
@@ -337,7 +376,8 @@ static int write_file(const char *path, spec *v, int lo, int hi, uint64_t seed) 
     PI0_ASSERT(buf && hb);
     setvbuf(fp, NULL, _IOFBF, 1 << 22);
     uint8_t le[8];
-    for (int i = 0; i < 8; i++) le[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        le[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
     int rc = write_all(fp, le, 8, tmp);
     if (!rc) rc = write_all(fp, hdr, hlen, tmp);
     for (int i = lo; i < hi && !rc; i++) {
@@ -353,16 +393,20 @@ static int write_file(const char *path, spec *v, int lo, int hi, uint64_t seed) 
                 rc = write_all(fp, buf, n * 4, tmp);
             } else {
                 if (s->dtype == PI0_BF16)
-                    for (size_t j = 0; j < n; j++) hb[j] = f32_to_bf16(buf[j]);
+                    for (size_t j = 0; j < n; j++)
+                        hb[j] = f32_to_bf16(buf[j]);
                 else
-                    for (size_t j = 0; j < n; j++) hb[j] = f32_to_f16(buf[j]);
+                    for (size_t j = 0; j < n; j++)
+                        hb[j] = f32_to_f16(buf[j]);
                 rc = write_all(fp, hb, n * 2, tmp);
             }
             left -= (int64_t)n;
         }
     }
-    if (fclose(fp) != 0 && !rc) rc = pi0_errorf(PI0_EIO, "%s: close failed: %s", tmp, strerror(errno));
-    if (!rc && rename(tmp, path) != 0) rc = pi0_errorf(PI0_EIO, "%s: rename failed: %s", path, strerror(errno));
+    if (fclose(fp) != 0 && !rc)
+        rc = pi0_errorf(PI0_EIO, "%s: close failed: %s", tmp, strerror(errno));
+    if (!rc && rename(tmp, path) != 0)
+        rc = pi0_errorf(PI0_EIO, "%s: rename failed: %s", path, strerror(errno));
     if (rc) unlink(tmp);
     free(buf);
     free(hb);
@@ -381,7 +425,8 @@ static int write_text(const char *path, const char *text) {
 static void json_floats(char *out, size_t cap, const float *v, int n) {
     size_t o = 0;
     o += (size_t)snprintf(out + o, cap - o, "[");
-    for (int i = 0; i < n; i++) o += (size_t)snprintf(out + o, cap - o, "%s%.7g", i ? ", " : "", (double)v[i]);
+    for (int i = 0; i < n; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%s%.7g", i ? ", " : "", (double)v[i]);
     snprintf(out + o, cap - o, "]");
 }
 
@@ -419,22 +464,25 @@ static int write_norm_stats(const char *path, int dim, uint64_t seed) {
 // ---- main -------------------------------------------------------------------------
 
 static void usage(FILE *fp) {
-    fprintf(fp,
-            "usage: pi0rt-mkmodel --size tiny|small|full --variant pi0|pi05 [--dtype f32|bf16|f16]\n"
-            "                     [--seed N] [--shards N] [--keys released|embed|legacy]\n"
-            "                     (--out DIR | --list)\n"
-            "Writes a random-initialized checkpoint directory: model.safetensors (or N shards +\n"
-            "model.safetensors.index.json) with the released key names, config.json and\n"
-            "norm_stats.json. Deterministic from --seed (default 0).\n"
-            "  --size     tiny: vision 32w x2, VLM 64w x2 (4 heads, 1 kv, head_dim 16, vocab 1024),\n"
-            "             expert 32w; small: ~%s; full: the released sizes (777 / 812 tensors)\n"
-            "  --dtype    f32 (default), bf16 or f16 (matrices in that dtype; norms and biases\n"
-            "             stay F32, as in the released files)\n"
-            "  --keys     released (default: tied paligemma.lm_head, no embed_tokens),\n"
-            "             embed (language_model.embed_tokens.weight instead), legacy (lerobot\n"
-            "             'model.' prefix + old transformers PaliGemma layout)\n"
-            "  --list     print every tensor (name dtype shape bytes) and totals; write nothing\n",
-            "48M params, 190 MB in f32");
+    fprintf(
+        fp,
+        "usage: pi0rt-mkmodel --size tiny|small|full --variant pi0|pi05 [--dtype "
+        "f32|bf16|f16]\n"
+        "                     [--seed N] [--shards N] [--keys released|embed|legacy]\n"
+        "                     (--out DIR | --list)\n"
+        "Writes a random-initialized checkpoint directory: model.safetensors (or N shards +\n"
+        "model.safetensors.index.json) with the released key names, config.json and\n"
+        "norm_stats.json. Deterministic from --seed (default 0).\n"
+        "  --size     tiny: vision 32w x2, VLM 64w x2 (4 heads, 1 kv, head_dim 16, vocab "
+        "1024),\n"
+        "             expert 32w; small: ~%s; full: the released sizes (777 / 812 tensors)\n"
+        "  --dtype    f32 (default), bf16 or f16 (matrices in that dtype; norms and biases\n"
+        "             stay F32, as in the released files)\n"
+        "  --keys     released (default: tied paligemma.lm_head, no embed_tokens),\n"
+        "             embed (language_model.embed_tokens.weight instead), legacy (lerobot\n"
+        "             'model.' prefix + old transformers PaliGemma layout)\n"
+        "  --list     print every tensor (name dtype shape bytes) and totals; write nothing\n",
+        "48M params, 190 MB in f32");
 }
 
 static int parse_u64(const char *s, uint64_t *out) {
@@ -452,46 +500,87 @@ int main(int argc, char **argv) {
     int list_only = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        if (!strcmp(a, "--list")) { list_only = 1; continue; }
-        if (i + 1 >= argc) { fprintf(stderr, "pi0rt-mkmodel: %s needs a value (see --help)\n", a); return 2; }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--list")) {
+            list_only = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "pi0rt-mkmodel: %s needs a value (see --help)\n", a);
+            return 2;
+        }
         const char *val = argv[++i];
-        if (!strcmp(a, "--size")) size = val;
-        else if (!strcmp(a, "--variant")) variant = val;
-        else if (!strcmp(a, "--dtype")) dtype = val;
-        else if (!strcmp(a, "--out")) out = val;
-        else if (!strcmp(a, "--keys")) keys = val;
+        if (!strcmp(a, "--size"))
+            size = val;
+        else if (!strcmp(a, "--variant"))
+            variant = val;
+        else if (!strcmp(a, "--dtype"))
+            dtype = val;
+        else if (!strcmp(a, "--out"))
+            out = val;
+        else if (!strcmp(a, "--keys"))
+            keys = val;
         else if (!strcmp(a, "--seed")) {
-            if (parse_u64(val, &seed)) { fprintf(stderr, "pi0rt-mkmodel: bad --seed %s\n", val); return 2; }
+            if (parse_u64(val, &seed)) {
+                fprintf(stderr, "pi0rt-mkmodel: bad --seed %s\n", val);
+                return 2;
+            }
         } else if (!strcmp(a, "--shards")) {
             if (parse_u64(val, &shards) || shards < 1 || shards > 999) {
                 fprintf(stderr, "pi0rt-mkmodel: bad --shards %s (1..999)\n", val);
                 return 2;
             }
-        } else { fprintf(stderr, "pi0rt-mkmodel: unknown option %s (see --help)\n", a); return 2; }
+        } else {
+            fprintf(stderr, "pi0rt-mkmodel: unknown option %s (see --help)\n", a);
+            return 2;
+        }
     }
     const sizes *z = NULL;
     for (size_t i = 0; size && i < sizeof SIZES / sizeof SIZES[0]; i++)
         if (!strcmp(SIZES[i].name, size)) z = &SIZES[i];
-    if (!z) { fprintf(stderr, "pi0rt-mkmodel: --size must be tiny, small or full\n"); return 2; }
+    if (!z) {
+        fprintf(stderr, "pi0rt-mkmodel: --size must be tiny, small or full\n");
+        return 2;
+    }
     if (!variant || (strcmp(variant, "pi0") && strcmp(variant, "pi05"))) {
         fprintf(stderr, "pi0rt-mkmodel: --variant must be pi0 or pi05\n");
         return 2;
     }
     int pi05 = !strcmp(variant, "pi05");
     list l = {0};
-    if (!strcmp(dtype, "f32")) l.big = PI0_F32;
-    else if (!strcmp(dtype, "bf16")) l.big = PI0_BF16;
-    else if (!strcmp(dtype, "f16")) l.big = PI0_F16;
-    else { fprintf(stderr, "pi0rt-mkmodel: --dtype must be f32, bf16 or f16\n"); return 2; }
-    if (!strcmp(keys, "released")) l.key_style = 0;
-    else if (!strcmp(keys, "embed")) l.key_style = 1;
-    else if (!strcmp(keys, "legacy")) l.key_style = 2;
-    else { fprintf(stderr, "pi0rt-mkmodel: --keys must be released, embed or legacy\n"); return 2; }
-    if (!out && !list_only) { fprintf(stderr, "pi0rt-mkmodel: --out DIR is required (or --list)\n"); return 2; }
+    if (!strcmp(dtype, "f32"))
+        l.big = PI0_F32;
+    else if (!strcmp(dtype, "bf16"))
+        l.big = PI0_BF16;
+    else if (!strcmp(dtype, "f16"))
+        l.big = PI0_F16;
+    else {
+        fprintf(stderr, "pi0rt-mkmodel: --dtype must be f32, bf16 or f16\n");
+        return 2;
+    }
+    if (!strcmp(keys, "released"))
+        l.key_style = 0;
+    else if (!strcmp(keys, "embed"))
+        l.key_style = 1;
+    else if (!strcmp(keys, "legacy"))
+        l.key_style = 2;
+    else {
+        fprintf(stderr, "pi0rt-mkmodel: --keys must be released, embed or legacy\n");
+        return 2;
+    }
+    if (!out && !list_only) {
+        fprintf(stderr, "pi0rt-mkmodel: --out DIR is required (or --list)\n");
+        return 2;
+    }
     if ((int)shards > 1 && list_only) shards = 1;
     build_list(&l, z, pi05);
-    if ((int64_t)shards > l.n) { fprintf(stderr, "pi0rt-mkmodel: more shards than tensors\n"); return 2; }
+    if ((int64_t)shards > l.n) {
+        fprintf(stderr, "pi0rt-mkmodel: more shards than tensors\n");
+        return 2;
+    }
 
     uint64_t params = 0, bytes = 0;
     for (int i = 0; i < l.n; i++) {
@@ -502,7 +591,8 @@ int main(int argc, char **argv) {
         for (int i = 0; i < l.n; i++) {
             const spec *s = &l.v[i];
             printf("%s %s [", s->name, dname(s->dtype));
-            for (int d = 0; d < s->ndim; d++) printf("%s%lld", d ? ", " : "", (long long)s->shape[d]);
+            for (int d = 0; d < s->ndim; d++)
+                printf("%s%lld", d ? ", " : "", (long long)s->shape[d]);
             printf("] %llu\n", (unsigned long long)((uint64_t)numel(s) * esize(s->dtype)));
         }
         printf("total: %d tensors, %llu params, %llu bytes\n", l.n, (unsigned long long)params,
@@ -512,15 +602,18 @@ int main(int argc, char **argv) {
     }
 
     if (mkdir(out, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "pi0rt-mkmodel: %s: cannot create directory: %s\n", out, strerror(errno));
+        fprintf(stderr, "pi0rt-mkmodel: %s: cannot create directory: %s\n", out,
+                strerror(errno));
         return 1;
     }
     char path[4096];
     int rc = 0;
     /* a stale single file would shadow a new sharded index and vice versa */
-    snprintf(path, sizeof path, "%s/%s", out, shards == 1 ? "model.safetensors.index.json" : "model.safetensors");
+    snprintf(path, sizeof path, "%s/%s", out,
+             shards == 1 ? "model.safetensors.index.json" : "model.safetensors");
     if (unlink(path) != 0 && errno != ENOENT) {
-        fprintf(stderr, "pi0rt-mkmodel: %s: cannot remove stale file: %s\n", path, strerror(errno));
+        fprintf(stderr, "pi0rt-mkmodel: %s: cannot remove stale file: %s\n", path,
+                strerror(errno));
         return 1;
     }
     if (shards == 1) {
@@ -533,7 +626,9 @@ int main(int argc, char **argv) {
         size_t cap = 256 + (size_t)l.n * 300, o = 0;
         char *idx = malloc(cap);
         PI0_ASSERT(idx);
-        o += (size_t)snprintf(idx + o, cap - o, "{\n  \"metadata\": {\"total_size\": %llu},\n  \"weight_map\": {", (unsigned long long)bytes);
+        o += (size_t)snprintf(idx + o, cap - o,
+                              "{\n  \"metadata\": {\"total_size\": %llu},\n  \"weight_map\": {",
+                              (unsigned long long)bytes);
         for (int i = 0; i < l.n && !rc; i++) {
             acc += (uint64_t)numel(&l.v[i]) * esize(l.v[i].dtype);
             int last = i == l.n - 1;
@@ -541,17 +636,20 @@ int main(int argc, char **argv) {
             if (last || (acc >= per * (uint64_t)(k + 1) && remaining_shards > 0) ||
                 remaining_tensors <= remaining_shards) {
                 char name[64];
-                snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", k + 1, (int)shards);
+                snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", k + 1,
+                         (int)shards);
                 snprintf(path, sizeof path, "%s/%s", out, name);
                 rc = write_file(path, l.v, lo, i + 1, seed);
                 for (int j = lo; j <= i; j++)
-                    o += (size_t)snprintf(idx + o, cap - o, "%s\n    \"%s\": \"%s\"", o && idx[o - 1] == '{' ? "" : ",", l.v[j].name, name);
+                    o += (size_t)snprintf(idx + o, cap - o, "%s\n    \"%s\": \"%s\"",
+                                          o && idx[o - 1] == '{' ? "" : ",", l.v[j].name, name);
                 lo = i + 1;
                 k++;
             }
         }
         snprintf(idx + o, cap - o, "\n  }\n}\n");
-        if (!rc && k != (int)shards) rc = pi0_errorf(PI0_EINVAL, "internal: wrote %d shards", k);
+        if (!rc && k != (int)shards)
+            rc = pi0_errorf(PI0_EINVAL, "internal: wrote %d shards", k);
         snprintf(path, sizeof path, "%s/model.safetensors.index.json", out);
         if (!rc) rc = write_text(path, idx);
         free(idx);
@@ -559,21 +657,24 @@ int main(int argc, char **argv) {
     if (!rc) {
         int tok = pi05 ? 200 : 48;
         char cfg[2048];
-        snprintf(cfg, sizeof cfg,
-                 "{\n  \"action_dim\": %d,\n  \"action_horizon\": 50,\n%s"
-                 "  \"precision\": \"%s\",\n  \"pi05\": %s,\n  \"max_token_len\": %d,\n"
-                 "  \"num_steps\": 10,\n  \"vision_num_heads\": %d,\n"
-                 "  \"vlm_num_heads\": %d,\n  \"vlm_num_kv_heads\": %d,\n  \"vlm_head_dim\": %d,\n"
-                 "  \"expert_num_heads\": %d,\n  \"expert_num_kv_heads\": %d,\n"
-                 "  \"expert_head_dim\": %d,\n"
-                 "  \"pi0rt_mkmodel\": {\"size\": \"%s\", \"seed\": %llu, \"keys\": \"%s\"}\n}\n",
-                 z->A,
-                 !strcmp(z->name, "full")
-                     ? "  \"paligemma_variant\": \"gemma_2b\",\n  \"action_expert_variant\": \"gemma_300m\",\n"
-                     : "",
-                 l.big == PI0_F32 ? "float32" : l.big == PI0_BF16 ? "bfloat16" : "float16", pi05 ? "true" : "false", tok,
-                 z->vheads, z->heads, z->kv, z->hd, z->heads, z->kv, z->hd, z->name,
-                 (unsigned long long)seed, keys);
+        snprintf(
+            cfg, sizeof cfg,
+            "{\n  \"action_dim\": %d,\n  \"action_horizon\": 50,\n%s"
+            "  \"precision\": \"%s\",\n  \"pi05\": %s,\n  \"max_token_len\": %d,\n"
+            "  \"num_steps\": 10,\n  \"vision_num_heads\": %d,\n"
+            "  \"vlm_num_heads\": %d,\n  \"vlm_num_kv_heads\": %d,\n  \"vlm_head_dim\": %d,\n"
+            "  \"expert_num_heads\": %d,\n  \"expert_num_kv_heads\": %d,\n"
+            "  \"expert_head_dim\": %d,\n"
+            "  \"pi0rt_mkmodel\": {\"size\": \"%s\", \"seed\": %llu, \"keys\": \"%s\"}\n}\n",
+            z->A,
+            !strcmp(z->name, "full") ? "  \"paligemma_variant\": \"gemma_2b\",\n  "
+                                       "\"action_expert_variant\": \"gemma_300m\",\n"
+                                     : "",
+            l.big == PI0_F32    ? "float32"
+            : l.big == PI0_BF16 ? "bfloat16"
+                                : "float16",
+            pi05 ? "true" : "false", tok, z->vheads, z->heads, z->kv, z->hd, z->heads, z->kv,
+            z->hd, z->name, (unsigned long long)seed, keys);
         snprintf(path, sizeof path, "%s/config.json", out);
         rc = write_text(path, cfg);
     }

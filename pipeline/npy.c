@@ -8,13 +8,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-size_t pi0_npy_dtype_size(pi0_npy_dtype dtype) { return dtype == PI0_NPY_U8 ? 1 : 4; }
+size_t pi0_npy_dtype_size(pi0_npy_dtype dtype) {
+    return dtype == PI0_NPY_U8 ? 1 : 4;
+}
 
 const char *pi0_npy_dtype_descr(pi0_npy_dtype dtype) {
     switch (dtype) {
-    case PI0_NPY_U8: return "|u1";
-    case PI0_NPY_I32: return "<i4";
-    case PI0_NPY_F32: return "<f4";
+    case PI0_NPY_U8:
+        return "|u1";
+    case PI0_NPY_I32:
+        return "<i4";
+    case PI0_NPY_F32:
+        return "<f4";
     }
     return "?";
 }
@@ -34,7 +39,10 @@ static void skip_ws(cur *c) {
 
 static int eat(cur *c, char ch) {
     skip_ws(c);
-    if (c->p < c->end && *c->p == ch) { c->p++; return 1; }
+    if (c->p < c->end && *c->p == ch) {
+        c->p++;
+        return 1;
+    }
     return 0;
 }
 
@@ -57,7 +65,10 @@ static int str_lit(cur *c, char *buf, size_t cap) {
 static int word(cur *c, const char *w) {
     skip_ws(c);
     size_t n = strlen(w);
-    if ((size_t)(c->end - c->p) >= n && !memcmp(c->p, w, n)) { c->p += n; return 1; }
+    if ((size_t)(c->end - c->p) >= n && !memcmp(c->p, w, n)) {
+        c->p += n;
+        return 1;
+    }
     return 0;
 }
 
@@ -72,15 +83,20 @@ static int parse_dict(const char *hdr, size_t len, const char *what, pi0_npy *ou
             return pi0_errorf(PI0_EFORMAT, "%s: malformed .npy header", what);
         if (!strcmp(key, "descr")) {
             if (!str_lit(&c, descr, sizeof descr))
-                return pi0_errorf(PI0_ETYPE, "%s: unsupported .npy descr (not a simple dtype)", what);
+                return pi0_errorf(PI0_ETYPE, "%s: unsupported .npy descr (not a simple dtype)",
+                                  what);
             have_descr = 1;
         } else if (!strcmp(key, "fortran_order")) {
-            if (word(&c, "True")) fortran = 1;
-            else if (word(&c, "False")) fortran = 0;
-            else return pi0_errorf(PI0_EFORMAT, "%s: bad fortran_order in .npy header", what);
+            if (word(&c, "True"))
+                fortran = 1;
+            else if (word(&c, "False"))
+                fortran = 0;
+            else
+                return pi0_errorf(PI0_EFORMAT, "%s: bad fortran_order in .npy header", what);
             have_fo = 1;
         } else if (!strcmp(key, "shape")) {
-            if (!eat(&c, '(')) return pi0_errorf(PI0_EFORMAT, "%s: bad shape in .npy header", what);
+            if (!eat(&c, '('))
+                return pi0_errorf(PI0_EFORMAT, "%s: bad shape in .npy header", what);
             int nd = 0;
             int64_t numel = 1;
             for (;;) {
@@ -96,7 +112,8 @@ static int parse_dict(const char *hdr, size_t len, const char *what, pi0_npy *ou
                 }
                 if (c.p < c.end && *c.p == 'L') c.p++; /* Python 2 longs */
                 if (nd >= PI0_NPY_MAX_DIMS)
-                    return pi0_errorf(PI0_ENOTSUP, "%s: more than %d dims", what, PI0_NPY_MAX_DIMS);
+                    return pi0_errorf(PI0_ENOTSUP, "%s: more than %d dims", what,
+                                      PI0_NPY_MAX_DIMS);
                 if (v && numel > (INT64_MAX / 8) / v)
                     return pi0_errorf(PI0_EFORMAT, "%s: shape is absurdly large", what);
                 numel *= v;
@@ -114,12 +131,14 @@ static int parse_dict(const char *hdr, size_t len, const char *what, pi0_npy *ou
             return pi0_errorf(PI0_EFORMAT, "%s: unexpected key '%s' in .npy header", what, key);
         }
         if (!eat(&c, ',')) {
-            if (!eat(&c, '}')) return pi0_errorf(PI0_EFORMAT, "%s: malformed .npy header", what);
+            if (!eat(&c, '}'))
+                return pi0_errorf(PI0_EFORMAT, "%s: malformed .npy header", what);
             break;
         }
     }
     if (!have_descr || !have_fo || !have_shape)
-        return pi0_errorf(PI0_EFORMAT, "%s: .npy header lacks descr, fortran_order or shape", what);
+        return pi0_errorf(PI0_EFORMAT, "%s: .npy header lacks descr, fortran_order or shape",
+                          what);
     if (!strcmp(descr, "|u1") || !strcmp(descr, "<u1") || !strcmp(descr, "u1"))
         out->dtype = PI0_NPY_U8;
     else if (!strcmp(descr, "<i4"))
@@ -127,11 +146,13 @@ static int parse_dict(const char *hdr, size_t len, const char *what, pi0_npy *ou
     else if (!strcmp(descr, "<f4"))
         out->dtype = PI0_NPY_F32;
     else
-        return pi0_errorf(PI0_ETYPE, "%s: dtype '%s' is not supported (uint8 '|u1', int32 '<i4', "
-                          "float32 '<f4')", what, descr);
+        return pi0_errorf(PI0_ETYPE,
+                          "%s: dtype '%s' is not supported (uint8 '|u1', int32 '<i4', "
+                          "float32 '<f4')",
+                          what, descr);
     if (fortran)
-        return pi0_errorf(PI0_ETYPE, "%s: fortran_order arrays are not supported (save C order)",
-                          what);
+        return pi0_errorf(PI0_ETYPE,
+                          "%s: fortran_order arrays are not supported (save C order)", what);
     return 0;
 }
 
@@ -139,7 +160,8 @@ static int parse_dict(const char *hdr, size_t len, const char *what, pi0_npy *ou
 static int parse_header(const uint8_t *b, size_t avail, const char *what, pi0_npy *out,
                         size_t *hdr_end) {
     memset(out, 0, sizeof *out);
-    for (int i = 0; i < PI0_NPY_MAX_DIMS; i++) out->shape[i] = 1;
+    for (int i = 0; i < PI0_NPY_MAX_DIMS; i++)
+        out->shape[i] = 1;
     if (avail < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
         return pi0_errorf(PI0_EFORMAT, "%s: not a .npy file (bad magic)", what);
     int major = b[6];
@@ -170,7 +192,8 @@ static int check_size(pi0_npy *a, size_t size, size_t off, const char *what) {
     if ((uint64_t)(size - off) == need) return 0;
     int64_t numel = a->numel;
     memset(a, 0, sizeof *a);
-    return pi0_errorf(PI0_EFORMAT, "%s: data is %zu bytes but the shape needs %llu (%lld "
+    return pi0_errorf(PI0_EFORMAT,
+                      "%s: data is %zu bytes but the shape needs %llu (%lld "
                       "elements): %s",
                       what, size - off, (unsigned long long)need, (long long)numel,
                       (uint64_t)(size - off) < need ? "truncated" : "trailing bytes");
@@ -208,7 +231,10 @@ int pi0_npy_read(const char *path, pi0_npy *out) {
     /* The header (numpy keeps it far below 64 KiB), then the data into an aligned buffer. */
     static const size_t HEAD = 65536 + 16;
     uint8_t *head = malloc(HEAD);
-    if (!head) { fclose(fp); return pi0_errorf(PI0_ENOMEM, "%s: out of memory", path); }
+    if (!head) {
+        fclose(fp);
+        return pi0_errorf(PI0_ENOMEM, "%s: out of memory", path);
+    }
     size_t want = size < HEAD ? size : HEAD;
     size_t got = fread(head, 1, want, fp);
     pi0_npy a;
@@ -250,46 +276,56 @@ int pi0_npy_expect(const pi0_npy *a, const char *what, pi0_npy_dtype dtype, int 
     size_t o = 0, e = 0;
     o += (size_t)snprintf(got + o, sizeof got - o, "(");
     for (int i = 0; i < a->ndim; i++)
-        o += (size_t)snprintf(got + o, sizeof got - o, "%s%lld", i ? ", " : "", (long long)a->shape[i]);
+        o += (size_t)snprintf(got + o, sizeof got - o, "%s%lld", i ? ", " : "",
+                              (long long)a->shape[i]);
     snprintf(got + o, sizeof got - o, ")");
     e += (size_t)snprintf(exp + e, sizeof exp - e, "(");
     for (int i = 0; i < ndim; i++) {
-        if (want[i] < 0) e += (size_t)snprintf(exp + e, sizeof exp - e, "%s*", i ? ", " : "");
-        else e += (size_t)snprintf(exp + e, sizeof exp - e, "%s%lld", i ? ", " : "", (long long)want[i]);
+        if (want[i] < 0)
+            e += (size_t)snprintf(exp + e, sizeof exp - e, "%s*", i ? ", " : "");
+        else
+            e += (size_t)snprintf(exp + e, sizeof exp - e, "%s%lld", i ? ", " : "",
+                                  (long long)want[i]);
     }
     snprintf(exp + e, sizeof exp - e, ")");
     int ok = a->ndim == ndim;
-    for (int i = 0; ok && i < ndim; i++) ok = want[i] < 0 || a->shape[i] == want[i];
+    for (int i = 0; ok && i < ndim; i++)
+        ok = want[i] < 0 || a->shape[i] == want[i];
     if (!ok) return pi0_errorf(PI0_ESHAPE, "%s: shape is %s, expected %s", what, got, exp);
     return 0;
 }
 
 int pi0_npy_write(const char *path, pi0_npy_dtype dtype, int ndim, const int64_t *shape,
                   const void *data) {
-    if (ndim < 0 || ndim > PI0_NPY_MAX_DIMS || (dtype != PI0_NPY_U8 && dtype != PI0_NPY_I32 && dtype != PI0_NPY_F32))
+    if (ndim < 0 || ndim > PI0_NPY_MAX_DIMS ||
+        (dtype != PI0_NPY_U8 && dtype != PI0_NPY_I32 && dtype != PI0_NPY_F32))
         return pi0_errorf(PI0_EINVAL, "%s: bad dtype or ndim %d", path, ndim);
     char dict[512];
     size_t o = 0;
     int64_t numel = 1;
-    o += (size_t)snprintf(dict + o, sizeof dict - o, "{'descr': '%s', 'fortran_order': False, 'shape': (",
+    o += (size_t)snprintf(dict + o, sizeof dict - o,
+                          "{'descr': '%s', 'fortran_order': False, 'shape': (",
                           pi0_npy_dtype_descr(dtype));
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) return pi0_errorf(PI0_EINVAL, "%s: negative shape", path);
         numel *= shape[i];
-        o += (size_t)snprintf(dict + o, sizeof dict - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
+        o += (size_t)snprintf(dict + o, sizeof dict - o, "%s%lld", i ? ", " : "",
+                              (long long)shape[i]);
     }
     o += (size_t)snprintf(dict + o, sizeof dict - o, "%s), }", ndim == 1 ? "," : "");
     size_t total = 10 + o + 1;
     size_t pad = (64 - total % 64) % 64;
     size_t hl = o + pad + 1;
-    uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(hl & 0xff), (uint8_t)(hl >> 8)};
+    uint8_t pre[10] = {
+        0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(hl & 0xff), (uint8_t)(hl >> 8)};
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *fp = fopen(tmp, "wb");
     if (!fp) return pi0_errorf(PI0_EIO, "%s: cannot create: %s", tmp, strerror(errno));
     size_t nbytes = (size_t)numel * pi0_npy_dtype_size(dtype);
     int ok = fwrite(pre, 1, 10, fp) == 10 && fwrite(dict, 1, o, fp) == o;
-    for (size_t i = 0; ok && i < pad; i++) ok = fputc(' ', fp) != EOF;
+    for (size_t i = 0; ok && i < pad; i++)
+        ok = fputc(' ', fp) != EOF;
     ok = ok && fputc('\n', fp) != EOF && (nbytes == 0 || fwrite(data, 1, nbytes, fp) == nbytes);
     if (fclose(fp) != 0) ok = 0;
     if (!ok || rename(tmp, path) != 0) {

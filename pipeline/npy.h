@@ -31,10 +31,10 @@ typedef enum pi0_npy_dtype {
  * struct; free it with pi0_npy_free. */
 typedef struct pi0_npy {
     pi0_npy_dtype dtype;
-    int ndim;                          /* 0..PI0_NPY_MAX_DIMS */
-    int64_t shape[PI0_NPY_MAX_DIMS];   /* unused dims are 1 */
-    int64_t numel;                     /* product of shape (1 for a 0-d array) */
-    void *data;                        /* [numel] elements of dtype, C order */
+    int ndim;                        /* 0..PI0_NPY_MAX_DIMS */
+    int64_t shape[PI0_NPY_MAX_DIMS]; /* unused dims are 1 */
+    int64_t numel;                   /* product of shape (1 for a 0-d array) */
+    void *data;                      /* [numel] elements of dtype, C order */
 } pi0_npy;
 
 /* Element size in bytes (1 or 4) and numpy descr ('|u1', '<i4', '<f4'). */

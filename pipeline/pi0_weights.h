@@ -44,57 +44,59 @@ extern "C" {
 /* A view into a mapped checkpoint. An absent optional tensor has data == NULL, ndim == 0
  * and name == NULL (test with pi0_tensor_present). */
 typedef struct pi0_tensor {
-    const char *name;   /* safetensors key as found in the file (owned by pi0_weights) */
-    const void *data;   /* first element, read-only mapping; not necessarily aligned beyond
-                           the dtype size (safetensors gives no alignment guarantee) */
-    pi0_dtype dtype;    /* PI0_F32, PI0_BF16 or PI0_F16 */
-    int ndim;           /* 1..4 */
+    const char *name; /* safetensors key as found in the file (owned by pi0_weights) */
+    const void *data; /* first element, read-only mapping; not necessarily aligned beyond
+                         the dtype size (safetensors gives no alignment guarantee) */
+    pi0_dtype dtype;  /* PI0_F32, PI0_BF16 or PI0_F16 */
+    int ndim;         /* 1..4 */
     int64_t shape[PI0_TENSOR_MAX_DIMS]; /* unused dims are 1 */
 } pi0_tensor;
 
-static inline int pi0_tensor_present(const pi0_tensor *t) { return t->data != NULL; }
+static inline int pi0_tensor_present(const pi0_tensor *t) {
+    return t->data != NULL;
+}
 
 /* Sizes of one transformer. For the vision tower n_kv_heads == n_heads and vocab == 0;
  * for the expert vocab == 0. */
 typedef struct pi0_tower_config {
-    int width;      /* hidden size */
-    int depth;      /* number of layers */
-    int mlp;        /* MLP hidden size */
+    int width; /* hidden size */
+    int depth; /* number of layers */
+    int mlp;   /* MLP hidden size */
     int n_heads;
     int n_kv_heads;
     int head_dim;
-    int vocab;      /* VLM only: rows of the embedding table */
+    int vocab; /* VLM only: rows of the embedding table */
 } pi0_tower_config;
 
 typedef struct pi0_config {
-    int pi05;            /* 1 = π0.5 (detected from the tensors), 0 = π0 */
-    int action_dim;      /* A: action width (rows of action_out_w) */
-    int state_dim;       /* S: π0: columns of state_proj_w; π0.5: max_state_dim from
-                            config.json if given, else action_dim */
-    int action_horizon;  /* chunk length (config.json; default 50) */
-    int num_steps;       /* denoising steps (config.json; default 10) */
-    int max_token_len;   /* prompt length (config.json; default 48 for π0, 200 for π0.5) */
+    int pi05;           /* 1 = π0.5 (detected from the tensors), 0 = π0 */
+    int action_dim;     /* A: action width (rows of action_out_w) */
+    int state_dim;      /* S: π0: columns of state_proj_w; π0.5: max_state_dim from
+                           config.json if given, else action_dim */
+    int action_horizon; /* chunk length (config.json; default 50) */
+    int num_steps;      /* denoising steps (config.json; default 10) */
+    int max_token_len;  /* prompt length (config.json; default 48 for π0, 200 for π0.5) */
     pi0_tower_config vision; /* SigLIP; n_kv_heads == n_heads */
-    int patch;           /* p: patch size (from patch_w) */
-    int image;           /* input image side, 224 (fixed by preprocessing) */
-    int n_patches;       /* np = (image/p)^2, checked against pos_emb rows */
+    int patch;               /* p: patch size (from patch_w) */
+    int image;               /* input image side, 224 (fixed by preprocessing) */
+    int n_patches;           /* np = (image/p)^2, checked against pos_emb rows */
     pi0_tower_config vlm;    /* Gemma (PaliGemma language model) */
     pi0_tower_config expert; /* Gemma action expert; same depth and head_dim as vlm */
-    float ln_eps;        /* vision LayerNorm eps, 1e-6 */
-    float rms_eps;       /* Gemma RMSNorm eps, 1e-6 */
-    float rope_theta;    /* 10000 */
+    float ln_eps;            /* vision LayerNorm eps, 1e-6 */
+    float rms_eps;           /* Gemma RMSNorm eps, 1e-6 */
+    float rope_theta;        /* 10000 */
 } pi0_config;
 
 /* One SigLIP encoder block (all present). */
 typedef struct pi0_vision_layer {
-    pi0_tensor ln1_w, ln1_b;   /* [vw] layer_norm1 */
-    pi0_tensor q_w, q_b;       /* [vw, vw], [vw]  (H·d == vw) */
-    pi0_tensor k_w, k_b;       /* [vw, vw], [vw] */
-    pi0_tensor v_w, v_b;       /* [vw, vw], [vw] */
-    pi0_tensor o_w, o_b;       /* [vw, vw], [vw]  self_attn.out_proj */
-    pi0_tensor ln2_w, ln2_b;   /* [vw] layer_norm2 */
-    pi0_tensor fc1_w, fc1_b;   /* [mlp, vw], [mlp] */
-    pi0_tensor fc2_w, fc2_b;   /* [vw, mlp], [vw] */
+    pi0_tensor ln1_w, ln1_b; /* [vw] layer_norm1 */
+    pi0_tensor q_w, q_b;     /* [vw, vw], [vw]  (H·d == vw) */
+    pi0_tensor k_w, k_b;     /* [vw, vw], [vw] */
+    pi0_tensor v_w, v_b;     /* [vw, vw], [vw] */
+    pi0_tensor o_w, o_b;     /* [vw, vw], [vw]  self_attn.out_proj */
+    pi0_tensor ln2_w, ln2_b; /* [vw] layer_norm2 */
+    pi0_tensor fc1_w, fc1_b; /* [mlp, vw], [mlp] */
+    pi0_tensor fc2_w, fc2_b; /* [vw, mlp], [vw] */
 } pi0_vision_layer;
 
 /* One Gemma block, VLM (width W) or expert (width E; written w below). No biases on the
@@ -131,21 +133,21 @@ typedef struct pi0_weights {
     pi0_config cfg;
 
     /* ---- vision (SigLIP) ---- */
-    pi0_tensor patch_w;    /* [vw, 3, p, p] */
-    pi0_tensor patch_b;    /* [vw] */
-    pi0_tensor pos_emb;    /* [np, vw] */
-    pi0_vision_layer *vision; /* [cfg.vision.depth] */
+    pi0_tensor patch_w;              /* [vw, 3, p, p] */
+    pi0_tensor patch_b;              /* [vw] */
+    pi0_tensor pos_emb;              /* [np, vw] */
+    pi0_vision_layer *vision;        /* [cfg.vision.depth] */
     pi0_tensor post_ln_w, post_ln_b; /* [vw] post_layernorm */
 
     /* ---- projector ---- */
-    pi0_tensor proj_w;     /* [W, vw] multi_modal_projector.linear */
-    pi0_tensor proj_b;     /* [W] */
+    pi0_tensor proj_w; /* [W, vw] multi_modal_projector.linear */
+    pi0_tensor proj_b; /* [W] */
 
     /* ---- language model (Gemma 2B) ---- */
-    pi0_tensor embed;      /* [vocab, W]: language_model.embed_tokens.weight, or the tied
-                              paligemma.lm_head.weight when embed_tokens is absent */
-    pi0_gemma_layer *vlm;  /* [cfg.vlm.depth] */
-    pi0_tensor vlm_norm;   /* [W] final norm; optional (not needed for actions) */
+    pi0_tensor embed;     /* [vocab, W]: language_model.embed_tokens.weight, or the tied
+                             paligemma.lm_head.weight when embed_tokens is absent */
+    pi0_gemma_layer *vlm; /* [cfg.vlm.depth] */
+    pi0_tensor vlm_norm;  /* [W] final norm; optional (not needed for actions) */
 
     /* ---- action expert (Gemma 300M) ---- */
     pi0_gemma_layer *expert;  /* [cfg.expert.depth] */
@@ -153,13 +155,13 @@ typedef struct pi0_weights {
     pi0_tensor expert_norm_b; /* π0: absent;        π0.5: [3E] norm.dense.bias */
 
     /* ---- heads ---- */
-    pi0_tensor state_proj_w, state_proj_b;   /* π0 only: [E, S], [E]; absent for π0.5 */
-    pi0_tensor action_in_w, action_in_b;     /* [E, A], [E] action_in_proj */
-    pi0_tensor action_out_w, action_out_b;   /* [A, E], [A] action_out_proj */
-    pi0_tensor time_in_w, time_in_b;   /* π0: action_time_mlp_in [E, 2E], [E];
-                                          π0.5: time_mlp_in [E, E], [E] */
-    pi0_tensor time_out_w, time_out_b; /* π0: action_time_mlp_out [E, E], [E];
-                                          π0.5: time_mlp_out [E, E], [E] */
+    pi0_tensor state_proj_w, state_proj_b; /* π0 only: [E, S], [E]; absent for π0.5 */
+    pi0_tensor action_in_w, action_in_b;   /* [E, A], [E] action_in_proj */
+    pi0_tensor action_out_w, action_out_b; /* [A, E], [A] action_out_proj */
+    pi0_tensor time_in_w, time_in_b;       /* π0: action_time_mlp_in [E, 2E], [E];
+                                              π0.5: time_mlp_in [E, E], [E] */
+    pi0_tensor time_out_w, time_out_b;     /* π0: action_time_mlp_out [E, E], [E];
+                                              π0.5: time_mlp_out [E, E], [E] */
 
     /* ---- norm_stats.json (optional) ---- */
     int has_norm_stats;          /* 1 when DIR/norm_stats.json was found and loaded */

@@ -7,29 +7,32 @@
 #include <string.h>
 
 #define PRECISION_BITS (32 - 8 - 2) /* Pillow's fixed point for 8-bit images */
-#define MAX_SIDE 16384
+#define MAX_SIDE       16384
 
 struct pi0_preproc {
     int max_w, max_h;
     int ksize_max;
-    uint8_t *tmp;      /* [max_h, 224, 3] horizontal pass output */
-    double *dk;        /* [224 * ksize_max] float coefficients */
-    int32_t *kx, *ky;  /* [224 * ksize_max] fixed-point coefficients */
-    int *bx, *by;      /* [224 * 2] (first tap, tap count) per output pixel */
+    uint8_t *tmp;                    /* [max_h, 224, 3] horizontal pass output */
+    double *dk;                      /* [224 * ksize_max] float coefficients */
+    int32_t *kx, *ky;                /* [224 * ksize_max] fixed-point coefficients */
+    int *bx, *by;                    /* [224 * 2] (first tap, tap count) per output pixel */
     int32_t acc[PI0_IMAGE_SIZE * 3]; /* vertical pass accumulators, one output row */
     uint8_t img[PI0_IMAGE_SIZE * PI0_IMAGE_SIZE * 3];
 };
 
 // ---- pixels -----------------------------------------------------------------------
 
-float pi0_pixel_to_float(uint8_t x) { return (float)x / 255.0f * 2.0f - 1.0f; }
+float pi0_pixel_to_float(uint8_t x) {
+    return (float)x / 255.0f * 2.0f - 1.0f;
+}
 
 static float LUT[256];
 static int lut_ready;
 
 static void lut_init(void) {
     if (lut_ready) return; /* benign race: every thread writes the same values */
-    for (int i = 0; i < 256; i++) LUT[i] = pi0_pixel_to_float((uint8_t)i);
+    for (int i = 0; i < 256; i++)
+        LUT[i] = pi0_pixel_to_float((uint8_t)i);
     lut_ready = 1;
 }
 
@@ -37,7 +40,8 @@ void pi0_image_to_chw(const uint8_t *hwc, int size, float *chw) {
     lut_init();
     size_t n = (size_t)size * (size_t)size;
     for (size_t i = 0; i < n; i++)
-        for (int c = 0; c < 3; c++) chw[(size_t)c * n + i] = LUT[hwc[i * 3 + (size_t)c]];
+        for (int c = 0; c < 3; c++)
+            chw[(size_t)c * n + i] = LUT[hwc[i * 3 + (size_t)c]];
 }
 
 void pi0_patchify(const float *chw, int size, int patch, float *out) {
@@ -49,7 +53,8 @@ void pi0_patchify(const float *chw, int size, int patch, float *out) {
             for (int c = 0; c < 3; c++)
                 for (int kh = 0; kh < patch; kh++) {
                     const float *src = chw + (size_t)c * plane +
-                                       (size_t)(py * patch + kh) * (size_t)size + (size_t)px * (size_t)patch;
+                                       (size_t)(py * patch + kh) * (size_t)size +
+                                       (size_t)px * (size_t)patch;
                     memcpy(o + c * pp + kh * patch, src, (size_t)patch * sizeof *o);
                 }
         }
@@ -62,9 +67,12 @@ void pi0_patchify_u8(const uint8_t *hwc, int size, int patch, float *out) {
         for (int px = 0; px < g; px++) {
             float *o = out + (size_t)(py * g + px) * 3 * (size_t)pp;
             for (int kh = 0; kh < patch; kh++) {
-                const uint8_t *row = hwc + ((size_t)(py * patch + kh) * (size_t)size + (size_t)px * (size_t)patch) * 3;
+                const uint8_t *row =
+                    hwc +
+                    ((size_t)(py * patch + kh) * (size_t)size + (size_t)px * (size_t)patch) * 3;
                 for (int kw = 0; kw < patch; kw++)
-                    for (int c = 0; c < 3; c++) o[c * pp + kh * patch + kw] = LUT[row[kw * 3 + c]];
+                    for (int c = 0; c < 3; c++)
+                        o[c * pp + kh * patch + kw] = LUT[row[kw * 3 + c]];
             }
         }
 }
@@ -112,7 +120,8 @@ static int coeffs(pi0_preproc *pp, int in, int out, int32_t *kk, int *bounds) {
         }
         for (x = 0; x < xmax; x++)
             if (ww != 0.0) k[x] /= ww;
-        for (; x < ksize; x++) k[x] = 0;
+        for (; x < ksize; x++)
+            k[x] = 0;
         bounds[xx * 2] = xmin;
         bounds[xx * 2 + 1] = xmax;
     }
@@ -172,8 +181,10 @@ int pi0_preproc_resize_pad(pi0_preproc *pp, const uint8_t *src, int w, int h, si
         return pi0_errorf(PI0_EINVAL, "pi0_preproc_resize_pad: bad image %dx%d (stride %zu)", w,
                           h, stride);
     if (w > pp->max_w || h > pp->max_h)
-        return pi0_errorf(PI0_ERANGE, "pi0_preproc_resize_pad: image %dx%d exceeds the %dx%d "
-                          "given at creation", w, h, pp->max_w, pp->max_h);
+        return pi0_errorf(PI0_ERANGE,
+                          "pi0_preproc_resize_pad: image %dx%d exceeds the %dx%d "
+                          "given at creation",
+                          w, h, pp->max_w, pp->max_h);
     int rw, rh;
     pi0_resize_dims(w, h, S, &rw, &rh);
     PI0_ASSERT(ksize_for(w, rw) <= pp->ksize_max && ksize_for(h, rh) <= pp->ksize_max);
@@ -222,13 +233,16 @@ int pi0_preproc_resize_pad(pi0_preproc *pp, const uint8_t *src, int w, int h, si
         int ymin = pp->by[yy * 2], n = pp->by[yy * 2 + 1];
         const int32_t *k = pp->ky + (size_t)yy * (size_t)kys;
         int32_t *acc = pp->acc;
-        for (size_t i = 0; i < trow; i++) acc[i] = 1 << (PRECISION_BITS - 1);
+        for (size_t i = 0; i < trow; i++)
+            acc[i] = 1 << (PRECISION_BITS - 1);
         for (int y = 0; y < n; y++) {
             const uint8_t *p = hp + (size_t)(ymin + y) * hstride;
             int32_t ky = k[y];
-            for (size_t i = 0; i < trow; i++) acc[i] += p[i] * ky;
+            for (size_t i = 0; i < trow; i++)
+                acc[i] += p[i] * ky;
         }
-        for (size_t i = 0; i < trow; i++) o[i] = clip8(acc[i]);
+        for (size_t i = 0; i < trow; i++)
+            o[i] = clip8(acc[i]);
     }
     return 0;
 }

@@ -11,43 +11,56 @@
 
 #include <cjson/cJSON.h>
 
-#define ST_MAX_HEADER (100u << 20) /* same cap as the reference implementation */
-#define ST_MAX_INT 9007199254740992.0 /* 2^53: exact in a JSON double */
+#define ST_MAX_HEADER (100u << 20)       /* same cap as the reference implementation */
+#define ST_MAX_INT    9007199254740992.0 /* 2^53: exact in a JSON double */
 
 struct pi0_st_file {
     char *path;
     void *map;
     size_t map_size;
     int n;
-    pi0_tensor *t;   /* [n] */
-    int *slots;      /* open-addressing hash of names -> index, -1 empty; [n_slots] */
+    pi0_tensor *t; /* [n] */
+    int *slots;    /* open-addressing hash of names -> index, -1 empty; [n_slots] */
     int n_slots;
 };
 
 // ---- dtypes -----------------------------------------------------------------------
 
 size_t pi0_st_dtype_parse(const char *name, pi0_dtype *dtype) {
-    if (!strcmp(name, "F32")) { *dtype = PI0_F32; return 4; }
-    if (!strcmp(name, "BF16")) { *dtype = PI0_BF16; return 2; }
-    if (!strcmp(name, "F16")) { *dtype = PI0_F16; return 2; }
+    if (!strcmp(name, "F32")) {
+        *dtype = PI0_F32;
+        return 4;
+    }
+    if (!strcmp(name, "BF16")) {
+        *dtype = PI0_BF16;
+        return 2;
+    }
+    if (!strcmp(name, "F16")) {
+        *dtype = PI0_F16;
+        return 2;
+    }
     return 0;
 }
 
 const char *pi0_st_dtype_name(pi0_dtype dtype) {
     switch (dtype) {
-    case PI0_F32: return "F32";
-    case PI0_BF16: return "BF16";
-    case PI0_F16: return "F16";
-    default: return "?";
+    case PI0_F32:
+        return "F32";
+    case PI0_BF16:
+        return "BF16";
+    case PI0_F16:
+        return "F16";
+    default:
+        return "?";
     }
 }
-
 
 // ---- name hash --------------------------------------------------------------------
 
 static uint64_t hash_str(const char *s) {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
 }
 
@@ -55,7 +68,8 @@ static uint64_t hash_str(const char *s) {
 static int slot_of(const pi0_st_file *f, const char *key) {
     unsigned mask = (unsigned)f->n_slots - 1;
     unsigned i = (unsigned)hash_str(key) & mask;
-    while (f->slots[i] >= 0 && strcmp(f->t[f->slots[i]].name, key) != 0) i = (i + 1) & mask;
+    while (f->slots[i] >= 0 && strcmp(f->t[f->slots[i]].name, key) != 0)
+        i = (i + 1) & mask;
     return (int)i;
 }
 
@@ -92,10 +106,11 @@ static int parse_entry(pi0_st_file *f, const cJSON *e, const uint8_t *data, uint
     const cJSON *js = cJSON_GetObjectItemCaseSensitive(e, "shape");
     const cJSON *jo = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
     if (!cJSON_IsString(jd) || !cJSON_IsArray(js) || !cJSON_IsArray(jo))
-        return pi0_errorf(PI0_EFORMAT,
-                          "%s: tensor %.200s: entry needs string \"dtype\", array \"shape\" and "
-                          "array \"data_offsets\"",
-                          path, key);
+        return pi0_errorf(
+            PI0_EFORMAT,
+            "%s: tensor %.200s: entry needs string \"dtype\", array \"shape\" and "
+            "array \"data_offsets\"",
+            path, key);
     size_t esize = pi0_st_dtype_parse(jd->valuestring, &t->dtype);
     if (!esize)
         return pi0_errorf(PI0_ETYPE,
@@ -106,7 +121,8 @@ static int parse_entry(pi0_st_file *f, const cJSON *e, const uint8_t *data, uint
         return pi0_errorf(PI0_ENOTSUP, "%s: tensor %.200s: %d dims (at most %d supported)",
                           path, key, nd, PI0_TENSOR_MAX_DIMS);
     t->ndim = nd;
-    for (int d = 0; d < PI0_TENSOR_MAX_DIMS; d++) t->shape[d] = 1;
+    for (int d = 0; d < PI0_TENSOR_MAX_DIMS; d++)
+        t->shape[d] = 1;
     uint64_t numel = 1;
     int d = 0;
     for (const cJSON *x = js->child; x; x = x->next, d++) {
@@ -128,11 +144,12 @@ static int parse_entry(pi0_st_file *f, const cJSON *e, const uint8_t *data, uint
                           "%s: tensor %.200s: data_offsets must be two non-negative integers",
                           path, key);
     if (b > en || en > data_size)
-        return pi0_errorf(PI0_EFORMAT,
-                          "%s: tensor %.200s: data_offsets [%llu, %llu] outside the data section "
-                          "of %llu bytes",
-                          path, key, (unsigned long long)b, (unsigned long long)en,
-                          (unsigned long long)data_size);
+        return pi0_errorf(
+            PI0_EFORMAT,
+            "%s: tensor %.200s: data_offsets [%llu, %llu] outside the data section "
+            "of %llu bytes",
+            path, key, (unsigned long long)b, (unsigned long long)en,
+            (unsigned long long)data_size);
     if (en - b != numel * esize)
         return pi0_errorf(PI0_EFORMAT,
                           "%s: tensor %.200s: shape x dtype is %llu bytes but data_offsets "
@@ -158,7 +175,8 @@ static int parse_header(pi0_st_file *f) {
                           "%s: file is %zu bytes, too short for the 8-byte header length", path,
                           f->map_size);
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | base[i];
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | base[i];
     if (hlen > f->map_size - 8)
         return pi0_errorf(PI0_EFORMAT,
                           "%s: header length %llu exceeds the file (%zu bytes): truncated or "
@@ -189,18 +207,26 @@ static int parse_header(pi0_st_file *f) {
 
     int n = 0;
     for (const cJSON *e = root->child; e; e = e->next) {
-        if (!e->string) { cJSON_Delete(root); return pi0_errorf(PI0_EFORMAT, "%s: bad header", path); }
+        if (!e->string) {
+            cJSON_Delete(root);
+            return pi0_errorf(PI0_EFORMAT, "%s: bad header", path);
+        }
         if (strcmp(e->string, "__metadata__") != 0) n++;
     }
     int rc = 0;
     span *sp = NULL;
     f->t = calloc((size_t)n + 1, sizeof *f->t);
     f->n_slots = 16;
-    while (f->n_slots < 2 * n) f->n_slots *= 2;
+    while (f->n_slots < 2 * n)
+        f->n_slots *= 2;
     f->slots = malloc((size_t)f->n_slots * sizeof *f->slots);
     sp = calloc((size_t)n + 1, sizeof *sp);
-    if (!f->t || !f->slots || !sp) { rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", path); goto out; }
-    for (int i = 0; i < f->n_slots; i++) f->slots[i] = -1;
+    if (!f->t || !f->slots || !sp) {
+        rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    for (int i = 0; i < f->n_slots; i++)
+        f->slots[i] = -1;
 
     for (const cJSON *e = root->child; e; e = e->next) {
         if (!strcmp(e->string, "__metadata__")) {
@@ -215,7 +241,10 @@ static int parse_header(pi0_st_file *f) {
         rc = parse_entry(f, e, data, data_size, 8 + hlen, t, &sp[i]);
         if (rc) goto out;
         t->name = strdup(e->string);
-        if (!t->name) { rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", path); goto out; }
+        if (!t->name) {
+            rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", path);
+            goto out;
+        }
         f->n++;
         int s = slot_of(f, t->name);
         if (f->slots[s] >= 0) {
@@ -251,7 +280,8 @@ out:
 void pi0_st_close(pi0_st_file *f) {
     if (!f) return;
     if (f->t)
-        for (int i = 0; i < f->n; i++) free((char *)f->t[i].name);
+        for (int i = 0; i < f->n; i++)
+            free((char *)f->t[i].name);
     free(f->t);
     free(f->slots);
     if (f->map) munmap(f->map, f->map_size);
@@ -299,8 +329,12 @@ int pi0_st_open(const char *path, pi0_st_file **out) {
     return 0;
 }
 
-const char *pi0_st_path(const pi0_st_file *f) { return f->path; }
-int pi0_st_count(const pi0_st_file *f) { return f->n; }
+const char *pi0_st_path(const pi0_st_file *f) {
+    return f->path;
+}
+int pi0_st_count(const pi0_st_file *f) {
+    return f->n;
+}
 
 const pi0_tensor *pi0_st_tensor(const pi0_st_file *f, int i) {
     PI0_ASSERT(i >= 0 && i < f->n);

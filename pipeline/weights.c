@@ -14,19 +14,19 @@
 #include "pi0_weights.h"
 #include "safetensors.h"
 
-#define PG "paligemma_with_expert.paligemma."
-#define V PG "model.vision_tower.vision_model."
-#define L PG "model.language_model."
-#define E "paligemma_with_expert.gemma_expert.model."
+#define PG      "paligemma_with_expert.paligemma."
+#define V       PG "model.vision_tower.vision_model."
+#define L       PG "model.language_model."
+#define E       "paligemma_with_expert.gemma_expert.model."
 #define KEY_MAX 512
 
 struct pi0__weights_files {
     int n_files;
-    pi0_st_file **files; /* [n_files] */
-    int n;               /* tensors over all files */
-    char **canon;        /* [n] canonical key of tensor i */
+    pi0_st_file **files;     /* [n_files] */
+    int n;                   /* tensors over all files */
+    char **canon;            /* [n] canonical key of tensor i */
     const pi0_tensor **tens; /* [n] */
-    int *slots;          /* hash canonical -> i, -1 empty */
+    int *slots;              /* hash canonical -> i, -1 empty */
     int n_slots;
 };
 
@@ -34,11 +34,14 @@ struct pi0__weights_files {
 
 static uint64_t hash_str(const char *s) {
     uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
 }
 
-static int starts(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+static int starts(const char *s, const char *p) {
+    return strncmp(s, p, strlen(p)) == 0;
+}
 
 static char *path_join(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -58,15 +61,22 @@ static int read_text(const char *path, size_t max, char **out, size_t *len) {
     if (!fp)
         return pi0_errorf(errno == ENOENT ? PI0_ENOENT : PI0_EIO, "%s: cannot open: %s", path,
                           strerror(errno));
-    if (fseek(fp, 0, SEEK_END) != 0) { fclose(fp); return pi0_errorf(PI0_EIO, "%s: cannot seek", path); }
+    if (fseek(fp, 0, SEEK_END) != 0) {
+        fclose(fp);
+        return pi0_errorf(PI0_EIO, "%s: cannot seek", path);
+    }
     long sz = ftell(fp);
     if (sz < 0 || (size_t)sz > max) {
         fclose(fp);
-        return pi0_errorf(PI0_EFORMAT, "%s: size %ld is not plausible for a JSON file", path, sz);
+        return pi0_errorf(PI0_EFORMAT, "%s: size %ld is not plausible for a JSON file", path,
+                          sz);
     }
     rewind(fp);
     char *buf = malloc((size_t)sz + 1);
-    if (!buf) { fclose(fp); return pi0_errorf(PI0_ENOMEM, "%s: out of memory", path); }
+    if (!buf) {
+        fclose(fp);
+        return pi0_errorf(PI0_ENOMEM, "%s: out of memory", path);
+    }
     if (fread(buf, 1, (size_t)sz, fp) != (size_t)sz) {
         free(buf);
         fclose(fp);
@@ -107,12 +117,18 @@ static float bf16_f32(uint16_t h) {
 
 static float f16_f32(uint16_t h) {
     uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 0x1f, m = h & 0x3ff, u;
-    if (e == 0x1f) u = s | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0); /* inf / quiet nan */
-    else if (e) u = s | ((e + 112) << 23) | (m << 13);
-    else if (!m) u = s;
+    if (e == 0x1f)
+        u = s | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0); /* inf / quiet nan */
+    else if (e)
+        u = s | ((e + 112) << 23) | (m << 13);
+    else if (!m)
+        u = s;
     else { /* subnormal: renormalize */
         e = 113;
-        while (!(m & 0x400)) { m <<= 1; e--; }
+        while (!(m & 0x400)) {
+            m <<= 1;
+            e--;
+        }
         u = s | (e << 23) | ((m & 0x3ff) << 13);
     }
     float f;
@@ -122,7 +138,8 @@ static float f16_f32(uint16_t h) {
 
 int64_t pi0_tensor_numel(const pi0_tensor *t) {
     int64_t n = 1;
-    for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
+    for (int d = 0; d < t->ndim; d++)
+        n *= t->shape[d];
     return t->data ? n : 0;
 }
 
@@ -138,7 +155,9 @@ int pi0_tensor_to_f32(const pi0_tensor *t, int64_t first, int64_t n, float *out)
                           (long long)(first + n), (long long)total);
     const uint8_t *p = t->data;
     switch (t->dtype) {
-    case PI0_F32: memcpy(out, p + first * 4, (size_t)n * 4); break;
+    case PI0_F32:
+        memcpy(out, p + first * 4, (size_t)n * 4);
+        break;
     case PI0_BF16:
         for (int64_t i = 0; i < n; i++) {
             uint16_t h;
@@ -153,7 +172,8 @@ int pi0_tensor_to_f32(const pi0_tensor *t, int64_t first, int64_t n, float *out)
             out[i] = f16_f32(h);
         }
         break;
-    default: return pi0_errorf(PI0_ETYPE, "tensor %s: unsupported dtype", t->name);
+    default:
+        return pi0_errorf(PI0_ETYPE, "tensor %s: unsupported dtype", t->name);
     }
     return 0;
 }
@@ -170,13 +190,16 @@ int pi0_tensor_to_f32(const pi0_tensor *t, int64_t first, int64_t n, float *out)
  *   gemma_expert.{layers,norm,embed_tokens}.X   -> gemma_expert.model.…
  * Returns 0, or -1 when the result would not fit. */
 static int canonical_key(const char *key, char *buf, size_t cap) {
-    static const char *const roots[] = {"paligemma_with_expert.", "state_proj.", "action_in_proj.",
-                                        "action_out_proj.", "action_time_mlp_in.",
-                                        "action_time_mlp_out.", "time_mlp_in.", "time_mlp_out."};
+    static const char *const roots[] = {
+        "paligemma_with_expert.", "state_proj.",          "action_in_proj.", "action_out_proj.",
+        "action_time_mlp_in.",    "action_time_mlp_out.", "time_mlp_in.",    "time_mlp_out."};
     const char *s = key;
     if (starts(s, "model."))
         for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++)
-            if (starts(s + 6, roots[i])) { s += 6; break; }
+            if (starts(s + 6, roots[i])) {
+                s += 6;
+                break;
+            }
     char tmp[KEY_MAX];
     if (starts(s, PG)) {
         static const char *const rw[][2] = {
@@ -190,7 +213,11 @@ static int canonical_key(const char *key, char *buf, size_t cap) {
         const char *r = s + strlen(PG);
         const char *head = "", *rest = r;
         for (size_t i = 0; i < sizeof rw / sizeof rw[0]; i++)
-            if (starts(r, rw[i][0])) { head = rw[i][1]; rest = r + strlen(rw[i][0]); break; }
+            if (starts(r, rw[i][0])) {
+                head = rw[i][1];
+                rest = r + strlen(rw[i][0]);
+                break;
+            }
         int n = snprintf(tmp, sizeof tmp, "%s%s", head, rest);
         if (n < 0 || (size_t)n >= sizeof tmp) return -1;
         const char *vt = "model.vision_tower.";
@@ -217,7 +244,8 @@ static int canonical_key(const char *key, char *buf, size_t cap) {
 
 static int idx_slot(const struct pi0__weights_files *x, const char *canon) {
     unsigned mask = (unsigned)x->n_slots - 1, i = (unsigned)hash_str(canon) & mask;
-    while (x->slots[i] >= 0 && strcmp(x->canon[x->slots[i]], canon) != 0) i = (i + 1) & mask;
+    while (x->slots[i] >= 0 && strcmp(x->canon[x->slots[i]], canon) != 0)
+        i = (i + 1) & mask;
     return (int)i;
 }
 
@@ -228,14 +256,18 @@ static const pi0_tensor *lookup(const struct pi0__weights_files *x, const char *
 
 static int build_index(struct pi0__weights_files *x, const char *dir) {
     int n = 0;
-    for (int f = 0; f < x->n_files; f++) n += pi0_st_count(x->files[f]);
+    for (int f = 0; f < x->n_files; f++)
+        n += pi0_st_count(x->files[f]);
     x->canon = calloc((size_t)n + 1, sizeof *x->canon);
     x->tens = calloc((size_t)n + 1, sizeof *x->tens);
     x->n_slots = 16;
-    while (x->n_slots < 2 * n) x->n_slots *= 2;
+    while (x->n_slots < 2 * n)
+        x->n_slots *= 2;
     x->slots = malloc((size_t)x->n_slots * sizeof *x->slots);
-    if (!x->canon || !x->tens || !x->slots) return pi0_errorf(PI0_ENOMEM, "%s: out of memory", dir);
-    for (int i = 0; i < x->n_slots; i++) x->slots[i] = -1;
+    if (!x->canon || !x->tens || !x->slots)
+        return pi0_errorf(PI0_ENOMEM, "%s: out of memory", dir);
+    for (int i = 0; i < x->n_slots; i++)
+        x->slots[i] = -1;
     char buf[KEY_MAX];
     for (int f = 0; f < x->n_files; f++) {
         for (int i = 0; i < pi0_st_count(x->files[f]); i++) {
@@ -243,9 +275,11 @@ static int build_index(struct pi0__weights_files *x, const char *dir) {
             if (canonical_key(t->name, buf, sizeof buf) != 0) continue; /* too long: not ours */
             int s = idx_slot(x, buf);
             if (x->slots[s] >= 0)
-                return pi0_errorf(PI0_EFORMAT, "%s: tensors %.200s and %.200s are the same key %.200s",
-                                  dir, x->tens[x->slots[s]]->name, t->name, buf);
-            if (!(x->canon[x->n] = strdup(buf))) return pi0_errorf(PI0_ENOMEM, "%s: out of memory", dir);
+                return pi0_errorf(PI0_EFORMAT,
+                                  "%s: tensors %.200s and %.200s are the same key %.200s", dir,
+                                  x->tens[x->slots[s]]->name, t->name, buf);
+            if (!(x->canon[x->n] = strdup(buf)))
+                return pi0_errorf(PI0_ENOMEM, "%s: out of memory", dir);
             x->tens[x->n] = t;
             x->slots[s] = x->n++;
         }
@@ -260,17 +294,23 @@ static int open_files(struct pi0__weights_files *x, const char *dir) {
     char *single = path_join(dir, "model.safetensors");
     char *index = path_join(dir, "model.safetensors.index.json");
     cJSON *j = NULL;
-    if (!single || !index) { rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", dir); goto out; }
+    if (!single || !index) {
+        rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", dir);
+        goto out;
+    }
     if (file_exists(single)) {
         x->files = calloc(1, sizeof *x->files);
-        if (!x->files) { rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", dir); goto out; }
+        if (!x->files) {
+            rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", dir);
+            goto out;
+        }
         rc = pi0_st_open(single, &x->files[0]);
         if (!rc) x->n_files = 1;
         goto out;
     }
     if (!file_exists(index)) {
-        rc = pi0_errorf(PI0_ENOENT, "%s: neither model.safetensors nor model.safetensors.index.json",
-                        dir);
+        rc = pi0_errorf(PI0_ENOENT,
+                        "%s: neither model.safetensors nor model.safetensors.index.json", dir);
         goto out;
     }
     if ((rc = parse_json_file(index, &j))) goto out;
@@ -282,25 +322,35 @@ static int open_files(struct pi0__weights_files *x, const char *dir) {
     int n_keys = cJSON_GetArraySize(wm);
     x->files = calloc((size_t)n_keys, sizeof *x->files);
     const char **names = calloc((size_t)n_keys, sizeof *names);
-    if (!x->files || !names) { free(names); rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", dir); goto out; }
+    if (!x->files || !names) {
+        free(names);
+        rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", dir);
+        goto out;
+    }
     /* Open each distinct shard once, then check every weight_map entry is in its shard. */
     for (const cJSON *e = wm->child; e; e = e->next) {
         if (!cJSON_IsString(e) || !e->valuestring[0] || strchr(e->valuestring, '/')) {
-            rc = pi0_errorf(PI0_EFORMAT, "%s: weight_map[%.200s] is not a shard file name in %s",
-                            index, e->string, dir);
+            rc =
+                pi0_errorf(PI0_EFORMAT, "%s: weight_map[%.200s] is not a shard file name in %s",
+                           index, e->string, dir);
             break;
         }
         int f = 0;
-        while (f < x->n_files && strcmp(names[f], e->valuestring) != 0) f++;
+        while (f < x->n_files && strcmp(names[f], e->valuestring) != 0)
+            f++;
         if (f == x->n_files) {
             char *sp = path_join(dir, e->valuestring);
-            if (!sp) { rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", dir); break; }
+            if (!sp) {
+                rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", dir);
+                break;
+            }
             rc = pi0_st_open(sp, &x->files[f]);
             free(sp);
             if (rc) {
                 if (rc == PI0_ENOENT)
-                    rc = pi0_errorf(PI0_ENOENT, "%s: shard %.200s (for tensor %.200s) is missing",
-                                    index, e->valuestring, e->string);
+                    rc = pi0_errorf(PI0_ENOENT,
+                                    "%s: shard %.200s (for tensor %.200s) is missing", index,
+                                    e->valuestring, e->string);
                 break;
             }
             names[f] = e->valuestring;
@@ -331,7 +381,8 @@ static void shape_str(const pi0_tensor *t, char *buf, size_t cap) {
     size_t o = 0;
     o += (size_t)snprintf(buf + o, cap - o, "[");
     for (int d = 0; d < t->ndim && o < cap; d++)
-        o += (size_t)snprintf(buf + o, cap - o, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+        o +=
+            (size_t)snprintf(buf + o, cap - o, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
     if (o < cap) snprintf(buf + o, cap - o, "]");
 }
 
@@ -357,25 +408,29 @@ static int get(ctx *c, pi0_tensor *dst, const char *key, int optional, int ndim,
     }
     int64_t want[4] = {d0, d1, d2, d3};
     int ok = t->ndim == ndim;
-    for (int d = 0; ok && d < ndim; d++) ok = want[d] < 0 || t->shape[d] == want[d];
+    for (int d = 0; ok && d < ndim; d++)
+        ok = want[d] < 0 || t->shape[d] == want[d];
     if (!ok) {
         char got[96], exp[96];
         size_t o = 0;
         shape_str(t, got, sizeof got);
         o += (size_t)snprintf(exp + o, sizeof exp - o, "[");
         for (int d = 0; d < ndim; d++) {
-            if (want[d] < 0) o += (size_t)snprintf(exp + o, sizeof exp - o, "%s*", d ? ", " : "");
-            else o += (size_t)snprintf(exp + o, sizeof exp - o, "%s%lld", d ? ", " : "", (long long)want[d]);
+            if (want[d] < 0)
+                o += (size_t)snprintf(exp + o, sizeof exp - o, "%s*", d ? ", " : "");
+            else
+                o += (size_t)snprintf(exp + o, sizeof exp - o, "%s%lld", d ? ", " : "",
+                                      (long long)want[d]);
         }
         snprintf(exp + o, sizeof exp - o, "]");
-        return pi0_errorf(PI0_ESHAPE, "%s: tensor %s has shape %s, expected %s", c->dir, t->name,
-                          got, exp);
+        return pi0_errorf(PI0_ESHAPE, "%s: tensor %s has shape %s, expected %s", c->dir,
+                          t->name, got, exp);
     }
     *dst = *t;
     return 0;
 }
 
-#define GET1(dst, key, a) get(c, dst, key, 0, 1, a, -1, -1, -1)
+#define GET1(dst, key, a)    get(c, dst, key, 0, 1, a, -1, -1, -1)
 #define GET2(dst, key, a, b) get(c, dst, key, 0, 2, a, b, -1, -1)
 
 static int count_layers(ctx *c, const char *fmt) {
@@ -394,8 +449,8 @@ typedef struct variant {
 } variant;
 
 static const variant VARIANTS[] = {
-    {"gemma_2b", 2048, 18, 16384, 8, 1, 256},     {"gemma_2b_lora", 2048, 18, 16384, 8, 1, 256},
-    {"gemma_300m", 1024, 18, 4096, 8, 1, 256},    {"gemma_300m_lora", 1024, 18, 4096, 8, 1, 256},
+    {"gemma_2b", 2048, 18, 16384, 8, 1, 256},  {"gemma_2b_lora", 2048, 18, 16384, 8, 1, 256},
+    {"gemma_300m", 1024, 18, 4096, 8, 1, 256}, {"gemma_300m_lora", 1024, 18, 4096, 8, 1, 256},
     {"dummy", 64, 4, 128, 8, 1, 16},
 };
 
@@ -407,21 +462,26 @@ static int cfg_int(const char *path, const cJSON *root, const char *const *names
         if (!j || cJSON_IsNull(j)) continue;
         double v = cJSON_IsNumber(j) ? j->valuedouble : NAN;
         if (!(v >= lo && v <= hi) || v != (double)(int)v)
-            return pi0_errorf(PI0_ECONFIG, "%s: %s must be an integer in [%d, %d]", path, *names,
-                              lo, hi);
+            return pi0_errorf(PI0_ECONFIG, "%s: %s must be an integer in [%d, %d]", path,
+                              *names, lo, hi);
         *out = (int)v;
         return 1;
     }
     return 0;
 }
 
-static int cfg_variant(const char *path, const cJSON *root, const char *key, const variant **out) {
+static int cfg_variant(const char *path, const cJSON *root, const char *key,
+                       const variant **out) {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
     *out = NULL;
     if (!j || cJSON_IsNull(j)) return 0;
-    if (!cJSON_IsString(j)) return pi0_errorf(PI0_ECONFIG, "%s: %s must be a string", path, key);
+    if (!cJSON_IsString(j))
+        return pi0_errorf(PI0_ECONFIG, "%s: %s must be a string", path, key);
     for (size_t i = 0; i < sizeof VARIANTS / sizeof VARIANTS[0]; i++)
-        if (!strcmp(VARIANTS[i].name, j->valuestring)) { *out = &VARIANTS[i]; return 0; }
+        if (!strcmp(VARIANTS[i].name, j->valuestring)) {
+            *out = &VARIANTS[i];
+            return 0;
+        }
     return pi0_errorf(PI0_ECONFIG,
                       "%s: %s \"%.60s\" is unknown (gemma_2b, gemma_300m, dummy, *_lora)", path,
                       key, j->valuestring);
@@ -434,15 +494,19 @@ static int gemma_heads(const char *path, const cJSON *root, const char *what, co
     int rc = cfg_variant(path, root, vkey, &var);
     if (rc) return rc;
     if (var && (var->width != tc->width || var->depth != tc->depth || var->mlp != tc->mlp))
-        return pi0_errorf(PI0_ECONFIG,
-                          "%s: %s \"%s\" means width %d, depth %d, mlp %d but the checkpoint's %s "
-                          "has width %d, depth %d, mlp %d",
-                          path, vkey, var->name, var->width, var->depth, var->mlp, what,
-                          tc->width, tc->depth, tc->mlp);
+        return pi0_errorf(
+            PI0_ECONFIG,
+            "%s: %s \"%s\" means width %d, depth %d, mlp %d but the checkpoint's %s "
+            "has width %d, depth %d, mlp %d",
+            path, vkey, var->name, var->width, var->depth, var->mlp, what, tc->width, tc->depth,
+            tc->mlp);
     if (!var)
         for (size_t i = 0; i < sizeof VARIANTS / sizeof VARIANTS[0]; i++)
             if (VARIANTS[i].width == tc->width && VARIANTS[i].depth == tc->depth &&
-                VARIANTS[i].mlp == tc->mlp) { var = &VARIANTS[i]; break; }
+                VARIANTS[i].mlp == tc->mlp) {
+                var = &VARIANTS[i];
+                break;
+            }
     char k1[64], k2[64], k3[64];
     snprintf(k1, sizeof k1, "%s_num_heads", pfx);
     snprintf(k2, sizeof k2, "%s_num_kv_heads", pfx);
@@ -461,13 +525,14 @@ static int gemma_heads(const char *path, const cJSON *root, const char *what, co
     }
     if (!g3) hd = (var && !g1) ? var->head_dim : (int)(q_rows / heads);
     if ((int64_t)heads * hd != q_rows)
-        return pi0_errorf(PI0_ECONFIG, "%s: %s has %d heads x head_dim %d but q_proj has %lld rows",
-                          path, what, heads, hd, (long long)q_rows);
+        return pi0_errorf(PI0_ECONFIG,
+                          "%s: %s has %d heads x head_dim %d but q_proj has %lld rows", path,
+                          what, heads, hd, (long long)q_rows);
     if (!g2) kv = (int)(k_rows / hd);
     if (kv <= 0 || (int64_t)kv * hd != k_rows || heads % kv != 0)
-        return pi0_errorf(PI0_ECONFIG,
-                          "%s: %s: %d kv heads x head_dim %d vs k_proj %lld rows (and %d heads)",
-                          path, what, kv, hd, (long long)k_rows, heads);
+        return pi0_errorf(
+            PI0_ECONFIG, "%s: %s: %d kv heads x head_dim %d vs k_proj %lld rows (and %d heads)",
+            path, what, kv, hd, (long long)k_rows, heads);
     tc->n_heads = heads;
     tc->n_kv_heads = kv;
     tc->head_dim = hd;
@@ -479,20 +544,30 @@ static int map_gemma_layer(ctx *c, pi0_gemma_layer *ly, const char *pfx, int i,
     char k[KEY_MAX];
     int w = tc->width, hd = tc->head_dim, rc;
     if (ada) {
-        if ((rc = GET2(&ly->in_norm, K(k, "%slayers.%d.input_layernorm.dense.weight", pfx, i), 3 * w, cond_width)) ||
-            (rc = GET1(&ly->in_norm_b, K(k, "%slayers.%d.input_layernorm.dense.bias", pfx, i), 3 * w)) ||
-            (rc = GET2(&ly->post_norm, K(k, "%slayers.%d.post_attention_layernorm.dense.weight", pfx, i), 3 * w, cond_width)) ||
-            (rc = GET1(&ly->post_norm_b, K(k, "%slayers.%d.post_attention_layernorm.dense.bias", pfx, i), 3 * w)))
+        if ((rc = GET2(&ly->in_norm, K(k, "%slayers.%d.input_layernorm.dense.weight", pfx, i),
+                       3 * w, cond_width)) ||
+            (rc = GET1(&ly->in_norm_b, K(k, "%slayers.%d.input_layernorm.dense.bias", pfx, i),
+                       3 * w)) ||
+            (rc = GET2(&ly->post_norm,
+                       K(k, "%slayers.%d.post_attention_layernorm.dense.weight", pfx, i), 3 * w,
+                       cond_width)) ||
+            (rc = GET1(&ly->post_norm_b,
+                       K(k, "%slayers.%d.post_attention_layernorm.dense.bias", pfx, i), 3 * w)))
             return rc;
     } else {
         if ((rc = GET1(&ly->in_norm, K(k, "%slayers.%d.input_layernorm.weight", pfx, i), w)) ||
-            (rc = GET1(&ly->post_norm, K(k, "%slayers.%d.post_attention_layernorm.weight", pfx, i), w)))
+            (rc = GET1(&ly->post_norm,
+                       K(k, "%slayers.%d.post_attention_layernorm.weight", pfx, i), w)))
             return rc;
     }
-    if ((rc = GET2(&ly->q, K(k, "%slayers.%d.self_attn.q_proj.weight", pfx, i), tc->n_heads * hd, w)) ||
-        (rc = GET2(&ly->k, K(k, "%slayers.%d.self_attn.k_proj.weight", pfx, i), tc->n_kv_heads * hd, w)) ||
-        (rc = GET2(&ly->v, K(k, "%slayers.%d.self_attn.v_proj.weight", pfx, i), tc->n_kv_heads * hd, w)) ||
-        (rc = GET2(&ly->o, K(k, "%slayers.%d.self_attn.o_proj.weight", pfx, i), w, tc->n_heads * hd)) ||
+    if ((rc = GET2(&ly->q, K(k, "%slayers.%d.self_attn.q_proj.weight", pfx, i),
+                   tc->n_heads * hd, w)) ||
+        (rc = GET2(&ly->k, K(k, "%slayers.%d.self_attn.k_proj.weight", pfx, i),
+                   tc->n_kv_heads * hd, w)) ||
+        (rc = GET2(&ly->v, K(k, "%slayers.%d.self_attn.v_proj.weight", pfx, i),
+                   tc->n_kv_heads * hd, w)) ||
+        (rc = GET2(&ly->o, K(k, "%slayers.%d.self_attn.o_proj.weight", pfx, i), w,
+                   tc->n_heads * hd)) ||
         (rc = GET2(&ly->gate, K(k, "%slayers.%d.mlp.gate_proj.weight", pfx, i), tc->mlp, w)) ||
         (rc = GET2(&ly->up, K(k, "%slayers.%d.mlp.up_proj.weight", pfx, i), tc->mlp, w)) ||
         (rc = GET2(&ly->down, K(k, "%slayers.%d.mlp.down_proj.weight", pfx, i), w, tc->mlp)))
@@ -511,17 +586,22 @@ static int map_tensors(ctx *c, pi0_weights *w, const cJSON *cfgj, const char *cf
         return rc;
     int vw = (int)w->patch_w.shape[0], p = (int)w->patch_w.shape[2];
     if (w->patch_w.shape[3] != p || p <= 0)
-        return pi0_errorf(PI0_ESHAPE, "%s: tensor %s: patch is not square", c->dir, w->patch_w.name);
+        return pi0_errorf(PI0_ESHAPE, "%s: tensor %s: patch is not square", c->dir,
+                          w->patch_w.name);
     cf->image = 224;
     if (cf->image % p)
-        return pi0_errorf(PI0_ESHAPE, "%s: tensor %s: patch %d does not divide the image side %d",
-                          c->dir, w->patch_w.name, p, cf->image);
+        return pi0_errorf(PI0_ESHAPE,
+                          "%s: tensor %s: patch %d does not divide the image side %d", c->dir,
+                          w->patch_w.name, p, cf->image);
     cf->patch = p;
     cf->n_patches = (cf->image / p) * (cf->image / p);
     cf->vision.width = vw;
     cf->vision.depth = count_layers(c, V "encoder.layers.%d.layer_norm1.weight");
-    if (!cf->vision.depth) return pi0_errorf(PI0_ENOENT, "%s: missing tensor " V "encoder.layers.0.layer_norm1.weight", c->dir);
-    if ((rc = get(c, &t0, K(k, V "encoder.layers.0.mlp.fc1.weight"), 0, 2, -1, vw, -1, -1))) return rc;
+    if (!cf->vision.depth)
+        return pi0_errorf(
+            PI0_ENOENT, "%s: missing tensor " V "encoder.layers.0.layer_norm1.weight", c->dir);
+    if ((rc = get(c, &t0, K(k, V "encoder.layers.0.mlp.fc1.weight"), 0, 2, -1, vw, -1, -1)))
+        return rc;
     cf->vision.mlp = (int)t0.shape[0];
     {
         const char *n[] = {"vision_num_heads", NULL};
@@ -576,10 +656,13 @@ static int map_tensors(ctx *c, pi0_weights *w, const cJSON *cfgj, const char *cf
 
     // language model sizes
     if (!lookup(c->x, L "embed_tokens.weight") && !lookup(c->x, PG "lm_head.weight"))
-        return pi0_errorf(PI0_ENOENT, "%s: missing tensor " L "embed_tokens.weight (nor the tied "
-                          PG "lm_head.weight)", c->dir);
-    if ((rc = get(c, &w->embed, lookup(c->x, L "embed_tokens.weight") ? L "embed_tokens.weight"
-                                                                       : PG "lm_head.weight",
+        return pi0_errorf(PI0_ENOENT,
+                          "%s: missing tensor " L "embed_tokens.weight (nor the tied " PG
+                          "lm_head.weight)",
+                          c->dir);
+    if ((rc = get(c, &w->embed,
+                  lookup(c->x, L "embed_tokens.weight") ? L "embed_tokens.weight"
+                                                        : PG "lm_head.weight",
                   0, 2, -1, -1, -1, -1)))
         return rc;
     pi0_tower_config *lm = &cf->vlm, *ex = &cf->expert;
@@ -587,48 +670,58 @@ static int map_tensors(ctx *c, pi0_weights *w, const cJSON *cfgj, const char *cf
     lm->width = (int)w->embed.shape[1];
     if (lm->vocab <= 0 || lm->width <= 0)
         return pi0_errorf(PI0_ESHAPE, "%s: tensor %s is empty", c->dir, w->embed.name);
-    if ((rc = GET2(&w->proj_w, PG "model.multi_modal_projector.linear.weight", lm->width, vw)) ||
+    if ((rc =
+             GET2(&w->proj_w, PG "model.multi_modal_projector.linear.weight", lm->width, vw)) ||
         (rc = GET1(&w->proj_b, PG "model.multi_modal_projector.linear.bias", lm->width)))
         return rc;
     lm->depth = count_layers(c, L "layers.%d.self_attn.q_proj.weight");
-    if (!lm->depth) return pi0_errorf(PI0_ENOENT, "%s: missing tensor " L "layers.0.self_attn.q_proj.weight", c->dir);
+    if (!lm->depth)
+        return pi0_errorf(PI0_ENOENT,
+                          "%s: missing tensor " L "layers.0.self_attn.q_proj.weight", c->dir);
     pi0_tensor q0, k0;
     if ((rc = get(c, &q0, L "layers.0.self_attn.q_proj.weight", 0, 2, -1, lm->width, -1, -1)) ||
         (rc = get(c, &k0, L "layers.0.self_attn.k_proj.weight", 0, 2, -1, lm->width, -1, -1)) ||
         (rc = get(c, &t0, L "layers.0.mlp.gate_proj.weight", 0, 2, -1, lm->width, -1, -1)))
         return rc;
     lm->mlp = (int)t0.shape[0];
-    if ((rc = gemma_heads(cfg_path, cfgj, "VLM", "vlm", "paligemma_variant", lm, q0.shape[0], k0.shape[0])))
+    if ((rc = gemma_heads(cfg_path, cfgj, "VLM", "vlm", "paligemma_variant", lm, q0.shape[0],
+                          k0.shape[0])))
         return rc;
 
     // expert sizes
     ex->vocab = 0;
     ex->depth = count_layers(c, E "layers.%d.self_attn.q_proj.weight");
-    if (!ex->depth) return pi0_errorf(PI0_ENOENT, "%s: missing tensor " E "layers.0.self_attn.q_proj.weight", c->dir);
-    if ((rc = get(c, &q0, E "layers.0.self_attn.q_proj.weight", 0, 2, -1, -1, -1, -1))) return rc;
+    if (!ex->depth)
+        return pi0_errorf(PI0_ENOENT,
+                          "%s: missing tensor " E "layers.0.self_attn.q_proj.weight", c->dir);
+    if ((rc = get(c, &q0, E "layers.0.self_attn.q_proj.weight", 0, 2, -1, -1, -1, -1)))
+        return rc;
     ex->width = (int)q0.shape[1];
     if ((rc = get(c, &k0, E "layers.0.self_attn.k_proj.weight", 0, 2, -1, ex->width, -1, -1)) ||
         (rc = get(c, &t0, E "layers.0.mlp.gate_proj.weight", 0, 2, -1, ex->width, -1, -1)))
         return rc;
     ex->mlp = (int)t0.shape[0];
-    if ((rc = gemma_heads(cfg_path, cfgj, "action expert", "expert", "action_expert_variant", ex,
-                          q0.shape[0], k0.shape[0])))
+    if ((rc = gemma_heads(cfg_path, cfgj, "action expert", "expert", "action_expert_variant",
+                          ex, q0.shape[0], k0.shape[0])))
         return rc;
     /* They attend jointly layer by layer (openpi concatenates their q/k/v per head). */
     if (lm->depth != ex->depth || lm->head_dim != ex->head_dim || lm->n_heads != ex->n_heads ||
         lm->n_kv_heads != ex->n_kv_heads)
-        return pi0_errorf(PI0_ECONFIG,
-                          "%s: VLM (depth %d, %d heads, %d kv heads, head_dim %d) and action expert "
-                          "(depth %d, %d heads, %d kv heads, head_dim %d) must agree",
-                          c->dir, lm->depth, lm->n_heads, lm->n_kv_heads, lm->head_dim, ex->depth,
-                          ex->n_heads, ex->n_kv_heads, ex->head_dim);
+        return pi0_errorf(
+            PI0_ECONFIG,
+            "%s: VLM (depth %d, %d heads, %d kv heads, head_dim %d) and action expert "
+            "(depth %d, %d heads, %d kv heads, head_dim %d) must agree",
+            c->dir, lm->depth, lm->n_heads, lm->n_kv_heads, lm->head_dim, ex->depth,
+            ex->n_heads, ex->n_kv_heads, ex->head_dim);
 
     // π0 or π0.5
     int has05 = lookup(c->x, "time_mlp_in.weight") != NULL;
     int has0 = lookup(c->x, "action_time_mlp_in.weight") || lookup(c->x, "state_proj.weight");
     if (has05 && has0)
-        return pi0_errorf(PI0_EFORMAT, "%s: has both π0 (state_proj / action_time_mlp_in) and π0.5 "
-                          "(time_mlp_in) tensors", c->dir);
+        return pi0_errorf(PI0_EFORMAT,
+                          "%s: has both π0 (state_proj / action_time_mlp_in) and π0.5 "
+                          "(time_mlp_in) tensors",
+                          c->dir);
     cf->pi05 = has05;
     int E_ = ex->width;
 
@@ -650,7 +743,8 @@ static int map_tensors(ctx *c, pi0_weights *w, const cJSON *cfgj, const char *cf
     }
 
     // heads
-    if ((rc = get(c, &w->action_in_w, "action_in_proj.weight", 0, 2, E_, -1, -1, -1))) return rc;
+    if ((rc = get(c, &w->action_in_w, "action_in_proj.weight", 0, 2, E_, -1, -1, -1)))
+        return rc;
     int A = (int)w->action_in_w.shape[1];
     cf->action_dim = A;
     if ((rc = GET1(&w->action_in_b, "action_in_proj.bias", E_)) ||
@@ -665,7 +759,8 @@ static int map_tensors(ctx *c, pi0_weights *w, const cJSON *cfgj, const char *cf
             (rc = GET1(&w->time_out_b, "time_mlp_out.bias", E_)))
             return rc;
     } else {
-        if ((rc = get(c, &w->state_proj_w, "state_proj.weight", 0, 2, E_, -1, -1, -1))) return rc;
+        if ((rc = get(c, &w->state_proj_w, "state_proj.weight", 0, 2, E_, -1, -1, -1)))
+            return rc;
         cf->state_dim = (int)w->state_proj_w.shape[1];
         if ((rc = GET1(&w->state_proj_b, "state_proj.bias", E_)) ||
             (rc = GET2(&w->time_in_w, "action_time_mlp_in.weight", E_, 2 * E_)) ||
@@ -691,7 +786,8 @@ static int apply_config(pi0_weights *w, const cJSON *j, const char *path) {
             return pi0_errorf(PI0_ECONFIG, "%s: pi05 must be true or false", path);
         said[0] = cJSON_IsBool(jp) ? cJSON_IsTrue(jp) : jp->valuedouble != 0;
     }
-    if (cJSON_IsString(jt) && (!strcmp(jt->valuestring, "pi0") || !strcmp(jt->valuestring, "pi05")))
+    if (cJSON_IsString(jt) &&
+        (!strcmp(jt->valuestring, "pi0") || !strcmp(jt->valuestring, "pi05")))
         said[1] = !strcmp(jt->valuestring, "pi05");
     for (int i = 0; i < 2; i++)
         if (said[i] >= 0 && said[i] != cf->pi05)
@@ -704,13 +800,15 @@ static int apply_config(pi0_weights *w, const cJSON *j, const char *path) {
     const char *n_ad[] = {"action_dim", "max_action_dim", NULL};
     if ((rc = cfg_int(path, j, n_ad, &v, 1, 1 << 20)) < 0) return rc;
     if (rc && v != cf->action_dim)
-        return pi0_errorf(PI0_ECONFIG, "%s: action_dim %d but action_in_proj.weight has %d columns",
-                          path, v, cf->action_dim);
+        return pi0_errorf(PI0_ECONFIG,
+                          "%s: action_dim %d but action_in_proj.weight has %d columns", path, v,
+                          cf->action_dim);
     const char *n_sd[] = {"max_state_dim", NULL};
     if ((rc = cfg_int(path, j, n_sd, &v, 1, 1 << 20)) < 0) return rc;
     if (rc && !cf->pi05 && v != cf->state_dim)
-        return pi0_errorf(PI0_ECONFIG, "%s: max_state_dim %d but state_proj.weight has %d columns",
-                          path, v, cf->state_dim);
+        return pi0_errorf(PI0_ECONFIG,
+                          "%s: max_state_dim %d but state_proj.weight has %d columns", path, v,
+                          cf->state_dim);
     if (rc && cf->pi05) cf->state_dim = v;
 
     const char *n_h[] = {"action_horizon", "chunk_size", NULL};
@@ -761,10 +859,12 @@ static int stats_array(const char *path, const char *what, const cJSON *o, const
     return 0;
 }
 
-static int load_stats_one(const char *path, const cJSON *ns, const char *what, pi0_norm_stats *s) {
+static int load_stats_one(const char *path, const cJSON *ns, const char *what,
+                          pi0_norm_stats *s) {
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(ns, what);
     if (!o || cJSON_IsNull(o)) return 0;
-    if (!cJSON_IsObject(o)) return pi0_errorf(PI0_ECONFIG, "%s: %s is not an object", path, what);
+    if (!cJSON_IsObject(o))
+        return pi0_errorf(PI0_ECONFIG, "%s: %s is not an object", path, what);
     int rc, dim = 0;
     if ((rc = stats_array(path, what, o, "mean", 0, &s->mean, &dim)) ||
         (rc = stats_array(path, what, o, "std", 0, &s->std, &dim)) ||
@@ -794,7 +894,10 @@ static int load_norm_stats(pi0_weights *w, const char *dir) {
     if ((rc = parse_json_file(path, &j))) goto out;
     const cJSON *ns = cJSON_GetObjectItemCaseSensitive(j, "norm_stats");
     if (!ns) ns = j;
-    if (!cJSON_IsObject(ns)) { rc = pi0_errorf(PI0_ECONFIG, "%s: norm_stats is not an object", path); goto out; }
+    if (!cJSON_IsObject(ns)) {
+        rc = pi0_errorf(PI0_ECONFIG, "%s: norm_stats is not an object", path);
+        goto out;
+    }
     if ((rc = load_stats_one(path, ns, "state", &w->state_stats)) ||
         (rc = load_stats_one(path, ns, "actions", &w->action_stats)))
         goto out;
@@ -822,11 +925,13 @@ void pi0_weights_destroy(pi0_weights *w) {
     if (!w) return;
     struct pi0__weights_files *x = w->files;
     if (x) {
-        for (int i = 0; i < x->n; i++) free(x->canon[i]);
+        for (int i = 0; i < x->n; i++)
+            free(x->canon[i]);
         free(x->canon);
         free(x->tens);
         free(x->slots);
-        for (int f = 0; f < x->n_files; f++) pi0_st_close(x->files[f]);
+        for (int f = 0; f < x->n_files; f++)
+            pi0_st_close(x->files[f]);
         free(x->files);
         free(x);
     }
@@ -879,6 +984,7 @@ const pi0_tensor *pi0_weights_find(const pi0_weights *w, const char *key) {
 
 int pi0_weights_count(const pi0_weights *w) {
     int n = 0;
-    for (int f = 0; f < w->files->n_files; f++) n += pi0_st_count(w->files->files[f]);
+    for (int f = 0; f < w->files->n_files; f++)
+        n += pi0_st_count(w->files->files[f]);
     return n;
 }

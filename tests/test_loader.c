@@ -41,7 +41,11 @@ static char *tmpdir(void) {
 }
 
 /* fmt() returns one of a few rotating buffers: keep() a result that must live longer. */
-static char *keep(const char *s) { char *r = strdup(s); PI0_ASSERT(r); return r; }
+static char *keep(const char *s) {
+    char *r = strdup(s);
+    PI0_ASSERT(r);
+    return r;
+}
 
 static void rmrf(const char *d) {
     if (strncmp(d, "/tmp/pi0ldr.", 12) != 0) return;
@@ -85,29 +89,34 @@ static void write_st(const char *path, const char *header, size_t hpad, size_t d
     size_t hl = strlen(header), padded = hpad ? (hl + hpad - 1) / hpad * hpad : hl;
     size_t total = 8 + padded + data_len;
     uint8_t *b = malloc(total);
-    for (int i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)((uint64_t)padded >> (8 * i));
     memcpy(b + 8, header, hl);
     memset(b + 8 + hl, ' ', padded - hl);
-    for (size_t i = 0; i < data_len; i++) b[8 + padded + i] = (uint8_t)(i * 7 + 1);
+    for (size_t i = 0; i < data_len; i++)
+        b[8 + padded + i] = (uint8_t)(i * 7 + 1);
     spit(path, b, total);
     free(b);
 }
 
 /* Rewrites the header of safetensors file `path` through `edit` (on the parsed JSON),
  * keeping the data section as is. */
-static void edit_st(const char *path, void (*edit)(cJSON *root, const void *arg), const void *arg) {
+static void edit_st(const char *path, void (*edit)(cJSON *root, const void *arg),
+                    const void *arg) {
     size_t len;
     uint8_t *b = slurp(path, &len);
     PI0_ASSERT(b);
     uint64_t hl = 0;
-    for (int i = 7; i >= 0; i--) hl = (hl << 8) | b[i];
+    for (int i = 7; i >= 0; i--)
+        hl = (hl << 8) | b[i];
     cJSON *root = cJSON_ParseWithLength((const char *)b + 8, (size_t)hl);
     PI0_ASSERT(root);
     edit(root, arg);
     char *h = cJSON_PrintUnformatted(root);
     size_t nl = strlen(h), padded = (nl + 7) / 8 * 8, dl = len - 8 - (size_t)hl;
     uint8_t *o = malloc(8 + padded + dl);
-    for (int i = 0; i < 8; i++) o[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        o[i] = (uint8_t)((uint64_t)padded >> (8 * i));
     memcpy(o + 8, h, nl);
     memset(o + 8 + nl, ' ', padded - nl);
     memcpy(o + 8 + padded, b + 8 + hl, dl);
@@ -118,7 +127,9 @@ static void edit_st(const char *path, void (*edit)(cJSON *root, const void *arg)
     free(b);
 }
 
-static void ed_delete(cJSON *root, const void *key) { cJSON_DeleteItemFromObjectCaseSensitive(root, key); }
+static void ed_delete(cJSON *root, const void *key) {
+    cJSON_DeleteItemFromObjectCaseSensitive(root, key);
+}
 
 /* Adds an empty F32 tensor [0] named `key` (occupies no data). */
 static void ed_add_empty(cJSON *root, const void *key) {
@@ -157,11 +168,13 @@ static void edit_config(const char *dir, const char *key, const char *json) {
     free(t);
 }
 
-#define CHECK_ERR_HAS(s)                                                        \
-    CHECK_MSG(strstr(pi0_last_error(), (s)) != NULL, "error \"%s\" lacks \"%s\"", \
+#define CHECK_ERR_HAS(s)                                                                       \
+    CHECK_MSG(strstr(pi0_last_error(), (s)) != NULL, "error \"%s\" lacks \"%s\"",              \
               pi0_last_error(), (s))
 
-static int64_t numel(const pi0_tensor *t) { return pi0_tensor_numel(t); }
+static int64_t numel(const pi0_tensor *t) {
+    return pi0_tensor_numel(t);
+}
 
 // ---- safetensors reader -----------------------------------------------------------
 
@@ -176,9 +189,14 @@ static void test_st_valid(void) {
              8, 32);
     pi0_st_file *f = NULL;
     CHECK_STATUS(pi0_st_open(p, &f), PI0_OK);
-    if (!f) { fprintf(stderr, "  %s\n", pi0_last_error()); rmrf(d); return; }
+    if (!f) {
+        fprintf(stderr, "  %s\n", pi0_last_error());
+        rmrf(d);
+        return;
+    }
     CHECK_EQ_INT(pi0_st_count(f), 3);
-    const pi0_tensor *a = pi0_st_find(f, "a"), *b = pi0_st_find(f, "b"), *c = pi0_st_find(f, "c");
+    const pi0_tensor *a = pi0_st_find(f, "a"), *b = pi0_st_find(f, "b"),
+                     *c = pi0_st_find(f, "c");
     CHECK(a && b && c && !pi0_st_find(f, "__metadata__") && !pi0_st_find(f, "z"));
     CHECK_EQ_INT(a->dtype, PI0_F32);
     CHECK_EQ_INT(a->ndim, 2);
@@ -205,27 +223,54 @@ static void test_st_bad_inputs(void) {
     static const bad_case cases[] = {
         {"empty file", "", 0, 0, 0, PI0_EFORMAT, "too short"},
         {"5 bytes", "{}", 0, 0, 5, PI0_EFORMAT, "too short"},
-        {"header length beyond the file", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 8, 4, 30, PI0_EFORMAT, "exceeds the file"},
+        {"header length beyond the file",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 8, 4, 30,
+         PI0_EFORMAT, "exceeds the file"},
         {"not JSON", "{\"a\": nope}", 8, 0, -1, PI0_EFORMAT, "not a valid JSON"},
         {"JSON array", "[1,2,3]  ", 0, 0, -1, PI0_EFORMAT, "start with"},
         {"trailing bytes", "{} xx", 0, 0, -1, PI0_EFORMAT, "trailing"},
-        {"unknown dtype", "{\"w.x\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8, 8, -1, PI0_ETYPE, "w.x: dtype I64"},
-        {"offsets outside data", "{\"big\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8, 8, -1, PI0_EFORMAT, "big: data_offsets [0, 16] outside"},
-        {"begin > end", "{\"r\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,4]}}", 8, 8, -1, PI0_EFORMAT, "r: data_offsets"},
-        {"shape x dtype != range", "{\"s\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, 8, -1, PI0_EFORMAT, "s: shape x dtype is 12 bytes"},
-        {"overlap", "{\"p\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"q\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 8, 12, -1, PI0_EFORMAT, "overlaps"},
-        {"overlap unsorted", "{\"q\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]},\"p\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]}}", 8, 12, -1, PI0_EFORMAT, "overlaps"},
-        {"negative dim", "{\"n\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 8, 4, -1, PI0_EFORMAT, "n: shape[0]"},
-        {"fractional dim", "{\"n\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 8, 4, -1, PI0_EFORMAT, "n: shape[0]"},
-        {"huge dims", "{\"h\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}}", 8, 4, -1, PI0_EFORMAT, "h:"},
-        {"5 dims", "{\"d5\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],\"data_offsets\":[0,4]}}", 8, 4, -1, PI0_ENOTSUP, "d5: 5 dims"},
-        {"missing dtype", "{\"m\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 8, 4, -1, PI0_EFORMAT, "m: entry needs"},
-        {"3 offsets", "{\"o\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4,8]}}", 8, 8, -1, PI0_EFORMAT, "o: data_offsets must"},
+        {"unknown dtype", "{\"w.x\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}",
+         8, 8, -1, PI0_ETYPE, "w.x: dtype I64"},
+        {"offsets outside data",
+         "{\"big\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8, 8, -1,
+         PI0_EFORMAT, "big: data_offsets [0, 16] outside"},
+        {"begin > end", "{\"r\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,4]}}", 8,
+         8, -1, PI0_EFORMAT, "r: data_offsets"},
+        {"shape x dtype != range",
+         "{\"s\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, 8, -1,
+         PI0_EFORMAT, "s: shape x dtype is 12 bytes"},
+        {"overlap",
+         "{\"p\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"q\":{\"dtype\":"
+         "\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+         8, 12, -1, PI0_EFORMAT, "overlaps"},
+        {"overlap unsorted",
+         "{\"q\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]},\"p\":{\"dtype\":"
+         "\"F32\",\"shape\":[3],\"data_offsets\":[0,12]}}",
+         8, 12, -1, PI0_EFORMAT, "overlaps"},
+        {"negative dim", "{\"n\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 8,
+         4, -1, PI0_EFORMAT, "n: shape[0]"},
+        {"fractional dim", "{\"n\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}",
+         8, 4, -1, PI0_EFORMAT, "n: shape[0]"},
+        {"huge dims",
+         "{\"h\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}}",
+         8, 4, -1, PI0_EFORMAT, "h:"},
+        {"5 dims", "{\"d5\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],\"data_offsets\":[0,4]}}",
+         8, 4, -1, PI0_ENOTSUP, "d5: 5 dims"},
+        {"missing dtype", "{\"m\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 8, 4, -1,
+         PI0_EFORMAT, "m: entry needs"},
+        {"3 offsets", "{\"o\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4,8]}}", 8,
+         8, -1, PI0_EFORMAT, "o: data_offsets must"},
         {"entry not object", "{\"e\":5}", 8, 0, -1, PI0_EFORMAT, "e: header entry"},
-        {"duplicate key", "{\"k\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"k\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, 8, -1, PI0_EFORMAT, "k: listed twice"},
+        {"duplicate key",
+         "{\"k\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"k\":{\"dtype\":"
+         "\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+         8, 8, -1, PI0_EFORMAT, "k: listed twice"},
         {"metadata not object", "{\"__metadata__\":3}", 8, 0, -1, PI0_EFORMAT, "__metadata__"},
-        {"misaligned f32", "{\"u\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[1,5]}}", 8, 8, -1, PI0_EFORMAT, "u: data at file offset"},
-        {"truncated data", "{\"t\":{\"dtype\":\"F32\",\"shape\":[64],\"data_offsets\":[0,256]}}", 8, 256, 200, PI0_EFORMAT, "t: data_offsets [0, 256] outside"},
+        {"misaligned f32", "{\"u\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[1,5]}}",
+         8, 8, -1, PI0_EFORMAT, "u: data at file offset"},
+        {"truncated data",
+         "{\"t\":{\"dtype\":\"F32\",\"shape\":[64],\"data_offsets\":[0,256]}}", 8, 256, 200,
+         PI0_EFORMAT, "t: data_offsets [0, 256] outside"},
     };
     char *d = tmpdir();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -235,7 +280,8 @@ static void test_st_bad_inputs(void) {
         if (c->truncate >= 0) PI0_ASSERT(truncate(p, c->truncate) == 0);
         pi0_st_file *f = NULL;
         int rc = pi0_st_open(p, &f);
-        CHECK_MSG(rc == c->code, "case '%s': got %d (%s), want %d", c->what, rc, pi0_last_error(), c->code);
+        CHECK_MSG(rc == c->code, "case '%s': got %d (%s), want %d", c->what, rc,
+                  pi0_last_error(), c->code);
         CHECK_MSG(f == NULL, "case '%s': handle set on failure", c->what);
         CHECK_MSG(strstr(pi0_last_error(), c->msg) && strstr(pi0_last_error(), p),
                   "case '%s': error \"%s\" should name the file and contain \"%s\"", c->what,
@@ -334,7 +380,10 @@ static void test_weights_tiny(void) {
     for (int v = 0; v < 2; v++)
         for (int bf = 0; bf < 2; bf++) {
             char *m = keep(fmt("%s/%s%d", d, variants[v], bf));
-            CHECK_EQ_INT(mkmodel(fmt("--size tiny --variant %s --dtype %s --seed 3", variants[v], bf ? "bf16" : "f32"), m), 0);
+            CHECK_EQ_INT(mkmodel(fmt("--size tiny --variant %s --dtype %s --seed 3",
+                                     variants[v], bf ? "bf16" : "f32"),
+                                 m),
+                         0);
             pi0_weights *w = NULL;
             int rc = pi0_weights_load(m, &w);
             CHECK_MSG(rc == 0, "%s: %s", m, pi0_last_error());
@@ -370,7 +419,8 @@ static void test_weights_tiny(void) {
     }
     /* f16 matrices load too and widen exactly to the f16 rounding of the f32 values */
     pi0_weights *c = NULL;
-    CHECK_EQ_INT(mkmodel("--size tiny --variant pi0 --dtype f16 --seed 3", fmt("%s/f16", d)), 0);
+    CHECK_EQ_INT(mkmodel("--size tiny --variant pi0 --dtype f16 --seed 3", fmt("%s/f16", d)),
+                 0);
     CHECK_STATUS(pi0_weights_load(fmt("%s/f16", d), &c), 0);
     if (a && c) {
         CHECK_EQ_INT(c->expert[0].up.dtype, PI0_F16);
@@ -395,8 +445,14 @@ static void test_weights_tiny(void) {
 
 /* The table's tensors of two loads must hold the same bytes. */
 static int same_table(const pi0_weights *a, const pi0_weights *b) {
-    const pi0_tensor *pa[] = {&a->patch_w, &a->pos_emb, &a->vision[1].q_b, &a->proj_w, &a->embed, &a->vlm[1].q, &a->vlm[0].in_norm, &a->expert[1].down, &a->expert_norm, &a->action_out_b, &a->time_in_w};
-    const pi0_tensor *pb[] = {&b->patch_w, &b->pos_emb, &b->vision[1].q_b, &b->proj_w, &b->embed, &b->vlm[1].q, &b->vlm[0].in_norm, &b->expert[1].down, &b->expert_norm, &b->action_out_b, &b->time_in_w};
+    const pi0_tensor *pa[] = {&a->patch_w,        &a->pos_emb,        &a->vision[1].q_b,
+                              &a->proj_w,         &a->embed,          &a->vlm[1].q,
+                              &a->vlm[0].in_norm, &a->expert[1].down, &a->expert_norm,
+                              &a->action_out_b,   &a->time_in_w};
+    const pi0_tensor *pb[] = {&b->patch_w,        &b->pos_emb,        &b->vision[1].q_b,
+                              &b->proj_w,         &b->embed,          &b->vlm[1].q,
+                              &b->vlm[0].in_norm, &b->expert[1].down, &b->expert_norm,
+                              &b->action_out_b,   &b->time_in_w};
     for (size_t i = 0; i < sizeof pa / sizeof pa[0]; i++) {
         size_t n = pi0_tensor_nbytes(pa[i]);
         if (!n || n != pi0_tensor_nbytes(pb[i]) || memcmp(pa[i]->data, pb[i]->data, n)) {
@@ -416,25 +472,37 @@ static void test_weights_key_variants_and_shards(void) {
         pi0_weights *w0 = NULL;
         CHECK_STATUS(pi0_weights_load(base, &w0), 0);
         if (!w0) break;
-        const char *styles[] = {"--keys embed", "--keys legacy", "--shards 3", "--keys legacy --shards 2"};
+        const char *styles[] = {"--keys embed", "--keys legacy", "--shards 3",
+                                "--keys legacy --shards 2"};
         for (int s = 0; s < 4; s++) {
             char *m = keep(fmt("%s/%s_%d", d, variants[v], s));
-            CHECK_EQ_INT(mkmodel(fmt("--size tiny --variant %s --seed 5 %s", variants[v], styles[s]), m), 0);
+            CHECK_EQ_INT(
+                mkmodel(fmt("--size tiny --variant %s --seed 5 %s", variants[v], styles[s]), m),
+                0);
             pi0_weights *w = NULL;
             int rc = pi0_weights_load(m, &w);
             CHECK_MSG(rc == 0, "%s (%s): %s", m, styles[s], pi0_last_error());
             if (!w) continue;
             CHECK_MSG(same_table(w0, w), "%s differs from the released spelling", styles[s]);
             CHECK_EQ_INT(pi0_weights_count(w), pi0_weights_count(w0));
-            if (s == 0) CHECK_EQ_STR(w->embed.name, "paligemma_with_expert.paligemma.model.language_model.embed_tokens.weight");
+            if (s == 0)
+                CHECK_EQ_STR(
+                    w->embed.name,
+                    "paligemma_with_expert.paligemma.model.language_model.embed_tokens.weight");
             if (s == 1) {
-                CHECK_EQ_STR(w->vlm[0].q.name, "model.paligemma_with_expert.paligemma.language_model.model.layers.0.self_attn.q_proj.weight");
-                CHECK_EQ_STR(w->embed.name, "model.paligemma_with_expert.paligemma.language_model.lm_head.weight");
+                CHECK_EQ_STR(w->vlm[0].q.name, "model.paligemma_with_expert.paligemma.language_"
+                                               "model.model.layers.0.self_attn.q_proj.weight");
+                CHECK_EQ_STR(
+                    w->embed.name,
+                    "model.paligemma_with_expert.paligemma.language_model.lm_head.weight");
                 /* find: exact file key, and the spec spelling of it */
-                CHECK(pi0_weights_find(w, "model.state_proj.weight") == pi0_weights_find(w, "state_proj.weight"));
-                CHECK(pi0_weights_find(w, "paligemma_with_expert.paligemma.model.vision_tower.vision_model.post_layernorm.bias") != NULL);
+                CHECK(pi0_weights_find(w, "model.state_proj.weight") ==
+                      pi0_weights_find(w, "state_proj.weight"));
+                CHECK(pi0_weights_find(w, "paligemma_with_expert.paligemma.model.vision_tower."
+                                          "vision_model.post_layernorm.bias") != NULL);
             }
-            CHECK(pi0_weights_find(w, "paligemma_with_expert.gemma_expert.lm_head.weight") != NULL);
+            CHECK(pi0_weights_find(w, "paligemma_with_expert.gemma_expert.lm_head.weight") !=
+                  NULL);
             CHECK(pi0_weights_find(w, "no.such.key") == NULL);
             pi0_weights_destroy(w);
         }
@@ -448,8 +516,10 @@ static void test_weights_key_variants_and_shards(void) {
 static void ed_rename_variants(cJSON *root, const void *arg) {
     (void)arg;
     static const char *const rw[][2] = {
-        {"paligemma_with_expert.paligemma.model.vision_tower.vision_model.", "paligemma_with_expert.paligemma.model.vision_tower."},
-        {"paligemma_with_expert.paligemma.model.language_model.", "paligemma_with_expert.paligemma.model.language_model.model."},
+        {"paligemma_with_expert.paligemma.model.vision_tower.vision_model.",
+         "paligemma_with_expert.paligemma.model.vision_tower."},
+        {"paligemma_with_expert.paligemma.model.language_model.",
+         "paligemma_with_expert.paligemma.model.language_model.model."},
         {"paligemma_with_expert.gemma_expert.model.", "paligemma_with_expert.gemma_expert."},
     };
     for (cJSON *e = root->child; e; e = e->next)
@@ -474,7 +544,8 @@ static void test_weights_more_key_variants(void) {
     CHECK_MSG(rc == 0, "%s", pi0_last_error());
     if (wa && wb) {
         CHECK(same_table(wa, wb));
-        CHECK_EQ_STR(wb->expert[0].q.name, "paligemma_with_expert.gemma_expert.layers.0.self_attn.q_proj.weight");
+        CHECK_EQ_STR(wb->expert[0].q.name,
+                     "paligemma_with_expert.gemma_expert.layers.0.self_attn.q_proj.weight");
     }
     pi0_weights_destroy(wa);
     pi0_weights_destroy(wb);
@@ -492,28 +563,58 @@ typedef struct key_case {
 
 static void test_weights_bad_keys(void) {
     static const key_case cases[] = {
-        {"missing mlp weight", ed_delete, "paligemma_with_expert.paligemma.model.language_model.layers.1.mlp.up_proj.weight", PI0_ENOENT, "missing tensor paligemma_with_expert.paligemma.model.language_model.layers.1.mlp.up_proj.weight", 0},
-        {"missing vision bias", ed_delete, "paligemma_with_expert.paligemma.model.vision_tower.vision_model.encoder.layers.0.self_attn.k_proj.bias", PI0_ENOENT, "encoder.layers.0.self_attn.k_proj.bias", 0},
-        {"missing embedding", ed_delete, "paligemma_with_expert.paligemma.lm_head.weight", PI0_ENOENT, "language_model.embed_tokens.weight", 0},
-        {"missing expert norm", ed_delete, "paligemma_with_expert.gemma_expert.model.norm.weight", PI0_ENOENT, "gemma_expert.model.norm.weight", 0},
-        {"missing pi05 dense norm", ed_delete, "paligemma_with_expert.gemma_expert.model.layers.1.post_attention_layernorm.dense.bias", PI0_ENOENT, "layers.1.post_attention_layernorm.dense.bias", 1},
-        {"missing head", ed_delete, "action_out_proj.bias", PI0_ENOENT, "action_out_proj.bias", 0},
-        {"missing state_proj bias", ed_delete, "state_proj.bias", PI0_ENOENT, "state_proj.bias", 0},
-        {"mis-shaped o_proj", ed_transpose, "paligemma_with_expert.gemma_expert.model.layers.1.self_attn.o_proj.weight", PI0_ESHAPE, "layers.1.self_attn.o_proj.weight has shape [64, 32], expected [32, 64]", 0},
-        {"mis-shaped fc1", ed_transpose, "paligemma_with_expert.paligemma.model.vision_tower.vision_model.encoder.layers.1.mlp.fc1.weight", PI0_ESHAPE, "layers.1.mlp.fc1.weight has shape [32, 64], expected [64, 32]", 0},
-        {"mis-shaped pi05 dense norm", ed_transpose, "paligemma_with_expert.gemma_expert.model.layers.0.input_layernorm.dense.weight", PI0_ESHAPE, "layers.0.input_layernorm.dense.weight has shape [32, 96], expected [96, 32]", 1},
-        {"mis-shaped projector", ed_transpose, "paligemma_with_expert.paligemma.model.multi_modal_projector.linear.weight", PI0_ESHAPE, "multi_modal_projector.linear.weight", 0},
+        {"missing mlp weight", ed_delete,
+         "paligemma_with_expert.paligemma.model.language_model.layers.1.mlp.up_proj.weight",
+         PI0_ENOENT,
+         "missing tensor "
+         "paligemma_with_expert.paligemma.model.language_model.layers.1.mlp.up_proj.weight",
+         0},
+        {"missing vision bias", ed_delete,
+         "paligemma_with_expert.paligemma.model.vision_tower.vision_model.encoder.layers.0."
+         "self_attn.k_proj.bias",
+         PI0_ENOENT, "encoder.layers.0.self_attn.k_proj.bias", 0},
+        {"missing embedding", ed_delete, "paligemma_with_expert.paligemma.lm_head.weight",
+         PI0_ENOENT, "language_model.embed_tokens.weight", 0},
+        {"missing expert norm", ed_delete,
+         "paligemma_with_expert.gemma_expert.model.norm.weight", PI0_ENOENT,
+         "gemma_expert.model.norm.weight", 0},
+        {"missing pi05 dense norm", ed_delete,
+         "paligemma_with_expert.gemma_expert.model.layers.1.post_attention_layernorm.dense."
+         "bias",
+         PI0_ENOENT, "layers.1.post_attention_layernorm.dense.bias", 1},
+        {"missing head", ed_delete, "action_out_proj.bias", PI0_ENOENT, "action_out_proj.bias",
+         0},
+        {"missing state_proj bias", ed_delete, "state_proj.bias", PI0_ENOENT, "state_proj.bias",
+         0},
+        {"mis-shaped o_proj", ed_transpose,
+         "paligemma_with_expert.gemma_expert.model.layers.1.self_attn.o_proj.weight",
+         PI0_ESHAPE, "layers.1.self_attn.o_proj.weight has shape [64, 32], expected [32, 64]",
+         0},
+        {"mis-shaped fc1", ed_transpose,
+         "paligemma_with_expert.paligemma.model.vision_tower.vision_model.encoder.layers.1.mlp."
+         "fc1.weight",
+         PI0_ESHAPE, "layers.1.mlp.fc1.weight has shape [32, 64], expected [64, 32]", 0},
+        {"mis-shaped pi05 dense norm", ed_transpose,
+         "paligemma_with_expert.gemma_expert.model.layers.0.input_layernorm.dense.weight",
+         PI0_ESHAPE,
+         "layers.0.input_layernorm.dense.weight has shape [32, 96], expected [96, 32]", 1},
+        {"mis-shaped projector", ed_transpose,
+         "paligemma_with_expert.paligemma.model.multi_modal_projector.linear.weight",
+         PI0_ESHAPE, "multi_modal_projector.linear.weight", 0},
     };
     char *d = tmpdir();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const key_case *c = &cases[i];
         char *m = keep(fmt("%s/m%zu", d, i));
-        PI0_ASSERT(mkmodel(c->pi05 ? "--size tiny --variant pi05" : "--size tiny --variant pi0", m) == 0);
+        PI0_ASSERT(mkmodel(c->pi05 ? "--size tiny --variant pi05" : "--size tiny --variant pi0",
+                           m) == 0);
         edit_st(fmt("%s/model.safetensors", m), c->edit, c->key);
         pi0_weights *w = NULL;
         int rc = pi0_weights_load(m, &w);
-        CHECK_MSG(rc == c->code && !w, "case '%s': got %d (%s), want %d", c->what, rc, pi0_last_error(), c->code);
-        CHECK_MSG(strstr(pi0_last_error(), c->msg) != NULL, "case '%s': error \"%s\" lacks \"%s\"", c->what, pi0_last_error(), c->msg);
+        CHECK_MSG(rc == c->code && !w, "case '%s': got %d (%s), want %d", c->what, rc,
+                  pi0_last_error(), c->code);
+        CHECK_MSG(strstr(pi0_last_error(), c->msg) != NULL,
+                  "case '%s': error \"%s\" lacks \"%s\"", c->what, pi0_last_error(), c->msg);
         pi0_weights_destroy(w);
     }
     /* sharded: a shard is missing / a key is not in its shard */
@@ -558,16 +659,20 @@ typedef struct cfg_case {
 
 static void test_weights_bad_config(void) {
     static const cfg_case cases[] = {
-        {"pi05 true on a pi0 file", "pi05", "true", PI0_ECONFIG, "pi05 says pi05 but the tensors are π0"},
+        {"pi05 true on a pi0 file", "pi05", "true", PI0_ECONFIG,
+         "pi05 says pi05 but the tensors are π0"},
         {"lerobot type pi05 on a pi0 file", "type", "\"pi05\"", PI0_ECONFIG, "type says pi05"},
         {"action_dim mismatch", "action_dim", "16", PI0_ECONFIG, "action_dim 16"},
         {"max_state_dim mismatch", "max_state_dim", "8", PI0_ECONFIG, "max_state_dim 8"},
         {"heads do not divide", "vlm_num_heads", "3", PI0_ECONFIG, "VLM has 3 heads"},
-        {"expert heads vs q_proj", "expert_num_heads", "2", PI0_ECONFIG, "action expert has 2 heads"},
+        {"expert heads vs q_proj", "expert_num_heads", "2", PI0_ECONFIG,
+         "action expert has 2 heads"},
         {"kv heads vs k_proj", "vlm_num_kv_heads", "2", PI0_ECONFIG, "kv heads"},
         {"vision heads", "vision_num_heads", "5", PI0_ECONFIG, "vision_num_heads 5"},
-        {"variant contradicts shapes", "paligemma_variant", "\"gemma_2b\"", PI0_ECONFIG, "paligemma_variant \"gemma_2b\" means width 2048"},
-        {"unknown variant", "action_expert_variant", "\"gemma_7b\"", PI0_ECONFIG, "\"gemma_7b\" is unknown"},
+        {"variant contradicts shapes", "paligemma_variant", "\"gemma_2b\"", PI0_ECONFIG,
+         "paligemma_variant \"gemma_2b\" means width 2048"},
+        {"unknown variant", "action_expert_variant", "\"gemma_7b\"", PI0_ECONFIG,
+         "\"gemma_7b\" is unknown"},
         {"num_steps 0", "num_steps", "0", PI0_ECONFIG, "num_steps must be"},
         {"horizon not integer", "action_horizon", "2.5", PI0_ECONFIG, "action_horizon must be"},
         {"token len string", "max_token_len", "\"48\"", PI0_ECONFIG, "max_token_len must be"},
@@ -586,7 +691,8 @@ static void test_weights_bad_config(void) {
         int rc = pi0_weights_load(m, &w);
         CHECK_MSG(rc == c->code && !w, "case '%s': got %d (%s)", c->what, rc, pi0_last_error());
         CHECK_MSG(strstr(pi0_last_error(), c->msg) && strstr(pi0_last_error(), "config.json"),
-                  "case '%s': error \"%s\" lacks \"%s\" or the file", c->what, pi0_last_error(), c->msg);
+                  "case '%s': error \"%s\" lacks \"%s\" or the file", c->what, pi0_last_error(),
+                  c->msg);
         pi0_weights_destroy(w);
     }
     /* lerobot spellings are honoured */
@@ -618,12 +724,20 @@ static void test_weights_bad_config(void) {
 }
 
 static void test_weights_norm_stats(void) {
-    static const struct { const char *what, *text, *msg; } cases[] = {
-        {"negative std", "{\"norm_stats\":{\"state\":{\"mean\":[0,0],\"std\":[1,-1]}}}", "state.std[1] = -1 is negative"},
-        {"q01 > q99", "{\"norm_stats\":{\"actions\":{\"mean\":[0],\"std\":[1],\"q01\":[2],\"q99\":[1]}}}", "actions.q01[0] = 2 > q99"},
-        {"length mismatch", "{\"norm_stats\":{\"actions\":{\"mean\":[0,1],\"std\":[1]}}}", "actions.std has 1 values, mean has 2"},
-        {"not a number", "{\"norm_stats\":{\"state\":{\"mean\":[0,\"x\"],\"std\":[1,1]}}}", "state.mean[1] is not a finite number"},
-        {"only q01", "{\"norm_stats\":{\"state\":{\"mean\":[0],\"std\":[1],\"q01\":[0]}}}", "only one of q01"},
+    static const struct {
+        const char *what, *text, *msg;
+    } cases[] = {
+        {"negative std", "{\"norm_stats\":{\"state\":{\"mean\":[0,0],\"std\":[1,-1]}}}",
+         "state.std[1] = -1 is negative"},
+        {"q01 > q99",
+         "{\"norm_stats\":{\"actions\":{\"mean\":[0],\"std\":[1],\"q01\":[2],\"q99\":[1]}}}",
+         "actions.q01[0] = 2 > q99"},
+        {"length mismatch", "{\"norm_stats\":{\"actions\":{\"mean\":[0,1],\"std\":[1]}}}",
+         "actions.std has 1 values, mean has 2"},
+        {"not a number", "{\"norm_stats\":{\"state\":{\"mean\":[0,\"x\"],\"std\":[1,1]}}}",
+         "state.mean[1] is not a finite number"},
+        {"only q01", "{\"norm_stats\":{\"state\":{\"mean\":[0],\"std\":[1],\"q01\":[0]}}}",
+         "only one of q01"},
         {"missing std", "{\"norm_stats\":{\"state\":{\"mean\":[0]}}}", "state.std is missing"},
         {"empty", "{\"norm_stats\":{}}", "neither"},
         {"not json", "{\"norm_stats\":", "not a valid JSON"},
@@ -635,8 +749,10 @@ static void test_weights_norm_stats(void) {
         spit(fmt("%s/norm_stats.json", m), cases[i].text, strlen(cases[i].text));
         int rc = pi0_weights_load(m, &w);
         CHECK_MSG(rc != 0 && !w, "case '%s' loaded", cases[i].what);
-        CHECK_MSG(strstr(pi0_last_error(), cases[i].msg) && strstr(pi0_last_error(), "norm_stats.json"),
-                  "case '%s': error \"%s\" lacks \"%s\"", cases[i].what, pi0_last_error(), cases[i].msg);
+        CHECK_MSG(strstr(pi0_last_error(), cases[i].msg) &&
+                      strstr(pi0_last_error(), "norm_stats.json"),
+                  "case '%s': error \"%s\" lacks \"%s\"", cases[i].what, pi0_last_error(),
+                  cases[i].msg);
     }
     const char *ok = "{\"norm_stats\":{\"state\":{\"mean\":[0.5,1],\"std\":[2,3]}}}";
     spit(fmt("%s/norm_stats.json", m), ok, strlen(ok));
@@ -676,9 +792,12 @@ static void test_fuzz_checkpoint(void) {
     size_t len;
     uint8_t *orig = slurp(fmt("%s/model.safetensors", src), &len);
     uint64_t hl = 0;
-    for (int i = 7; i >= 0; i--) hl = (hl << 8) | orig[i];
+    for (int i = 7; i >= 0; i--)
+        hl = (hl << 8) | orig[i];
     char fz[64];
-    snprintf(fz, sizeof fz, "%s", access("/dev/shm", W_OK) == 0 ? "/dev/shm/pi0ldr.fuzz.XXXXXX" : "/tmp/pi0ldr.fuzz.XXXXXX");
+    snprintf(fz, sizeof fz, "%s",
+             access("/dev/shm", W_OK) == 0 ? "/dev/shm/pi0ldr.fuzz.XXXXXX"
+                                           : "/tmp/pi0ldr.fuzz.XXXXXX");
     PI0_ASSERT(mkdtemp(fz));
     sh(fmt("cp '%s/config.json' '%s/norm_stats.json' '%s/'", src, src, fz));
     char *path = keep(fmt("%s/model.safetensors", fz));
@@ -693,11 +812,24 @@ static void test_fuzz_checkpoint(void) {
         for (int j = 0; j < k; j++) {
             size_t at = 8 + rnd() % hl;
             switch (op) {
-            case 0: buf[at] ^= (uint8_t)(1u << (rnd() % 8)); break;
-            case 1: if (buf[at] >= '0' && buf[at] <= '9') buf[at] = (uint8_t)('0' + rnd() % 10); else buf[at] = (uint8_t)"0123456789"[rnd() % 10]; break;
-            case 2: n = rnd() % (len + 1); break;
-            case 3: buf[rnd() % 8] = (uint8_t)rnd(); break;
-            case 4: buf[at] = (uint8_t)"{}[],:\"-.e"[rnd() % 10]; break;
+            case 0:
+                buf[at] ^= (uint8_t)(1u << (rnd() % 8));
+                break;
+            case 1:
+                if (buf[at] >= '0' && buf[at] <= '9')
+                    buf[at] = (uint8_t)('0' + rnd() % 10);
+                else
+                    buf[at] = (uint8_t) "0123456789"[rnd() % 10];
+                break;
+            case 2:
+                n = rnd() % (len + 1);
+                break;
+            case 3:
+                buf[rnd() % 8] = (uint8_t)rnd();
+                break;
+            case 4:
+                buf[at] = (uint8_t) "{}[],:\"-.e"[rnd() % 10];
+                break;
             }
         }
         spit(path, buf, n);
@@ -708,7 +840,8 @@ static void test_fuzz_checkpoint(void) {
             pi0_weights_destroy(w);
         } else {
             n_err++;
-            CHECK_MSG(rc < 0 && strlen(pi0_last_error()) > 10 && !w, "op %s: rc %d, \"%s\"", ops[op], rc, pi0_last_error());
+            CHECK_MSG(rc < 0 && strlen(pi0_last_error()) > 10 && !w, "op %s: rc %d, \"%s\"",
+                      ops[op], rc, pi0_last_error());
         }
     }
     printf("  fuzz: %d loaded, %d rejected\n", n_ok, n_err);
@@ -726,14 +859,17 @@ static void test_fuzz_checkpoint(void) {
             memcpy(jb, jo, jl);
             size_t n = jl;
             if (rnd() % 4 == 0) n = rnd() % jl;
-            for (int j = (int)(rnd() % 3); j >= 0; j--) jb[rnd() % jl] = "{}[],:\"-.e0123456789tfn \n"[rnd() % 24];
+            for (int j = (int)(rnd() % 3); j >= 0; j--)
+                jb[rnd() % jl] = "{}[],:\"-.e0123456789tfn \n"[rnd() % 24];
             spit(jp, jb, n);
             pi0_weights *w = NULL;
             int rc = pi0_weights_load(fz, &w);
-            if (rc == 0) ok++, pi0_weights_destroy(w);
+            if (rc == 0)
+                ok++, pi0_weights_destroy(w);
             else {
                 err++;
-                CHECK_MSG(rc < 0 && strstr(pi0_last_error(), jsons[f]) && !w, "%s fuzz: rc %d, \"%s\"", jsons[f], rc, pi0_last_error());
+                CHECK_MSG(rc < 0 && strstr(pi0_last_error(), jsons[f]) && !w,
+                          "%s fuzz: rc %d, \"%s\"", jsons[f], rc, pi0_last_error());
             }
         }
         printf("  fuzz %s: %d loaded, %d rejected\n", jsons[f], ok, err);
@@ -755,12 +891,22 @@ static void test_npy_roundtrip(void) {
     uint8_t u8[2 * 3 * 3];
     int32_t i32[5] = {-7, 0, 1, 2147483647, -2147483647 - 1};
     float f32[50 * 32];
-    for (int i = 0; i < 18; i++) u8[i] = (uint8_t)(i * 13);
-    for (int i = 0; i < 50 * 32; i++) f32[i] = (float)i * 0.25f - 3.0f;
+    for (int i = 0; i < 18; i++)
+        u8[i] = (uint8_t)(i * 13);
+    for (int i = 0; i < 50 * 32; i++)
+        f32[i] = (float)i * 0.25f - 3.0f;
     int64_t s_u8[3] = {2, 3, 3}, s_i32[1] = {5}, s_f32[2] = {50, 32};
-    struct { pi0_npy_dtype t; int nd; int64_t *s; void *p; size_t bytes; } cases[] = {
-        {PI0_NPY_U8, 3, s_u8, u8, sizeof u8}, {PI0_NPY_I32, 1, s_i32, i32, sizeof i32},
-        {PI0_NPY_F32, 2, s_f32, f32, sizeof f32}, {PI0_NPY_F32, 0, NULL, f32, 4},
+    struct {
+        pi0_npy_dtype t;
+        int nd;
+        int64_t *s;
+        void *p;
+        size_t bytes;
+    } cases[] = {
+        {PI0_NPY_U8, 3, s_u8, u8, sizeof u8},
+        {PI0_NPY_I32, 1, s_i32, i32, sizeof i32},
+        {PI0_NPY_F32, 2, s_f32, f32, sizeof f32},
+        {PI0_NPY_F32, 0, NULL, f32, 4},
     };
     for (size_t c = 0; c < 4; c++) {
         char *p = fmt("%s/a%zu.npy", d, c);
@@ -774,7 +920,8 @@ static void test_npy_roundtrip(void) {
         CHECK_STATUS(pi0_npy_read(p, &a), 0);
         CHECK_EQ_INT(a.dtype, cases[c].t);
         CHECK_EQ_INT(a.ndim, cases[c].nd);
-        for (int i = 0; i < cases[c].nd; i++) CHECK_EQ_INT(a.shape[i], cases[c].s[i]);
+        for (int i = 0; i < cases[c].nd; i++)
+            CHECK_EQ_INT(a.shape[i], cases[c].s[i]);
         CHECK(a.data && memcmp(a.data, cases[c].p, cases[c].bytes) == 0);
         CHECK_EQ_INT((uintptr_t)a.data % 64, 0);
         int64_t want[3] = {-1, 3, 3};
@@ -790,14 +937,19 @@ static void test_npy_roundtrip(void) {
         pi0_npy_free(&a);
         pi0_npy_free(&a); /* idempotent */
     }
-    /* the exact bytes numpy 1.24 writes for np.save(p, np.arange(6, dtype='<i4').reshape(2,3)) */
-    char hdr[128] = "\x93NUMPY\x01\x00\x76\x00{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3), }";
+    /* the exact bytes numpy 1.24 writes for np.save(p, np.arange(6, dtype='<i4').reshape(2,3))
+     */
+    char hdr[128] =
+        "\x93NUMPY\x01\x00\x76\x00{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3), }";
     size_t hl = strlen(hdr + 10) + 10;
     memset(hdr + hl, ' ', 127 - hl);
     hdr[127] = '\n';
     uint8_t file[128 + 24];
     memcpy(file, hdr, 128);
-    for (int i = 0; i < 6; i++) { int32_t v = i; memcpy(file + 128 + 4 * i, &v, 4); }
+    for (int i = 0; i < 6; i++) {
+        int32_t v = i;
+        memcpy(file + 128 + 4 * i, &v, 4);
+    }
     pi0_npy a;
     size_t off;
     CHECK_STATUS(pi0_npy_parse(file, sizeof file, "np", &a, &off), 0);
@@ -809,19 +961,35 @@ static void test_npy_roundtrip(void) {
 }
 
 static void test_npy_bad(void) {
-    static const struct { const char *what, *dict; size_t data; int code; const char *msg; } cases[] = {
-        {"fortran order", "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 16, PI0_ETYPE, "fortran_order"},
-        {"float64", "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", 16, PI0_ETYPE, "dtype '<f8'"},
-        {"big endian", "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", 8, PI0_ETYPE, "dtype '>f4'"},
-        {"int64", "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", 16, PI0_ETYPE, "'<i8'"},
-        {"structured", "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", 8, PI0_ETYPE, "descr"},
-        {"truncated data", "{'descr': '<f4', 'fortran_order': False, 'shape': (50, 32), }", 6396, PI0_EFORMAT, "truncated"},
-        {"trailing data", "{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }", 4, PI0_EFORMAT, "trailing"},
+    static const struct {
+        const char *what, *dict;
+        size_t data;
+        int code;
+        const char *msg;
+    } cases[] = {
+        {"fortran order", "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 16,
+         PI0_ETYPE, "fortran_order"},
+        {"float64", "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", 16, PI0_ETYPE,
+         "dtype '<f8'"},
+        {"big endian", "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", 8,
+         PI0_ETYPE, "dtype '>f4'"},
+        {"int64", "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", 16, PI0_ETYPE,
+         "'<i8'"},
+        {"structured", "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", 8,
+         PI0_ETYPE, "descr"},
+        {"truncated data", "{'descr': '<f4', 'fortran_order': False, 'shape': (50, 32), }",
+         6396, PI0_EFORMAT, "truncated"},
+        {"trailing data", "{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }", 4,
+         PI0_EFORMAT, "trailing"},
         {"no shape", "{'descr': '|u1', 'fortran_order': False, }", 0, PI0_EFORMAT, "lacks"},
-        {"bad shape", "{'descr': '|u1', 'fortran_order': False, 'shape': (2, x), }", 0, PI0_EFORMAT, "bad shape"},
-        {"negative shape", "{'descr': '|u1', 'fortran_order': False, 'shape': (-2,), }", 0, PI0_EFORMAT, "bad shape"},
+        {"bad shape", "{'descr': '|u1', 'fortran_order': False, 'shape': (2, x), }", 0,
+         PI0_EFORMAT, "bad shape"},
+        {"negative shape", "{'descr': '|u1', 'fortran_order': False, 'shape': (-2,), }", 0,
+         PI0_EFORMAT, "bad shape"},
         {"not a dict", "['descr']", 0, PI0_EFORMAT, "not a dict"},
-        {"huge shape", "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999), }", 0, PI0_EFORMAT, "absurdly"},
+        {"huge shape",
+         "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999), }", 0,
+         PI0_EFORMAT, "absurdly"},
     };
     char *d = tmpdir();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -837,8 +1005,11 @@ static void test_npy_bad(void) {
         free(b);
         pi0_npy a;
         int rc = pi0_npy_read(p, &a);
-        CHECK_MSG(rc == cases[i].code && a.data == NULL, "case '%s': got %d (%s)", cases[i].what, rc, pi0_last_error());
-        CHECK_MSG(strstr(pi0_last_error(), cases[i].msg) && strstr(pi0_last_error(), p), "case '%s': \"%s\" lacks \"%s\"", cases[i].what, pi0_last_error(), cases[i].msg);
+        CHECK_MSG(rc == cases[i].code && a.data == NULL, "case '%s': got %d (%s)",
+                  cases[i].what, rc, pi0_last_error());
+        CHECK_MSG(strstr(pi0_last_error(), cases[i].msg) && strstr(pi0_last_error(), p),
+                  "case '%s': \"%s\" lacks \"%s\"", cases[i].what, pi0_last_error(),
+                  cases[i].msg);
     }
     pi0_npy a;
     char *p = fmt("%s/magic.npy", d);
@@ -873,7 +1044,8 @@ static void test_npy_bad(void) {
     PI0_ASSERT(len <= sizeof buf);
     for (int it = 0; it < 20000; it++) {
         memcpy(buf, orig, len);
-        for (int k = 0; k < 3; k++) buf[rnd() % 80] = (uint8_t)rnd();
+        for (int k = 0; k < 3; k++)
+            buf[rnd() % 80] = (uint8_t)rnd();
         size_t off;
         int rc = pi0_npy_parse(buf, len - rnd() % 3, "fuzz", &a, &off);
         if (rc == 0) CHECK(off <= len && (uint64_t)a.numel * 4 == len - off);
@@ -890,7 +1062,9 @@ static void test_tensor_to_f32(void) {
     pi0_tensor t = {"h", h, PI0_F16, 1, {7, 1, 1, 1}};
     float out[7];
     CHECK_STATUS(pi0_tensor_to_f32(&t, 0, 7, out), 0);
-    for (int i = 0; i < 7; i++) CHECK_MSG(out[i] == want[i], "f16 %#x -> %g, want %g", h[i], (double)out[i], (double)want[i]);
+    for (int i = 0; i < 7; i++)
+        CHECK_MSG(out[i] == want[i], "f16 %#x -> %g, want %g", h[i], (double)out[i],
+                  (double)want[i]);
     CHECK(signbit(out[5]));
     uint16_t nan16 = 0x7e00;
     t.data = &nan16;
@@ -925,7 +1099,8 @@ static void test_preprocess_helpers(void) {
     static uint8_t img[224 * 224 * 3], out[224 * 224 * 3];
     for (int y = 0; y < 224; y++)
         for (int x = 0; x < 224; x++)
-            for (int c = 0; c < 3; c++) img[(y * 224 + x) * 3 + c] = (uint8_t)((y * 7 + x * 3 + c * 85) & 0xff);
+            for (int c = 0; c < 3; c++)
+                img[(y * 224 + x) * 3 + c] = (uint8_t)((y * 7 + x * 3 + c * 85) & 0xff);
     pi0_preproc *pp = NULL;
     CHECK_STATUS(pi0_preproc_create(224, 224, &pp), 0);
     CHECK_STATUS(pi0_preproc_resize_pad(pp, img, 224, 224, 224 * 3, out), 0);
@@ -939,7 +1114,9 @@ static void test_preprocess_helpers(void) {
                 for (int kh = 0; kh < 14; kh++)
                     for (int kw = 0; kw < 14; kw++) {
                         uint8_t v = img[((py * 14 + kh) * 224 + px * 14 + kw) * 3 + c];
-                        if (patches[(py * 16 + px) * 588 + c * 196 + kh * 14 + kw] != pi0_pixel_to_float(v)) bad++;
+                        if (patches[(py * 16 + px) * 588 + c * 196 + kh * 14 + kw] !=
+                            pi0_pixel_to_float(v))
+                            bad++;
                     }
     CHECK_EQ_INT(bad, 0);
     pi0_image_to_chw(img, 224, chw);
@@ -974,7 +1151,8 @@ typedef struct expect {
 static int n_exp;
 static expect EXP[900];
 
-static void ex(int ndim, int64_t a, int64_t b, int64_t c, int64_t d, const char *f, ...) PI0_PRINTF(6, 7);
+static void ex(int ndim, int64_t a, int64_t b, int64_t c, int64_t d, const char *f, ...)
+    PI0_PRINTF(6, 7);
 static void ex(int ndim, int64_t a, int64_t b, int64_t c, int64_t d, const char *f, ...) {
     expect *e = &EXP[n_exp++];
     va_list ap;
@@ -1013,8 +1191,10 @@ static void released_keys(int pi05) {
     ex(1, 1152, 0, 0, 0, "%spost_layernorm.weight", V);
     ex(1, 1152, 0, 0, 0, "%spost_layernorm.bias", V);
     CHECK_EQ_INT(n_exp, 437);
-    ex(2, 2048, 1152, 0, 0, "paligemma_with_expert.paligemma.model.multi_modal_projector.linear.weight");
-    ex(1, 2048, 0, 0, 0, "paligemma_with_expert.paligemma.model.multi_modal_projector.linear.bias");
+    ex(2, 2048, 1152, 0, 0,
+       "paligemma_with_expert.paligemma.model.multi_modal_projector.linear.weight");
+    ex(1, 2048, 0, 0, 0,
+       "paligemma_with_expert.paligemma.model.multi_modal_projector.linear.bias");
     int before = n_exp;
     ex(2, 257152, 2048, 0, 0, "paligemma_with_expert.paligemma.lm_head.weight");
     for (int t = 0; t < 2; t++) {
@@ -1030,7 +1210,8 @@ static void released_keys(int pi05) {
                     ex(1, w, 0, 0, 0, "%slayers.%d.%s.weight", P, i, norms[j]);
                 }
             }
-            ex(2, 2048, w, 0, 0, "%slayers.%d.self_attn.q_proj.weight", P, i); /* 8 heads x 256 */
+            ex(2, 2048, w, 0, 0, "%slayers.%d.self_attn.q_proj.weight", P,
+               i); /* 8 heads x 256 */
             ex(2, 256, w, 0, 0, "%slayers.%d.self_attn.k_proj.weight", P, i);
             ex(2, 256, w, 0, 0, "%slayers.%d.self_attn.v_proj.weight", P, i);
             ex(2, w, 2048, 0, 0, "%slayers.%d.self_attn.o_proj.weight", P, i);
@@ -1047,7 +1228,8 @@ static void released_keys(int pi05) {
         if (!t) CHECK_EQ_INT(n_exp - before, 164);
     }
     ex(2, 257152, 1024, 0, 0, "paligemma_with_expert.gemma_expert.lm_head.weight");
-    const char *heads0[] = {"state_proj", "action_in_proj", "action_out_proj", "action_time_mlp_in", "action_time_mlp_out"};
+    const char *heads0[] = {"state_proj", "action_in_proj", "action_out_proj",
+                            "action_time_mlp_in", "action_time_mlp_out"};
     const char *heads5[] = {"action_in_proj", "action_out_proj", "time_mlp_in", "time_mlp_out"};
     int64_t s0[][2] = {{1024, 32}, {1024, 32}, {32, 1024}, {1024, 2048}, {1024, 1024}};
     int64_t s5[][2] = {{1024, 32}, {32, 1024}, {1024, 1024}, {1024, 1024}};
@@ -1062,7 +1244,9 @@ static void released_keys(int pi05) {
 static void check_full_list(int pi05) {
     released_keys(pi05);
     CHECK_EQ_INT(n_exp, pi05 ? 812 : 777);
-    FILE *fp = popen(fmt("'%s' --size full --variant %s --dtype bf16 --list", MKMODEL, pi05 ? "pi05" : "pi0"), "r");
+    FILE *fp = popen(fmt("'%s' --size full --variant %s --dtype bf16 --list", MKMODEL,
+                         pi05 ? "pi05" : "pi0"),
+                     "r");
     PI0_ASSERT(fp);
     char line[512];
     int n_lines = 0, n_bad = 0, n_bf16 = 0;
@@ -1070,27 +1254,46 @@ static void check_full_list(int pi05) {
     int total_tensors = 0;
     while (fgets(line, sizeof line, fp)) {
         if (!strncmp(line, "total: ", 7)) {
-            CHECK_EQ_INT(sscanf(line, "total: %d tensors, %llu params, %llu bytes", &total_tensors, &total_params, &total_bytes), 3);
+            CHECK_EQ_INT(sscanf(line, "total: %d tensors, %llu params, %llu bytes",
+                                &total_tensors, &total_params, &total_bytes),
+                         3);
             continue;
         }
         char name[256], dt[16], shape[128];
         unsigned long long bytes;
-        if (sscanf(line, "%255s %15s [%127[^]]] %llu", name, dt, shape, &bytes) != 4) { n_bad++; continue; }
+        if (sscanf(line, "%255s %15s [%127[^]]] %llu", name, dt, shape, &bytes) != 4) {
+            n_bad++;
+            continue;
+        }
         n_lines++;
         int64_t s[4] = {0};
-        int nd = sscanf(shape, "%" SCNd64 ", %" SCNd64 ", %" SCNd64 ", %" SCNd64, &s[0], &s[1], &s[2], &s[3]);
+        int nd = sscanf(shape, "%" SCNd64 ", %" SCNd64 ", %" SCNd64 ", %" SCNd64, &s[0], &s[1],
+                        &s[2], &s[3]);
         expect *e = NULL;
         for (int i = 0; i < n_exp && !e; i++)
             if (!strcmp(EXP[i].name, name)) e = &EXP[i];
-        if (!e) { n_bad++; fprintf(stderr, "  unexpected key %s\n", name); continue; }
+        if (!e) {
+            n_bad++;
+            fprintf(stderr, "  unexpected key %s\n", name);
+            continue;
+        }
         e->seen++;
         int ok = nd == e->ndim;
         int64_t n = 1;
-        for (int d = 0; ok && d < nd; d++) { ok = s[d] == e->shape[d]; n *= s[d]; }
-        if (!ok) { n_bad++; fprintf(stderr, "  %s: shape [%s]\n", name, shape); }
+        for (int d = 0; ok && d < nd; d++) {
+            ok = s[d] == e->shape[d];
+            n *= s[d];
+        }
+        if (!ok) {
+            n_bad++;
+            fprintf(stderr, "  %s: shape [%s]\n", name, shape);
+        }
         int bf = !strcmp(dt, "BF16");
         n_bf16 += bf;
-        if (bf != (nd >= 2)) { n_bad++; fprintf(stderr, "  %s: dtype %s\n", name, dt); }
+        if (bf != (nd >= 2)) {
+            n_bad++;
+            fprintf(stderr, "  %s: dtype %s\n", name, dt);
+        }
         if (bytes != (unsigned long long)n * (bf ? 2 : 4)) n_bad++;
         sum_bytes += bytes;
     }
@@ -1098,9 +1301,12 @@ static void check_full_list(int pi05) {
     CHECK_EQ_INT(n_bad, 0);
     CHECK_EQ_INT(n_lines, n_exp);
     CHECK_EQ_INT(total_tensors, n_exp);
-    for (int i = 0; i < n_exp; i++) CHECK_MSG(EXP[i].seen == 1, "%s listed %d times", EXP[i].name, EXP[i].seen);
+    for (int i = 0; i < n_exp; i++)
+        CHECK_MSG(EXP[i].seen == 1, "%s listed %d times", EXP[i].name, EXP[i].seen);
     CHECK_EQ_INT(sum_bytes, total_bytes);
-    if (!pi05) CHECK_MSG(total_params > 3495000000ull && total_params < 3505000000ull, "params %llu (spec: 3.50 B)", total_params);
+    if (!pi05)
+        CHECK_MSG(total_params > 3495000000ull && total_params < 3505000000ull,
+                  "params %llu (spec: 3.50 B)", total_params);
     CHECK(n_bf16 > 300);
 }
 
@@ -1114,10 +1320,13 @@ static void test_mkmodel_cli(void) {
     CHECK_EQ_INT(sh(fmt("'%s' --help >/dev/null", MKMODEL)), 0);
     CHECK(sh(fmt("'%s' --size huge --variant pi0 --out %s/x 2>/dev/null", MKMODEL, d)) != 0);
     CHECK(sh(fmt("'%s' --size tiny --variant pi1 --out %s/x 2>/dev/null", MKMODEL, d)) != 0);
-    CHECK(sh(fmt("'%s' --size tiny --variant pi0 --dtype f64 --out %s/x 2>/dev/null", MKMODEL, d)) != 0);
+    CHECK(sh(fmt("'%s' --size tiny --variant pi0 --dtype f64 --out %s/x 2>/dev/null", MKMODEL,
+                 d)) != 0);
     CHECK(sh(fmt("'%s' --size tiny --variant pi0 2>/dev/null", MKMODEL)) != 0);
-    CHECK(sh(fmt("'%s' --size tiny --variant pi0 --seed -3 --out %s/x 2>/dev/null", MKMODEL, d)) != 0);
-    CHECK(sh(fmt("'%s' --size tiny --variant pi0 --out /proc/nonexistent/x 2>/dev/null", MKMODEL)) != 0);
+    CHECK(sh(fmt("'%s' --size tiny --variant pi0 --seed -3 --out %s/x 2>/dev/null", MKMODEL,
+                 d)) != 0);
+    CHECK(sh(fmt("'%s' --size tiny --variant pi0 --out /proc/nonexistent/x 2>/dev/null",
+                 MKMODEL)) != 0);
     /* deterministic: same seed same bytes, other seed other bytes */
     CHECK_EQ_INT(mkmodel("--size tiny --variant pi0 --seed 9", fmt("%s/a", d)), 0);
     CHECK_EQ_INT(mkmodel("--size tiny --variant pi0 --seed 9", fmt("%s/b", d)), 0);

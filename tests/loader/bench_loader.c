@@ -39,7 +39,8 @@ static int bench_load(const char *dir) {
         return 1;
     }
     long rss1 = status_kb("VmRSS");
-    printf("{\"bench\":\"loader_load\",\"dir\":\"%s\",\"tensors\":%d,\"pi05\":%d,\"embed_dtype\":\"%s\","
+    printf("{\"bench\":\"loader_load\",\"dir\":\"%s\",\"tensors\":%d,\"pi05\":%d,\"embed_"
+           "dtype\":\"%s\","
            "\"load_ms\":%.2f,\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,\"vm_size_kb\":%ld}\n",
            dir, pi0_weights_count(w), w->cfg.pi05, w->embed.dtype == PI0_F32 ? "F32" : "BF16",
            t1 - t0, rss0, rss1, status_kb("VmSize"));
@@ -53,14 +54,17 @@ static int bench_preprocess(void) {
     static const int sizes[][2] = {{1280, 720}, {640, 480}, {224, 224}};
     pi0_preproc *pp = NULL;
     if (pi0_preproc_create(1280, 720, &pp)) return 1;
-    float *patches = malloc(sizeof(float) * 256 * 588), *base_out = malloc(sizeof(float) * 256 * 588);
+    float *patches = malloc(sizeof(float) * 256 * 588),
+          *base_out = malloc(sizeof(float) * 256 * 588);
     uint8_t *img = malloc(1280 * 720 * 3), *copy = malloc(1280 * 720 * 3);
-    for (size_t i = 0; i < 1280 * 720 * 3; i++) img[i] = (uint8_t)(i * 2654435761u >> 24);
+    for (size_t i = 0; i < 1280 * 720 * 3; i++)
+        img[i] = (uint8_t)(i * 2654435761u >> 24);
     for (int s = 0; s < 3; s++) {
         int w = sizes[s][0], h = sizes[s][1], iters = 200;
         pi0_preproc_patches(pp, img, w, h, (size_t)w * 3, 14, patches); /* warm */
         double t0 = now_ms();
-        for (int i = 0; i < iters; i++) pi0_preproc_patches(pp, img, w, h, (size_t)w * 3, 14, patches);
+        for (int i = 0; i < iters; i++)
+            pi0_preproc_patches(pp, img, w, h, (size_t)w * 3, 14, patches);
         double ms = (now_ms() - t0) / iters;
         t0 = now_ms();
         for (int i = 0; i < iters; i++) {
