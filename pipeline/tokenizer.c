@@ -24,6 +24,7 @@ enum { MT_UNIGRAM = 1, MT_BPE = 2 };
 /* Open-addressing hash of piece strings -> id. */
 typedef struct strmap {
     int32_t *slot; // (cap) piece id or -1
+    uint32_t *tag; // (cap) hash of the piece in slot (skips most string compares)
     uint32_t cap;  // power of two
 } strmap;
 
@@ -79,7 +80,8 @@ static int strmap_init(strmap *m, uint32_t n) {
     while (cap < n * 2 + 16)
         cap <<= 1;
     m->slot = malloc(sizeof *m->slot * cap);
-    if (!m->slot) return PI0_ENOMEM;
+    m->tag = malloc(sizeof *m->tag * cap);
+    if (!m->slot || !m->tag) return PI0_ENOMEM;
     memset(m->slot, 0xff, sizeof *m->slot * cap);
     m->cap = cap;
     return 0;
@@ -87,10 +89,12 @@ static int strmap_init(strmap *m, uint32_t n) {
 
 static int strmap_find(const pi0_tokenizer *t, const strmap *m, const char *s, size_t n) {
     if (!m->slot) return -1;
-    for (uint32_t i = hash_bytes(s, n) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+    uint32_t h = hash_bytes(s, n);
+    for (uint32_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
         int32_t id = m->slot[i];
         if (id < 0) return -1;
-        if (t->piece_len[id] == n && memcmp(piece_str(t, id), s, n) == 0) return id;
+        if (m->tag[i] == h && t->piece_len[id] == n && memcmp(piece_str(t, id), s, n) == 0)
+            return id;
     }
 }
 
@@ -98,10 +102,12 @@ static int strmap_find(const pi0_tokenizer *t, const strmap *m, const char *s, s
 static bool strmap_insert(pi0_tokenizer *t, strmap *m, int id) {
     const char *s = piece_str(t, id);
     size_t n = t->piece_len[id];
-    for (uint32_t i = hash_bytes(s, n) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+    uint32_t h = hash_bytes(s, n);
+    for (uint32_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
         int32_t o = m->slot[i];
         if (o < 0) {
             m->slot[i] = id;
+            m->tag[i] = h;
             return true;
         }
         if (t->piece_len[o] == n && memcmp(piece_str(t, o), s, n) == 0) return false;
@@ -465,6 +471,7 @@ static int build(pi0_tokenizer *t, const uint8_t *data, size_t size, const char 
     // Index the pieces like ModelInterface::InitializePieces.
     if (n_reserved * 2 + 16 > (int)t->reserved.cap) {
         free(t->reserved.slot);
+        free(t->reserved.tag);
         if (strmap_init(&t->reserved, (uint32_t)n_reserved)) {
             rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", what);
             goto out;
@@ -631,7 +638,9 @@ void pi0_tokenizer_destroy(pi0_tokenizer *t) {
     free(t->score);
     free(t->type);
     free(t->normal.slot);
+    free(t->normal.tag);
     free(t->reserved.slot);
+    free(t->reserved.tag);
     if (t->has_user) trie_free(&t->user);
     if (t->model_type == MT_UNIGRAM) trie_free(&t->pieces);
     free(t->da);
