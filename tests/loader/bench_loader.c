@@ -3,6 +3,7 @@
  *   bench_loader preprocess    1280x720 and 640x480 RGB -> 256x588 patches, ms per image,
  *                              with a baseline in the same run: one memcpy of the source
  *                              image plus one write of the f32 patch buffer. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,19 @@ static int bench_load(const char *dir) {
         return 1;
     }
     long rss1 = status_kb("VmRSS");
+    /* checksums so a test can compare tensor contents with an independent reader */
+    double sum_out = 0, sum_row = 0;
+    int64_t n_out = pi0_tensor_numel(&w->action_out_w), W = w->embed.shape[1];
+    float *buf = malloc(sizeof(float) * (size_t)(n_out > W ? n_out : W));
+    if (buf && !pi0_tensor_to_f32(&w->action_out_w, 0, n_out, buf))
+        for (int64_t i = 0; i < n_out; i++)
+            sum_out += buf[i];
+    if (buf && w->embed.shape[0] > 1 && !pi0_tensor_to_f32(&w->embed, W, W, buf))
+        for (int64_t i = 0; i < W; i++)
+            sum_row += buf[i];
+    free(buf);
+    printf("{\"bench\":\"loader_checksums\",\"action_out_sum\":%.9g,\"embed_row1_sum\":%.9g}\n",
+           sum_out, sum_row);
     printf("{\"bench\":\"loader_load\",\"dir\":\"%s\",\"tensors\":%d,\"pi05\":%d,\"embed_"
            "dtype\":\"%s\","
            "\"load_ms\":%.2f,\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,\"vm_size_kb\":%ld}\n",

@@ -127,6 +127,37 @@ def main():
         check("pi05: 92 tensors, dense adaptive norms, no state_proj",
               len(P) == 92 and P[E + "layers.0.input_layernorm.dense.weight"][1].shape == (96, 32)
               and "state_proj.weight" not in P and P["time_mlp_in.weight"][1].shape == (32, 32))
+        # the other direction: a file written here the way the `safetensors` library does
+        # (keys sorted, compact JSON, header padded to 8 with spaces, data in key order),
+        # with F16 matrices, read by the C loader (bench_loader load prints checksums)
+        lib = os.path.join(d, "lib")
+        os.makedirs(lib)
+        for n in ("config.json", "norm_stats.json"):
+            open(os.path.join(lib, n), "w").write(open(os.path.join(f32, n)).read())
+        header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
+        for k in sorted(A):
+            a = A[k][1]
+            if a.ndim >= 2:
+                a, dt = a.astype(np.float16), "F16"
+            else:
+                dt = "F32"
+            b = a.astype("<f2" if dt == "F16" else "<f4").tobytes()
+            header[k] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+            blobs.append(b)
+            off += len(b)
+        h = json.dumps(header, separators=(",", ":")).encode()
+        h += b" " * ((8 - len(h) % 8) % 8)
+        with open(os.path.join(lib, "model.safetensors"), "wb") as fp:
+            fp.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+        tool = os.path.join(BUILD, "tests", "bench_loader")
+        r = subprocess.run([tool, "load", lib], capture_output=True, text=True)
+        sums = [json.loads(x) for x in r.stdout.splitlines() if "checksums" in x]
+        want_out = float(A["action_out_proj.weight"][1].astype(np.float16).astype(np.float64).sum())
+        want_row = float(A["paligemma_with_expert.paligemma.lm_head.weight"][1][1].astype(np.float16).astype(np.float64).sum())
+        ok = r.returncode == 0 and sums and abs(sums[0]["action_out_sum"] - want_out) < 1e-4 \
+            and abs(sums[0]["embed_row1_sum"] - want_row) < 1e-4
+        check("C loader reads a library-style F16 file written here (checksums)", ok,
+              f"{r.stderr.strip()} {sums} want {want_out:.6g} {want_row:.6g}")
     failed = results.count(False)
     print(f"{len(results) - failed} passed, {failed} failed")
     return 0 if failed == 0 else 1
