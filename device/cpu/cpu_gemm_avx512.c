@@ -61,9 +61,43 @@ static inline __attribute__((always_inline)) void block_bf16(int mr, int nr, int
             out[(size_t)i * ldt + j] += _mm512_reduce_add_ps(acc[i][j]);
 }
 
-#define BLOCK_CASE(MR, NR) BLOCK(MR, NR, kc, xi, ldx, wj, ldw, ti, ldt)
+/* block_bf16 with compile-time sizes, so the accumulators stay in registers */
+static void block_nr4(int mr, int kc, const float *x, int ldx, const uint16_t *w, int ldw,
+                      float *out, int ldt) {
+    switch (mr) {
+    case 4:
+        block_bf16(4, 4, kc, x, ldx, w, ldw, out, ldt);
+        break;
+    case 3:
+        block_bf16(3, 4, kc, x, ldx, w, ldw, out, ldt);
+        break;
+    case 2:
+        block_bf16(2, 4, kc, x, ldx, w, ldw, out, ldt);
+        break;
+    default:
+        block_bf16(1, 4, kc, x, ldx, w, ldw, out, ldt);
+        break;
+    }
+}
 
-#define BLOCK block_bf16 /* (a macro, so an f32 variant can reuse the driver) */
+static void block_nr1(int mr, int kc, const float *x, int ldx, const uint16_t *w, int ldw,
+                      float *out, int ldt) {
+    switch (mr) {
+    case 4:
+        block_bf16(4, 1, kc, x, ldx, w, ldw, out, ldt);
+        break;
+    case 3:
+        block_bf16(3, 1, kc, x, ldx, w, ldw, out, ldt);
+        break;
+    case 2:
+        block_bf16(2, 1, kc, x, ldx, w, ldw, out, ldt);
+        break;
+    default:
+        block_bf16(1, 1, kc, x, ldx, w, ldw, out, ldt);
+        break;
+    }
+}
+
 void pi0__gemm_bf16_smallm_avx512(int m, int nn, int k, const float *x, int ldx,
                                   const uint16_t *w, int ldw, float *t, int ldt, int beta1) {
     if (!beta1)
@@ -79,58 +113,12 @@ void pi0__gemm_bf16_smallm_avx512(int m, int nn, int k, const float *x, int ldx,
                 int mr = m - i0 < 4 ? m - i0 : 4;
                 const float *xi = x + (size_t)i0 * ldx + k0;
                 float *ti = t + (size_t)i0 * ldt + j0;
-                /* constant block sizes so the compiler keeps the accumulators in registers */
-                if (nr == 4) {
-                    switch (mr) {
-                    case 4:
-                        BLOCK_CASE(4, 4);
-                        break;
-                    case 3:
-                        BLOCK_CASE(3, 4);
-                        break;
-                    case 2:
-                        BLOCK_CASE(2, 4);
-                        break;
-                    default:
-                        BLOCK_CASE(1, 4);
-                        break;
-                    }
-                } else {
-                    switch (mr) {
-                    case 4:
-                        BLOCK_CASE(4, 1);
-                        break;
-                    case 3:
-                        BLOCK_CASE(3, 1);
-                        break;
-                    case 2:
-                        BLOCK_CASE(2, 1);
-                        break;
-                    default:
-                        BLOCK_CASE(1, 1);
-                        break;
-                    }
-                    for (int j = 1; j < nr; j++) { /* the remaining 1..2 rows, one at a time */
-                        const uint16_t *wj1 = wj + (size_t)j * ldw;
-                        float *tj = ti + j;
-                        switch (mr) {
-                        case 4:
-                            block_bf16(4, 1, kc, xi, ldx, wj1, ldw, tj, ldt);
-                            break;
-                        case 3:
-                            block_bf16(3, 1, kc, xi, ldx, wj1, ldw, tj, ldt);
-                            break;
-                        case 2:
-                            block_bf16(2, 1, kc, xi, ldx, wj1, ldw, tj, ldt);
-                            break;
-                        default:
-                            block_bf16(1, 1, kc, xi, ldx, wj1, ldw, tj, ldt);
-                            break;
-                        }
-                    }
-                }
+                if (nr == 4)
+                    block_nr4(mr, kc, xi, ldx, wj, ldw, ti, ldt);
+                else /* the last 1..3 weight rows, one at a time */
+                    for (int j = 0; j < nr; j++)
+                        block_nr1(mr, kc, xi, ldx, wj + (size_t)j * ldw, ldw, ti + j, ldt);
             }
         }
     }
 }
-#undef BLOCK
