@@ -21,6 +21,12 @@ extern "C" {
 #define PI0_PRINTF(f, a)
 #endif
 
+#if defined(__cplusplus)
+#define PI0_NORETURN [[noreturn]]
+#else
+#define PI0_NORETURN _Noreturn
+#endif
+
 /*     name             value  message */
 #define PI0_STATUS_TABLE(X)                                                   \
     X(PI0_OK,            0,   "success")                                     \
@@ -73,7 +79,7 @@ PI0_API void pi0_clear_error(void);
     do {                                                                      \
         if (!(cond)) pi0__assert_fail(#cond, __FILE__, __LINE__, __func__);   \
     } while (0)
-PI0_API _Noreturn void pi0__assert_fail(const char *expr, const char *file, int line,
+PI0_API PI0_NORETURN void pi0__assert_fail(const char *expr, const char *file, int line,
                                         const char *func);
 
 #ifdef __cplusplus
