@@ -54,6 +54,7 @@ struct pi0_tokenizer {
     char *unk_surface;
     char *bos_piece, *eos_piece, *pad_piece, *unk_piece;
     bool has_user;
+    uint8_t user_first[256];    // 1 = some user-defined symbol starts with this byte
     trie user;                  // user-defined symbols (prefix matcher)
     trie pieces;                // unigram only: all pieces_
     float min_score, max_score; // over NORMAL pieces (unigram)
@@ -527,6 +528,8 @@ static int build(pi0_tokenizer *t, const uint8_t *data, size_t size, const char 
             goto out;
         }
         for (i = 0; i < n; i++)
+            if (t->type[i] == PT_USER) t->user_first[(uint8_t)piece_str(t, i)[0]] = 1;
+        for (i = 0; i < n; i++)
             if (t->type[i] == PT_USER &&
                 trie_insert(&t->user, piece_str(t, i), t->piece_len[i], i)) {
                 rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", what);
@@ -774,7 +777,7 @@ static bool valid_utf8(const uint8_t *s, size_t len, size_t *mblen) {
 
 /* Longest user-defined symbol that prefixes s (0 when none). */
 static size_t user_match(const pi0_tokenizer *t, const char *s, size_t len) {
-    if (!t->has_user) return 0;
+    if (!t->has_user || len == 0 || !t->user_first[(uint8_t)s[0]]) return 0;
     uint32_t node = 0;
     size_t best = 0;
     for (size_t i = 0; i < len; i++) {
