@@ -1,11 +1,10 @@
 /* cpu_gemm.c — y = act(x · Wᵀ + b) (+ y) on the cpu backend.
  *
  * The output columns are split into blocks of nb weight rows, spread over the pool; each
- * thread runs a single-threaded cblas_sgemm on its block, then the bias/activation
- * epilogue while the block is still warm.
- *   - f32 weights: sgemm straight on the borrowed (mmapped) rows.
- *   - bf16 weights, m <= 64 rows on AVX-512 CPUs: cpu_gemm_avx512.c reads the bf16 rows
- *     directly (memory-bound shapes: 2 bytes per weight element is the win).
+ * thread computes its block, then the bias/activation epilogue while it is still warm.
+ *   - m <= 64 rows on AVX-512 CPUs (the action expert), f32 or bf16: cpu_gemm_avx512.c
+ *     reads the weight rows directly (no packing; for bf16, 2 bytes per element is the win).
+ *   - f32 weights otherwise: sgemm straight on the borrowed (mmapped) rows.
  *   - bf16 weights otherwise: never expanded as a whole. Each thread converts a panel of
  *     nb rows x kb columns of W to f32 in its scratch and calls sgemm on it, accumulating
  *     over the k panels (beta 1), so weight memory stays 2 bytes per element.
@@ -59,6 +58,8 @@ PI0_VEC static void cvt_bf16(float *dst, const uint16_t *src, int n) {
 /* cpu_gemm_avx512.c: bf16 weights read directly, for m <= SMALL_M */
 void pi0__gemm_bf16_smallm_avx512(int m, int nn, int k, const float *x, int ldx,
                                   const uint16_t *w, int ldw, float *t, int ldt, int beta1);
+void pi0__gemm_f32_smallm_avx512(int m, int nn, int k, const float *x, int ldx, const float *w,
+                                 int ldw, float *t, int ldt, int beta1);
 #endif
 #define SMALL_M 64
 /* m*n*k below which one thread does the whole GEMM (a pool wake-up costs ~10-20 us) */
@@ -86,6 +87,13 @@ static void block_gemm(const gemm_ctx *c, float *panel, int m, const float *x, i
     const pi0_weight *w = c->w;
     if (w->dtype == PI0_F32) {
         const float *wp = (const float *)w->impl + (size_t)n0 * (size_t)w->ld;
+#ifdef PI0_HAVE_AVX512_GEMM
+        if (m <= SMALL_M && c->avx512) {
+            pi0__gemm_f32_smallm_avx512(m, nn, c->k, x, c->ldx, wp, w->ld, t, ldt,
+                                        beta != 0.0f);
+            return;
+        }
+#endif
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nn, c->k, 1.0f, x, c->ldx, wp,
                     w->ld, beta, t, ldt);
         return;
@@ -156,7 +164,7 @@ int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a) {
      * The direct small-m bf16 kernel has no per-call packing: 128-wide blocks, so a thread
      * slowed down by another process leaves its share to the others. */
     int nt = d->n_threads;
-    int direct = w->dtype == PI0_BF16 && c.m <= SMALL_M && c.avx512;
+    int direct = c.m <= SMALL_M && c.avx512;
     int max_nb = direct ? 128 : 1024;
     int tasks = nt * ((c.n + nt * max_nb - 1) / (nt * max_nb));
     if ((double)c.m * c.n * c.k < GEMM_PAR_MIN_FLOP) tasks = 1; /* not worth waking the pool */
