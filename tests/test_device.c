@@ -342,6 +342,20 @@ static void test_gemm(void) {
     }
 }
 
+/* the portable GEMM paths (OpenBLAS for small m too), as on a CPU without AVX-512 */
+static void test_gemm_portable(void) {
+    setenv("PI0_CPU_NO_AVX512", "1", 1); /* read at open; this test runs in its own process */
+    FOR_EACH_BACKEND(e) {
+        rng_seed(11);
+        gemm_case(&e, 1, 37, 19, PI0_BF16, 1, PI0_ACT_GELU_TANH, 0, 0);
+        gemm_case(&e, 51, 300, 257, PI0_BF16, 1, PI0_ACT_NONE, 1, 3);
+        gemm_case(&e, 51, 67, 2100, PI0_BF16, 0, PI0_ACT_SILU, 1, 0);
+        gemm_case(&e, 19, 77, 45, PI0_F32, 1, PI0_ACT_GELU_TANH, 1, 5);
+        gemm_case(&e, 64, 1030, 129, PI0_F32, 0, PI0_ACT_NONE, 0, 0);
+    }
+    unsetenv("PI0_CPU_NO_AVX512");
+}
+
 static void test_weight_memory(void) {
     FOR_EACH_BACKEND(e) {
         float w[6] = {1, 2, 3, 4, 5, 6};
@@ -1194,6 +1208,7 @@ int main(int argc, char **argv) {
         TEST(test_backends_and_open),
         TEST(test_bf16_conversion),
         TEST(test_gemm),
+        TEST(test_gemm_portable),
         TEST(test_weight_memory),
         TEST(test_norms),
         TEST(test_elementwise),

@@ -60,6 +60,7 @@ typedef struct cpu_dev {
     /* kernel scratch, split in n_threads equal slices (64-byte aligned) */
     char *scratch;
     size_t scratch_per_thread;
+    int avx512; /* run the AVX-512 kernels: the CPU has them, PI0_CPU_NO_AVX512 is unset */
 } cpu_dev;
 
 static inline cpu_dev *cpu_of(const pi0_dev *d) {

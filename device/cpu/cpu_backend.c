@@ -58,6 +58,13 @@ static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
                                   bad);
             }
     }
+#if defined(__x86_64__)
+    {
+        const char *no = getenv("PI0_CPU_NO_AVX512"); /* for testing the portable paths */
+        d->avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                    __builtin_cpu_supports("avx512vl") && !(no && *no && *no != '0');
+    }
+#endif
     d->n_threads =
         o.n_threads > 0 ? o.n_threads : (d->n_cpus > 0 ? d->n_cpus : count_allowed_cpus());
     size_t scratch = o.scratch_bytes

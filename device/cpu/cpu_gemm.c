@@ -78,7 +78,7 @@ typedef struct gemm_ctx {
     int nb;     /* output columns per task */
     int kb;     /* k columns per bf16 panel */
     int mt;     /* rows per tile when accumulating with an activation */
-    int avx512; /* the CPU runs cpu_gemm_avx512.c */
+    int avx512; /* run cpu_gemm_avx512.c (cpu_dev.avx512) */
 } gemm_ctx;
 
 /* t[m, nn] (beta: 0 overwrite, 1 add) = x[m, k] · W[n0:n0+nn, :]ᵀ */
@@ -157,8 +157,7 @@ int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a) {
                   .act = a->i[0],
                   .acc = a->i[1]};
 #ifdef PI0_HAVE_AVX512_GEMM
-    c.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl");
+    c.avx512 = d->avx512;
 #endif
     /* blocks of output columns: a multiple of the thread count, at most ~1024 wide, 16-aligned.
      * The direct small-m bf16 kernel has no per-call packing: 128-wide blocks, so a thread
