@@ -44,11 +44,11 @@ class Failure(Exception):
     pass
 
 
-def model(variant, dtype="f32", seed=7, extra=()):
-    key = (variant, dtype, seed, tuple(extra))
+def model(variant, dtype="f32", seed=7, extra=(), size="tiny"):
+    key = (variant, dtype, seed, tuple(extra), size)
     if key not in _models:
-        d = os.path.join(TMP, f"tiny-{variant}-{dtype}-{seed}-{len(_models)}")
-        cmd = [MKMODEL, "--size", "tiny", "--variant", variant, "--dtype", dtype,
+        d = os.path.join(TMP, f"{size}-{variant}-{dtype}-{seed}-{len(_models)}")
+        cmd = [MKMODEL, "--size", size, "--variant", variant, "--dtype", dtype,
                "--seed", str(seed), "--out", d, *extra]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
@@ -118,8 +118,8 @@ class Case:
         return all(img.shape[:2] == (224, 224) for img in self.images.values())
 
 
-def check_case(variant, dtype, case, steps=None, unnormalize=False, extra=()):
-    mdir = model(variant, dtype, extra=extra)
+def check_case(variant, dtype, case, steps=None, unnormalize=False, extra=(), size="tiny"):
+    mdir = model(variant, dtype, extra=extra, size=size)
     out = os.path.join(TMP, f"{case.name}-out.npy")
     dump = os.path.join(TMP, f"{case.name}-dump")
     args = ["--model", mdir, *case.args(), "--out", out, "--json"]
@@ -216,6 +216,13 @@ def test_pi05_bf16_three_cameras():
 
 def test_pi05_unnormalize():
     check_case("pi05", "f32", Case("pi05-unnorm", 13, {"base": SQ}, 9), unnormalize=True)
+
+
+def test_small_pi05_bf16():
+    """`small` sizes (head_dim 64, 8 heads, wider layers): longer fp32 dot products."""
+    check_case("pi05", "bf16", Case("small-pi05", 14, {"base": SQ, "left_wrist": (480, 640)},
+                                    30), size="small")
+    shutil.rmtree(_models.pop(("pi05", "bf16", 7, (), "small")), ignore_errors=True)
 
 
 # ---- behaviour -------------------------------------------------------------------------
