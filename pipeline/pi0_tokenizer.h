@@ -45,11 +45,13 @@ PI0_API void pi0_tokenizer_destroy(pi0_tokenizer *tok);
 PI0_API int pi0_tokenizer_encode(const pi0_tokenizer *tok, const char *text, size_t len,
                                  int32_t *ids, int max_ids, int *n_ids);
 
-/* DecodeIds: concatenates the pieces (control and unknown-out-of-range ids are skipped,
- * unknown gives " ⁇ ", byte pieces are reassembled into UTF-8), turns U+2581 back into
- * spaces and drops the dummy-prefix space. Writes a NUL-terminated string when cap > 0;
- * *out_len is the full length without NUL; PI0_ERANGE when it does not fit in cap.
- * PI0_EINVAL for an id outside [0, vocab size). */
+/* DecodeIds, as spm_decode: concatenates the pieces (control pieces give nothing, the
+ * unknown piece gives the model's unk_surface, default " ⁇ ", runs of byte pieces are
+ * reassembled into UTF-8 with U+FFFD for invalid bytes), turns U+2581 back into spaces
+ * and drops the leading space of the first piece(s) when the model adds a dummy prefix or
+ * removes extra whitespace. Writes a NUL-terminated string when cap > 0; *out_len is the
+ * full length without NUL; PI0_ERANGE when it does not fit in cap. PI0_EINVAL (naming the
+ * id) for an id outside [0, vocab size). */
 PI0_API int pi0_tokenizer_decode(const pi0_tokenizer *tok, const int32_t *ids, int n, char *out,
                                  size_t cap, size_t *out_len);
 
