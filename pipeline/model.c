@@ -95,118 +95,116 @@ static void time_embedding(double t, int width, float *out) {
     }
 }
 
-static int precompute_cond(pi0_model *m, params_builder *pb) {
-    const pi0_config *c = &m->cfg;
+/* A linear used only at load (time conditioning): a weight view plus its bias in a
+ * temporary device buffer. */
+typedef struct load_linear {
+    pi0__linear l;
+    pi0_buf *bias;
+} load_linear;
+
+static void load_linear_free(load_linear *t) {
+    pi0_weight_destroy(t->l.w);
+    pi0_buf_free(t->bias);
+    memset(t, 0, sizeof *t);
+}
+
+/* W = rows [n] × columns [k] of `w` starting at column `col` (row stride = w's columns);
+ * bias `b` (may be NULL). Synchronous (the bias upload completes before returning). */
+static int load_linear_make(pi0_model *m, const pi0_tensor *w, int col, int k,
+                            const pi0_tensor *b, load_linear *out) {
+    int n = (int)w->shape[0], ld = (int)(pi0_tensor_numel(w) / w->shape[0]);
+    const char *data = (const char *)w->data + (size_t)col * pi0_dtype_size(w->dtype);
+    memset(out, 0, sizeof *out);
+    PI0__TRY(pi0_weight_create(m->dev, data, w->dtype, n, k, ld, &out->l.w));
+    if (!b) return PI0_OK;
+    float *hb = malloc((size_t)n * sizeof(float));
+    int rc = hb ? pi0_tensor_to_f32(b, 0, n, hb) : PI0_ENOMEM;
+    if (!rc) rc = pi0_buf_alloc(m->dev, (size_t)n * 4, &out->bias);
+    if (!rc) rc = pi0_dev_upload(m->sa, out->bias, 0, hb, (size_t)n * 4);
+    if (!rc) rc = pi0_stream_sync(m->sa);
+    free(hb);
+    if (rc) {
+        load_linear_free(out);
+        return rc;
+    }
+    out->l.b = pi0_mat_f32(out->bias, 0, 1, n);
+    return PI0_OK;
+}
+
+/* π0: action_time_mlp_in [E, 2E] acts on concat(action, temb); its columns [E, 2E) times
+ * temb(t_s) plus the bias is a per-step bias of the action half (cond [T, E]), and the
+ * action half (columns [0, E)) becomes m->time_a. */
+static int precompute_pi0(pi0_model *m, pi0_mat temb) {
     const pi0_weights *w = m->w;
-    int E = c->expert.width, T = m->num_steps;
-    pi0_stream *s = m->sa;
-    int rc = PI0_OK;
+    int E = m->cfg.expert.width, T = m->num_steps;
+    load_linear tl;
+    PI0__TRY(pi0_buf_alloc(m->dev, (size_t)T * E * 4, &m->cond));
+    PI0__TRY(load_linear_make(m, &w->time_in_w, E, E, &w->time_in_b, &tl));
+    int rc =
+        pi0__linear_run(m->sa, pi0_mat_f32(m->cond, 0, T, E), temb, &tl.l, PI0_ACT_NONE, 0);
+    int src = pi0_stream_sync(m->sa);
+    load_linear_free(&tl);
+    PI0__TRY(rc ? rc : src);
+    const pi0_tensor *ti = &w->time_in_w;
+    return pi0_weight_create(m->dev, ti->data, ti->dtype, E, E, 2 * E, &m->time_a.w);
+}
+
+/* π0.5: cond_s = silu(time_mlp_out(silu(time_mlp_in(temb(t_s))))), then every adaptive
+ * norm's dense layer → [scale | shift | gate] per step: cond [(2·depth + 1), T, 3E]. */
+static int precompute_pi05(pi0_model *m, pi0_mat temb, pi0_mat tmp) {
+    const pi0_weights *w = m->w;
+    int E = m->cfg.expert.width, T = m->num_steps, depth = m->cfg.expert.depth;
+    int nblk = 2 * depth + 1;
+    load_linear tin, tout;
+    PI0__TRY(pi0_buf_alloc(m->dev, (size_t)nblk * T * 3 * E * 4, &m->cond));
+    PI0__TRY(load_linear_make(m, &w->time_in_w, 0, E, &w->time_in_b, &tin));
+    int rc = load_linear_make(m, &w->time_out_w, 0, E, &w->time_out_b, &tout);
+    if (rc) {
+        load_linear_free(&tin);
+        return rc;
+    }
+    rc = pi0__linear_run(m->sa, tmp, temb, &tin.l, PI0_ACT_SILU, 0);
+    if (!rc) rc = pi0__linear_run(m->sa, temb, tmp, &tout.l, PI0_ACT_SILU, 0); /* temb = cond */
+    for (int i = 0; i < nblk && !rc; i++) {
+        const pi0_tensor *dw = i == nblk - 1 ? &w->expert_norm
+                               : i % 2 == 0  ? &w->expert[i / 2].in_norm
+                                             : &w->expert[i / 2].post_norm;
+        const pi0_tensor *db = i == nblk - 1 ? &w->expert_norm_b
+                               : i % 2 == 0  ? &w->expert[i / 2].in_norm_b
+                                             : &w->expert[i / 2].post_norm_b;
+        load_linear d;
+        rc = load_linear_make(m, dw, 0, E, db, &d);
+        if (rc) break;
+        pi0_mat out = pi0_mat_f32(m->cond, (size_t)i * T * 3 * E * 4, T, 3 * E);
+        rc = pi0__linear_run(m->sa, out, temb, &d.l, PI0_ACT_NONE, 0);
+        int src = pi0_stream_sync(m->sa); /* before the weight goes away */
+        if (!rc) rc = src;
+        load_linear_free(&d);
+    }
+    int src = pi0_stream_sync(m->sa);
+    load_linear_free(&tin);
+    load_linear_free(&tout);
+    return rc ? rc : src;
+}
+
+/* The time conditioning depends only on the step index t_s = 1 − s/T: computed here once. */
+static int precompute_cond(pi0_model *m) {
+    int E = m->cfg.expert.width, T = m->num_steps;
     pi0_buf *temb = NULL, *tmp = NULL;
     float *h = calloc((size_t)T * (size_t)E, sizeof(float));
     if (!h) return PI0_ENOMEM;
     for (int i = 0; i < T; i++)
         time_embedding(1.0 - (double)i / T, E, h + (size_t)i * E);
-    if ((rc = pi0_buf_alloc(m->dev, (size_t)T * E * 4, &temb))) goto done;
-    if ((rc = pi0_buf_alloc(m->dev, (size_t)T * E * 4, &tmp))) goto done;
-    if ((rc = pi0_dev_upload(s, temb, 0, h, (size_t)T * E * 4))) goto done;
-    pi0_mat te = pi0_mat_f32(temb, 0, T, E), tm = pi0_mat_f32(tmp, 0, T, E);
-
-    if (!c->pi05) {
-        /* action_time_mlp_in [E, 2E] acts on concat(action, temb): its columns [E, 2E)
-         * times temb, plus the bias, is the per-step bias of the action half. */
-        const pi0_tensor *ti = &w->time_in_w;
-        size_t es = pi0_dtype_size(ti->dtype);
-        pi0_weight *wt = NULL;
-        if ((rc = pi0_buf_alloc(m->dev, (size_t)T * E * 4, &m->cond))) goto done;
-        if ((rc = pi0_weight_create(m->dev, (const char *)ti->data + (size_t)E * es, ti->dtype,
-                                    E, E, 2 * E, &wt)))
-            goto done;
-        pi0_buf *bias = NULL;
-        float *hb = malloc((size_t)E * sizeof(float));
-        if (!hb || (rc = pi0_tensor_to_f32(&w->time_in_b, 0, E, hb)) ||
-            (rc = pi0_buf_alloc(m->dev, (size_t)E * 4, &bias))) {
-            if (!rc) rc = PI0_ENOMEM;
-        } else {
-            pi0_mat bm = pi0_mat_f32(bias, 0, 1, E);
-            if (!(rc = pi0_dev_upload(s, bias, 0, hb, (size_t)E * 4)))
-                rc = pi0_dev_gemm(s, pi0_mat_f32(m->cond, 0, T, E), te, wt, &bm, PI0_ACT_NONE,
-                                  0);
-            if (!rc) rc = pi0_stream_sync(s);
-        }
-        free(hb);
-        pi0_buf_free(bias);
-        pi0_weight_destroy(wt);
-        if (!rc) rc = pi0_weight_create(m->dev, ti->data, ti->dtype, E, E, 2 * E, &m->time_a.w);
-        goto done;
+    int rc = pi0_buf_alloc(m->dev, (size_t)T * E * 4, &temb);
+    if (!rc) rc = pi0_buf_alloc(m->dev, (size_t)T * E * 4, &tmp);
+    if (!rc) rc = pi0_dev_upload(m->sa, temb, 0, h, (size_t)T * E * 4);
+    if (!rc) rc = pi0_stream_sync(m->sa);
+    if (!rc) {
+        pi0_mat te = pi0_mat_f32(temb, 0, T, E);
+        rc = m->cfg.pi05 ? precompute_pi05(m, te, pi0_mat_f32(tmp, 0, T, E))
+                         : precompute_pi0(m, te);
     }
-
-    /* π0.5: cond = silu(time_mlp_out(silu(time_mlp_in(temb)))), then every adaptive norm's
-     * dense layer → [scale | shift | gate] per step. */
-    {
-        int nblk = 2 * c->expert.depth + 1;
-        pi0__linear tin = {0}, tout = {0};
-        params_builder lb = {0};
-        pi0_buf *lbuf = NULL;
-        if ((rc = pi0_buf_alloc(m->dev, (size_t)nblk * T * 3 * E * 4, &m->cond))) goto done;
-        /* biases for these load-time GEMMs live in their own small buffer */
-        if ((rc = mk_linear(m, &lb, &w->time_in_w, &w->time_in_b, &tin)) ||
-            (rc = mk_linear(m, &lb, &w->time_out_w, &w->time_out_b, &tout)))
-            goto ada_done;
-        pi0__linear dense[2 * 64 + 1];
-        if (nblk > (int)(sizeof dense / sizeof dense[0])) {
-            rc = pi0_errorf(PI0_ECONFIG, "expert depth %d too large", c->expert.depth);
-            goto ada_done;
-        }
-        memset(dense, 0, sizeof dense);
-        for (int i = 0; i < nblk && !rc; i++) {
-            const pi0_tensor *dw, *db;
-            if (i == nblk - 1) {
-                dw = &w->expert_norm;
-                db = &w->expert_norm_b;
-            } else if (i % 2 == 0) {
-                dw = &w->expert[i / 2].in_norm;
-                db = &w->expert[i / 2].in_norm_b;
-            } else {
-                dw = &w->expert[i / 2].post_norm;
-                db = &w->expert[i / 2].post_norm_b;
-            }
-            rc = mk_linear(m, &lb, dw, db, &dense[i]);
-        }
-        if (!rc && lb.err) rc = lb.err;
-        if (!rc) rc = pi0_buf_alloc(m->dev, lb.n * sizeof(float), &lbuf);
-        if (!rc) rc = pi0_dev_upload(s, lbuf, 0, lb.data, lb.n * sizeof(float));
-        if (!rc) {
-            pi0__linear *all[2 * 64 + 3];
-            int na = 0;
-            all[na++] = &tin;
-            all[na++] = &tout;
-            for (int i = 0; i < nblk; i++)
-                all[na++] = &dense[i];
-            for (int i = 0; i < na; i++) {
-                if (all[i]->b.buf == (pi0_buf *)1) {
-                    all[i]->b.buf = lbuf;
-                    all[i]->b.off *= sizeof(float);
-                }
-            }
-            rc = pi0__linear_run(s, tm, te, &tin, PI0_ACT_SILU, 0);
-            if (!rc) rc = pi0__linear_run(s, te, tm, &tout, PI0_ACT_SILU, 0); /* te = cond */
-            for (int i = 0; i < nblk && !rc; i++)
-                rc = pi0__linear_run(s,
-                                     pi0_mat_f32(m->cond, (size_t)i * T * 3 * E * 4, T, 3 * E),
-                                     te, &dense[i], PI0_ACT_NONE, 0);
-            int src = pi0_stream_sync(s);
-            if (!rc) rc = src;
-        }
-    ada_done:
-        pi0_weight_destroy(tin.w);
-        pi0_weight_destroy(tout.w);
-        for (int i = 0; i < nblk && i < (int)(sizeof dense / sizeof dense[0]); i++)
-            pi0_weight_destroy(dense[i].w);
-        pi0_buf_free(lbuf);
-        free(lb.data);
-    }
-done:
-    pi0_stream_sync(s);
+    pi0_stream_sync(m->sa);
     pi0_buf_free(temb);
     pi0_buf_free(tmp);
     free(h);
@@ -427,7 +425,7 @@ int pi0_model_load(const char *dir, const pi0_model_opts *opts, pi0_model **out)
     if ((rc = pi0_stream_create(m->dev, &m->sa))) goto fail;
     if ((rc = pi0_stream_create(m->dev, &m->sb))) goto fail;
     if ((rc = load_weights(m, &pb))) goto fail;
-    if ((rc = precompute_cond(m, &pb))) goto fail;
+    if ((rc = precompute_cond(m))) goto fail;
     if (pb.err) {
         rc = pb.err;
         goto fail;
