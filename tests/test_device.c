@@ -352,6 +352,9 @@ static void test_gemm_portable(void) {
         gemm_case(&e, 51, 67, 2100, PI0_BF16, 0, PI0_ACT_SILU, 1, 0);
         gemm_case(&e, 19, 77, 45, PI0_F32, 1, PI0_ACT_GELU_TANH, 1, 5);
         gemm_case(&e, 64, 1030, 129, PI0_F32, 0, PI0_ACT_NONE, 0, 0);
+        gemm_case(&e, 130, 17, 2050, PI0_BF16, 1, PI0_ACT_SILU, 1, 2);
+        gemm_case(&e, 70, 2100, 1200, PI0_BF16, 1, PI0_ACT_GELU_TANH, 0, 0);
+        gemm_case(&e, 70, 2100, 300, PI0_F32, 1, PI0_ACT_GELU_TANH, 1, 7);
     }
     unsetenv("PI0_CPU_NO_AVX512");
 }

@@ -61,6 +61,8 @@ typedef struct cpu_dev {
     char *scratch;
     size_t scratch_per_thread;
     int avx512; /* run the AVX-512 kernels: the CPU has them, PI0_CPU_NO_AVX512 is unset */
+    int direct_large; /* also for GEMMs with many rows: OpenBLAS's own kernels are not
+                         AVX-512 ones (e.g. its core is pinned to Haswell, or unknown) */
 } cpu_dev;
 
 static inline cpu_dev *cpu_of(const pi0_dev *d) {

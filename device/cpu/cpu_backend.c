@@ -63,6 +63,13 @@ static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
         const char *no = getenv("PI0_CPU_NO_AVX512"); /* for testing the portable paths */
         d->avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                     __builtin_cpu_supports("avx512vl") && !(no && *no && *no != '0');
+        /* our direct kernel (~1.4x OpenBLAS's AVX2 kernels at the model's shapes) loses to
+         * OpenBLAS's AVX-512 kernels for many rows: use it there only when OpenBLAS has
+         * none selected */
+        const char *core = openblas_get_corename();
+        d->direct_large = d->avx512 && core && strcmp(core, "SkylakeX") != 0 &&
+                          strcmp(core, "Cooperlake") != 0 &&
+                          strcmp(core, "SapphireRapids") != 0;
     }
 #endif
     d->n_threads =

@@ -2,8 +2,9 @@
  *
  * The output columns are split into blocks of nb weight rows, spread over the pool; each
  * thread computes its block, then the bias/activation epilogue while it is still warm.
- *   - m <= 64 rows on AVX-512 CPUs (the action expert), f32 or bf16: cpu_gemm_avx512.c
- *     reads the weight rows directly (no packing; for bf16, 2 bytes per element is the win).
+ *   - AVX-512 CPUs, m <= 64 rows (the action expert), or any m when OpenBLAS's selected
+ *     kernels are not AVX-512 ones: cpu_gemm_avx512.c reads the f32/bf16 weight rows
+ *     directly (no packing; for bf16, 2 bytes per element is the win).
  *   - f32 weights otherwise: sgemm straight on the borrowed (mmapped) rows.
  *   - bf16 weights otherwise: never expanded as a whole. Each thread converts a panel of
  *     nb rows x kb columns of W to f32 in its scratch and calls sgemm on it, accumulating
@@ -55,7 +56,8 @@ PI0_VEC static void cvt_bf16(float *dst, const uint16_t *src, int n) {
 }
 
 #ifdef PI0_HAVE_AVX512_GEMM
-/* cpu_gemm_avx512.c: bf16 weights read directly, for m <= SMALL_M */
+/* cpu_gemm_avx512.c: weights read directly (always for m <= SMALL_M; for any m when
+ * OpenBLAS runs without AVX-512 kernels) */
 void pi0__gemm_bf16_smallm_avx512(int m, int nn, int k, const float *x, int ldx,
                                   const uint16_t *w, int ldw, float *t, int ldt, int beta1);
 void pi0__gemm_f32_smallm_avx512(int m, int nn, int k, const float *x, int ldx, const float *w,
@@ -78,7 +80,7 @@ typedef struct gemm_ctx {
     int nb;     /* output columns per task */
     int kb;     /* k columns per bf16 panel */
     int mt;     /* rows per tile when accumulating with an activation */
-    int avx512; /* run cpu_gemm_avx512.c (cpu_dev.avx512) */
+    int direct; /* every block with cpu_gemm_avx512.c */
 } gemm_ctx;
 
 /* t[m, nn] (beta: 0 overwrite, 1 add) = x[m, k] · W[n0:n0+nn, :]ᵀ */
@@ -88,7 +90,7 @@ static void block_gemm(const gemm_ctx *c, float *panel, int m, const float *x, i
     if (w->dtype == PI0_F32) {
         const float *wp = (const float *)w->impl + (size_t)n0 * (size_t)w->ld;
 #ifdef PI0_HAVE_AVX512_GEMM
-        if (m <= SMALL_M && c->avx512) {
+        if (c->direct) {
             pi0__gemm_f32_smallm_avx512(m, nn, c->k, x, c->ldx, wp, w->ld, t, ldt,
                                         beta != 0.0f);
             return;
@@ -100,7 +102,7 @@ static void block_gemm(const gemm_ctx *c, float *panel, int m, const float *x, i
     }
     const uint16_t *wb = (const uint16_t *)w->impl + (size_t)n0 * (size_t)w->ld;
 #ifdef PI0_HAVE_AVX512_GEMM
-    if (m <= SMALL_M && c->avx512) {
+    if (c->direct) {
         pi0__gemm_bf16_smallm_avx512(m, nn, c->k, x, c->ldx, wb, w->ld, t, ldt, beta != 0.0f);
         return;
     }
@@ -157,17 +159,22 @@ int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a) {
                   .act = a->i[0],
                   .acc = a->i[1]};
 #ifdef PI0_HAVE_AVX512_GEMM
-    c.avx512 = d->avx512;
+    c.direct = d->avx512 && (c.m <= SMALL_M || d->direct_large);
 #endif
-    /* blocks of output columns: a multiple of the thread count, at most ~1024 wide, 16-aligned.
-     * The direct small-m bf16 kernel has no per-call packing: 128-wide blocks, so a thread
-     * slowed down by another process leaves its share to the others. */
-    int nt = d->n_threads;
-    int direct = c.m <= SMALL_M && c.avx512;
-    int max_nb = direct ? 128 : 1024;
-    int tasks = nt * ((c.n + nt * max_nb - 1) / (nt * max_nb));
+    /* Blocks of output columns. For sgemm: a multiple of the thread count, at most ~1024
+     * wide (each call packs x again). The direct kernel packs nothing: 128-wide or smaller
+     * blocks, at least 8 per thread, so a thread slowed down by another process leaves its
+     * share to the others. */
+    int nt = d->n_threads, tasks, nb;
+    if (c.direct) {
+        tasks = (c.n + 127) / 128;
+        if (tasks < 8 * nt) tasks = 8 * nt < (c.n + 15) / 16 ? 8 * nt : (c.n + 15) / 16;
+        tasks = (tasks + nt - 1) / nt * nt;
+    } else {
+        tasks = nt * ((c.n + nt * 1024 - 1) / (nt * 1024));
+    }
     if ((double)c.m * c.n * c.k < GEMM_PAR_MIN_FLOP) tasks = 1; /* not worth waking the pool */
-    int nb = (c.n + tasks - 1) / tasks;
+    nb = (c.n + tasks - 1) / tasks;
     nb = (nb + 15) & ~15;
     if (nb > c.n) nb = c.n;
     size_t scr = d->scratch_per_thread / sizeof(float);
@@ -182,7 +189,7 @@ int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a) {
             return pi0_errorf(PI0_ENOMEM, "pi0_dev_gemm: scratch too small");
         scr -= (size_t)c.mt * nb;
     }
-    if (w->dtype == PI0_BF16 && !direct) {
+    if (w->dtype == PI0_BF16 && !c.direct) {
         /* panel nb x kb floats: at most 1 MiB, and within the scratch */
         size_t cap = scr < (256u << 10) ? scr : (256u << 10);
         while (nb > 16 && (size_t)nb * 64 > cap)

@@ -11,6 +11,7 @@
 
 #include "cpu.h"
 
+#define MC 64   /* x rows per block: MC x KC floats = 256 KiB stay in L2 with the W block */
 #define KC 1024 /* k chunk: 4 x rows * KC * 4 B = 16 KiB per x group, all of x in L2 */
 
 void pi0__gemm_bf16_smallm_avx512(int m, int nn, int k, const float *x, int ldx,
@@ -115,19 +116,22 @@ static inline __m512 load_f32_mask(const float *p, __mmask16 mk) {
                     t[(size_t)i * ldt + j] = 0.0f;                                             \
         for (int k0 = 0; k0 < k; k0 += KC) {                                                   \
             int kc = k - k0 < KC ? k - k0 : KC;                                                \
-            for (int j0 = 0; j0 < nn; j0 += 4) {                                               \
-                int nr = nn - j0 < 4 ? nn - j0 : 4;                                            \
-                const WT *wj = w + (size_t)j0 * ldw + k0;                                      \
-                for (int i0 = 0; i0 < m; i0 += 4) {                                            \
-                    int mr = m - i0 < 4 ? m - i0 : 4;                                          \
-                    const float *xi = x + (size_t)i0 * ldx + k0;                               \
-                    float *ti = t + (size_t)i0 * ldt + j0;                                     \
-                    if (nr == 4)                                                               \
-                        NAME##_nr4(mr, kc, xi, ldx, wj, ldw, ti, ldt);                         \
-                    else /* the last 1..3 weight rows, one at a time */                        \
-                        for (int j = 0; j < nr; j++)                                           \
-                            NAME##_nr1(mr, kc, xi, ldx, wj + (size_t)j * ldw, ldw, ti + j,     \
-                                       ldt);                                                   \
+            for (int mc = 0; mc < m; mc += MC) {                                               \
+                int me = m - mc < MC ? m : mc + MC;                                            \
+                for (int j0 = 0; j0 < nn; j0 += 4) {                                           \
+                    int nr = nn - j0 < 4 ? nn - j0 : 4;                                        \
+                    const WT *wj = w + (size_t)j0 * ldw + k0;                                  \
+                    for (int i0 = mc; i0 < me; i0 += 4) {                                      \
+                        int mr = me - i0 < 4 ? me - i0 : 4;                                    \
+                        const float *xi = x + (size_t)i0 * ldx + k0;                           \
+                        float *ti = t + (size_t)i0 * ldt + j0;                                 \
+                        if (nr == 4)                                                           \
+                            NAME##_nr4(mr, kc, xi, ldx, wj, ldw, ti, ldt);                     \
+                        else /* the last 1..3 weight rows, one at a time */                    \
+                            for (int j = 0; j < nr; j++)                                       \
+                                NAME##_nr1(mr, kc, xi, ldx, wj + (size_t)j * ldw, ldw, ti + j, \
+                                           ldt);                                               \
+                    }                                                                          \
                 }                                                                              \
             }                                                                                  \
         }                                                                                      \
