@@ -110,7 +110,8 @@ PI0_API void pi0_stream_destroy(pi0_stream *s);
 PI0_API int pi0_stream_sync(pi0_stream *s);
 
 PI0_API int pi0_event_create(pi0_dev *dev, pi0_event **out);
-PI0_API void pi0_event_destroy(pi0_event *e); /* NULL ok */
+/* NULL ok. The caller ensures no record or wait of it is still pending (as for buffers). */
+PI0_API void pi0_event_destroy(pi0_event *e);
 /* Marks the current end of `s`; the event completes when all work before it has. */
 PI0_API int pi0_event_record(pi0_event *e, pi0_stream *s);
 /* Work enqueued on `s` after this call starts only after `e` completed. */
