@@ -7,6 +7,7 @@
  *   norms, elementwise, rope, gather            1e-5 * (1 + |ref|)
  *   attention   2e-5 * (1 + max |v|)
  *   bf16/f16 conversions                        exact */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@
 
 // ---- helpers ----
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static _Thread_local uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static void rng_seed(uint64_t s) {
     rng_state = s * 0x9e3779b97f4a7c15ull + 1;
 }
@@ -1018,6 +1019,43 @@ static void test_optional_fallbacks(void) {
     }
 }
 
+/* two host threads drive two streams of one device at the same time (as the pipeline's
+ * encode and denoise stages do): kernels share the cores and the scratch, results stay
+ * right */
+typedef struct stream_job {
+    env e;
+    int which;
+} stream_job;
+
+static void *stream_job_main(void *arg) {
+    stream_job *j = arg;
+    rng_seed(20 + (uint64_t)j->which);
+    for (int i = 0; i < 3; i++) {
+        if (j->which == 0) {
+            gemm_case(&j->e, 70, 1100, 300, PI0_F32, 1, PI0_ACT_GELU_TANH, 0, 0);
+            att_case(&j->e, 40, 90, 8, 1, 64, M_U8, 2);
+            norm_case(&j->e, K_RMS, 51, 1024, 0);
+        } else {
+            gemm_case(&j->e, 51, 700, 520, PI0_BF16, 1, PI0_ACT_NONE, 1, 0);
+            att_case(&j->e, 30, 60, 4, 2, 32, M_F32, 1);
+            ew_case(&j->e, E_GEGLU, 51, 4096, 1);
+        }
+    }
+    return NULL;
+}
+
+static void test_two_streams_concurrent(void) {
+    FOR_EACH_BACKEND(e) {
+        stream_job jobs[2] = {{e, 0}, {e, 1}};
+        CHECK_STATUS(pi0_stream_create(e.d, &jobs[1].e.s), PI0_OK);
+        pthread_t th;
+        CHECK(pthread_create(&th, NULL, stream_job_main, &jobs[1]) == 0);
+        stream_job_main(&jobs[0]);
+        pthread_join(th, NULL);
+        pi0_stream_destroy(jobs[1].e.s);
+    }
+}
+
 // ---- bad arguments, lifetimes, options ----
 
 static void test_bad_arguments(void) {
@@ -1220,6 +1258,7 @@ int main(int argc, char **argv) {
         TEST(test_gather),
         TEST(test_stream_order_double_buffer),
         TEST(test_events_two_streams),
+        TEST(test_two_streams_concurrent),
         TEST(test_queue_full),
         TEST(test_copy_and_views),
         TEST(test_copy_mat),
