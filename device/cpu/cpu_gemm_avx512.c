@@ -1,12 +1,15 @@
-/* cpu_gemm_avx512.c — small-m GEMM straight from bf16 or f32 weights (AVX-512F), for the
- * memory-bound shapes (the action expert: m = 51 rows). Compiled with -mavx512f and called
- * only when the CPU has it (__builtin_cpu_supports, see cpu_gemm.c).
+/* cpu_gemm_avx512.c — GEMM straight from bf16 or f32 weights (AVX-512F). Compiled with
+ * -mavx512f and called only when the CPU has it (runtime check at open, see cpu_gemm.c):
+ * always for few rows (the action expert, m = 51, memory-bound), and for any m when
+ * OpenBLAS runs without AVX-512 kernels.
  *
- * t[m, nn] (= or +=) x[m, k] · W[n0:n0+nn, :]ᵀ with W bf16: blocks of 4 weight rows x 4
- * input rows keep 16 accumulators in registers; W rows are widened to f32 in registers
- * (bf16 << 16 is exact), so the weight is read once at 2 bytes per element and never
- * expanded in memory. k is walked in chunks that keep x's rows in L2. The f32 variant is
- * the same loop; with no packing it also beats OpenBLAS 0.3.21's sgemm at these shapes. */
+ * t[m, nn] (= or +=) x[m, k] · W[n0:n0+nn, :]ᵀ in the dot-product form the weights' layout
+ * gives (rows of W contiguous along k, borrowed in place, never packed): blocks of 4 weight
+ * rows x 4 input rows keep 16 accumulators in registers; bf16 rows are widened to f32 in
+ * registers (bf16 << 16 is exact), so a bf16 weight is read at 2 bytes per element and
+ * never expanded in memory. k is walked in chunks of KC and x in chunks of MC rows, so the
+ * x chunk and the task's block of W rows stay in L2. (Measured against an 8x3 block and
+ * the other loop order: this one was as fast or faster here.) */
 #include <immintrin.h>
 
 #include "cpu.h"
