@@ -25,14 +25,14 @@ static void usage(FILE *f) {
         "Runs one inference (encode + denoise) and writes the action chunk.\n"
         "  --image CAM=F  uint8 [H, W, 3] RGB, any size; CAM is base, left_wrist or\n"
         "                 right_wrist (or base_0_rgb, ...); cameras not given are masked\n"
-        "  --state F      float32 [n], n <= state_dim, already normalized; zero-padded\n"
+        "  --state F      float32 or float64 [n], n <= state_dim, already normalized;\n"
+        "                 zero-padded\n"
         "  --tokens F     int32 [n], n <= max_token_len: the real prompt ids only (padding to\n"
         "                 max_token_len, with mask 0, is added here)\n"
         "  --prompt T     text prompt, tokenized with --tokenizer (a SentencePiece .model) in\n"
         "                 the π0 / π0.5 format (π0.5 digitizes --state into the prompt)\n"
-        "  --noise F      float32 [horizon, action_dim] initial noise; default: drawn from "
-        "the\n"
-        "                 seeded generator (xoshiro256** + Box-Muller, --seed, default 0)\n"
+        "  --noise F      float32 or float64 [horizon, action_dim] initial noise; default:\n"
+        "                 drawn from the seeded generator (xoshiro256** + Box-Muller, --seed, default 0)\n"
         "  --steps N      denoising steps (default: config.json num_steps)\n"
         "  --threads N    compute threads (default: all allowed CPUs)\n"
         "  --repeat N     run the inference N times (timings of the fastest run are printed)\n"
@@ -269,13 +269,13 @@ int main(int argc, char **argv) {
         obs.images[c].valid = 1;
     }
 
-    if ((rc = pi0_npy_read(state_path, &st))) {
+    if ((rc = pi0_npy_read(state_path, &st)) || (rc = pi0_npy_to_f32(&st, state_path))) {
         fail_npy(rc);
         goto out;
     }
     if (st.dtype != PI0_NPY_F32 || st.ndim != 1 || st.shape[0] > in.state_dim) {
         fprintf(stderr,
-                "pi0rt-infer: %s: want float32 [n] with n <= %d (state_dim), got %s with "
+                "pi0rt-infer: %s: want float32/64 [n] with n <= %d (state_dim), got %s with "
                 "%d dims (first %lld)\n",
                 state_path, in.state_dim, pi0_npy_dtype_descr(st.dtype), st.ndim,
                 st.ndim ? (long long)st.shape[0] : 0LL);
@@ -324,14 +324,14 @@ int main(int argc, char **argv) {
     obs.n_tokens = in.max_token_len;
 
     if (noise_path) {
-        if ((rc = pi0_npy_read(noise_path, &nz))) {
+        if ((rc = pi0_npy_read(noise_path, &nz)) || (rc = pi0_npy_to_f32(&nz, noise_path))) {
             fail_npy(rc);
             goto out;
         }
         if (nz.dtype != PI0_NPY_F32 || nz.ndim != 2 || nz.shape[0] != in.action_horizon ||
             nz.shape[1] != in.action_dim) {
             fprintf(stderr,
-                    "pi0rt-infer: %s: want float32 [%d, %d] (horizon, action_dim), got %s "
+                    "pi0rt-infer: %s: want float32/64 [%d, %d] (horizon, action_dim), got %s "
                     "with %d dims\n",
                     noise_path, in.action_horizon, in.action_dim, pi0_npy_dtype_descr(nz.dtype),
                     nz.ndim);

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 size_t pi0_npy_dtype_size(pi0_npy_dtype dtype) {
-    return dtype == PI0_NPY_U8 ? 1 : 4;
+    return dtype == PI0_NPY_U8 ? 1 : dtype == PI0_NPY_F64 ? 8 : 4;
 }
 
 const char *pi0_npy_dtype_descr(pi0_npy_dtype dtype) {
@@ -20,6 +20,8 @@ const char *pi0_npy_dtype_descr(pi0_npy_dtype dtype) {
         return "<i4";
     case PI0_NPY_F32:
         return "<f4";
+    case PI0_NPY_F64:
+        return "<f8";
     }
     return "?";
 }
@@ -145,10 +147,12 @@ static int parse_dict(const char *hdr, size_t len, const char *what, pi0_npy *ou
         out->dtype = PI0_NPY_I32;
     else if (!strcmp(descr, "<f4"))
         out->dtype = PI0_NPY_F32;
+    else if (!strcmp(descr, "<f8"))
+        out->dtype = PI0_NPY_F64;
     else
         return pi0_errorf(PI0_ETYPE,
                           "%s: dtype '%s' is not supported (uint8 '|u1', int32 '<i4', "
-                          "float32 '<f4')",
+                          "float32 '<f4', float64 '<f8')",
                           what, descr);
     if (fortran)
         return pi0_errorf(PI0_ETYPE,
@@ -266,9 +270,24 @@ int pi0_npy_read(const char *path, pi0_npy *out) {
     return 0;
 }
 
+int pi0_npy_to_f32(pi0_npy *a, const char *what) {
+    if (a->dtype == PI0_NPY_F32) return 0;
+    if (a->dtype != PI0_NPY_F64)
+        return pi0_errorf(PI0_ETYPE, "%s: dtype is %s, expected float32 or float64", what,
+                          pi0_npy_dtype_descr(a->dtype));
+    const double *d = a->data;
+    float *f = a->data; /* f[i] is written after d[i] was read, and i*4 <= i*8 */
+    for (int64_t i = 0; i < a->numel; i++) {
+        double x = d[i];
+        f[i] = (float)x;
+    }
+    a->dtype = PI0_NPY_F32;
+    return 0;
+}
+
 int pi0_npy_expect(const pi0_npy *a, const char *what, pi0_npy_dtype dtype, int ndim,
                    const int64_t *want) {
-    static const char *const names[] = {"?", "uint8", "int32", "float32"};
+    static const char *const names[] = {"?", "uint8", "int32", "float32", "float64"};
     if (a->dtype != dtype)
         return pi0_errorf(PI0_ETYPE, "%s: dtype is %s, expected %s", what, names[a->dtype],
                           names[dtype]);
@@ -298,7 +317,7 @@ int pi0_npy_expect(const pi0_npy *a, const char *what, pi0_npy_dtype dtype, int 
 int pi0_npy_write(const char *path, pi0_npy_dtype dtype, int ndim, const int64_t *shape,
                   const void *data) {
     if (ndim < 0 || ndim > PI0_NPY_MAX_DIMS ||
-        (dtype != PI0_NPY_U8 && dtype != PI0_NPY_I32 && dtype != PI0_NPY_F32))
+        dtype < PI0_NPY_U8 || dtype > PI0_NPY_F64)
         return pi0_errorf(PI0_EINVAL, "%s: bad dtype or ndim %d", path, ndim);
     char dict[512];
     size_t o = 0;

@@ -1,6 +1,7 @@
 /* npy.h — read and write NumPy .npy arrays (format versions 1.0, 2.0 and 3.0).
  *
- * Supported dtypes: uint8 ('|u1'), little-endian int32 ('<i4') and float32 ('<f4'); C order
+ * Supported dtypes: uint8 ('|u1'), little-endian int32 ('<i4'), float32 ('<f4') and float64
+ * ('<f8', numpy's default float; see pi0_npy_to_f32); C order
  * only. Anything else (other dtypes, big-endian, fortran_order True, object arrays) is
  * refused with a message naming the file and what was found. The shape is parsed from the
  * header and checked against the file size (a truncated or over-long file is an error).
@@ -25,6 +26,7 @@ typedef enum pi0_npy_dtype {
     PI0_NPY_U8 = 1,  /* '|u1' */
     PI0_NPY_I32 = 2, /* '<i4' */
     PI0_NPY_F32 = 3, /* '<f4' */
+    PI0_NPY_F64 = 4, /* '<f8' */
 } pi0_npy_dtype;
 
 /* An array read from a file. `data` is malloc'ed (64-byte aligned) and owned by the
@@ -37,7 +39,7 @@ typedef struct pi0_npy {
     void *data;                      /* [numel] elements of dtype, C order */
 } pi0_npy;
 
-/* Element size in bytes (1 or 4) and numpy descr ('|u1', '<i4', '<f4'). */
+/* Element size in bytes (1, 4 or 8) and numpy descr ('|u1', '<i4', '<f4', '<f8'). */
 size_t pi0_npy_dtype_size(pi0_npy_dtype dtype);
 const char *pi0_npy_dtype_descr(pi0_npy_dtype dtype);
 
@@ -46,6 +48,10 @@ const char *pi0_npy_dtype_descr(pi0_npy_dtype dtype);
  * .npy file, bad header, truncated or trailing data), PI0_ETYPE (unsupported dtype or
  * fortran order). */
 int pi0_npy_read(const char *path, pi0_npy *out);
+
+/* Converts a float32 or float64 array to float32 in place (any shape; float64 values
+ * are rounded to nearest). PI0_ETYPE naming `what` for other dtypes. */
+int pi0_npy_to_f32(pi0_npy *a, const char *what);
 
 /* Frees a's data and zeroes it; NULL and zeroed structs are ok. */
 void pi0_npy_free(pi0_npy *a);

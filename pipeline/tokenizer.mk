@@ -8,7 +8,7 @@ TEST_BINS  += $(BUILD)/tests/test_tokenizer
 TEST_CMDS  += $(BUILD)/tests/test_tokenizer
 BENCH_CMDS += BUILD=$(BUILD) tests/tokenizer/bench.py
 
-$(BUILD)/pi0rt-tokenize: $(OBJ)/pipeline/tokenizer_main.o $(TOKENIZER_OBJS) $(COMMON_OBJS)
+$(BUILD)/pi0rt-tokenize: $(OBJ)/pipeline/tokenizer_main.o $(OBJ)/pipeline/npy.o $(TOKENIZER_OBJS) $(COMMON_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "pi0_tokenizer.h"
+#include "npy.h"
 
 static void usage(FILE *f) {
     fputs(
@@ -42,98 +43,12 @@ static int fail(const char *what, int rc) {
     return 1;
 }
 
-/* Reads a 1-D (or any-shape, flattened) little-endian float32/float64 C-order .npy. */
-static int read_npy(const char *path, float **out, int *n_out) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return pi0_errorf(PI0_ENOENT, "%s: cannot open: %s", path, strerror(errno));
-    unsigned char pre[10];
-    int rc = 0;
-    char *hdr = NULL;
-    void *data = NULL;
-    if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
-        rc = pi0_errorf(PI0_EFORMAT, "%s: not a .npy file (bad magic)", path);
-        goto done;
-    }
-    size_t hl;
-    if (pre[6] == 1)
-        hl = pre[8] | (size_t)pre[9] << 8;
-    else {
-        unsigned char ex[2];
-        if (fread(ex, 1, 2, f) != 2) {
-            rc = pi0_errorf(PI0_EFORMAT, "%s: truncated header", path);
-            goto done;
-        }
-        hl = pre[8] | (size_t)pre[9] << 8 | (size_t)ex[0] << 16 | (size_t)ex[1] << 24;
-        if (hl > 1 << 20) {
-            rc = pi0_errorf(PI0_EFORMAT, "%s: header too long", path);
-            goto done;
-        }
-    }
-    hdr = calloc(1, hl + 1);
-    if (!hdr || fread(hdr, 1, hl, f) != hl) {
-        rc = pi0_errorf(PI0_EFORMAT, "%s: truncated header", path);
-        goto done;
-    }
-    int esize = strstr(hdr, "'<f4'") ? 4 : strstr(hdr, "'<f8'") ? 8 : 0;
-    if (!esize) {
-        rc = pi0_errorf(PI0_ETYPE, "%s: dtype must be <f4 or <f8 (header %s)", path, hdr);
-        goto done;
-    }
-    if (strstr(hdr, "'fortran_order': True")) {
-        rc = pi0_errorf(PI0_ENOTSUP, "%s: fortran_order arrays are not supported", path);
-        goto done;
-    }
-    char *sh = strstr(hdr, "'shape': (");
-    if (!sh) {
-        rc = pi0_errorf(PI0_EFORMAT, "%s: no shape in header", path);
-        goto done;
-    }
-    long count = 1;
-    for (char *p = sh + 10; *p && *p != ')';) {
-        char *e;
-        long d = strtol(p, &e, 10);
-        if (e == p) {
-            p++;
-            continue;
-        }
-        if (d < 0 || d > 1 << 20) {
-            rc = pi0_errorf(PI0_ESHAPE, "%s: bad dimension %ld", path, d);
-            goto done;
-        }
-        count *= d;
-        if (count > 1 << 20) {
-            rc = pi0_errorf(PI0_ESHAPE, "%s: too many values", path);
-            goto done;
-        }
-        p = e;
-    }
-    data = malloc((size_t)(count ? count : 1) * (size_t)esize);
-    float *v = malloc(sizeof *v * (size_t)(count ? count : 1));
-    if (!data || !v) {
-        free(v);
-        rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", path);
-        goto done;
-    }
-    if (fread(data, (size_t)esize, (size_t)count, f) != (size_t)count) {
-        free(v);
-        rc = pi0_errorf(PI0_EFORMAT, "%s: truncated data (want %ld values)", path, count);
-        goto done;
-    }
-    for (long i = 0; i < count; i++) {
-        if (esize == 4)
-            memcpy(&v[i], (char *)data + 4 * i, 4);
-        else {
-            double d;
-            memcpy(&d, (char *)data + 8 * i, 8);
-            v[i] = (float)d;
-        }
-    }
-    *out = v;
-    *n_out = (int)count;
-done:
-    free(hdr);
-    free(data);
-    fclose(f);
+/* Reads a float32 or float64 .npy of any shape (flattened) as float32 values. */
+static int read_state(const char *path, pi0_npy *a) {
+    int rc = pi0_npy_read(path, a);
+    if (!rc) rc = pi0_npy_to_f32(a, path);
+    if (!rc && a->numel > 4096) rc = pi0_errorf(PI0_ESHAPE, "%s: %lld values, at most 4096", path, (long long)a->numel);
+    if (rc) pi0_npy_free(a);
     return rc;
 }
 
@@ -302,14 +217,15 @@ int main(int argc, char **argv) {
     int rc = pi0_tokenizer_load(model, &tok);
     if (rc) return fail("load", rc);
     o.tok = tok;
-    float *state = NULL;
+    pi0_npy state = {0};
     if (state_path) {
-        rc = read_npy(state_path, &state, &o.state_dim);
+        rc = read_state(state_path, &state);
         if (rc) {
             pi0_tokenizer_destroy(tok);
             return fail("--state", rc);
         }
-        o.state = state;
+        o.state = state.data;
+        o.state_dim = (int)state.numel;
     }
     int status = 0;
     int cap = o.max_len > 256 ? o.max_len : 256;
@@ -404,7 +320,7 @@ out:
     free(text);
     free(ids);
     free(mask);
-    free(state);
+    pi0_npy_free(&state);
     pi0_tokenizer_destroy(tok);
     return status;
 }

@@ -895,7 +895,8 @@ static void test_npy_roundtrip(void) {
         u8[i] = (uint8_t)(i * 13);
     for (int i = 0; i < 50 * 32; i++)
         f32[i] = (float)i * 0.25f - 3.0f;
-    int64_t s_u8[3] = {2, 3, 3}, s_i32[1] = {5}, s_f32[2] = {50, 32};
+    double f64[3] = {0.1, -1e300, 3.0};
+    int64_t s_u8[3] = {2, 3, 3}, s_i32[1] = {5}, s_f32[2] = {50, 32}, s_f64[1] = {3};
     struct {
         pi0_npy_dtype t;
         int nd;
@@ -907,8 +908,9 @@ static void test_npy_roundtrip(void) {
         {PI0_NPY_I32, 1, s_i32, i32, sizeof i32},
         {PI0_NPY_F32, 2, s_f32, f32, sizeof f32},
         {PI0_NPY_F32, 0, NULL, f32, 4},
+        {PI0_NPY_F64, 1, s_f64, f64, sizeof f64},
     };
-    for (size_t c = 0; c < 4; c++) {
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char *p = fmt("%s/a%zu.npy", d, c);
         CHECK_STATUS(pi0_npy_write(p, cases[c].t, cases[c].nd, cases[c].s, cases[c].p), 0);
         size_t len;
@@ -933,6 +935,13 @@ static void test_npy_roundtrip(void) {
             CHECK_STATUS(pi0_npy_expect(&a, "img", PI0_NPY_U8, 3, want), PI0_ESHAPE);
             CHECK_ERR_HAS("img: shape is (2, 3, 3), expected (*, 4, 3)");
             CHECK_STATUS(pi0_npy_expect(&a, "img", PI0_NPY_U8, 2, want), PI0_ESHAPE);
+            CHECK_STATUS(pi0_npy_to_f32(&a, "img"), PI0_ETYPE);
+        }
+        if (cases[c].t == PI0_NPY_F64) { /* float64 -> float32 rounds to nearest */
+            CHECK_STATUS(pi0_npy_to_f32(&a, "state"), 0);
+            CHECK_EQ_INT(a.dtype, PI0_NPY_F32);
+            const float *v = a.data;
+            CHECK(v[0] == 0.1f && isinf(v[1]) && v[1] < 0 && v[2] == 3.0f);
         }
         pi0_npy_free(&a);
         pi0_npy_free(&a); /* idempotent */
@@ -969,8 +978,8 @@ static void test_npy_bad(void) {
     } cases[] = {
         {"fortran order", "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 16,
          PI0_ETYPE, "fortran_order"},
-        {"float64", "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", 16, PI0_ETYPE,
-         "dtype '<f8'"},
+        {"float16", "{'descr': '<f2', 'fortran_order': False, 'shape': (2,), }", 4, PI0_ETYPE,
+         "dtype '<f2'"},
         {"big endian", "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", 8,
          PI0_ETYPE, "dtype '>f4'"},
         {"int64", "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", 16, PI0_ETYPE,

@@ -245,6 +245,23 @@ def test_default_noise_is_seeded():
         raise Failure("different --seed gave the same chunk")
 
 
+def test_float64_state_and_noise():
+    """State and noise saved as float64 (numpy's default) give the float32 files' chunk."""
+    c = Case("f64", 26, {"base": SQ}, 8)
+    mdir = model("pi0")
+    a32 = c.args()
+    a64 = list(a32)
+    a64[a64.index("--state") + 1] = save("f64-state64.npy", c.state.astype(np.float64))
+    a64[a64.index("--noise") + 1] = save("f64-noise64.npy", c.noise.astype(np.float64))
+    outs = []
+    for i, a in enumerate((a32, a64)):
+        out = os.path.join(TMP, f"f64-{i}.npy")
+        run_infer(["--model", mdir, *a, "--out", out])
+        outs.append(np.load(out))
+    if not np.array_equal(outs[0], outs[1]):
+        raise Failure("float64 state/noise gave a different chunk than float32")
+
+
 def test_key_variants():
     """Sharded, legacy-named and embed_tokens checkpoints load and match the reference."""
     for i, extra in enumerate((("--shards", "3"), ("--keys", "legacy"), ("--keys", "embed"))):
