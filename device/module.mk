@@ -14,7 +14,7 @@ ifeq ($(shell uname -m),x86_64)
 DEVICE_SRCS += device/cpu/cpu_gemm_avx512.c
 DEVICE_OBJS := $(DEVICE_SRCS:%.c=$(OBJ)/%.o)
 $(OBJ)/device/cpu/cpu_gemm_avx512.o: CFLAGS += -O3 -mavx512f -mavx512bw -mavx512vl
-$(OBJ)/device/cpu/cpu_gemm.o: CFLAGS += -DPI0_HAVE_AVX512_GEMM
+$(OBJ)/device/cpu/cpu_gemm.o $(OBJ)/device/cpu/cpu_kernels.o: CFLAGS += -DPI0_HAVE_AVX512_GEMM
 endif
 
 TEST_BINS += $(BUILD)/tests/test_device

@@ -343,23 +343,6 @@ static void test_gemm(void) {
     }
 }
 
-/* the portable GEMM paths (OpenBLAS for small m too), as on a CPU without AVX-512 */
-static void test_gemm_portable(void) {
-    setenv("PI0_CPU_NO_AVX512", "1", 1); /* read at open; this test runs in its own process */
-    FOR_EACH_BACKEND(e) {
-        rng_seed(11);
-        gemm_case(&e, 1, 37, 19, PI0_BF16, 1, PI0_ACT_GELU_TANH, 0, 0);
-        gemm_case(&e, 51, 300, 257, PI0_BF16, 1, PI0_ACT_NONE, 1, 3);
-        gemm_case(&e, 51, 67, 2100, PI0_BF16, 0, PI0_ACT_SILU, 1, 0);
-        gemm_case(&e, 19, 77, 45, PI0_F32, 1, PI0_ACT_GELU_TANH, 1, 5);
-        gemm_case(&e, 64, 1030, 129, PI0_F32, 0, PI0_ACT_NONE, 0, 0);
-        gemm_case(&e, 130, 17, 2050, PI0_BF16, 1, PI0_ACT_SILU, 1, 2);
-        gemm_case(&e, 70, 2100, 1200, PI0_BF16, 1, PI0_ACT_GELU_TANH, 0, 0);
-        gemm_case(&e, 70, 2100, 300, PI0_F32, 1, PI0_ACT_GELU_TANH, 1, 7);
-    }
-    unsetenv("PI0_CPU_NO_AVX512");
-}
-
 static void test_weight_memory(void) {
     FOR_EACH_BACKEND(e) {
         float w[6] = {1, 2, 3, 4, 5, 6};
@@ -764,6 +747,25 @@ static void test_attention(void) {
         att_case(&e, 300, 301, 8, 1, 64, M_U8, 1); /* several tiles */
         att_case(&e, 51, 867, 8, 1, 256, M_U8, 2); /* pi0 suffix shape */
     }
+}
+
+/* the portable GEMM and attention paths (OpenBLAS only), as on a CPU without AVX-512 */
+static void test_gemm_portable(void) {
+    setenv("PI0_CPU_NO_AVX512", "1", 1); /* read at open; this test runs in its own process */
+    FOR_EACH_BACKEND(e) {
+        rng_seed(11);
+        gemm_case(&e, 1, 37, 19, PI0_BF16, 1, PI0_ACT_GELU_TANH, 0, 0);
+        gemm_case(&e, 51, 300, 257, PI0_BF16, 1, PI0_ACT_NONE, 1, 3);
+        gemm_case(&e, 51, 67, 2100, PI0_BF16, 0, PI0_ACT_SILU, 1, 0);
+        gemm_case(&e, 19, 77, 45, PI0_F32, 1, PI0_ACT_GELU_TANH, 1, 5);
+        gemm_case(&e, 64, 1030, 129, PI0_F32, 0, PI0_ACT_NONE, 0, 0);
+        gemm_case(&e, 130, 17, 2050, PI0_BF16, 1, PI0_ACT_SILU, 1, 2);
+        gemm_case(&e, 70, 2100, 1200, PI0_BF16, 1, PI0_ACT_GELU_TANH, 0, 0);
+        gemm_case(&e, 70, 2100, 300, PI0_F32, 1, PI0_ACT_GELU_TANH, 1, 7);
+        att_case(&e, 51, 300, 8, 1, 64, M_U8, 2);
+        att_case(&e, 6, 10, 4, 2, 8, M_F32, 0);
+    }
+    unsetenv("PI0_CPU_NO_AVX512");
 }
 
 // ---- gather ----

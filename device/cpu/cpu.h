@@ -105,6 +105,13 @@ int pi0__cpu_attention(cpu_dev *d, const cpu_args *a);   /* out q k v [mask] nh 
 int pi0__cpu_gather(cpu_dev *d, const cpu_args *a);      /* y ids table scale */
 int pi0__cpu_copy_mat(cpu_dev *d, const cpu_args *a);    /* dst src */
 
+/* cpu_gemm_avx512.c (x86-64 builds; call only when cpu_dev.avx512):
+ * t[m, nn] (= or += when beta1) x[m, k] · W[nn, k]ᵀ with W rows f32 or bf16 */
+void pi0__gemm_bf16_smallm_avx512(int m, int nn, int k, const float *x, int ldx,
+                                  const uint16_t *w, int ldw, float *t, int ldt, int beta1);
+void pi0__gemm_f32_smallm_avx512(int m, int nn, int k, const float *x, int ldx, const float *w,
+                                 int ldw, float *t, int ldt, int beta1);
+
 /* scratch floats one thread needs for attention with these sizes (at least one tile) */
 size_t pi0__cpu_attention_scratch(int n_k, int head_dim, int group);
 

@@ -55,14 +55,6 @@ PI0_VEC static void cvt_bf16(float *dst, const uint16_t *src, int n) {
     }
 }
 
-#ifdef PI0_HAVE_AVX512_GEMM
-/* cpu_gemm_avx512.c: weights read directly (always for m <= SMALL_M; for any m when
- * OpenBLAS runs without AVX-512 kernels) */
-void pi0__gemm_bf16_smallm_avx512(int m, int nn, int k, const float *x, int ldx,
-                                  const uint16_t *w, int ldw, float *t, int ldt, int beta1);
-void pi0__gemm_f32_smallm_avx512(int m, int nn, int k, const float *x, int ldx, const float *w,
-                                 int ldw, float *t, int ldt, int beta1);
-#endif
 #define SMALL_M 64
 /* m*n*k below which one thread does the whole GEMM (a pool wake-up costs ~10-20 us) */
 #define GEMM_PAR_MIN_FLOP (1 << 20)

@@ -334,8 +334,13 @@ static void att_task(void *ctx, int task, int thread) {
         for (int h = 0; h < g; h++)
             row_scale(qs + ((size_t)(t - t0) * g + h) * hd, cpu_at(q, t, (j * g + h) * hd),
                       a->f[0], hd);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, hd, 1.0f, qs, hd,
-                cpu_at(k, 0, j * hd), k.ld, 0.0f, sc, nk);
+#ifdef PI0_HAVE_AVX512_GEMM
+    if (c->d->direct_large) /* as in cpu_gemm.c: faster than OpenBLAS's non-AVX-512 kernels */
+        pi0__gemm_f32_smallm_avx512(rows, nk, hd, qs, hd, cpu_at(k, 0, j * hd), k.ld, sc, nk, 0);
+    else
+#endif
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, hd, 1.0f, qs, hd,
+                    cpu_at(k, 0, j * hd), k.ld, 0.0f, sc, nk);
     for (int r = 0; r < rows; r++) {
         float *s = sc + (size_t)r * nk;
         int t = t0 + r / g;
