@@ -36,8 +36,8 @@ BINS       :=   # build/pi0rt-* executables (modules append)
 LIBS       :=   # static / shared libraries (modules append)
 TEST_BINS  :=   # test executables (modules append)
 TEST_CMDS  :=   # commands `make test` runs, one per suite (modules append)
-BENCH_CMDS :=   # commands `make bench` runs (modules append)
-RUN_CMDS   :=   # commands `make run` runs, the README's main job (modules append)
+BENCH_CMDS :=   # shell commands `make bench` runs, each ending in ";" (modules append)
+RUN_CMDS   :=   # shell commands `make run` runs, each ending in ";" (modules append)
 
 .PHONY: all test bench run deps clean format
 all:
@@ -60,10 +60,10 @@ test: deps all
 	@BUILD=$(BUILD) tests/run-suites $(TEST_CMDS)
 
 bench: deps all
-	@set -e; $(foreach c,$(BENCH_CMDS),$(c);)
+	@set -e; $(BENCH_CMDS)
 
 run: deps all
-	@set -e; $(foreach c,$(RUN_CMDS),$(c);)
+	@set -e; $(RUN_CMDS)
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \

@@ -20,7 +20,7 @@ endif
 TEST_BINS += $(BUILD)/tests/test_device
 TEST_CMDS += $(BUILD)/tests/test_device
 BINS += $(BUILD)/pi0rt-bench
-BENCH_CMDS += $(BUILD)/pi0rt-bench kernels
+BENCH_CMDS += $(BUILD)/pi0rt-bench kernels;
 
 $(BUILD)/tests/test_device: $(OBJ)/tests/test_device.o $(DEVICE_OBJS) $(COMMON_OBJS)
 	@mkdir -p $(dir $@)

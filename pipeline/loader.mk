@@ -24,7 +24,7 @@ $(BUILD)/tests/preprocess_tool: $(OBJ)/tests/loader/preprocess_tool.o $(LOADER_O
 
 TEST_BINS  += $(BUILD)/tests/bench_loader
 TEST_CMDS  += tests/loader/check_mkmodel.py
-BENCH_CMDS += BUILD=$(BUILD) tests/loader/bench.sh
+BENCH_CMDS += BUILD=$(BUILD) tests/loader/bench.sh;
 
 $(BUILD)/tests/bench_loader: $(OBJ)/tests/loader/bench_loader.o $(LOADER_OBJS) $(COMMON_OBJS)
 	@mkdir -p $(dir $@)

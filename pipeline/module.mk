@@ -14,8 +14,8 @@ endif
 BINS += $(BUILD)/pi0rt-infer
 TEST_BINS += $(BUILD)/tests/test_pipeline_api
 TEST_CMDS += $(BUILD)/tests/test_pipeline_api tests/test_pipeline.py
-BENCH_CMDS += BUILD=$(BUILD) tests/bench/bench_model.py
-RUN_CMDS += BUILD=$(BUILD) pipeline/run-demo.sh
+BENCH_CMDS += BUILD=$(BUILD) tests/bench/bench_model.py;
+RUN_CMDS += BUILD=$(BUILD) pipeline/run-demo.sh;
 
 $(BUILD)/pi0rt-infer: $(OBJ)/pipeline/infer.o $(PIPELINE_OBJS) $(DEVICE_OBJS) $(COMMON_OBJS)
 	@mkdir -p $(dir $@)

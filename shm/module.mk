@@ -7,8 +7,8 @@ BINS       += $(BUILD)/pi0rt-shm
 LIBS       += $(BUILD)/libpi0shm.a $(BUILD)/libpi0shm.so
 TEST_BINS  += $(BUILD)/tests/test_shm $(BUILD)/tests/shm/shm_peer
 TEST_CMDS  += $(BUILD)/tests/test_shm tests/shm/tsan-suite
-BENCH_CMDS += $(BUILD)/pi0rt-shm bench
-RUN_CMDS   += shm/demo.sh
+BENCH_CMDS += $(BUILD)/pi0rt-shm bench;
+RUN_CMDS   += shm/demo.sh;
 
 $(BUILD)/libpi0shm.a: $(SHM_LIB_OBJS) $(COMMON_OBJS)
 	@mkdir -p $(dir $@)
