@@ -30,7 +30,9 @@ static void usage(FILE *f) {
         "  --tokens F     int32 [n], n <= max_token_len: the real prompt ids only (padding to\n"
         "                 max_token_len, with mask 0, is added here)\n"
         "  --prompt T     text prompt, tokenized with --tokenizer (a SentencePiece .model) in\n"
-        "                 the π0 / π0.5 format (π0.5 digitizes --state into the prompt)\n"
+        "                 the π0 / π0.5 format (π0.5 digitizes the --state values, before\n"
+        "                 padding, into the prompt unless config.json has\n"
+        "                 discrete_state_input: false)\n"
         "  --noise F      float32 or float64 [horizon, action_dim] initial noise; default:\n"
         "                 drawn from the seeded generator (xoshiro256** + Box-Muller, --seed, default 0)\n"
         "  --steps N      denoising steps (default: config.json num_steps)\n"
@@ -281,7 +283,8 @@ int main(int argc, char **argv) {
                 st.ndim ? (long long)st.shape[0] : 0LL);
         goto out;
     }
-    memcpy(state, st.data, (size_t)st.shape[0] * sizeof(float));
+    int n_state = (int)st.shape[0]; /* the robot's dims; the rest stays zero (padding) */
+    memcpy(state, st.data, (size_t)n_state * sizeof(float));
 
     if (tokens_path) {
         if ((rc = pi0_npy_read(tokens_path, &tk))) {
@@ -309,9 +312,10 @@ int main(int argc, char **argv) {
             fail_status(tok_path, rc);
             goto out;
         }
-        rc = in.pi05 ? pi0_prompt_pi05(tok, prompt, state, in.state_dim, in.max_token_len, ids,
-                                       mask, &nv)
-                     : pi0_prompt_pi0(tok, prompt, in.max_token_len, ids, mask, &nv);
+        /* openpi tokenizes the robot's state before padding it to the model's width. */
+        rc = in.prompt_state ? pi0_prompt_pi05(tok, prompt, state, n_state, in.max_token_len,
+                                               ids, mask, &nv)
+                             : pi0_prompt_pi0(tok, prompt, in.max_token_len, ids, mask, &nv);
         pi0_tokenizer_destroy(tok);
         if (rc) {
             fail_status("--prompt", rc);

@@ -521,6 +521,7 @@ void pi0_model_get_info(const pi0_model *m, pi0_model_info *info) {
     const pi0_config *c = &m->cfg;
     memset(info, 0, sizeof *info);
     info->pi05 = c->pi05;
+    info->prompt_state = c->discrete_state_input;
     info->action_dim = c->action_dim;
     info->action_horizon = c->action_horizon;
     info->state_dim = c->state_dim;

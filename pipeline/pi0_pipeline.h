@@ -58,6 +58,9 @@ typedef struct pi0_model_info {
     int action_horizon; /* rows of the chunk */
     int state_dim;      /* floats denoise reads from `state` (π0: state_proj input; π0.5:
                            the state enters through the prompt, denoise ignores it) */
+    int prompt_state;   /* 1: prompts carry the digitized state (pi0_prompt_pi05 with the
+                           robot's normalized state before padding); 0: pi0_prompt_pi0
+                           (config.json discrete_state_input, default = pi05) */
     int num_steps;      /* in use (opts override or config) */
     int max_token_len;  /* most prompt tokens per observation */
     int vocab;          /* valid token ids are [0, vocab) */

@@ -76,6 +76,9 @@ typedef struct pi0_config {
     int action_horizon; /* chunk length (config.json; default 50) */
     int num_steps;      /* denoising steps (config.json; default 10) */
     int max_token_len;  /* prompt length (config.json; default 48 for π0, 200 for π0.5) */
+    int discrete_state_input; /* the prompt carries the digitized state ("Task: …, State:
+                                 …;\nAction: "): openpi's discrete_state_input, default
+                                 = pi05; false e.g. for pi05_libero (π0 prompt format) */
     pi0_tower_config vision; /* SigLIP; n_kv_heads == n_heads */
     int patch;               /* p: patch size (from patch_w) */
     int image;               /* input image side, 224 (fixed by preprocessing) */

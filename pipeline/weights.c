@@ -820,6 +820,14 @@ static int apply_config(pi0_weights *w, const cJSON *j, const char *path) {
     const char *n_t[] = {"max_token_len", "tokenizer_max_length", NULL};
     cf->max_token_len = cf->pi05 ? 200 : 48;
     if ((rc = cfg_int(path, j, n_t, &cf->max_token_len, 1, 65536)) < 0) return rc;
+    cf->discrete_state_input = cf->pi05;
+    const cJSON *jd = cJSON_GetObjectItemCaseSensitive(j, "discrete_state_input");
+    if (jd && !cJSON_IsNull(jd)) {
+        if (!cJSON_IsBool(jd))
+            return pi0_errorf(PI0_ECONFIG, "%s: discrete_state_input must be true or false",
+                              path);
+        cf->discrete_state_input = cJSON_IsTrue(jd);
+    }
     cf->ln_eps = 1e-6f;
     cf->rms_eps = 1e-6f;
     cf->rope_theta = 10000.0f;

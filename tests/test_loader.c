@@ -678,6 +678,8 @@ static void test_weights_bad_config(void) {
         {"token len string", "max_token_len", "\"48\"", PI0_ECONFIG, "max_token_len must be"},
         {"no head count", "vlm_num_heads", NULL, PI0_ECONFIG, "cannot tell the VLM head count"},
         {"pi05 not bool", "pi05", "\"yes\"", PI0_ECONFIG, "pi05 must be"},
+        {"discrete_state_input not bool", "discrete_state_input", "1", PI0_ECONFIG,
+         "discrete_state_input must be true or false"},
     };
     char *d = tmpdir(), *m = keep(fmt("%s/m", d));
     PI0_ASSERT(mkmodel("--size tiny --variant pi0", m) == 0);
@@ -1348,10 +1350,14 @@ static void test_mkmodel_cli(void) {
     CHECK(access(fmt("%s/a/model.safetensors", d), F_OK) != 0);
     pi0_weights *w = NULL;
     CHECK_STATUS(pi0_weights_load(fmt("%s/a", d), &w), 0);
-    if (w) CHECK(w->cfg.pi05);
+    if (w) CHECK(w->cfg.pi05 && w->cfg.discrete_state_input); /* openpi's default = pi05 */
     pi0_weights_destroy(w);
     CHECK_EQ_INT(mkmodel("--size tiny --variant pi0 --seed 9", fmt("%s/a", d)), 0);
     CHECK(access(fmt("%s/a/model.safetensors.index.json", d), F_OK) != 0);
+    w = NULL;
+    CHECK_STATUS(pi0_weights_load(fmt("%s/a", d), &w), 0);
+    if (w) CHECK(!w->cfg.pi05 && !w->cfg.discrete_state_input);
+    pi0_weights_destroy(w);
     /* small loads and has the documented sizes */
     CHECK_EQ_INT(mkmodel("--size small --variant pi05 --dtype bf16", fmt("%s/s", d)), 0);
     w = NULL;

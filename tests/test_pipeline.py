@@ -288,13 +288,26 @@ def test_prompt_matches_tokens():
     if r.returncode:
         raise Failure(f"spm_train failed: {r.stderr[-300:]}")
     text = "  Pick_up the red cube\n "
-    for variant in ("pi0", "pi05"):
-        c = Case(f"prompt-{variant}", 30, {"base": SQ}, 1)
+    # (checkpoint variant, prompt format, config.json discrete_state_input). The robot
+    # state has 8 dims: openpi digitizes it into the π0.5 prompt BEFORE padding to 32.
+    for variant, fmt, discrete in (("pi0", "pi0", None), ("pi05", "pi05", None),
+                                   ("pi05", "pi0", False)):
+        name = f"prompt-{variant}-{fmt}"
+        c = Case(name, 30, {"base": SQ}, 1)
+        c.state = c.state[:8]
         mdir = model(variant)
         with open(os.path.join(mdir, "config.json")) as f:
-            max_len = json.load(f)["max_token_len"]
-        st = save(f"prompt-{variant}-state.npy", c.state)
-        r = subprocess.run([tokenize, "--model", prefix + ".model", "--format", variant,
+            cfg = json.load(f)
+        max_len = cfg["max_token_len"]
+        if discrete is not None:  # e.g. openpi's pi05_libero: π0 prompt, no state in it
+            d = os.path.join(TMP, name + "-model")
+            shutil.copytree(mdir, d, dirs_exist_ok=True)
+            cfg["discrete_state_input"] = discrete
+            with open(os.path.join(d, "config.json"), "w") as f:
+                json.dump(cfg, f)
+            mdir = d
+        st = save(f"{name}-state.npy", c.state)
+        r = subprocess.run([tokenize, "--model", prefix + ".model", "--format", fmt,
                             "--max-len", str(max_len), "--state", st, text],
                            capture_output=True, text=True)
         if r.returncode:
@@ -302,13 +315,13 @@ def test_prompt_matches_tokens():
         ids, mask = [np.array(line.split(), np.int64) for line in r.stdout.strip().splitlines()]
         c.tokens = ids[mask.astype(bool)].astype(np.int32)
         a = c.args()
-        out1, out2 = (os.path.join(TMP, f"prompt-{variant}-{i}.npy") for i in (1, 2))
+        out1, out2 = (os.path.join(TMP, f"{name}-{i}.npy") for i in (1, 2))
         run_infer(["--model", mdir, *a, "--out", out1])
         i = a.index("--tokens")
         a[i:i + 2] = ["--prompt", text, "--tokenizer", prefix + ".model"]
         run_infer(["--model", mdir, *a, "--out", out2])
         if not np.array_equal(np.load(out1), np.load(out2)):
-            raise Failure(f"{variant}: --prompt and --tokens chunks differ")
+            raise Failure(f"{name}: --prompt and --tokens chunks differ")
 
 
 def test_json_timing_line():
