@@ -167,6 +167,16 @@ int main(int argc, char **argv) {
             unnorm = 1;
             continue;
         }
+        static const char *const with_value[] = {
+            "--model", "--state",  "--tokens",  "--prompt", "--tokenizer", "--noise", "--out",
+            "--dump",  "--backend", "--steps", "--threads", "--repeat",    "--seed",  "--image"};
+        int known = 0;
+        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+            known |= !strcmp(a, with_value[k]);
+        if (!known) {
+            fprintf(stderr, "pi0rt-infer: unknown option %s (see --help)\n", a);
+            return 1;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "pi0rt-infer: %s needs a value (see --help)\n", a);
             return 1;
@@ -215,8 +225,7 @@ int main(int argc, char **argv) {
             }
             img_path[cam] = eq + 1;
         } else {
-            fprintf(stderr, "pi0rt-infer: unknown option %s (see --help)\n", a);
-            return 1;
+            PI0_ASSERT(!"an option in with_value[] has no branch");
         }
     }
     if (!model_dir || !state_path || !out_path)

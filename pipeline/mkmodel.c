@@ -508,6 +508,15 @@ int main(int argc, char **argv) {
             list_only = 1;
             continue;
         }
+        static const char *const with_value[] = {"--size", "--variant", "--dtype", "--out",
+                                                 "--keys", "--seed",    "--shards"};
+        int known = 0;
+        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+            known |= !strcmp(a, with_value[k]);
+        if (!known) {
+            fprintf(stderr, "pi0rt-mkmodel: unknown option %s (see --help)\n", a);
+            return 2;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "pi0rt-mkmodel: %s needs a value (see --help)\n", a);
             return 2;
@@ -534,8 +543,7 @@ int main(int argc, char **argv) {
                 return 2;
             }
         } else {
-            fprintf(stderr, "pi0rt-mkmodel: unknown option %s (see --help)\n", a);
-            return 2;
+            PI0_ASSERT(!"an option in with_value[] has no branch");
         }
     }
     const sizes *z = NULL;

@@ -360,6 +360,7 @@ def test_bad_inputs():
         return ["--model", mdir, *a, "--out", out]
 
     f_img = save("bad-img-f32.npy", np.zeros((224, 224, 3), np.float32))
+    bad([*good, "--out", out, "--model", mdir, "--bogus"], "unknown option --bogus")
     bad(with_("--image", f"base={f_img}"), f_img)
     f_img2 = save("bad-img-2d.npy", np.zeros((224, 224), np.uint8))
     bad(with_("--image", f"base={f_img2}"), f_img2)
