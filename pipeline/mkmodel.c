@@ -18,6 +18,7 @@
 
 #include "pi0_status.h"
 #include "pi0_weights.h"
+#include "rng.h"
 
 // ---- sizes ------------------------------------------------------------------------
 
@@ -199,39 +200,15 @@ static void build_list(list *l, const sizes *z, int pi05) {
 
 // ---- values -----------------------------------------------------------------------
 
-typedef struct rng {
-    uint64_t s[4];
-} rng;
+typedef pi0__rng rng;
 
-static uint64_t splitmix(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
+/* Each tensor's values come from (seed, released key name) alone, so every key spelling,
+ * dtype and shard layout of a checkpoint holds the same numbers. */
 static void rng_seed(rng *r, uint64_t seed, const char *name) {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a of the name */
     for (const char *c = name; *c; c++)
         h = (h ^ (unsigned char)*c) * 1099511628211ull;
-    uint64_t x = seed * 0x9e3779b97f4a7c15ull ^ h;
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix(&x);
-}
-
-static inline uint64_t rotl(uint64_t x, int k) {
-    return (x << k) | (x >> (64 - k));
-}
-
-static inline uint64_t rng_next(rng *r) { /* xoshiro256+ */
-    uint64_t *s = r->s, res = s[0] + s[3], t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return res;
+    pi0__rng_seed(r, seed * 0x9e3779b97f4a7c15ull ^ h);
 }
 
 /* n values uniform in [center - a, center + a], two per 64-bit draw (24 bits each). */
@@ -239,11 +216,11 @@ static void fill_uniform(rng *r, float *out, size_t n, float center, float a) {
     const float k = a * (2.0f / 16777216.0f);
     size_t i = 0;
     for (; i + 1 < n; i += 2) {
-        uint64_t x = rng_next(r);
+        uint64_t x = pi0__rng_next(r);
         out[i] = center - a + (float)(x >> 40) * k;
         out[i + 1] = center - a + (float)((x >> 8) & 0xffffff) * k;
     }
-    if (i < n) out[i] = center - a + (float)(rng_next(r) >> 40) * k;
+    if (i < n) out[i] = center - a + (float)(pi0__rng_next(r) >> 40) * k;
 }
 
 static void kind_params(const spec *s, float *center, float *a) {

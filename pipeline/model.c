@@ -378,13 +378,6 @@ static int alloc_activations(pi0_model *m) {
     return pi0_dev_reserve(m->dev, per_tok * 64 * (size_t)(nth > 0 ? nth : 1));
 }
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 int pi0_model_load(const char *dir, const pi0_model_opts *opts, pi0_model **out) {
     pi0_model_opts o = {0};
     if (opts) o = *opts;
@@ -416,9 +409,7 @@ int pi0_model_load(const char *dir, const pi0_model_opts *opts, pi0_model **out)
     m->suffix = c->action_horizon + (c->pi05 ? 0 : 1);
     m->keep_vision = o.keep_vision;
     m->n_threads = o.n_cpus > 0 && o.n_threads <= 0 ? o.n_cpus : o.n_threads;
-    uint64_t seed = o.seed;
-    for (int i = 0; i < 4; i++)
-        m->rng[i] = splitmix64(&seed);
+    pi0__rng_seed(&m->rng, o.seed);
 
     pi0_dev_opts dopts = {o.n_threads, o.cpus, o.n_cpus, 0};
     if ((rc = pi0_dev_open(o.backend ? o.backend : "cpu", &dopts, &m->dev))) goto fail;
@@ -673,26 +664,11 @@ int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefix **out,
 
 /* ---- denoise ----------------------------------------------------------------------- */
 
-static uint64_t rotl(uint64_t x, int k) {
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t xoshiro_next(uint64_t *s) {
-    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return r;
-}
-
 /* Standard normal pairs by Box–Muller from 53-bit uniforms (u1 in (0, 1]). */
 static void draw_noise(pi0_model *m, float *x, size_t n) {
     for (size_t i = 0; i < n; i += 2) {
-        double u1 = ((double)(xoshiro_next(m->rng) >> 11) + 1.0) * 0x1.0p-53;
-        double u2 = (double)(xoshiro_next(m->rng) >> 11) * 0x1.0p-53;
+        double u1 = ((double)(pi0__rng_next(&m->rng) >> 11) + 1.0) * 0x1.0p-53;
+        double u2 = (double)(pi0__rng_next(&m->rng) >> 11) * 0x1.0p-53;
         double r = sqrt(-2.0 * log(u1));
         x[i] = (float)(r * cos(2.0 * M_PI * u2));
         if (i + 1 < n) x[i + 1] = (float)(r * sin(2.0 * M_PI * u2));

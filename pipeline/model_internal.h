@@ -15,6 +15,7 @@
 #include "pi0_pipeline.h"
 #include "pi0_weights.h"
 #include "preprocess.h"
+#include "rng.h"
 
 #define PI0__TRY(expr)                                                                         \
     do {                                                                                       \
@@ -120,7 +121,7 @@ struct pi0_model {
     /* ---- slots and noise ---- */
     pthread_mutex_t lock;
     pi0_prefix slots[PI0_PREFIX_SLOTS];
-    uint64_t rng[4]; /* xoshiro256** (stage B only) */
+    pi0__rng rng;    /* default noise, xoshiro256** (stage B only) */
 };
 
 /* Byte offset of layer l's K (which = 0) or V (which = 1) in a slot's kv buffer. */
