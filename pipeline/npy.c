@@ -270,6 +270,25 @@ int pi0_npy_read(const char *path, pi0_npy *out) {
     return 0;
 }
 
+const char *pi0_shape_format(char *buf, size_t cap, const int64_t *shape, int ndim,
+                             const char *brackets) {
+    size_t o = 0;
+    int n = snprintf(buf, cap, "%c", brackets[0]);
+    for (int i = 0; i < ndim && n >= 0 && (o += (size_t)n) < cap; i++)
+        n = shape[i] < 0 ? snprintf(buf + o, cap - o, "%s*", i ? ", " : "")
+                         : snprintf(buf + o, cap - o, "%s%lld", i ? ", " : "",
+                                    (long long)shape[i]);
+    if (n >= 0 && (o += (size_t)n) < cap) snprintf(buf + o, cap - o, "%c", brackets[1]);
+    return buf;
+}
+
+int pi0_shape_matches(const int64_t *shape, int ndim, const int64_t *want, int want_ndim) {
+    if (ndim != want_ndim) return 0;
+    for (int i = 0; i < ndim; i++)
+        if (want[i] >= 0 && shape[i] != want[i]) return 0;
+    return 1;
+}
+
 int pi0_npy_to_f32(pi0_npy *a, const char *what) {
     if (a->dtype == PI0_NPY_F32) return 0;
     if (a->dtype != PI0_NPY_F64)
@@ -291,26 +310,12 @@ int pi0_npy_expect(const pi0_npy *a, const char *what, pi0_npy_dtype dtype, int 
     if (a->dtype != dtype)
         return pi0_errorf(PI0_ETYPE, "%s: dtype is %s, expected %s", what, names[a->dtype],
                           names[dtype]);
-    char got[160], exp[160];
-    size_t o = 0, e = 0;
-    o += (size_t)snprintf(got + o, sizeof got - o, "(");
-    for (int i = 0; i < a->ndim; i++)
-        o += (size_t)snprintf(got + o, sizeof got - o, "%s%lld", i ? ", " : "",
-                              (long long)a->shape[i]);
-    snprintf(got + o, sizeof got - o, ")");
-    e += (size_t)snprintf(exp + e, sizeof exp - e, "(");
-    for (int i = 0; i < ndim; i++) {
-        if (want[i] < 0)
-            e += (size_t)snprintf(exp + e, sizeof exp - e, "%s*", i ? ", " : "");
-        else
-            e += (size_t)snprintf(exp + e, sizeof exp - e, "%s%lld", i ? ", " : "",
-                                  (long long)want[i]);
+    if (!pi0_shape_matches(a->shape, a->ndim, want, ndim)) {
+        char got[192], exp[192];
+        return pi0_errorf(PI0_ESHAPE, "%s: shape is %s, expected %s", what,
+                          pi0_shape_format(got, sizeof got, a->shape, a->ndim, "()"),
+                          pi0_shape_format(exp, sizeof exp, want, ndim, "()"));
     }
-    snprintf(exp + e, sizeof exp - e, ")");
-    int ok = a->ndim == ndim;
-    for (int i = 0; ok && i < ndim; i++)
-        ok = want[i] < 0 || a->shape[i] == want[i];
-    if (!ok) return pi0_errorf(PI0_ESHAPE, "%s: shape is %s, expected %s", what, got, exp);
     return 0;
 }
 

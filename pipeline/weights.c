@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "pi0_weights.h"
+#include "npy.h"
 #include "safetensors.h"
 
 #define PG      "paligemma_with_expert.paligemma."
@@ -377,15 +378,6 @@ typedef struct ctx {
     struct pi0__weights_files *x;
 } ctx;
 
-static void shape_str(const pi0_tensor *t, char *buf, size_t cap) {
-    size_t o = 0;
-    o += (size_t)snprintf(buf + o, cap - o, "[");
-    for (int d = 0; d < t->ndim && o < cap; d++)
-        o +=
-            (size_t)snprintf(buf + o, cap - o, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
-    if (o < cap) snprintf(buf + o, cap - o, "]");
-}
-
 /* Key formatting. */
 static const char *K(char *buf, const char *fmt, ...) PI0_PRINTF(2, 3);
 static const char *K(char *buf, const char *fmt, ...) {
@@ -407,24 +399,11 @@ static int get(ctx *c, pi0_tensor *dst, const char *key, int optional, int ndim,
         return pi0_errorf(PI0_ENOENT, "%s: missing tensor %s", c->dir, key);
     }
     int64_t want[4] = {d0, d1, d2, d3};
-    int ok = t->ndim == ndim;
-    for (int d = 0; ok && d < ndim; d++)
-        ok = want[d] < 0 || t->shape[d] == want[d];
-    if (!ok) {
+    if (!pi0_shape_matches(t->shape, t->ndim, want, ndim)) {
         char got[96], exp[96];
-        size_t o = 0;
-        shape_str(t, got, sizeof got);
-        o += (size_t)snprintf(exp + o, sizeof exp - o, "[");
-        for (int d = 0; d < ndim; d++) {
-            if (want[d] < 0)
-                o += (size_t)snprintf(exp + o, sizeof exp - o, "%s*", d ? ", " : "");
-            else
-                o += (size_t)snprintf(exp + o, sizeof exp - o, "%s%lld", d ? ", " : "",
-                                      (long long)want[d]);
-        }
-        snprintf(exp + o, sizeof exp - o, "]");
         return pi0_errorf(PI0_ESHAPE, "%s: tensor %s has shape %s, expected %s", c->dir,
-                          t->name, got, exp);
+                          t->name, pi0_shape_format(got, sizeof got, t->shape, t->ndim, "[]"),
+                          pi0_shape_format(exp, sizeof exp, want, ndim, "[]"));
     }
     *dst = *t;
     return 0;
