@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pi0_dtype.h" /* pi0_dtype, bf16/f16 conversions */
 #include "pi0_status.h"
 
 #ifdef __cplusplus
@@ -45,22 +46,6 @@ typedef struct pi0_buf pi0_buf;       /* device memory */
 typedef struct pi0_weight pi0_weight; /* read-only weight matrix [n, k] (out, in) */
 typedef struct pi0_stream pi0_stream; /* in-order queue of copies and kernels */
 typedef struct pi0_event pi0_event;   /* a point in a stream's order */
-
-typedef enum pi0_dtype {
-    PI0_F32 = 0,
-    PI0_BF16 = 1,
-    PI0_F16 = 2,
-    PI0_I32 = 3,
-    PI0_U8 = 4,
-} pi0_dtype;
-
-PI0_API size_t pi0_dtype_size(pi0_dtype t);
-PI0_API const char *pi0_dtype_name(pi0_dtype t);
-
-/* bf16 <-> f32 on the host: round-to-nearest-even, NaN stays NaN (quiet), Inf stays Inf. */
-PI0_API uint16_t pi0_f32_to_bf16(float x);
-PI0_API float pi0_bf16_to_f32(uint16_t x);
-PI0_API float pi0_f16_to_f32(uint16_t x);
 
 /* ---- devices ---------------------------------------------------------------------- */
 

@@ -18,6 +18,7 @@
 
 #include "pi0_status.h"
 #include "pi0_weights.h"
+#include "safetensors.h"
 #include "rng.h"
 
 // ---- sizes ------------------------------------------------------------------------
@@ -256,40 +257,8 @@ static void kind_params(const spec *s, float *center, float *a) {
     }
 }
 
-static uint16_t f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
-}
-
-static uint16_t f32_to_f16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000, e = (x >> 23) & 0xff, m = x & 0x7fffff;
-    if (e == 0xff) return (uint16_t)(sign | 0x7c00 | (m ? 0x200 : 0));
-    int32_t ne = (int32_t)e - 127 + 15;
-    if (ne >= 0x1f) return (uint16_t)(sign | 0x7c00);
-    if (ne <= 0) { /* subnormal or zero, round to nearest even */
-        if (ne < -10) return (uint16_t)sign;
-        m |= 0x800000;
-        int shift = 14 - ne;
-        uint32_t h = m >> shift, rem = m & ((1u << shift) - 1), mid = 1u << (shift - 1);
-        if (rem > mid || (rem == mid && (h & 1))) h++;
-        return (uint16_t)(sign | h);
-    }
-    uint32_t h = ((uint32_t)ne << 10) | (m >> 13), rem = m & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
-        h++; /* a carry into the exponent is right */
-    return (uint16_t)(sign | h);
-}
-
 // ---- writing ----------------------------------------------------------------------
 
-static size_t esize(pi0_dtype d) {
-    return d == PI0_F32 ? 4 : 2;
-}
 static int64_t numel(const spec *s) {
     int64_t n = 1;
     for (int d = 0; d < s->ndim; d++)
@@ -297,9 +266,6 @@ static int64_t numel(const spec *s) {
     return n;
 }
 
-static const char *dname(pi0_dtype d) {
-    return d == PI0_F32 ? "F32" : d == PI0_BF16 ? "BF16" : "F16";
-}
 
 /* Header JSON for specs [lo, hi), offsets relative to their own data section, padded with
  * spaces to a multiple of 8 (as the reference writer does). Caller frees. */
@@ -313,10 +279,10 @@ static char *make_header(spec *v, int lo, int hi, size_t *len) {
     for (int i = lo; i < hi; i++) {
         spec *s = &v[i];
         s->begin = off;
-        s->end = off + (uint64_t)numel(s) * esize(s->dtype);
+        s->end = off + (uint64_t)numel(s) * pi0_dtype_size(s->dtype);
         off = s->end;
         o += (size_t)snprintf(h + o, cap - o, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", s->name,
-                              dname(s->dtype));
+                              pi0_st_dtype_name(s->dtype));
         for (int d = 0; d < s->ndim; d++)
             o += (size_t)snprintf(h + o, cap - o, "%s%lld", d ? "," : "",
                                   (long long)s->shape[d]);
@@ -371,10 +337,10 @@ static int write_file(const char *path, spec *v, int lo, int hi, uint64_t seed) 
             } else {
                 if (s->dtype == PI0_BF16)
                     for (size_t j = 0; j < n; j++)
-                        hb[j] = f32_to_bf16(buf[j]);
+                        hb[j] = pi0_f32_to_bf16(buf[j]);
                 else
                     for (size_t j = 0; j < n; j++)
-                        hb[j] = f32_to_f16(buf[j]);
+                        hb[j] = pi0_f32_to_f16(buf[j]);
                 rc = write_all(fp, hb, n * 2, tmp);
             }
             left -= (int64_t)n;
@@ -570,15 +536,15 @@ int main(int argc, char **argv) {
     uint64_t params = 0, bytes = 0;
     for (int i = 0; i < l.n; i++) {
         params += (uint64_t)numel(&l.v[i]);
-        bytes += (uint64_t)numel(&l.v[i]) * esize(l.v[i].dtype);
+        bytes += (uint64_t)numel(&l.v[i]) * pi0_dtype_size(l.v[i].dtype);
     }
     if (list_only) {
         for (int i = 0; i < l.n; i++) {
             const spec *s = &l.v[i];
-            printf("%s %s [", s->name, dname(s->dtype));
+            printf("%s %s [", s->name, pi0_st_dtype_name(s->dtype));
             for (int d = 0; d < s->ndim; d++)
                 printf("%s%lld", d ? ", " : "", (long long)s->shape[d]);
-            printf("] %llu\n", (unsigned long long)((uint64_t)numel(s) * esize(s->dtype)));
+            printf("] %llu\n", (unsigned long long)((uint64_t)numel(s) * pi0_dtype_size(s->dtype)));
         }
         printf("total: %d tensors, %llu params, %llu bytes\n", l.n, (unsigned long long)params,
                (unsigned long long)bytes);
@@ -615,7 +581,7 @@ int main(int argc, char **argv) {
                               "{\n  \"metadata\": {\"total_size\": %llu},\n  \"weight_map\": {",
                               (unsigned long long)bytes);
         for (int i = 0; i < l.n && !rc; i++) {
-            acc += (uint64_t)numel(&l.v[i]) * esize(l.v[i].dtype);
+            acc += (uint64_t)numel(&l.v[i]) * pi0_dtype_size(l.v[i].dtype);
             int last = i == l.n - 1;
             int remaining_tensors = l.n - 1 - i, remaining_shards = (int)shards - 1 - k;
             if (last || (acc >= per * (uint64_t)(k + 1) && remaining_shards > 0) ||

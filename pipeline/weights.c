@@ -107,35 +107,7 @@ static int parse_json_file(const char *path, cJSON **out) {
     return 0;
 }
 
-// ---- dtype conversion -------------------------------------------------------------
-
-static float bf16_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static float f16_f32(uint16_t h) {
-    uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 0x1f, m = h & 0x3ff, u;
-    if (e == 0x1f)
-        u = s | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0); /* inf / quiet nan */
-    else if (e)
-        u = s | ((e + 112) << 23) | (m << 13);
-    else if (!m)
-        u = s;
-    else { /* subnormal: renormalize */
-        e = 113;
-        while (!(m & 0x400)) {
-            m <<= 1;
-            e--;
-        }
-        u = s | (e << 23) | ((m & 0x3ff) << 13);
-    }
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
+// ---- tensors ----------------------------------------------------------------------
 
 int64_t pi0_tensor_numel(const pi0_tensor *t) {
     int64_t n = 1;
@@ -145,7 +117,7 @@ int64_t pi0_tensor_numel(const pi0_tensor *t) {
 }
 
 size_t pi0_tensor_nbytes(const pi0_tensor *t) {
-    return (size_t)pi0_tensor_numel(t) * (t->dtype == PI0_F32 ? 4u : 2u);
+    return (size_t)pi0_tensor_numel(t) * pi0_dtype_size(t->dtype);
 }
 
 int pi0_tensor_to_f32(const pi0_tensor *t, int64_t first, int64_t n, float *out) {
@@ -163,14 +135,14 @@ int pi0_tensor_to_f32(const pi0_tensor *t, int64_t first, int64_t n, float *out)
         for (int64_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, p + (first + i) * 2, 2);
-            out[i] = bf16_f32(h);
+            out[i] = pi0_bf16_to_f32(h);
         }
         break;
     case PI0_F16:
         for (int64_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, p + (first + i) * 2, 2);
-            out[i] = f16_f32(h);
+            out[i] = pi0_f16_to_f32(h);
         }
         break;
     default:

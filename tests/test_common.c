@@ -1,5 +1,6 @@
 /* test_common.c — the status table and per-thread error details. */
 #include "harness.h"
+#include "pi0_dtype.h"
 #include "pi0_status.h"
 
 static void test_strerror_names_every_code(void) {
@@ -18,10 +19,38 @@ static void test_errorf_keeps_detail_and_status(void) {
     CHECK_EQ_STR(pi0_last_error(), "success");
 }
 
+/* f16 <-> f32: every finite or infinite half survives the round trip; rounding cases
+ * checked by hand (ties to even, overflow to Inf, subnormals). */
+static void test_f16_conversions(void) {
+    int bad = 0;
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        int nan = (h & 0x7c00) == 0x7c00 && (h & 0x3ff);
+        float f = pi0_f16_to_f32((uint16_t)h);
+        if (nan ? !isnan(f) || !isnan(pi0_f16_to_f32(pi0_f32_to_f16(f)))
+                : pi0_f32_to_f16(f) != h)
+            bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK_EQ_INT(pi0_f32_to_f16(1.0f), 0x3c00);
+    CHECK_EQ_INT(pi0_f32_to_f16(-2.0f), 0xc000);
+    CHECK_EQ_INT(pi0_f32_to_f16(65504.0f), 0x7bff);              /* largest half */
+    CHECK_EQ_INT(pi0_f32_to_f16(65520.0f), 0x7c00);              /* tie above it: Inf */
+    CHECK_EQ_INT(pi0_f32_to_f16(1.0f + 0x1p-11f), 0x3c00);       /* tie: to even */
+    CHECK_EQ_INT(pi0_f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02);   /* tie: to even (up) */
+    CHECK_EQ_INT(pi0_f32_to_f16(0x1p-24f), 0x0001);              /* smallest subnormal */
+    CHECK_EQ_INT(pi0_f32_to_f16(0x1p-25f), 0x0000);              /* tie with 0: to even */
+    CHECK_EQ_INT(pi0_f32_to_f16(3 * 0x1p-26f), 0x0001);
+    CHECK_EQ_INT(pi0_f32_to_f16(-INFINITY), 0xfc00);
+    CHECK(isnan(pi0_f16_to_f32(pi0_f32_to_f16(NAN))));
+    CHECK_EQ_INT(pi0_dtype_size(PI0_BF16), 2);
+    CHECK_EQ_STR(pi0_dtype_name(PI0_F16), "f16");
+}
+
 int main(int argc, char **argv) {
     static const pi0_test tests[] = {
         TEST(test_strerror_names_every_code),
         TEST(test_errorf_keeps_detail_and_status),
+        TEST(test_f16_conversions),
     };
     return pi0_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }
