@@ -415,6 +415,7 @@ int pi0_model_load(const char *dir, const pi0_model_opts *opts, pi0_model **out)
     if ((rc = pi0_dev_open(o.backend ? o.backend : "cpu", &dopts, &m->dev))) goto fail;
     if ((rc = pi0_stream_create(m->dev, &m->sa))) goto fail;
     if ((rc = pi0_stream_create(m->dev, &m->sb))) goto fail;
+    if ((rc = pi0_event_create(m->dev, &m->vis_done))) goto fail;
     if ((rc = load_weights(m, &pb))) goto fail;
     if ((rc = precompute_cond(m))) goto fail;
     if (pb.err) {
@@ -458,14 +459,15 @@ int pi0_model_destroy(pi0_model *m) {
     if (m->sa) pi0_stream_sync(m->sa);
     if (m->sb) pi0_stream_sync(m->sb);
     const pi0_config *c = &m->cfg;
-    pi0_buf *bufs[] = {m->params,   m->cond, m->pos,         m->patches,    m->vh,     m->vx,
-                       m->vq,       m->vk,   m->vv,          m->va,         m->vm,     m->ph,
-                       m->px,       m->pq,   m->pa,          m->pg,         m->pu,     m->ids,
-                       m->vis_copy, m->xt,   m->vt,          m->state,      m->st_tok, m->ai,
-                       m->et,       m->eh,   m->ex,          m->eo,         m->eq,     m->ea,
-                       m->eg,       m->eu,   m->slots[0].kv, m->slots[1].kv};
+    pi0_buf *bufs[] = {m->params, m->cond,   m->pos, m->patches, m->vh,       m->vx, m->vq,
+                       m->vk,     m->vv,     m->va,  m->vm,      m->ph,       m->px, m->pq,
+                       m->pa,     m->pg,     m->pu,  m->ids,     m->vis_copy, m->xt, m->vt,
+                       m->state,  m->st_tok, m->ai,  m->et,      m->eh,       m->ex, m->eo,
+                       m->eq,     m->ea,     m->eg,  m->eu};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         pi0_buf_free(bufs[i]);
+    for (int i = 0; i < PI0_PREFIX_SLOTS; i++)
+        pi0_buf_free(m->slots[i].kv);
     pi0_weight_destroy(m->patch.w);
     if (m->vis) {
         for (int l = 0; l < c->vision.depth; l++) {
@@ -491,6 +493,7 @@ int pi0_model_destroy(pi0_model *m) {
                         m->time_out.w};
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
         pi0_weight_destroy(hs[i]);
+    pi0_event_destroy(m->vis_done);
     pi0_stream_destroy(m->sa);
     pi0_stream_destroy(m->sb);
     pi0_dev_close(m->dev);
@@ -639,12 +642,13 @@ int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefix **out,
     if (!rc && m->keep_vision && n_cams)
         rc = pi0_dev_copy(m->sa, m->vis_copy, 0, m->ph, 0,
                           (size_t)n_cams * (size_t)c->n_patches * (size_t)c->vlm.width * 4);
-    int src = pi0_stream_sync(m->sa);
-    if (!rc) rc = src;
-    m->vis_rows = n_cams * c->n_patches;
-    double t2 = now_ms();
+    /* the vision/prefix split of the timing comes from an event: the prefix is enqueued
+     * behind the vision without waiting for it, and only the host waits at the event */
+    if (!rc) rc = pi0_event_record(m->vis_done, m->sa);
     if (!rc) rc = pi0__prefix_forward(m, p, n_cams * c->n_patches, n_tok);
-    src = pi0_stream_sync(m->sa);
+    pi0_event_sync(m->vis_done); /* at once when not recorded */
+    double t2 = now_ms();
+    int src = pi0_stream_sync(m->sa);
     if (!rc) rc = src;
     double t3 = now_ms();
     if (rc) {
@@ -652,6 +656,7 @@ int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefix **out,
         return rc;
     }
     p->n_cams = n_cams;
+    m->vis_rows = n_cams * c->n_patches;
     if (timing) {
         timing->preprocess_ms = t1 - t0;
         timing->vision_ms = t2 - t1;
@@ -681,13 +686,14 @@ static int check_slot(const pi0_model *m, const pi0_prefix *p) {
     return PI0_OK;
 }
 
-static int upload_state(pi0_model *m, const float *state) {
+/* π0: uploads the caller's state (read before the caller's sync: the API functions sync
+ * before returning) and enqueues the state token's per-denoise work on slot p. */
+static int begin_state(pi0_model *m, pi0_prefix *p, const float *state) {
     const pi0_config *c = &m->cfg;
     if (c->pi05) return PI0_OK;
     if (!state) return pi0_errorf(PI0_EINVAL, "π0 needs a state vector (got NULL)");
-    memcpy(m->h_state, state, (size_t)c->state_dim * sizeof(float));
-    PI0__TRY(pi0_dev_upload(m->sb, m->state, 0, m->h_state, (size_t)c->state_dim * 4));
-    return pi0__expert_begin(m);
+    PI0__TRY(pi0_dev_upload(m->sb, m->state, 0, state, (size_t)c->state_dim * 4));
+    return pi0__expert_begin(m, p);
 }
 
 int pi0_model_denoise(pi0_model *m, const pi0_prefix *pc, const float *state,
@@ -698,12 +704,12 @@ int pi0_model_denoise(pi0_model *m, const pi0_prefix *pc, const float *state,
     const pi0_config *c = &m->cfg;
     size_t HA = (size_t)c->action_horizon * (size_t)c->action_dim;
     double t0 = now_ms();
-    if (noise)
-        memcpy(m->h_noise, noise, HA * sizeof(float));
-    else
+    if (!noise) {
         draw_noise(m, m->h_noise, HA);
-    int rc = upload_state(m, state);
-    if (!rc) rc = pi0_dev_upload(m->sb, m->xt, 0, m->h_noise, HA * 4);
+        noise = m->h_noise;
+    }
+    int rc = begin_state(m, p, state);
+    if (!rc) rc = pi0_dev_upload(m->sb, m->xt, 0, noise, HA * 4);
     pi0_mat xt = pi0_mat_f32(m->xt, 0, c->action_horizon, c->action_dim);
     pi0_mat vt = pi0_mat_f32(m->vt, 0, c->action_horizon, c->action_dim);
     float dt = -1.0f / (float)m->num_steps;
@@ -731,10 +737,10 @@ int pi0_model_velocity(pi0_model *m, const pi0_prefix *pc, const float *state, c
         return pi0_errorf(PI0_ERANGE, "step %d outside [0, %d)", step, m->num_steps);
     const pi0_config *c = &m->cfg;
     size_t HA = (size_t)c->action_horizon * (size_t)c->action_dim;
-    memcpy(m->h_noise, x_t, HA * sizeof(float));
-    int rc = upload_state(m, state);
-    if (!rc) rc = pi0_dev_upload(m->sb, m->xt, 0, m->h_noise, HA * 4);
-    if (!rc) rc = pi0__expert_velocity(m, (pi0_prefix *)pc, step);
+    pi0_prefix *p = (pi0_prefix *)pc; /* only its suffix tail rows are written */
+    int rc = begin_state(m, p, state);
+    if (!rc) rc = pi0_dev_upload(m->sb, m->xt, 0, x_t, HA * 4);
+    if (!rc) rc = pi0__expert_velocity(m, p, step);
     if (!rc) rc = pi0_dev_download(m->sb, v, m->vt, 0, HA * 4);
     int src = pi0_stream_sync(m->sb);
     return rc ? rc : src;

@@ -64,6 +64,7 @@ struct pi0_model {
 
     pi0_dev *dev;
     pi0_stream *sa, *sb; /* stage A (encode) and stage B (denoise) streams */
+    pi0_event *vis_done; /* on sa: the vision of the current encode completed (timing) */
     pi0_buf *params;     /* every small f32 vector (norms, biases, pos_emb) */
 
     /* ---- vision ---- */
@@ -110,18 +111,18 @@ struct pi0_model {
     /* ---- stage B activations ---- */
     pi0_buf *xt, *vt;      /* [H, A] */
     pi0_buf *state;        /* [1, state_dim] (π0) */
-    pi0_buf *st_tok;       /* [1, E] (π0) */
+    pi0_buf *st_tok;       /* [1, E] (π0): the state token's hidden state */
     pi0_buf *ai, *et;      /* [H, E] */
     pi0_buf *eh, *ex, *eo; /* [S, E] */
     pi0_buf *eq, *ea;      /* [S, Hd] */
     pi0_buf *eg, *eu;      /* [S, expert mlp] */
-    float *h_state;        /* host staging [state_dim] */
-    float *h_noise;        /* host staging [H, A] */
+    float *h_state;        /* unused (the state is uploaded from the caller's pointer) */
+    float *h_noise;        /* default noise [H, A] (draw_noise) */
 
     /* ---- slots and noise ---- */
     pthread_mutex_t lock;
     pi0_prefix slots[PI0_PREFIX_SLOTS];
-    pi0__rng rng;    /* default noise, xoshiro256** (stage B only) */
+    pi0__rng rng; /* default noise, xoshiro256** (stage B only) */
 };
 
 /* Byte offset of layer l's K (which = 0) or V (which = 1) in a slot's kv buffer. */
@@ -164,10 +165,11 @@ int pi0__vision_forward(pi0_model *m, int n_cams);
  * [n_img, n_img + n_tok), then runs the Gemma prefix over the n = n_img + n_tok compact
  * tokens, leaving K/V in slot p. Enqueued on m->sa. */
 int pi0__prefix_forward(pi0_model *m, pi0_prefix *p, int n_img, int n_tok);
-/* expert.c: one velocity evaluation v(m->xt, t_step) into m->vt (needs m->st_tok for
- * π0). Enqueued on m->sb. */
+/* expert.c: one velocity evaluation v(m->xt, t_step) into m->vt over the H action rows
+ * (π0: needs pi0__expert_begin on the same slot first). Enqueued on m->sb. */
 int pi0__expert_velocity(pi0_model *m, pi0_prefix *p, int step);
-/* expert.c: per-denoise setup (π0: state token from m->state). Enqueued on m->sb. */
-int pi0__expert_begin(pi0_model *m);
+/* expert.c: per-denoise setup. π0: the state token (from m->state) through every expert
+ * layer once, its K/V into slot p's cache row n_valid; π0.5: nothing. Enqueued on m->sb. */
+int pi0__expert_begin(pi0_model *m, pi0_prefix *p);
 
 #endif /* PI0_MODEL_INTERNAL_H */

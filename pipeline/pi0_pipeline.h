@@ -91,7 +91,10 @@ typedef struct pi0_observation {
 typedef struct pi0_timing {
     double preprocess_ms; /* resize + pad + patchify on the host (the async upload
                              is counted in vision_ms) */
-    double vision_ms;     /* SigLIP + projector over the valid cameras */
+    double vision_ms;     /* SigLIP + projector over the valid cameras (until the host
+                             sees an event after them: the prefix is queued behind the
+                             vision without a sync, so a late wake-up of the host
+                             counts part of the prefix here) */
     double prefix_ms;     /* embedding + Gemma prefix → KV cache */
     double denoise_ms;    /* num_steps expert passes + Euler + chunk download */
     double total_ms;      /* wall time of this call (encode: preprocess + vision +
@@ -118,8 +121,9 @@ PI0_API int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefi
  * it from the model's generator: xoshiro256** seeded with splitmix64(opts.seed),
  * Box–Muller, row-major) and writes the normalized chunk [horizon, action_dim] to `chunk`.
  * state: [state_dim] normalized, zero-padded (π0; ignored and may be NULL for π0.5).
- * Blocks until the chunk is written. `timing` may be NULL; fills denoise/total. The slot
- * stays held (denoise may be repeated on it) until pi0_prefix_release. */
+ * Blocks until the chunk is written; state and noise are read (uploaded from these
+ * pointers, no copy kept) before it returns. `timing` may be NULL; fills denoise/total.
+ * The slot stays held (denoise may be repeated on it) until pi0_prefix_release. */
 PI0_API int pi0_model_denoise(pi0_model *m, const pi0_prefix *p, const float *state,
                               const float *noise, float *chunk, pi0_timing *timing);
 
@@ -151,7 +155,8 @@ PI0_API int pi0_prefix_read_kv(pi0_model *m, const pi0_prefix *p, int layer, flo
  * encode); else PI0_ENOTSUP. Stage-A thread. */
 PI0_API int pi0_model_read_vision(pi0_model *m, float *out, size_t cap_floats, int *n_rows);
 /* One velocity evaluation v(x_t, t) with t = 1 − step/num_steps, x_t [horizon,
- * action_dim] → v [horizon, action_dim]. Stage-B thread. */
+ * action_dim] → v [horizon, action_dim]. Blocks; state and x_t are read before it
+ * returns. Stage-B thread. */
 PI0_API int pi0_model_velocity(pi0_model *m, const pi0_prefix *p, const float *state,
                                const float *x_t, int step, float *v);
 
