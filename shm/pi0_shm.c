@@ -74,7 +74,7 @@ struct pi0__hdr {
     uint32_t msg_version;    /*  36 PI0_MSG_VERSION of the message type */
     uint64_t slots_offset;   /*  40 */
     uint64_t waiters_offset; /*  48 page-aligned, one page */
-    uint32_t flags;          /*  56 enum pi0_topic_flags */
+    uint32_t flags;          /*  56 enum pi0_topic_flags of the creator (informational) */
     uint32_t reserved0;      /*  60 */
     char type_name[32];      /*  64 NUL-terminated */
     char topic[64];          /*  96 NUL-terminated */
@@ -83,7 +83,7 @@ struct pi0__hdr {
     _Atomic int32_t pid;                    /* 200 */
     _Atomic uint32_t epoch;                 /* 204 1, 2, ... one per publisher start */
     _Atomic uint64_t start_time;            /* 208 /proc/<pid>/stat field 22 */
-    _Atomic uint64_t created_ns;            /* 216 when this epoch started */
+    uint64_t reserved2;                     /* 216 (was a start timestamp; never read) */
     /* producer line: only the publisher writes it */
     alignas(64) _Atomic uint64_t head; /* 256 samples committed = next sequence */
     _Atomic uint32_t futex;            /* 264 low 32 bits of head, the futex word */
@@ -170,40 +170,33 @@ static void payload_copy(void *dst, const void *src, size_t n, int into_slot) {
 
 // ---- names ----
 
-static int type_name_check(const char *t) {
+/* Checks a NUL-terminated name: 1..max characters of [A-Za-z0-9_.] (plus '-' when
+ * allow_dash). `what` names it in the message ("type name", "topic"). */
+static int name_check(const char *what, const char *s, size_t max, int allow_dash) {
     size_t n = 0;
-    for (; t[n]; n++) {
-        char c = t[n];
+    for (; s[n]; n++) {
+        char c = s[n];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.'))
-            return pi0_errorf(PI0_EINVAL,
-                              "type name \"%.40s\": character 0x%02x not in "
-                              "[A-Za-z0-9_.]",
-                              t, (unsigned char)c);
-        if (n >= PI0_TYPE_NAME_MAX)
-            return pi0_errorf(PI0_EINVAL, "type name \"%.40s...\": longer than %d", t,
-                              PI0_TYPE_NAME_MAX);
+              c == '_' || c == '.' || (allow_dash && c == '-')))
+            return pi0_errorf(PI0_EINVAL, "%s \"%.70s\": character 0x%02x not in %s", what, s,
+                              (unsigned char)c,
+                              allow_dash ? "[A-Za-z0-9_.-]" : "[A-Za-z0-9_.]");
+        if (n >= max)
+            return pi0_errorf(PI0_EINVAL, "%s \"%.70s...\": longer than %zu characters", what,
+                              s, max);
     }
-    if (n == 0) return pi0_errorf(PI0_EINVAL, "type name is empty");
+    if (n == 0) return pi0_errorf(PI0_EINVAL, "%s is empty", what);
     return 0;
+}
+
+static int type_name_check(const char *t) {
+    return name_check("type name", t, PI0_TYPE_NAME_MAX, 0);
 }
 
 int pi0_topic_name_check(const char *topic) {
     if (!topic) return pi0_errorf(PI0_EINVAL, "topic name is NULL");
-    size_t n = 0;
-    for (; topic[n]; n++) {
-        char c = topic[n];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == '-'))
-            return pi0_errorf(PI0_EINVAL,
-                              "topic \"%.70s\": character 0x%02x not in "
-                              "[A-Za-z0-9_.-]",
-                              topic, (unsigned char)c);
-        if (n >= PI0_TOPIC_NAME_MAX)
-            return pi0_errorf(PI0_EINVAL, "topic \"%.70s...\": longer than %d characters",
-                              topic, PI0_TOPIC_NAME_MAX);
-    }
-    if (n == 0) return pi0_errorf(PI0_EINVAL, "topic name is empty");
+    int st = name_check("topic", topic, PI0_TOPIC_NAME_MAX, 1);
+    if (st) return st;
     if (topic[0] == '.') return pi0_errorf(PI0_EINVAL, "topic \"%s\": starts with '.'", topic);
     return 0;
 }
@@ -259,6 +252,21 @@ static int publisher_lock_take(int fd) {
     return fcntl(fd, F_OFD_SETLK, &fl);
 }
 
+/* Takes the publisher lock of `topic`'s segment fd: 0, or PI0_EBUSY naming the pid of the
+ * live publisher that holds it, or PI0_EIO. */
+static int lock_or_busy(int fd, const char *topic) {
+    if (publisher_lock_take(fd) == 0) return 0;
+    int e = errno;
+    if (e != EAGAIN && e != EACCES)
+        return pi0_errorf(PI0_EIO, "topic %s: lock: %s", topic, strerror(e));
+    struct pi0__hdr tmp;
+    int32_t pid = 0;
+    if (pread(fd, &tmp, sizeof tmp, 0) == (ssize_t)sizeof tmp)
+        pid = atomic_load_explicit(&tmp.pid, memory_order_relaxed);
+    return pi0_errorf(PI0_EBUSY, "topic %s: a live publisher (pid %d) holds it", topic,
+                      (int)pid);
+}
+
 typedef struct ident {
     int32_t pid;
     uint32_t epoch;
@@ -287,7 +295,7 @@ static ident ident_read(const struct pi0__hdr *h) {
 // ---- header validation (subscriber side: everything is untrusted) ----
 
 typedef struct layout {
-    uint32_t slot_count, slot_size, payload_max, msg_version, flags;
+    uint32_t slot_count, slot_size, payload_max, msg_version;
     uint64_t slots_offset, waiters_offset, segment_size;
     char type_name[PI0_TYPE_NAME_MAX + 1];
 } layout;
@@ -301,114 +309,103 @@ static size_t known_type_min(const char *type) {
     return 0;
 }
 
-static int layout_compute(const char *topic, const pi0_pub_opts *o, layout *l) {
+/* Computes the layout of a topic created with options *o, or returns `err` (PI0_EINVAL for
+ * a publisher's options, PI0_EFORMAT for a segment header's fields) naming what is wrong.
+ * The one place the layout rules live: publishers create with it, subscribers and
+ * restarting publishers check headers against it. */
+static int layout_compute(const char *topic, const pi0_pub_opts *o, int err, layout *l) {
     memset(l, 0, sizeof *l);
     const char *type = o->type_name ? o->type_name : PI0_TYPE_RAW;
     int st = type_name_check(type);
+    if (st && err != PI0_EINVAL) st = pi0_errorf(err, "topic %s: garbage type name", topic);
     if (st) return st;
     uint32_t count = o->slot_count ? o->slot_count : 8;
     if (count < 2 || count > PI0_SHM_SLOTS_MAX || (count & (count - 1)))
-        return pi0_errorf(PI0_EINVAL, "topic %s: slot_count %u is not a power of two in 2..%u",
-                          topic, count, PI0_SHM_SLOTS_MAX);
+        return pi0_errorf(err, "topic %s: slot_count %u is not a power of two in 2..%u", topic,
+                          count, PI0_SHM_SLOTS_MAX);
     if (o->payload_max == 0 || o->payload_max > PI0_SHM_PAYLOAD_MAX)
-        return pi0_errorf(PI0_EINVAL, "topic %s: payload_max %u not in 1..%u", topic,
-                          o->payload_max, PI0_SHM_PAYLOAD_MAX);
+        return pi0_errorf(err, "topic %s: payload_max %u not in 1..%u", topic, o->payload_max,
+                          PI0_SHM_PAYLOAD_MAX);
     size_t min = known_type_min(type);
     if (o->payload_max < min)
-        return pi0_errorf(PI0_EINVAL, "topic %s: payload_max %u < %zu bytes of a %s", topic,
+        return pi0_errorf(err, "topic %s: payload_max %u < %zu bytes of a %s", topic,
                           o->payload_max, min, type);
     if (o->flags & ~(uint32_t)PI0_TOPIC_GROUP_READ)
-        return pi0_errorf(PI0_EINVAL, "topic %s: unknown flags 0x%x", topic, o->flags);
+        return pi0_errorf(err, "topic %s: unknown flags 0x%x", topic, o->flags);
     l->slot_count = count;
     l->payload_max = o->payload_max;
     l->slot_size = (uint32_t)round_up(PI0__SLOT_HDR + (uint64_t)o->payload_max, 64);
     l->msg_version = PI0_MSG_VERSION;
-    l->flags = o->flags;
     l->slots_offset = PI0__PAGE;
+    /* all factors are bounded above, so this cannot overflow 64 bits */
     l->waiters_offset = round_up(l->slots_offset + (uint64_t)count * l->slot_size, PI0__PAGE);
     l->segment_size = l->waiters_offset + PI0__PAGE;
     if (l->segment_size > PI0__SEG_MAX)
-        return pi0_errorf(PI0_EINVAL, "topic %s: %u slots of %u bytes exceed %llu GiB", topic,
-                          count, l->slot_size, PI0__SEG_MAX >> 30);
+        return pi0_errorf(err, "topic %s: %u slots of %u bytes exceed %llu GiB", topic, count,
+                          l->slot_size, PI0__SEG_MAX >> 30);
     snprintf(l->type_name, sizeof l->type_name, "%s", type);
     return 0;
+}
+
+static int layout_matches(const layout *a, const layout *b) {
+    return a->slot_count == b->slot_count && a->slot_size == b->slot_size &&
+           a->payload_max == b->payload_max && a->msg_version == b->msg_version &&
+           a->segment_size == b->segment_size && !strcmp(a->type_name, b->type_name);
 }
 
 /* Validates a mapped header of `size` bytes; fills *l. `topic` is the expected name. */
 static int header_validate(const char *topic, const struct pi0__hdr *h, uint64_t size,
                            layout *l) {
-    const char *path = topic;
     if (size < PI0__PAGE)
-        return pi0_errorf(PI0_EFORMAT, "topic %s: segment truncated (%llu bytes)", path,
+        return pi0_errorf(PI0_EFORMAT, "topic %s: segment truncated (%llu bytes)", topic,
                           (unsigned long long)size);
     /* acquire: pairs with the creator's release store of magic, so every layout field
      * read below was written before it (they are never written again) */
     uint64_t magic = atomic_load_explicit(&h->magic, memory_order_acquire);
     if (magic != PI0__MAGIC)
         return pi0_errorf(PI0_EFORMAT, "topic %s: bad magic 0x%016llx (not a pi0rt topic)",
-                          path, (unsigned long long)magic);
+                          topic, (unsigned long long)magic);
     if (h->abi_version != PI0_SHM_ABI_VERSION)
         return pi0_errorf(PI0_EVERSION,
-                          "topic %s: segment ABI version %u, this library "
-                          "speaks %u",
-                          path, h->abi_version, PI0_SHM_ABI_VERSION);
-    memset(l, 0, sizeof *l);
-    l->slot_count = h->slot_count;
-    l->slot_size = h->slot_size;
-    l->payload_max = h->payload_max;
-    l->msg_version = h->msg_version;
-    l->flags = h->flags;
-    l->slots_offset = h->slots_offset;
-    l->waiters_offset = h->waiters_offset;
-    l->segment_size = h->segment_size;
-    if (h->header_size != PI0__PAGE || l->slots_offset != PI0__PAGE)
+                          "topic %s: segment ABI version %u, this library speaks %u", topic,
+                          h->abi_version, PI0_SHM_ABI_VERSION);
+    if (!memchr(h->type_name, 0, sizeof h->type_name) || !memchr(h->topic, 0, sizeof h->topic))
+        return pi0_errorf(PI0_EFORMAT, "topic %s: type or topic name not terminated", topic);
+    if (strcmp(h->topic, topic))
+        return pi0_errorf(PI0_EFORMAT, "topic %s: segment names topic \"%.63s\"", topic,
+                          h->topic);
+    if (h->slot_count == 0) /* layout_compute would read 0 as "the default" */
+        return pi0_errorf(PI0_EFORMAT, "topic %s: slot count 0", topic);
+    /* a private, terminated copy: the shared bytes may change under us */
+    char type[sizeof h->type_name];
+    memcpy(type, h->type_name, sizeof type);
+    type[sizeof type - 1] = 0;
+    /* The header must be exactly what a publisher with these options creates. */
+    pi0_pub_opts o = {type, h->payload_max, h->slot_count, 0};
+    int st = layout_compute(topic, &o, PI0_EFORMAT, l);
+    if (st) return st;
+    if (known_type_min(l->type_name) && h->msg_version != PI0_MSG_VERSION)
+        return pi0_errorf(PI0_EVERSION,
+                          "topic %s: %s message version %u, this library speaks %u", topic,
+                          l->type_name, h->msg_version, PI0_MSG_VERSION);
+    l->msg_version = h->msg_version; /* any version of a type we do not decode */
+    layout have = *l;
+    have.slot_size = h->slot_size;
+    have.segment_size = h->segment_size;
+    if (!layout_matches(&have, l) || h->header_size != PI0__PAGE ||
+        h->slots_offset != l->slots_offset || h->waiters_offset != l->waiters_offset)
         return pi0_errorf(PI0_EFORMAT,
-                          "topic %s: header size %u / slots offset %llu, "
-                          "expected %u",
-                          path, h->header_size, (unsigned long long)l->slots_offset, PI0__PAGE);
-    if (l->slot_count < 2 || l->slot_count > PI0_SHM_SLOTS_MAX ||
-        (l->slot_count & (l->slot_count - 1)))
-        return pi0_errorf(PI0_EFORMAT,
-                          "topic %s: slot count %u is not a power of two in "
-                          "2..%u",
-                          path, l->slot_count, PI0_SHM_SLOTS_MAX);
-    if (l->payload_max == 0 || l->payload_max > PI0_SHM_PAYLOAD_MAX)
-        return pi0_errorf(PI0_EFORMAT, "topic %s: payload_max %u not in 1..%u", path,
-                          l->payload_max, PI0_SHM_PAYLOAD_MAX);
-    if ((uint64_t)l->slot_size != round_up(PI0__SLOT_HDR + (uint64_t)l->payload_max, 64))
-        return pi0_errorf(PI0_EFORMAT, "topic %s: slot size %u does not fit payload_max %u",
-                          path, l->slot_size, l->payload_max);
-    /* all factors are bounded above, so this cannot overflow 64 bits */
-    uint64_t slots_end = l->slots_offset + (uint64_t)l->slot_count * l->slot_size;
-    if (l->waiters_offset != round_up(slots_end, PI0__PAGE) ||
-        l->segment_size != l->waiters_offset + PI0__PAGE)
-        return pi0_errorf(PI0_EFORMAT,
-                          "topic %s: waiter page at %llu / segment size %llu "
-                          "inconsistent with %u slots of %u bytes",
-                          path, (unsigned long long)l->waiters_offset,
-                          (unsigned long long)l->segment_size, l->slot_count, l->slot_size);
+                          "topic %s: header (header size %u, slot size %u, slots at %llu, "
+                          "waiter page at %llu, %llu bytes) inconsistent with %u slots of "
+                          "payload_max %u",
+                          topic, h->header_size, h->slot_size,
+                          (unsigned long long)h->slots_offset,
+                          (unsigned long long)h->waiters_offset,
+                          (unsigned long long)h->segment_size, l->slot_count, l->payload_max);
     if (l->segment_size != size)
         return pi0_errorf(PI0_EFORMAT,
-                          "topic %s: header says %llu bytes, segment has %llu "
-                          "(truncated?)",
-                          path, (unsigned long long)l->segment_size, (unsigned long long)size);
-    if (!memchr(h->type_name, 0, sizeof h->type_name) || !memchr(h->topic, 0, sizeof h->topic))
-        return pi0_errorf(PI0_EFORMAT, "topic %s: type or topic name not terminated", path);
-    memcpy(l->type_name, h->type_name, sizeof l->type_name);
-    if (type_name_check(l->type_name))
-        return pi0_errorf(PI0_EFORMAT, "topic %s: garbage type name", path);
-    if (strcmp(h->topic, topic))
-        return pi0_errorf(PI0_EFORMAT, "topic %s: segment names topic \"%.63s\"", path,
-                          h->topic);
-    size_t min = known_type_min(l->type_name);
-    if (min && l->msg_version != PI0_MSG_VERSION)
-        return pi0_errorf(PI0_EVERSION,
-                          "topic %s: %s message version %u, this library "
-                          "speaks %u",
-                          path, l->type_name, l->msg_version, PI0_MSG_VERSION);
-    if (l->payload_max < min)
-        return pi0_errorf(PI0_EFORMAT, "topic %s: payload_max %u < %zu bytes of a %s", path,
-                          l->payload_max, min, l->type_name);
+                          "topic %s: header says %llu bytes, segment has %llu (truncated?)",
+                          topic, (unsigned long long)l->segment_size, (unsigned long long)size);
     return 0;
 }
 
@@ -446,7 +443,6 @@ static void ident_write(struct pi0__hdr *h, uint32_t epoch) {
     atomic_store_explicit(&h->pid, (int32_t)getpid(), PI0__ORD_DEKKER);
     atomic_store_explicit(&h->start_time, self_start_time(), PI0__ORD_DEKKER);
     atomic_store_explicit(&h->epoch, epoch, PI0__ORD_DEKKER);
-    atomic_store_explicit(&h->created_ns, (uint64_t)mono_ns(), memory_order_relaxed);
     /* release: the fields above are visible to whoever acquires the even value */
     atomic_store_explicit(&h->ident_seq, s + 2, memory_order_release);
 }
@@ -468,7 +464,7 @@ static int pub_map(pi0_pub *p, const layout *l) {
 }
 
 /* Fresh segment: we created it (O_EXCL) and hold its lock. */
-static int pub_init_fresh(pi0_pub *p, const layout *l) {
+static int pub_init_fresh(pi0_pub *p, const layout *l, uint32_t flags) {
     if (ftruncate(p->fd, (off_t)l->segment_size) < 0)
         return pi0_errorf(PI0_EIO, "topic %s: ftruncate %llu bytes: %s", p->topic,
                           (unsigned long long)l->segment_size, strerror(errno));
@@ -484,7 +480,7 @@ static int pub_init_fresh(pi0_pub *p, const layout *l) {
     h->msg_version = l->msg_version;
     h->slots_offset = l->slots_offset;
     h->waiters_offset = l->waiters_offset;
-    h->flags = l->flags;
+    h->flags = flags;
     snprintf(h->type_name, sizeof h->type_name, "%s", l->type_name);
     snprintf(h->topic, sizeof h->topic, "%s", p->topic);
     p->epoch = 1;
@@ -513,12 +509,6 @@ static int pub_init_restart(pi0_pub *p, const layout *l) {
     return 0;
 }
 
-static int layout_matches(const layout *a, const layout *b) {
-    return a->slot_count == b->slot_count && a->slot_size == b->slot_size &&
-           a->payload_max == b->payload_max && a->msg_version == b->msg_version &&
-           a->segment_size == b->segment_size && !strcmp(a->type_name, b->type_name);
-}
-
 int pi0_pub_create(const char *topic, const pi0_pub_opts *opts, pi0_pub **out) {
     if (!out || !opts) return pi0_errorf(PI0_EINVAL, "pi0_pub_create: NULL argument");
     *out = NULL;
@@ -526,7 +516,7 @@ int pi0_pub_create(const char *topic, const pi0_pub_opts *opts, pi0_pub **out) {
     int st = pi0_topic_segment_name(topic, -1, name, sizeof name);
     if (st) return st;
     layout want;
-    if ((st = layout_compute(topic, opts, &want))) return st;
+    if ((st = layout_compute(topic, opts, PI0_EINVAL, &want))) return st;
     mode_t mode = (opts->flags & PI0_TOPIC_GROUP_READ) ? 0640 : 0600;
 
     pi0_pub *p = calloc(1, sizeof *p);
@@ -561,19 +551,7 @@ int pi0_pub_create(const char *topic, const pi0_pub_opts *opts, pi0_pub **out) {
                             name, (unsigned)sb.st_uid, (unsigned)geteuid());
             goto fail;
         }
-        if (publisher_lock_take(p->fd) < 0) {
-            if (errno == EAGAIN || errno == EACCES) {
-                struct pi0__hdr tmp;
-                int32_t pid = 0;
-                if (pread(p->fd, &tmp, sizeof tmp, 0) == (ssize_t)sizeof tmp)
-                    pid = atomic_load_explicit(&tmp.pid, memory_order_relaxed);
-                st = pi0_errorf(PI0_EBUSY, "topic %s: a live publisher (pid %d) holds it",
-                                topic, (int)pid);
-            } else {
-                st = pi0_errorf(PI0_EIO, "topic %s: lock: %s", topic, strerror(errno));
-            }
-            goto fail;
-        }
+        if ((st = lock_or_busy(p->fd, topic))) goto fail;
         /* gc (or a racing publisher) may have unlinked the name between our open and our
          * lock; then this file is orphaned and we start over. */
         if (fstat(p->fd, &sb) < 0 || sb.st_nlink == 0) continue;
@@ -583,7 +561,7 @@ int pi0_pub_create(const char *topic, const pi0_pub_opts *opts, pi0_pub **out) {
             goto fail;
         }
         if (created) {
-            if ((st = pub_init_fresh(p, &want))) goto fail_unlink;
+            if ((st = pub_init_fresh(p, &want, opts->flags))) goto fail_unlink;
             break;
         }
         /* Existing segment, dead publisher (we hold its lock). Reuse it in place when its
@@ -857,14 +835,13 @@ enum { READ_OK = 0, READ_NOT_THERE = 1, READ_TORN = 2 };
 
 /* Reads sample `seq` from its slot: copies it into buf (cap bytes) or, with buf NULL,
  * just checks it is there and fills the view. READ_NOT_THERE when the slot does not hold
- * sample seq (*word_out = what it holds), READ_TORN when it changed while we read. */
-static int read_slot(const pi0_sub *s, uint64_t seq, void *buf, size_t cap, pi0_sample *out,
-                     uint64_t *word_out) {
+ * sample seq, READ_TORN when it changed while we read; <0 (an error) for a corrupt slot or
+ * a sample larger than cap. */
+static int read_slot(const pi0_sub *s, uint64_t seq, void *buf, size_t cap, pi0_sample *out) {
     const struct pi0__slot *slot = sub_slot(s, seq);
     /* acquire: pairs with commit's release store of 2s+2, so the payload and the slot
      * fields of that commit are visible to the loads below */
     uint64_t w1 = atomic_load_explicit(&slot->seq, memory_order_acquire);
-    if (word_out) *word_out = w1;
     if (w1 != 2 * seq + 2) return READ_NOT_THERE;
     uint32_t size = atomic_load_explicit(&slot->size, PI0__ORD_FIELD);
     uint64_t stamp = atomic_load_explicit(&slot->stamp_ns, PI0__ORD_FIELD);
@@ -906,7 +883,7 @@ static int sub_latest(pi0_sub *s, void *buf, size_t cap, pi0_sample *out) {
         uint64_t head = sub_head(s);
         if (head == 0)
             return pi0_errorf(PI0_EAGAIN, "topic %s: nothing published yet", s->topic);
-        int r = read_slot(s, head - 1, buf, cap, out, NULL);
+        int r = read_slot(s, head - 1, buf, cap, out);
         if (r < 0) return r;
         if (r == READ_OK) {
             if (head > s->next_seq) s->next_seq = head;
@@ -940,8 +917,7 @@ static int sub_next(pi0_sub *s, void *buf, size_t cap, pi0_sample *out) {
             s->lost += head - n - s->next_seq;
             s->next_seq = head - n;
         }
-        uint64_t word = 0;
-        int r = read_slot(s, s->next_seq, buf, cap, out, &word);
+        int r = read_slot(s, s->next_seq, buf, cap, out);
         if (r < 0) return r;
         if (r == READ_OK) {
             out->lost = s->lost;
@@ -953,7 +929,6 @@ static int sub_next(pi0_sub *s, void *buf, size_t cap, pi0_sample *out) {
          * overwritten. Skip to the oldest sample that is not about to be overwritten. */
         uint64_t h2 = sub_head(s), skip_to = s->next_seq + 1;
         if (h2 > n - 1 && h2 - (n - 1) > skip_to) skip_to = h2 - (n - 1);
-        (void)word;
         s->lost += skip_to - s->next_seq;
         s->next_seq = skip_to;
     }
@@ -1070,7 +1045,7 @@ int pi0_sub_publisher(pi0_sub *sub, pi0_pub_info *info) {
     info->pid = id.pid;
     info->start_time = id.start_time;
     info->epoch = id.epoch;
-    info->restarted = id.epoch != sub->epoch_seen && !info->reattached;
+    info->restarted = id.epoch != sub->epoch_seen;
     sub->epoch_seen = id.epoch;
     int64_t now = mono_ns();
     uint64_t hb = atomic_load_explicit(&sub->hdr->heartbeat_ns, memory_order_relaxed);
@@ -1080,7 +1055,7 @@ int pi0_sub_publisher(pi0_sub *sub, pi0_pub_info *info) {
     for (int attempt = 0; attempt < 8 && info->head > 0; attempt++) {
         pi0_sample smp;
         uint64_t h = sub_head(sub);
-        if (read_slot(sub, h - 1, NULL, 0, &smp, NULL) == READ_OK) {
+        if (read_slot(sub, h - 1, NULL, 0, &smp) == READ_OK) {
             info->sample_age_ns = now - (int64_t)smp.stamp_ns;
             break;
         }
@@ -1111,14 +1086,9 @@ double pi0_sub_rate_hz(const pi0_sub *sub) {
     uint64_t n = head < sub->l.slot_count ? head : sub->l.slot_count;
     uint64_t lo = UINT64_MAX, hi = 0, count = 0;
     for (uint64_t seq = head - n; seq < head; seq++) {
-        const struct pi0__slot *slot = sub_slot(sub, seq);
-        /* acquire: as in read_slot */
-        uint64_t w1 = atomic_load_explicit(&slot->seq, memory_order_acquire);
-        if (w1 != 2 * seq + 2) continue;
-        uint64_t t = atomic_load_explicit(&slot->stamp_ns, PI0__ORD_FIELD);
-        /* acquire fence: the stamp load above before the re-check (as in read_slot) */
-        PI0__FENCE(memory_order_acquire);
-        if (atomic_load_explicit(&slot->seq, memory_order_relaxed) != w1) continue;
+        pi0_sample smp;
+        if (read_slot(sub, seq, NULL, 0, &smp) != READ_OK) continue; /* overwritten, torn */
+        uint64_t t = smp.stamp_ns;
         if (t < lo) lo = t;
         if (t > hi) hi = t;
         count++;
@@ -1166,16 +1136,9 @@ int pi0_topic_remove(const char *topic) {
     /* Take the publisher lock ourselves while unlinking: a live publisher makes this fail,
      * and a publisher starting meanwhile fails to lock, or locks after us and finds the
      * name unlinked (st_nlink == 0) and creates a fresh segment. */
-    if (publisher_lock_take(fd) < 0) {
-        int e = errno;
-        int32_t pid = 0;
-        struct pi0__hdr tmp;
-        if (pread(fd, &tmp, sizeof tmp, 0) == (ssize_t)sizeof tmp)
-            pid = atomic_load_explicit(&tmp.pid, memory_order_relaxed);
+    if ((st = lock_or_busy(fd, topic))) {
         close(fd);
-        if (e != EAGAIN && e != EACCES)
-            return pi0_errorf(PI0_EIO, "topic %s: lock: %s", topic, strerror(e));
-        return pi0_errorf(PI0_EBUSY, "topic %s: publisher pid %d is alive", topic, (int)pid);
+        return st;
     }
     int rc = shm_unlink(name) < 0 && errno != ENOENT
                  ? pi0_errorf(PI0_EIO, "topic %s: unlink: %s", topic, strerror(errno))

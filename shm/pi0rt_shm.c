@@ -29,10 +29,13 @@ static void install_signals(void) {
     sigaction(SIGTERM, &sa, NULL);
 }
 
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+/* FNV-1a 64 of n bytes (echo prints it as a fingerprint of an image). */
+static uint64_t fnv1a(const void *p, size_t n) {
+    const uint8_t *b = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
 }
 
 static int fail(int status, const char *what) {
@@ -95,8 +98,11 @@ static int parse_num(const char *opt, const char *v, double lo, double hi, doubl
     return 0;
 }
 
-/* Parses TOPIC and options after the command. Returns 0, or 2 after a message. */
-static int parse_args(int argc, char **argv, int need_topic, args *a) {
+enum { NO_TOPIC, NEED_TOPIC, OPT_PREFIX };
+
+/* Parses the positional argument (TOPIC, or gc's optional PREFIX: `positional`) and the
+ * options after the command into *a (a->topic). Returns 0, or 2 after a message. */
+static int parse_args(int argc, char **argv, int positional, args *a) {
     memset(a, 0, sizeof *a);
     a->count = -1;
     a->duration = -1;
@@ -133,13 +139,14 @@ static int parse_args(int argc, char **argv, int need_topic, args *a) {
             a->other = 1;
         } else if (o[0] == '-' && o[1]) {
             return usage_error("unknown option %s", o);
-        } else if (need_topic && !a->topic) {
+        } else if (positional != NO_TOPIC && !a->topic) {
             a->topic = o;
         } else {
             return usage_error("unexpected argument \"%s\"", o);
         }
     }
-    if (need_topic && !a->topic) return usage_error("%s", "missing TOPIC");
+    if (positional == NEED_TOPIC && !a->topic) return usage_error("%s", "missing TOPIC");
+    /* a PREFIX of some topic name is itself a valid name */
     if (a->topic && pi0_topic_name_check(a->topic)) {
         fprintf(stderr, "pi0rt-shm: %s\n", pi0_last_error());
         return 2;
@@ -221,35 +228,33 @@ static int cmd_info(const args *a) {
     return 0;
 }
 
-typedef struct name_list {
-    char names[1024][PI0_TOPIC_NAME_MAX + 1];
-    int n;
-} name_list;
+typedef struct gc_ctx {
+    const char *prefix; /* NULL: every topic */
+    int removed, kept;
+} gc_ctx;
 
-static int collect(const char *topic, void *ctx) {
-    name_list *l = ctx;
-    if (l->n < 1024) snprintf(l->names[l->n++], sizeof l->names[0], "%s", topic);
+/* Removing entries while pi0_topic_foreach reads the directory is fine: readdir still
+ * returns every entry not yet removed. */
+static int gc_one(const char *topic, void *ctx) {
+    gc_ctx *g = ctx;
+    if (g->prefix && strncmp(topic, g->prefix, strlen(g->prefix))) return 0;
+    int st = pi0_topic_remove(topic);
+    if (st == 0) {
+        printf("removed %s\n", topic);
+        g->removed++;
+    } else if (st == PI0_EBUSY) {
+        g->kept++;
+    } else if (st != PI0_ENOENT) {
+        return st; /* stops the walk; the message stays in pi0_last_error() */
+    }
     return 0;
 }
 
 static int cmd_gc(const char *prefix) {
-    static name_list l;
-    int st = pi0_topic_foreach(collect, &l);
+    gc_ctx g = {prefix, 0, 0};
+    int st = pi0_topic_foreach(gc_one, &g);
     if (st < 0) return fail(st, "gc");
-    int removed = 0, kept = 0;
-    for (int i = 0; i < l.n; i++) {
-        if (prefix && strncmp(l.names[i], prefix, strlen(prefix))) continue;
-        st = pi0_topic_remove(l.names[i]);
-        if (st == 0) {
-            printf("removed %s\n", l.names[i]);
-            removed++;
-        } else if (st == PI0_EBUSY) {
-            kept++;
-        } else if (st != PI0_ENOENT) {
-            return fail(st, "gc");
-        }
-    }
-    printf("gc: removed %d, kept %d with a live publisher\n", removed, kept);
+    printf("gc: removed %d, kept %d with a live publisher\n", g.removed, g.kept);
     return 0;
 }
 
@@ -289,7 +294,7 @@ static void print_sample(const char *type, const uint8_t *p, uint32_t size, int6
             return;
         }
         const pi0_image *im = (const pi0_image *)p;
-        uint64_t sum = shm__fnv1a(im->data, im->data_bytes);
+        uint64_t sum = fnv1a(im->data, im->data_bytes);
         printf("image %ux%u %s stride=%u frame=%llu capture_age=%.3fms fnv=%016llx", im->width,
                im->height, pix_name(im->format), im->stride, (unsigned long long)im->frame_id,
                (double)(now - (int64_t)im->capture_ns) / 1e6, (unsigned long long)sum);
@@ -351,7 +356,7 @@ static void print_sample(const char *type, const uint8_t *p, uint32_t size, int6
 }
 
 static int64_t deadline_of(double duration) {
-    return duration < 0 ? INT64_MAX : now_ns() + (int64_t)(duration * 1e9);
+    return duration < 0 ? INT64_MAX : shm__now_ns() + (int64_t)(duration * 1e9);
 }
 
 static int cmd_echo(const args *a) {
@@ -371,7 +376,7 @@ static int cmd_echo(const args *a) {
     long printed = 0;
     int rc = 0;
     while (!g_stop && (a->count < 0 || printed < a->count)) {
-        int64_t left = deadline - now_ns();
+        int64_t left = deadline - shm__now_ns();
         if (left <= 0) break;
         st = pi0_sub_wait(sub, left < 200000000 ? left : 200000000);
         if (st == PI0_ETIMEDOUT) continue;
@@ -383,10 +388,10 @@ static int cmd_echo(const args *a) {
             break;
         }
         printf("seq=%llu epoch=%u age=%.3fms", (unsigned long long)s.seq, s.epoch,
-               (double)(now_ns() - (int64_t)s.stamp_ns) / 1e6);
+               (double)(shm__now_ns() - (int64_t)s.stamp_ns) / 1e6);
         if (s.lost) printf(" lost=%llu", (unsigned long long)s.lost);
         printf(" ");
-        print_sample(ti.type_name, buf, s.size, now_ns());
+        print_sample(ti.type_name, buf, s.size, shm__now_ns());
         printf("\n");
         fflush(stdout);
         printed++;
@@ -403,12 +408,12 @@ static int cmd_rate(const args *a, int bandwidth) {
     if (st) return fail(st, bandwidth ? "bw" : "hz");
     install_signals();
     int64_t deadline = deadline_of(a->duration);
-    int64_t window_start = now_ns();
+    int64_t window_start = shm__now_ns();
     uint64_t n = 0, bytes = 0, lost = 0, last_stamp = 0;
     double sum_dt = 0, sum_dt2 = 0, min_dt = 1e30, max_dt = 0;
     int printed = 0;
     while (!g_stop) {
-        int64_t t = now_ns();
+        int64_t t = shm__now_ns();
         if (t >= deadline) break;
         if (t - window_start >= 1000000000ll) {
             double secs = (double)(t - window_start) * 1e-9;
@@ -439,7 +444,6 @@ static int cmd_rate(const args *a, int bandwidth) {
         if (st == PI0_ETIMEDOUT) continue;
         pi0_sample s;
         while ((st = pi0_sub_next_view(sub, &s)) == 0) {
-            if (pi0_sub_view_valid(sub, &s)) continue;
             if (last_stamp && s.stamp_ns > last_stamp) {
                 double dt = (double)(s.stamp_ns - last_stamp) / 1e6;
                 sum_dt += dt;
@@ -534,11 +538,11 @@ static int cmd_pub(const args *a) {
     install_signals();
     fprintf(stderr, "pi0rt-shm: publishing %s on %s at %.2f Hz (pid %d, epoch %u)\n",
             o.type_name, a->topic, rate, (int)getpid(), pi0_pub_epoch(pub));
-    int64_t period = (int64_t)(1e9 / rate), t0 = now_ns(), next = t0;
+    int64_t period = (int64_t)(1e9 / rate), t0 = shm__now_ns(), next = t0;
     int64_t deadline = deadline_of(a->duration);
     long n = 0;
-    while (!g_stop && (a->count < 0 || n < a->count) && now_ns() < deadline) {
-        int64_t t = now_ns();
+    while (!g_stop && (a->count < 0 || n < a->count) && shm__now_ns() < deadline) {
+        int64_t t = shm__now_ns();
         double ph = (double)(t - t0) * 1e-9;
         void *p = pi0_pub_loan(pub);
         size_t size = o.payload_max;
@@ -600,10 +604,9 @@ static int cmd_pub(const args *a) {
         if ((st = pi0_pub_commit(pub, size))) break;
         n++;
         next += period;
-        if (next < now_ns() - period) next = now_ns(); /* fell far behind: do not burst */
-        struct timespec ts = {(time_t)(next / 1000000000), (long)(next % 1000000000)};
-        while (!g_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
-        }
+        if (next < shm__now_ns() - period)
+            next = shm__now_ns(); /* fell far behind: do not burst */
+        shm__sleep_until(next, &g_stop);
     }
     pi0_pub_destroy(pub);
     if (st) return fail(st, "pub");
@@ -627,14 +630,15 @@ int main(int argc, char **argv) {
     args a;
     int need_topic = !strcmp(cmd, "info") || !strcmp(cmd, "echo") || !strcmp(cmd, "hz") ||
                      !strcmp(cmd, "bw") || !strcmp(cmd, "pub");
-    if (!strcmp(cmd, "gc") && argc == 3 && argv[2][0] != '-') return cmd_gc(argv[2]);
-    int known = need_topic || !strcmp(cmd, "ls") || !strcmp(cmd, "gc") || !strcmp(cmd, "bench");
+    int is_gc = !strcmp(cmd, "gc");
+    int known = need_topic || is_gc || !strcmp(cmd, "ls") || !strcmp(cmd, "bench");
     if (!known) return usage_error("unknown command \"%s\"", cmd);
-    int rc = parse_args(argc - 2, argv + 2, need_topic, &a);
+    int positional = need_topic ? NEED_TOPIC : is_gc ? OPT_PREFIX : NO_TOPIC;
+    int rc = parse_args(argc - 2, argv + 2, positional, &a);
     if (rc) return rc;
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (!strcmp(cmd, "ls")) return cmd_ls();
-    if (!strcmp(cmd, "gc")) return cmd_gc(NULL);
+    if (is_gc) return cmd_gc(a.topic);
     if (!strcmp(cmd, "info")) return cmd_info(&a);
     if (!strcmp(cmd, "echo")) return cmd_echo(&a);
     if (!strcmp(cmd, "hz")) return cmd_rate(&a, 0);

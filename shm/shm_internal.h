@@ -2,16 +2,25 @@
 #ifndef PI0_SHM_INTERNAL_H
 #define PI0_SHM_INTERNAL_H
 
-#include <stddef.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdint.h>
+#include <time.h>
 
-/* FNV-1a 64 of n bytes. */
-static inline uint64_t shm__fnv1a(const void *p, size_t n) {
-    const uint8_t *b = p;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
+/* CLOCK_MONOTONIC in nanoseconds (the clock of the library's stamps). */
+static inline int64_t shm__now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+/* Sleeps until CLOCK_MONOTONIC time t (ns). A signal ends the sleep early only once *stop
+ * is set (stop may be NULL: sleep through every signal). */
+static inline void shm__sleep_until(int64_t t, const volatile sig_atomic_t *stop) {
+    struct timespec ts = {(time_t)(t / 1000000000), (long)(t % 1000000000)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR &&
+           !(stop && *stop)) {
+    }
 }
 
 /* `pi0rt-shm bench`: prints JSON lines; returns the exit status. fifo: run the publisher

@@ -1186,6 +1186,13 @@ static void test_tool_ls_info_echo_gc(void) {
     wait_exit(pid);
     CHECK_MSG(strstr(out, "joints n=2") && strstr(out, "pos=[1.5 -0.25]"), "echo said: %s",
               out);
+    /* gc's optional PREFIX goes through the normal argument parsing */
+    CHECK_EQ_INT(run_tool("gc --help", out, sizeof out), 0);
+    CHECK(strstr(out, "usage: pi0rt-shm") != NULL);
+    CHECK_EQ_INT(run_tool("gc a b", out, sizeof out), 2);
+    CHECK(strstr(out, "unexpected argument") != NULL);
+    CHECK_EQ_INT(run_tool("gc bad/prefix", out, sizeof out), 2);
+    CHECK_EQ_INT(run_tool("gc --frob", out, sizeof out), 2);
     /* gc removes the dead topic and keeps the live one */
     snprintf(args, sizeof args, "gc t%d.", (int)getpid());
     CHECK_EQ_INT(run_tool(args, out, sizeof out), 0);

@@ -36,6 +36,14 @@ static inline uint64_t shm_get64(const volatile uint8_t *p) {
     return v;
 }
 
+/* FNV-1a 64 of the n bytes at p. */
+SHM_TEST_PAYLOAD_FN uint64_t shm_fnv1a(const volatile uint8_t *p, uint32_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (uint32_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
 /* Length of sample `seq` for a topic whose payload holds at most `max` bytes. */
 static inline uint32_t shm_sample_len(uint64_t seq, uint32_t max) {
     uint64_t x = (seq * 0x9e3779b97f4a7c15ull) >> 40;
@@ -52,10 +60,7 @@ SHM_TEST_PAYLOAD_FN void shm_sample_fill(void *dst, uint64_t seq, uint64_t salt,
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         p[i] = (uint8_t)x;
     }
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (uint32_t i = 0; i < len - 8; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    shm_put64(p + len - 8, h);
+    shm_put64(p + len - 8, shm_fnv1a(p, len - 8));
 }
 
 /* 1 if the `size` bytes at src are one intact sample with sequence `seq`
@@ -65,10 +70,7 @@ SHM_TEST_PAYLOAD_FN int shm_sample_ok(const void *src, uint32_t size, uint64_t s
     if (size < SHM_SAMPLE_MIN) return 0;
     if (shm_get64(p + 16) != size) return 0;
     if (seq != UINT64_MAX && shm_get64(p) != seq) return 0;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (uint32_t i = 0; i < size - 8; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    return h == shm_get64(p + size - 8);
+    return shm_fnv1a(p, size - 8) == shm_get64(p + size - 8);
 }
 
 #endif
