@@ -34,7 +34,8 @@ static void usage(FILE *f) {
         "                 padding, into the prompt unless config.json has\n"
         "                 discrete_state_input: false)\n"
         "  --noise F      float32 or float64 [horizon, action_dim] initial noise; default:\n"
-        "                 drawn from the seeded generator (xoshiro256** + Box-Muller, --seed, default 0)\n"
+        "                 drawn from the seeded generator (xoshiro256** + Box-Muller, --seed, "
+        "default 0)\n"
         "  --steps N      denoising steps (default: config.json num_steps)\n"
         "  --threads N    compute threads (default: all allowed CPUs)\n"
         "  --repeat N     run the inference N times (timings of the fastest run are printed)\n"
@@ -77,6 +78,20 @@ static int parse_int(const char *s, const char *flag, long lo, long hi, long *ou
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+/* The full uint64 range (the generator's seed), decimal; no sign. */
+static int parse_u64(const char *s, const char *flag, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || end == s || *s == '-' || *s == '+') {
+        fprintf(stderr, "pi0rt-infer: %s: '%s' is not an integer in [0, %llu]\n", flag, s,
+                (unsigned long long)UINT64_MAX);
+        return -1;
+    }
+    *out = (uint64_t)v;
     return 0;
 }
 
@@ -150,7 +165,8 @@ int main(int argc, char **argv) {
     const char *out_path = NULL, *dump_dir = NULL, *backend = NULL, *prompt = NULL;
     const char *tok_path = NULL;
     const char *img_path[PI0_MAX_CAMERAS] = {0};
-    long steps = 0, threads = 0, repeat = 1, seed = 0;
+    long steps = 0, threads = 0, repeat = 1;
+    uint64_t seed = 0;
     int json = 0, unnorm = 0;
 
     for (int i = 1; i < argc; i++) {
@@ -168,8 +184,9 @@ int main(int argc, char **argv) {
             continue;
         }
         static const char *const with_value[] = {
-            "--model", "--state",  "--tokens",  "--prompt", "--tokenizer", "--noise", "--out",
-            "--dump",  "--backend", "--steps", "--threads", "--repeat",    "--seed",  "--image"};
+            "--model",   "--state",  "--tokens", "--prompt",  "--tokenizer",
+            "--noise",   "--out",    "--dump",   "--backend", "--steps",
+            "--threads", "--repeat", "--seed",   "--image"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             known |= !strcmp(a, with_value[k]);
@@ -207,7 +224,7 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "--repeat")) {
             if (parse_int(v, a, 1, 1000000, &repeat)) return 1;
         } else if (!strcmp(a, "--seed")) {
-            if (parse_int(v, a, 0, 0x7fffffffL, &seed)) return 1;
+            if (parse_u64(v, a, &seed)) return 1;
         } else if (!strcmp(a, "--image")) {
             const char *eq = strchr(v, '=');
             int cam = eq ? camera_slot(v, (size_t)(eq - v)) : -1;
@@ -241,7 +258,7 @@ int main(int argc, char **argv) {
     opts.backend = backend;
     opts.n_threads = (int)threads;
     opts.num_steps = (int)steps;
-    opts.seed = (uint64_t)seed;
+    opts.seed = seed;
     opts.keep_vision = dump_dir != NULL;
     pi0_model *m = NULL;
     int rc = pi0_model_load(model_dir, &opts, &m);
@@ -262,16 +279,15 @@ int main(int argc, char **argv) {
         goto out;
     }
 
+    static const int64_t hw3[3] = {-1, -1, 3}, any1[1] = {-1};
     for (int c = 0; c < PI0_MAX_CAMERAS; c++) {
         if (!img_path[c]) continue;
         if ((rc = pi0_npy_read(img_path[c], &imgs[c]))) {
             fail_npy(rc);
             goto out;
         }
-        if (imgs[c].dtype != PI0_NPY_U8 || imgs[c].ndim != 3 || imgs[c].shape[2] != 3) {
-            fprintf(stderr,
-                    "pi0rt-infer: %s: want a uint8 [H, W, 3] RGB image, got %s with %d dims\n",
-                    img_path[c], pi0_npy_dtype_descr(imgs[c].dtype), imgs[c].ndim);
+        if ((rc = pi0_npy_expect(&imgs[c], img_path[c], PI0_NPY_U8, 3, hw3))) {
+            fail_npy(rc);
             goto out;
         }
         obs.images[c].rgb = imgs[c].data;
@@ -280,32 +296,30 @@ int main(int argc, char **argv) {
         obs.images[c].valid = 1;
     }
 
-    if ((rc = pi0_npy_read(state_path, &st)) || (rc = pi0_npy_to_f32(&st, state_path))) {
+    if ((rc = pi0_npy_read(state_path, &st)) || (rc = pi0_npy_to_f32(&st, state_path)) ||
+        (rc = pi0_npy_expect(&st, state_path, PI0_NPY_F32, 1, any1))) {
         fail_npy(rc);
         goto out;
     }
-    if (st.dtype != PI0_NPY_F32 || st.ndim != 1 || st.shape[0] > in.state_dim) {
-        fprintf(stderr,
-                "pi0rt-infer: %s: want float32/64 [n] with n <= %d (state_dim), got %s with "
-                "%d dims (first %lld)\n",
-                state_path, in.state_dim, pi0_npy_dtype_descr(st.dtype), st.ndim,
-                st.ndim ? (long long)st.shape[0] : 0LL);
+    if (st.shape[0] > in.state_dim) {
+        fprintf(stderr, "pi0rt-infer: %s: %lld state values, the model takes at most %d\n",
+                state_path, (long long)st.shape[0], in.state_dim);
         goto out;
     }
     int n_state = (int)st.shape[0]; /* the robot's dims; the rest stays zero (padding) */
     memcpy(state, st.data, (size_t)n_state * sizeof(float));
 
     if (tokens_path) {
-        if ((rc = pi0_npy_read(tokens_path, &tk))) {
+        if ((rc = pi0_npy_read(tokens_path, &tk)) ||
+            (rc = pi0_npy_expect(&tk, tokens_path, PI0_NPY_I32, 1, any1))) {
             fail_npy(rc);
             goto out;
         }
-        if (tk.dtype != PI0_NPY_I32 || tk.ndim != 1 || tk.shape[0] > in.max_token_len) {
-            fprintf(stderr,
-                    "pi0rt-infer: %s: want int32 [n] with n <= %d (max_token_len), got %s "
-                    "with %d dims (first %lld)\n",
-                    tokens_path, in.max_token_len, pi0_npy_dtype_descr(tk.dtype), tk.ndim,
-                    tk.ndim ? (long long)tk.shape[0] : 0LL);
+        if (tk.shape[0] > in.max_token_len) {
+            fprintf(
+                stderr,
+                "pi0rt-infer: %s: %lld tokens, the model takes at most %d (max_token_len)\n",
+                tokens_path, (long long)tk.shape[0], in.max_token_len);
             goto out;
         }
         int n = (int)tk.shape[0];
@@ -337,17 +351,10 @@ int main(int argc, char **argv) {
     obs.n_tokens = in.max_token_len;
 
     if (noise_path) {
-        if ((rc = pi0_npy_read(noise_path, &nz)) || (rc = pi0_npy_to_f32(&nz, noise_path))) {
+        int64_t ha[2] = {in.action_horizon, in.action_dim};
+        if ((rc = pi0_npy_read(noise_path, &nz)) || (rc = pi0_npy_to_f32(&nz, noise_path)) ||
+            (rc = pi0_npy_expect(&nz, noise_path, PI0_NPY_F32, 2, ha))) {
             fail_npy(rc);
-            goto out;
-        }
-        if (nz.dtype != PI0_NPY_F32 || nz.ndim != 2 || nz.shape[0] != in.action_horizon ||
-            nz.shape[1] != in.action_dim) {
-            fprintf(stderr,
-                    "pi0rt-infer: %s: want float32/64 [%d, %d] (horizon, action_dim), got %s "
-                    "with %d dims\n",
-                    noise_path, in.action_horizon, in.action_dim, pi0_npy_dtype_descr(nz.dtype),
-                    nz.ndim);
             goto out;
         }
     }
