@@ -206,10 +206,7 @@ typedef pi0__rng rng;
 /* Each tensor's values come from (seed, released key name) alone, so every key spelling,
  * dtype and shard layout of a checkpoint holds the same numbers. */
 static void rng_seed(rng *r, uint64_t seed, const char *name) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a of the name */
-    for (const char *c = name; *c; c++)
-        h = (h ^ (unsigned char)*c) * 1099511628211ull;
-    pi0__rng_seed(r, seed * 0x9e3779b97f4a7c15ull ^ h);
+    pi0__rng_seed(r, seed * 0x9e3779b97f4a7c15ull ^ pi0__hash_str(name));
 }
 
 /* n values uniform in [center - a, center + a], two per 64-bit draw (24 bits each). */
@@ -265,7 +262,6 @@ static int64_t numel(const spec *s) {
         n *= s->shape[d];
     return n;
 }
-
 
 /* Header JSON for specs [lo, hi), offsets relative to their own data section, padded with
  * spaces to a multiple of 8 (as the reference writer does). Caller frees. */
@@ -544,7 +540,8 @@ int main(int argc, char **argv) {
             printf("%s %s [", s->name, pi0_st_dtype_name(s->dtype));
             for (int d = 0; d < s->ndim; d++)
                 printf("%s%lld", d ? ", " : "", (long long)s->shape[d]);
-            printf("] %llu\n", (unsigned long long)((uint64_t)numel(s) * pi0_dtype_size(s->dtype)));
+            printf("] %llu\n",
+                   (unsigned long long)((uint64_t)numel(s) * pi0_dtype_size(s->dtype)));
         }
         printf("total: %d tensors, %llu params, %llu bytes\n", l.n, (unsigned long long)params,
                (unsigned long long)bytes);

@@ -11,6 +11,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "rng.h" /* pi0__hash_str */
+
 #define ST_MAX_HEADER (100u << 20)       /* same cap as the reference implementation */
 #define ST_MAX_INT    9007199254740992.0 /* 2^53: exact in a JSON double */
 
@@ -55,19 +57,10 @@ const char *pi0_st_dtype_name(pi0_dtype dtype) {
     }
 }
 
-// ---- name hash --------------------------------------------------------------------
-
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 /* Returns the slot holding `key`, or the empty slot where it would go. */
 static int slot_of(const pi0_st_file *f, const char *key) {
     unsigned mask = (unsigned)f->n_slots - 1;
-    unsigned i = (unsigned)hash_str(key) & mask;
+    unsigned i = (unsigned)pi0__hash_str(key) & mask;
     while (f->slots[i] >= 0 && strcmp(f->t[f->slots[i]].name, key) != 0)
         i = (i + 1) & mask;
     return (int)i;

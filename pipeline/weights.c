@@ -13,6 +13,7 @@
 
 #include "pi0_weights.h"
 #include "npy.h"
+#include "rng.h" /* pi0__hash_str */
 #include "safetensors.h"
 
 #define PG      "paligemma_with_expert.paligemma."
@@ -32,13 +33,6 @@ struct pi0__weights_files {
 };
 
 // ---- small helpers ----------------------------------------------------------------
-
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
 
 static int starts(const char *s, const char *p) {
     return strncmp(s, p, strlen(p)) == 0;
@@ -216,7 +210,7 @@ static int canonical_key(const char *key, char *buf, size_t cap) {
 }
 
 static int idx_slot(const struct pi0__weights_files *x, const char *canon) {
-    unsigned mask = (unsigned)x->n_slots - 1, i = (unsigned)hash_str(canon) & mask;
+    unsigned mask = (unsigned)x->n_slots - 1, i = (unsigned)pi0__hash_str(canon) & mask;
     while (x->slots[i] >= 0 && strcmp(x->canon[x->slots[i]], canon) != 0)
         i = (i + 1) & mask;
     return (int)i;
