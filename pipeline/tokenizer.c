@@ -8,13 +8,17 @@
  * with sentencepiece; only the observable behaviour is reproduced. */
 #include "pi0_tokenizer.h"
 
-#include <errno.h>
 #include <float.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "pi0_file.h"
+
+/* Largest .model file read (PaliGemma's, 257k pieces, is about 4 MB). */
+#define TOKENIZER_MAX_FILE ((size_t)256 << 20)
 
 // ---- model ----
 
@@ -605,29 +609,9 @@ int pi0_tokenizer_load_buffer(const void *data, size_t size, const char *what,
 
 int pi0_tokenizer_load(const char *path, pi0_tokenizer **out) {
     if (!path || !out) return pi0_errorf(PI0_EINVAL, "tokenizer: NULL argument");
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return pi0_errorf(errno == ENOENT ? PI0_ENOENT : PI0_EIO, "%s: cannot open: %s", path,
-                          strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
-    int rc = 0;
-    while (buf) {
-        if (n == cap) {
-            uint8_t *nb = realloc(buf, cap * 2);
-            if (!nb) break;
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    if (!buf || n == cap)
-        rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", path);
-    else if (ferror(f))
-        rc = pi0_errorf(PI0_EIO, "%s: read error", path);
-    fclose(f);
+    char *buf = NULL;
+    size_t n = 0;
+    int rc = pi0__read_file(path, TOKENIZER_MAX_FILE, &buf, &n);
     if (!rc) rc = pi0_tokenizer_load_buffer(buf, n, path, out);
     free(buf);
     return rc;

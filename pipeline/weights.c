@@ -1,6 +1,5 @@
 /* weights.c — checkpoint directory → pi0_weights: files, key mapping, config.json,
  * shape checks, norm_stats.json (see pi0_weights.h). */
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -13,6 +12,7 @@
 
 #include "pi0_weights.h"
 #include "npy.h"
+#include "pi0_file.h"
 #include "rng.h" /* pi0__hash_str */
 #include "safetensors.h"
 
@@ -50,44 +50,10 @@ static int file_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
-/* Reads a whole (small) file; NUL-terminated. */
-static int read_text(const char *path, size_t max, char **out, size_t *len) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return pi0_errorf(errno == ENOENT ? PI0_ENOENT : PI0_EIO, "%s: cannot open: %s", path,
-                          strerror(errno));
-    if (fseek(fp, 0, SEEK_END) != 0) {
-        fclose(fp);
-        return pi0_errorf(PI0_EIO, "%s: cannot seek", path);
-    }
-    long sz = ftell(fp);
-    if (sz < 0 || (size_t)sz > max) {
-        fclose(fp);
-        return pi0_errorf(PI0_EFORMAT, "%s: size %ld is not plausible for a JSON file", path,
-                          sz);
-    }
-    rewind(fp);
-    char *buf = malloc((size_t)sz + 1);
-    if (!buf) {
-        fclose(fp);
-        return pi0_errorf(PI0_ENOMEM, "%s: out of memory", path);
-    }
-    if (fread(buf, 1, (size_t)sz, fp) != (size_t)sz) {
-        free(buf);
-        fclose(fp);
-        return pi0_errorf(PI0_EIO, "%s: read error", path);
-    }
-    fclose(fp);
-    buf[sz] = 0;
-    *out = buf;
-    if (len) *len = (size_t)sz;
-    return 0;
-}
-
 static int parse_json_file(const char *path, cJSON **out) {
     char *txt = NULL;
     size_t len = 0;
-    int rc = read_text(path, 64u << 20, &txt, &len);
+    int rc = pi0__read_file(path, 64u << 20, &txt, &len);
     if (rc) return rc;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(txt, len, &end, 0);

@@ -12,6 +12,7 @@
 
 #include "harness.h"
 #include "npy.h"
+#include "pi0_file.h"
 #include "pi0_weights.h"
 #include "preprocess.h"
 #include "safetensors.h"
@@ -1373,6 +1374,66 @@ static void test_mkmodel_cli(void) {
     rmrf(d);
 }
 
+// ---- whole-file reads (common/pi0_file.h) -----------------------------------------
+
+static void test_read_file(void) {
+    char *d = tmpdir();
+    char *path = keep(fmt("%s/f.txt", d));
+    /* sizes around the doubling steps of the non-regular-file path, and empty */
+    size_t sizes[] = {0, 1, 4095, 65535, 65536, 65537, 200000};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        char *want = malloc(n + 1);
+        for (size_t j = 0; j < n; j++)
+            want[j] = (char)('a' + j % 26);
+        spit(path, want, n);
+        char *got = NULL;
+        size_t len = 12345;
+        CHECK_STATUS(pi0__read_file(path, 1 << 20, &got, &len), PI0_OK);
+        CHECK_EQ_INT(len, n);
+        CHECK(got && got[len] == 0 && memcmp(got, want, n) == 0);
+        free(got);
+        if (n <= 65537) {
+            /* exactly max is fine, one more byte is not */
+            got = NULL;
+            CHECK_STATUS(pi0__read_file(path, n, &got, &len), PI0_OK);
+            CHECK_EQ_INT(len, n);
+            free(got);
+            if (n > 0) {
+                got = (char *)1;
+                CHECK_STATUS(pi0__read_file(path, n - 1, &got, NULL), PI0_EFORMAT);
+                CHECK(got == (char *)1);
+                CHECK(strstr(pi0_last_error(), path) != NULL);
+            }
+        }
+        free(want);
+    }
+    /* a pipe: the growing path */
+    char *fifo = keep(fmt("%s/pipe", d));
+    PI0_ASSERT(mkfifo(fifo, 0600) == 0);
+    pid_t pid = fork();
+    PI0_ASSERT(pid >= 0);
+    if (pid == 0) {
+        FILE *fp = fopen(fifo, "wb");
+        for (int j = 0; j < 100000; j++)
+            fputc('0' + j % 10, fp);
+        fclose(fp);
+        _exit(0);
+    }
+    char *got = NULL;
+    size_t len = 0;
+    CHECK_STATUS(pi0__read_file(fifo, 1 << 20, &got, &len), PI0_OK);
+    CHECK_EQ_INT(len, 100000);
+    CHECK(got && got[99999] == '9' && got[100000] == 0);
+    free(got);
+    waitpid(pid, NULL, 0);
+    char *missing = keep(fmt("%s/missing", d));
+    CHECK_STATUS(pi0__read_file(missing, 100, &got, &len), PI0_ENOENT);
+    CHECK(strstr(pi0_last_error(), "cannot open") != NULL);
+    CHECK(strstr(pi0_last_error(), missing) != NULL);
+    rmrf(d);
+}
+
 int main(int argc, char **argv) {
     char self[4096];
     snprintf(self, sizeof self, "%s", argv[0]);
@@ -1394,6 +1455,7 @@ int main(int argc, char **argv) {
         TEST(test_fuzz_checkpoint),
         TEST(test_npy_roundtrip),
         TEST(test_npy_bad),
+        TEST(test_read_file),
         TEST(test_tensor_to_f32),
         TEST(test_preprocess_helpers),
         TEST(test_mkmodel_full_key_set),
