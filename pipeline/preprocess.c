@@ -3,6 +3,7 @@
 #include "preprocess.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,42 +27,17 @@ float pi0_pixel_to_float(uint8_t x) {
     return (float)x / 255.0f * 2.0f - 1.0f;
 }
 
+/* pi0_pixel_to_float of every byte, filled once (pthread_once: any thread may be first). */
 static float LUT[256];
-static int lut_ready;
+static pthread_once_t lut_once = PTHREAD_ONCE_INIT;
 
-static void lut_init(void) {
-    if (lut_ready) return; /* benign race: every thread writes the same values */
+static void lut_fill(void) {
     for (int i = 0; i < 256; i++)
         LUT[i] = pi0_pixel_to_float((uint8_t)i);
-    lut_ready = 1;
-}
-
-void pi0_image_to_chw(const uint8_t *hwc, int size, float *chw) {
-    lut_init();
-    size_t n = (size_t)size * (size_t)size;
-    for (size_t i = 0; i < n; i++)
-        for (int c = 0; c < 3; c++)
-            chw[(size_t)c * n + i] = LUT[hwc[i * 3 + (size_t)c]];
-}
-
-void pi0_patchify(const float *chw, int size, int patch, float *out) {
-    int g = size / patch, pp = patch * patch;
-    size_t plane = (size_t)size * (size_t)size;
-    for (int py = 0; py < g; py++)
-        for (int px = 0; px < g; px++) {
-            float *o = out + (size_t)(py * g + px) * 3 * (size_t)pp;
-            for (int c = 0; c < 3; c++)
-                for (int kh = 0; kh < patch; kh++) {
-                    const float *src = chw + (size_t)c * plane +
-                                       (size_t)(py * patch + kh) * (size_t)size +
-                                       (size_t)px * (size_t)patch;
-                    memcpy(o + c * pp + kh * patch, src, (size_t)patch * sizeof *o);
-                }
-        }
 }
 
 void pi0_patchify_u8(const uint8_t *hwc, int size, int patch, float *out) {
-    lut_init();
+    pthread_once(&lut_once, lut_fill);
     int g = size / patch, pp = patch * patch;
     for (int py = 0; py < g; py++)
         for (int px = 0; px < g; px++) {
@@ -158,7 +134,7 @@ int pi0_preproc_create(int max_w, int max_h, pi0_preproc **out) {
         pi0_preproc_destroy(pp);
         return pi0_errorf(PI0_ENOMEM, "pi0_preproc_create: out of memory");
     }
-    lut_init();
+    pthread_once(&lut_once, lut_fill); /* here, so that no image pays for it */
     *out = pp;
     return 0;
 }

@@ -47,13 +47,8 @@ int pi0_preproc_resize_pad(pi0_preproc *pp, const uint8_t *src, int w, int h, si
 int pi0_preproc_patches(pi0_preproc *pp, const uint8_t *src, int w, int h, size_t stride,
                         int patch, float *out);
 
-/* x/255·2−1 of a [size, size, 3] uint8 image into channels-first f32 [3, size, size]. */
-void pi0_image_to_chw(const uint8_t *hwc, int size, float *chw);
-
-/* chw [3, size, size] f32 → [(size/p)², 3·p·p] (c, kh, kw) order; p must divide size. */
-void pi0_patchify(const float *chw, int size, int patch, float *out);
-
-/* Same from the uint8 HWC image directly (scaling x/255·2−1 on the way). */
+/* x/255·2−1 of a [size, size, 3] uint8 HWC image, patchified: [(size/p)², 3·p·p] f32,
+ * patches row-major, columns in (c, kh, kw) order; p must divide size. */
 void pi0_patchify_u8(const uint8_t *hwc, int size, int patch, float *out);
 
 /* The value x/255·2−1 in f32, as computed here (for references and tests). */

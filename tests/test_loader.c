@@ -1093,6 +1093,31 @@ static void test_tensor_to_f32(void) {
     CHECK_EQ_INT(pi0_tensor_nbytes(&tb), 6);
 }
 
+/* Oracle for pi0_patchify_u8, the long way round: x/255·2−1 into channels-first
+ * [3, size, size], then the conv-weight order (c, kh, kw) of each patch. */
+static void image_to_chw(const uint8_t *hwc, int size, float *chw) {
+    size_t n = (size_t)size * (size_t)size;
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++)
+            chw[(size_t)c * n + i] = pi0_pixel_to_float(hwc[i * 3 + (size_t)c]);
+}
+
+static void patchify(const float *chw, int size, int patch, float *out) {
+    int g = size / patch, pp = patch * patch;
+    size_t plane = (size_t)size * (size_t)size;
+    for (int py = 0; py < g; py++)
+        for (int px = 0; px < g; px++) {
+            float *o = out + (size_t)(py * g + px) * 3 * (size_t)pp;
+            for (int c = 0; c < 3; c++)
+                for (int kh = 0; kh < patch; kh++) {
+                    const float *src = chw + (size_t)c * plane +
+                                       (size_t)(py * patch + kh) * (size_t)size +
+                                       (size_t)px * (size_t)patch;
+                    memcpy(o + c * pp + kh * patch, src, (size_t)patch * sizeof *o);
+                }
+        }
+}
+
 static void test_preprocess_helpers(void) {
     int w, h;
     pi0_resize_dims(1280, 720, 224, &w, &h);
@@ -1131,8 +1156,8 @@ static void test_preprocess_helpers(void) {
                             bad++;
                     }
     CHECK_EQ_INT(bad, 0);
-    pi0_image_to_chw(img, 224, chw);
-    pi0_patchify(chw, 224, 14, patches2);
+    image_to_chw(img, 224, chw);
+    patchify(chw, 224, 14, patches2);
     CHECK(memcmp(patches, patches2, sizeof patches) == 0);
     /* errors: too large for the scratch, bad arguments, bad patch */
     static uint8_t big[300 * 100 * 3];
