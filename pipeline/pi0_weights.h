@@ -19,7 +19,7 @@
  *
  * Layouts (PyTorch): linear weights are [out_features, in_features] row-major; biases
  * [out]. The patch embedding [vw, 3, p, p] is, read as a matrix, [vw, 3·p·p] with columns
- * in (c, kh, kw) order — the order preprocess.h's patchify produces.
+ * in (c, kh, kw) order — the order preprocess.h's pi0_patchify_u8 produces.
  *
  * Notation in shape comments: vw = cfg.vision.width, p = cfg.vision.patch,
  * np = cfg.vision.n_patches, W = cfg.vlm.width, E = cfg.expert.width,
@@ -81,7 +81,7 @@ typedef struct pi0_config {
                                  = pi05; false e.g. for pi05_libero (π0 prompt format) */
     pi0_tower_config vision; /* SigLIP; n_kv_heads == n_heads */
     int patch;               /* p: patch size (from patch_w) */
-    int image;               /* input image side, 224 (fixed by preprocessing) */
+    int image;               /* input image side: PI0_IMAGE_SIZE (preprocess.h) */
     int n_patches;           /* np = (image/p)^2, checked against pos_emb rows */
     pi0_tower_config vlm;    /* Gemma (PaliGemma language model) */
     pi0_tower_config expert; /* Gemma action expert; same depth and head_dim as vlm */

@@ -13,7 +13,8 @@
 #include "pi0_weights.h"
 #include "npy.h"
 #include "pi0_file.h"
-#include "rng.h" /* pi0__hash_str */
+#include "preprocess.h" /* PI0_IMAGE_SIZE */
+#include "rng.h"        /* pi0__hash_str */
 #include "safetensors.h"
 
 #define PG      "paligemma_with_expert.paligemma."
@@ -499,7 +500,7 @@ static int map_tensors(ctx *c, pi0_weights *w, const cJSON *cfgj, const char *cf
     if (w->patch_w.shape[3] != p || p <= 0)
         return pi0_errorf(PI0_ESHAPE, "%s: tensor %s: patch is not square", c->dir,
                           w->patch_w.name);
-    cf->image = 224;
+    cf->image = PI0_IMAGE_SIZE; /* fixed by preprocessing */
     if (cf->image % p)
         return pi0_errorf(PI0_ESHAPE,
                           "%s: tensor %s: patch %d does not divide the image side %d", c->dir,
