@@ -4,7 +4,9 @@
  * inside its buffer, that objects belong to the same device) and only then calls the
  * backend's table entry, so a bad call returns PI0_EINVAL / PI0_ESHAPE / PI0_ETYPE with a
  * detail and enqueues nothing. */
+#include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,9 +16,19 @@
 
 static const pi0_dev_iface *const backends[] = {&pi0__cpu_iface};
 #define N_BACKENDS (sizeof backends / sizeof backends[0])
-static const char *const backend_names[] = {"cpu", NULL};
+
+/* backends[i]->name, NULL-terminated (filled once: an iface's name is no constant
+ * expression a static initializer could use) */
+static const char *backend_names[N_BACKENDS + 1];
+static pthread_once_t backend_names_once = PTHREAD_ONCE_INIT;
+
+static void backend_names_init(void) {
+    for (size_t i = 0; i < N_BACKENDS; i++)
+        backend_names[i] = backends[i]->name;
+}
 
 const char *const *pi0_dev_backends(void) {
+    pthread_once(&backend_names_once, backend_names_init);
     return backend_names;
 }
 
@@ -84,6 +96,28 @@ int pi0_dev_reserve(pi0_dev *dev, size_t scratch_bytes) {
     return dev->iface->reserve(dev, scratch_bytes);
 }
 
+int pi0_dev_reserve_attention(pi0_dev *dev, int max_q, int max_k, int n_heads, int n_kv_heads,
+                              int head_dim) {
+    const char *op = "pi0_dev_reserve_attention";
+    if (!dev) return pi0_errorf(PI0_EINVAL, "%s: dev is NULL", op);
+    if (max_q <= 0 || max_k <= 0 || n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 ||
+        n_heads % n_kv_heads || (long long)n_heads * head_dim > INT_MAX)
+        return pi0_errorf(PI0_EINVAL,
+                          "%s: max_q %d, max_k %d, n_heads %d, n_kv_heads %d, head_dim %d "
+                          "(want sizes > 0, n_heads a multiple of n_kv_heads, "
+                          "n_heads*head_dim <= INT_MAX)",
+                          op, max_q, max_k, n_heads, n_kv_heads, head_dim);
+    if (dev->iface->reserve_attention)
+        return dev->iface->reserve_attention(dev, max_q, max_k, n_heads, n_kv_heads, head_dim);
+    if (!dev->iface->reserve) return PI0_OK;
+    /* generic: one whole score matrix plus a query and an output row per score row */
+    double floats = (double)max_q * n_heads * ((double)max_k + 2.0 * head_dim);
+    if (floats * sizeof(float) > (double)(SIZE_MAX / 2))
+        return pi0_errorf(PI0_ENOMEM, "%s: %d x %d attention needs too much scratch", op, max_q,
+                          max_k);
+    return dev->iface->reserve(dev, (size_t)floats * sizeof(float));
+}
+
 // ---- memory ----
 
 int pi0_buf_alloc(pi0_dev *dev, size_t bytes, pi0_buf **out) {
@@ -135,7 +169,7 @@ int pi0_weight_create(pi0_dev *dev, const void *host, pi0_dtype dtype, int n, in
     w->k = k;
     w->ld = ld;
     w->dtype = dtype;
-    int st = dev->iface->weight_create(dev, w, host, dtype, ld);
+    int st = dev->iface->weight_create(dev, w);
     if (st) {
         free(w);
         return st;
@@ -408,6 +442,8 @@ int pi0_dev_layernorm(pi0_stream *s, pi0_mat y, pi0_mat x, pi0_mat weight, pi0_m
     CHECK_ST(check_shape(op, "weight", weight, 1, x.cols));
     CHECK_ST(check_shape(op, "bias", bias, 1, x.cols));
     CHECK_ST(check_alias_ok(op, "y", y, "x", x));
+    if (mats_overlap(y, weight) || mats_overlap(y, bias))
+        return pi0_errorf(PI0_EINVAL, "%s: y overlaps weight or bias", op);
     if (!(eps >= 0)) return pi0_errorf(PI0_EINVAL, "%s: eps %g", op, (double)eps);
     return s->dev->iface->layernorm(s, y, x, weight, bias, eps);
 }
@@ -421,6 +457,7 @@ int pi0_dev_rmsnorm(pi0_stream *s, pi0_mat y, pi0_mat x, pi0_mat weight, float e
     CHECK_ST(check_shape(op, "y", y, x.rows, x.cols));
     CHECK_ST(check_shape(op, "weight", weight, 1, x.cols));
     CHECK_ST(check_alias_ok(op, "y", y, "x", x));
+    if (mats_overlap(y, weight)) return pi0_errorf(PI0_EINVAL, "%s: y overlaps weight", op);
     if (!(eps >= 0)) return pi0_errorf(PI0_EINVAL, "%s: eps %g", op, (double)eps);
     return s->dev->iface->rmsnorm(s, y, x, weight, eps);
 }
@@ -511,9 +548,9 @@ int pi0_dev_rope(pi0_stream *s, pi0_mat x, pi0_mat pos, int n_heads, int head_di
     if (n_heads <= 0 || head_dim <= 0 || head_dim % 2)
         return pi0_errorf(PI0_EINVAL, "%s: n_heads %d, head_dim %d (want > 0, head_dim even)",
                           op, n_heads, head_dim);
-    if (x.cols != n_heads * head_dim)
-        return pi0_errorf(PI0_ESHAPE, "%s: x has %d cols, want n_heads*head_dim = %d", op,
-                          x.cols, n_heads * head_dim);
+    if (x.cols != (long long)n_heads * head_dim)
+        return pi0_errorf(PI0_ESHAPE, "%s: x has %d cols, want n_heads*head_dim = %lld", op,
+                          x.cols, (long long)n_heads * head_dim);
     if (!((pos.rows == 1 && pos.cols == x.rows) || (pos.cols == 1 && pos.rows == x.rows)))
         return pi0_errorf(PI0_ESHAPE, "%s: pos is [%d, %d], want [1, %d] or [%d, 1]", op,
                           pos.rows, pos.cols, x.rows, x.rows);
@@ -526,7 +563,8 @@ int pi0_dev_attention(pi0_stream *s, pi0_mat out, pi0_mat q, pi0_mat k, pi0_mat 
                       float scale) {
     const char *op = "pi0_dev_attention";
     CHECK_ST(check_stream(op, s));
-    if (n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 || n_heads % n_kv_heads)
+    if (n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 || n_heads % n_kv_heads ||
+        (long long)n_heads * head_dim > INT_MAX)
         return pi0_errorf(PI0_EINVAL, "%s: n_heads %d, n_kv_heads %d, head_dim %d", op, n_heads,
                           n_kv_heads, head_dim);
     CHECK_ST(check_mat(op, "out", s, out, PI0_F32));
@@ -563,8 +601,8 @@ int pi0_dev_gather(pi0_stream *s, pi0_mat y, const pi0_weight *table, pi0_mat id
     CHECK_ST(check_mat(op, "y", s, y, PI0_F32));
     CHECK_ST(check_mat(op, "ids", s, ids, PI0_I32));
     if (!((ids.rows == 1 && ids.cols == y.rows) || (ids.cols == 1 && ids.rows == y.rows)))
-        return pi0_errorf(PI0_ESHAPE, "%s: ids is [%d, %d], want [1, %d]", op, ids.rows,
-                          ids.cols, y.rows);
+        return pi0_errorf(PI0_ESHAPE, "%s: ids is [%d, %d], want [1, %d] or [%d, 1]", op,
+                          ids.rows, ids.cols, y.rows, y.rows);
     if (y.cols != table->k)
         return pi0_errorf(PI0_ESHAPE, "%s: y has %d cols, table width is %d", op, y.cols,
                           table->k);

@@ -66,9 +66,21 @@ PI0_API int pi0_dev_close(pi0_dev *dev);
 PI0_API const char *pi0_dev_name(const pi0_dev *dev);
 /* Names of the backends built into this binary, NULL-terminated. */
 PI0_API const char *const *pi0_dev_backends(void);
-/* Makes sure kernels can run on inputs up to these sizes without allocating (e.g.
- * attention scratch for n_q x n_k scores). May allocate; call at start-up. */
+/* Makes sure kernels can run on inputs up to these sizes without allocating: grows the
+ * kernel scratch to at least scratch_bytes in all (never shrinks it). May allocate; call
+ * at start-up, not while kernels run. PI0_ENOMEM (scratch unchanged) when it cannot. */
 PI0_API int pi0_dev_reserve(pi0_dev *dev, size_t scratch_bytes);
+/* Grows the scratch so that pi0_dev_attention runs at full speed, without allocating, on
+ * every call with at most max_q query rows, at most max_k keys and this head layout
+ * (n_heads % n_kv_heads == 0): the backend sizes its own scratch (tiles, per-thread
+ * splits), so callers need not know how. Call once per head layout used; the scratch
+ * only grows. May allocate; call at start-up. PI0_EINVAL for sizes <= 0 or a bad head
+ * layout, PI0_ENOMEM when it cannot reserve. A backend without its own rule reserves a
+ * whole score matrix, max_q * n_heads * (max_k + 2 * head_dim) floats, through
+ * pi0_dev_reserve (nothing when it has no scratch either). Without this call (or a large
+ * enough pi0_dev_reserve) pi0_dev_attention may refuse big inputs with PI0_ENOMEM. */
+PI0_API int pi0_dev_reserve_attention(pi0_dev *dev, int max_q, int max_k, int n_heads,
+                                      int n_kv_heads, int head_dim);
 
 /* ---- memory ----------------------------------------------------------------------- */
 
@@ -97,7 +109,11 @@ PI0_API int pi0_stream_sync(pi0_stream *s);
 PI0_API int pi0_event_create(pi0_dev *dev, pi0_event **out);
 /* NULL ok. The caller ensures no record or wait of it is still pending (as for buffers). */
 PI0_API void pi0_event_destroy(pi0_event *e);
-/* Marks the current end of `s`; the event completes when all work before it has. */
+/* Marks the current end of `s`; the event completes when all work before it has.
+ * An event marks one point at a time: recording it again moves the mark (waits and syncs
+ * called afterwards refer to the new one). Record it on one stream at a time: re-recording
+ * it on another stream while an earlier record is still pending may let waits on either
+ * record complete early (use one event per stream). */
 PI0_API int pi0_event_record(pi0_event *e, pi0_stream *s);
 /* Work enqueued on `s` after this call starts only after `e` completed. */
 PI0_API int pi0_stream_wait_event(pi0_stream *s, pi0_event *e);
@@ -191,7 +207,9 @@ PI0_API int pi0_dev_geglu(pi0_stream *s, pi0_mat y, pi0_mat gate, pi0_mat up);
 PI0_API int pi0_dev_rope(pi0_stream *s, pi0_mat x, pi0_mat pos, int n_heads, int head_dim,
                          float theta);
 
-/* Multi-head attention with grouped / multi-query heads.
+/* Multi-head attention with grouped / multi-query heads. Needs backend scratch that
+ * grows with n_k: size it at start-up with pi0_dev_reserve_attention; a call that does
+ * not fit may fail with PI0_ENOMEM and then enqueues nothing.
  *   q   [n_q, n_heads * head_dim]
  *   k,v [n_k, n_kv_heads * head_dim]      (n_heads % n_kv_heads == 0; query head h uses
  *                                          kv head h / (n_heads / n_kv_heads))

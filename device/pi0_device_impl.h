@@ -15,7 +15,7 @@
 
 #include "pi0_device.h"
 
-#define PI0_DEV_IFACE_VERSION 1
+#define PI0_DEV_IFACE_VERSION 2 /* 2: reserve_attention, weight_create(dev, w) */
 
 typedef struct pi0_dev_iface pi0_dev_iface;
 
@@ -61,12 +61,17 @@ struct pi0_dev_iface {
     int (*open)(pi0_dev *dev, const pi0_dev_opts *opts);
     void (*close)(pi0_dev *dev);                        /* only called with no live objects */
     int (*reserve)(pi0_dev *dev, size_t scratch_bytes); /* OPTIONAL: NULL = nothing to do */
+    /* OPTIONAL (arguments checked): NULL = `reserve` with a whole score matrix,
+     * max_q * n_heads * (max_k + 2 * head_dim) floats (nothing when `reserve` is NULL) */
+    int (*reserve_attention)(pi0_dev *dev, int max_q, int max_k, int n_heads, int n_kv_heads,
+                             int head_dim);
 
-    /* memory: fill buf->impl / w->impl, w->dtype, w->ld and w->dev_bytes */
+    /* memory. buf_alloc fills buf->impl (buf->size is set). weight_create is given w with
+     * host, dtype, n, k and ld of the caller's memory set; it fills w->impl and
+     * w->dev_bytes, and sets w->dtype / w->ld to what it stores when that differs. */
     int (*buf_alloc)(pi0_dev *dev, pi0_buf *buf);
     void (*buf_free)(pi0_buf *buf);
-    int (*weight_create)(pi0_dev *dev, pi0_weight *w, const void *host, pi0_dtype dtype,
-                         int ld);
+    int (*weight_create)(pi0_dev *dev, pi0_weight *w);
     void (*weight_destroy)(pi0_weight *w);
 
     /* streams and events */

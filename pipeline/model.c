@@ -369,13 +369,13 @@ static int alloc_activations(pi0_model *m) {
     m->h_noise = malloc(H * A * sizeof(float));
     if (!m->h_patches || !m->h_ids || !m->h_state || !m->h_noise) return PI0_ENOMEM;
 
-    /* attention scratch: 64 query tokens per thread at the most keys (N + S) and the
-     * largest query group (the backend needs about group · (keys + 2·head_dim) floats per
-     * query token) */
-    size_t group = (size_t)(c->vlm.n_heads / c->vlm.n_kv_heads);
-    size_t per_tok = group * (N + S + 2 * (size_t)c->vlm.head_dim) * 4;
-    long nth = m->n_threads > 0 ? m->n_threads : sysconf(_SC_NPROCESSORS_ONLN);
-    return pi0_dev_reserve(m->dev, per_tok * 64 * (size_t)(nth > 0 ? nth : 1));
+    /* attention scratch, sized by the backend for the largest calls: the VLM prefix and
+     * the expert suffix (at most N + S queries over N + S keys; the expert's heads are the
+     * VLM's, checked at load), SigLIP within one camera */
+    PI0__TRY(pi0_dev_reserve_attention(m->dev, (int)(N + S), (int)(N + S), c->vlm.n_heads,
+                                       c->vlm.n_kv_heads, c->vlm.head_dim));
+    return pi0_dev_reserve_attention(m->dev, (int)np_, (int)np_, c->vision.n_heads,
+                                     c->vision.n_heads, c->vision.head_dim);
 }
 
 int pi0_model_load(const char *dir, const pi0_model_opts *opts, pi0_model **out) {

@@ -1011,12 +1011,15 @@ static void test_optional_fallbacks(void) {
         stripped.geglu = NULL;
         stripped.copy_mat = NULL;
         stripped.reserve = NULL;
+        stripped.reserve_attention = NULL;
         e.d->iface = &stripped;
         rng_seed(10);
         ew_case(&e, E_GEGLU, 9, 300, 0);
         ew_case(&e, E_GEGLU, 9, 300, 1);
         copy_mat_checks(&e);
         CHECK_STATUS(pi0_dev_reserve(e.d, 1 << 20), PI0_OK);
+        CHECK_STATUS(pi0_dev_reserve_attention(e.d, 8, 100, 2, 1, 16), PI0_OK);
+        CHECK_STATUS(pi0_dev_reserve_attention(e.d, 0, 100, 2, 1, 16), PI0_EINVAL);
         e.d->iface = orig;
     }
 }
@@ -1121,6 +1124,11 @@ static void test_bad_arguments(void) {
         CHECK_STATUS(pi0_dev_binary(e.s, PI0_BIN_ADD, x, x, pi0_mat_f32(b, 2048, 2, 3)),
                      PI0_ESHAPE);
         CHECK_STATUS(pi0_dev_geglu(e.s, x, x, x), PI0_EINVAL);
+        pi0_mat x24 = pi0_mat_f32(b, 2048, 2, 4), x24b = pi0_mat_f32(b, 2560, 2, 4);
+        pi0_mat r1b = pi0_mat_f32(b, 2560, 1, 4);
+        CHECK_STATUS(pi0_dev_layernorm(e.s, x24, x, r1, r1b, 1e-6f), PI0_EINVAL); /* y/weight */
+        CHECK_STATUS(pi0_dev_layernorm(e.s, x24b, x, r1, r1b, 1e-6f), PI0_EINVAL); /* y/bias */
+        CHECK_STATUS(pi0_dev_rmsnorm(e.s, x24, x, r1, 1e-6f), PI0_EINVAL); /* y/weight */
         /* rope */
         pi0_mat pos = {b, 3072, 1, 2, 2, PI0_I32};
         CHECK_STATUS(pi0_dev_rope(e.s, x, pos, 1, 4, 10000.f), PI0_OK);
@@ -1131,6 +1139,8 @@ static void test_bad_arguments(void) {
         pi0_mat pos3 = pos;
         pos3.cols = pos3.ld = 3;
         CHECK_STATUS(pi0_dev_rope(e.s, x, pos3, 1, 4, 10000.f), PI0_ESHAPE);
+        /* n_heads * head_dim beyond int: an error, not an overflow */
+        CHECK_STATUS(pi0_dev_rope(e.s, x, pos, 1 << 16, 1 << 16, 10000.f), PI0_ESHAPE);
         /* attention: q [2, 2*2], k/v [3, 1*2] */
         pi0_mat q = pi0_mat_f32(b, 0, 2, 4), k = pi0_mat_f32(b, 512, 3, 2),
                 v = pi0_mat_f32(b, 768, 3, 2), o = pi0_mat_f32(b, 1024, 2, 4);
@@ -1147,12 +1157,18 @@ static void test_bad_arguments(void) {
             PI0_ESHAPE);
         CHECK_STATUS(pi0_dev_attention(e.s, q, q, k, v, NULL, 2, 1, 2, 0.7f), PI0_EINVAL);
         CHECK_STATUS(pi0_dev_attention(e.s, o, q, k, v, NULL, 2, 1, 2, NAN), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_attention(e.s, o, q, k, v, NULL, 1 << 16, 1, 1 << 16, 0.7f),
+                     PI0_EINVAL);
         /* gather */
         pi0_mat ids = {b, 3072, 1, 2, 2, PI0_I32};
         CHECK_STATUS(pi0_dev_gather(e.s, x, W, ids, 1.0f), PI0_OK);
         CHECK_STATUS(pi0_dev_gather(e.s, y, W, ids, 1.0f), PI0_ESHAPE);
         CHECK_STATUS(pi0_dev_gather(e.s, x, W, x, 1.0f), PI0_ETYPE);
         CHECK_STATUS(pi0_dev_gather(e.s, x, NULL, ids, 1.0f), PI0_EINVAL);
+        pi0_mat ids_col = {b, 3072, 2, 1, 1, PI0_I32}, ids3 = {b, 3072, 1, 3, 3, PI0_I32};
+        CHECK_STATUS(pi0_dev_gather(e.s, x, W, ids_col, 1.0f), PI0_OK);
+        CHECK_STATUS(pi0_dev_gather(e.s, x, W, ids3, 1.0f), PI0_ESHAPE);
+        CHECK(strstr(pi0_last_error(), "[1, 2] or [2, 1]") != NULL);
         /* copies */
         char host[64];
         CHECK_STATUS(pi0_dev_upload(e.s, b, 4090, host, 7), PI0_ERANGE);
@@ -1239,6 +1255,58 @@ static void test_options_and_reserve(void) {
     }
 }
 
+/* pi0_dev_reserve_attention: the backend sizes its own attention scratch from the largest
+ * shapes; before it, many keys do not fit a small scratch (cpu: PI0_ENOMEM, nothing
+ * enqueued), after it they do, at the reserved sizes and below */
+static void test_reserve_attention(void) {
+    for (const char *const *bn = pi0_dev_backends(); *bn; bn++) {
+        pi0_dev_opts small = {.n_threads = 2, .scratch_bytes = 64 << 10};
+        env e;
+        if (env_open(&e, *bn, &small)) continue;
+        /* bad arguments */
+        CHECK_STATUS(pi0_dev_reserve_attention(NULL, 4, 16, 1, 1, 8), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_reserve_attention(e.d, 0, 16, 1, 1, 8), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_reserve_attention(e.d, 4, -1, 1, 1, 8), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_reserve_attention(e.d, 4, 16, 3, 2, 8), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_reserve_attention(e.d, 4, 16, 1, 1, 0), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_reserve_attention(e.d, 4, 16, 1 << 16, 1, 1 << 16), PI0_EINVAL);
+        /* 20000 keys, 4 heads over 2 kv heads: beyond 32 KiB per thread */
+        int nq = 5, nk = 20000, nh = 4, nkv = 2, hd = 32;
+        dmat q = dm_new(&e, nq, nh * hd, nh * hd, PI0_F32),
+             k = dm_new(&e, nk, nkv * hd, nkv * hd, PI0_F32),
+             o = dm_new(&e, nq, nh * hd, nh * hd, PI0_F32);
+        int st = pi0_dev_attention(e.s, o.m, q.m, k.m, k.m, NULL, nh, nkv, hd, 0.125f);
+        if (strcmp(*bn, "cpu") == 0) {
+            CHECK_STATUS(st, PI0_ENOMEM);
+            CHECK(strstr(pi0_last_error(), "pi0_dev_reserve_attention") != NULL);
+            CHECK_STATUS(pi0_stream_sync(e.s), PI0_OK); /* nothing was enqueued */
+        }
+        CHECK_STATUS(pi0_dev_reserve_attention(e.d, nq, nk, nh, nkv, hd), PI0_OK);
+        rng_seed(31);
+        att_case(&e, nq, nk, nh, nkv, hd, M_U8, 1);
+        att_case(&e, 2, 9000, nh, nkv, hd, M_NONE, 0); /* smaller fits too */
+        /* another head layout (multi-query, as Gemma): more query rows than one tile */
+        CHECK_STATUS(pi0_dev_reserve_attention(e.d, 70, 3000, 8, 1, 16), PI0_OK);
+        att_case(&e, 70, 3000, 8, 1, 16, M_F32, 1);
+        att_case(&e, nq, nk, nh, nkv, hd, M_NONE, 0); /* the first layout still fits */
+        dm_free(&q), dm_free(&k), dm_free(&o);
+        env_close(&e);
+
+        /* the wrapper's fallback when the entry is NULL: a whole score matrix through
+         * `reserve` (6 x 2 x (40000 + 32) floats, 2 heads' worth per query token) */
+        if (env_open(&e, *bn, &small)) continue;
+        pi0_dev_iface stripped = *e.d->iface;
+        const pi0_dev_iface *orig = e.d->iface;
+        stripped.reserve_attention = NULL;
+        e.d->iface = &stripped;
+        CHECK_STATUS(pi0_dev_reserve_attention(e.d, 6, 40000, 2, 1, 16), PI0_OK);
+        e.d->iface = orig;
+        rng_seed(32);
+        att_case(&e, 6, 40000, 2, 1, 16, M_NONE, 0);
+        env_close(&e);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: %s [FILTER]\n"
@@ -1268,6 +1336,7 @@ int main(int argc, char **argv) {
         TEST(test_bad_arguments),
         TEST(test_close_busy),
         TEST(test_options_and_reserve),
+        TEST(test_reserve_attention),
     };
     return pi0_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

@@ -57,9 +57,12 @@ typedef struct cpu_dev {
     int n_cpus;
     pthread_mutex_t compute_mu; /* held by the stream worker running a kernel or copy */
     pi0__pool pool;
-    /* kernel scratch, split in n_threads equal slices (64-byte aligned) */
+    /* kernel scratch, split in n_threads equal slices (64-byte aligned). Both change only
+     * in cpu_reserve, under compute_mu (so never under a running kernel), and the slice
+     * size only grows: a size read without the lock (attention's enqueue-side check) is
+     * still a lower bound when the kernel runs. Read the size with cpu_scratch_bytes. */
     char *scratch;
-    size_t scratch_per_thread;
+    atomic_size_t scratch_per_thread;
     int avx512; /* run the AVX-512 kernels: the CPU has them, PI0_CPU_NO_AVX512 is unset */
     int direct_large; /* also for GEMMs with many rows: OpenBLAS's own kernels are not
                          AVX-512 ones (e.g. its core is pinned to Haswell, or unknown) */
@@ -75,8 +78,19 @@ static inline void *cpu_at(pi0_mat m, int r, int c) {
            ((size_t)r * (size_t)m.ld + (size_t)c) * pi0_dtype_size(m.dtype);
 }
 
+/* Scratch bytes per thread. Relaxed: the value is all the caller needs; the memory behind
+ * it is ordered by compute_mu. */
+static inline size_t cpu_scratch_bytes(cpu_dev *d) {
+    return atomic_load_explicit(&d->scratch_per_thread, memory_order_relaxed);
+}
+
 static inline float *cpu_scratch(cpu_dev *d, int thread) {
-    return (float *)(d->scratch + (size_t)thread * d->scratch_per_thread);
+    return (float *)(d->scratch + (size_t)thread * cpu_scratch_bytes(d));
+}
+
+/* Element i of an I32 vector stored as [1, n] or [n, 1] (rope positions, gather ids). */
+static inline int32_t cpu_i32_at(pi0_mat m, int i) {
+    return *(const int32_t *)cpu_at(m, m.rows == 1 ? 0 : i, m.rows == 1 ? i : 0);
 }
 
 // ---- kernel arguments (copied into the stream's queue) ----
@@ -105,6 +119,14 @@ int pi0__cpu_attention(cpu_dev *d, const cpu_args *a);   /* out q k v [mask] nh 
 int pi0__cpu_gather(cpu_dev *d, const cpu_args *a);      /* y ids table scale */
 int pi0__cpu_copy_mat(cpu_dev *d, const cpu_args *a);    /* dst src */
 
+/* The f32 product every kernel uses, one dispatch rule for all (cpu_gemm.c):
+ * t[m, n] (= when beta1 == 0, += when 1) x[m, k] · w[n, k]ᵀ, rows of w contiguous along k.
+ * direct: run cpu_gemm_avx512.c's kernel instead of cblas_sgemm; pass what
+ * pi0__cpu_gemm_direct says for the operation's row count. */
+int pi0__cpu_gemm_direct(const cpu_dev *d, int m);
+void pi0__cpu_sgemm_nt(int direct, int m, int n, int k, const float *x, int ldx, const float *w,
+                       int ldw, float *t, int ldt, int beta1);
+
 /* cpu_gemm_avx512.c (x86-64 builds; call only when cpu_dev.avx512):
  * t[m, nn] (= or += when beta1) x[m, k] · W[nn, k]ᵀ with W rows f32 or bf16 */
 void pi0__gemm_bf16_smallm_avx512(int m, int nn, int k, const float *x, int ldx,
@@ -112,7 +134,10 @@ void pi0__gemm_bf16_smallm_avx512(int m, int nn, int k, const float *x, int ldx,
 void pi0__gemm_f32_smallm_avx512(int m, int nn, int k, const float *x, int ldx, const float *w,
                                  int ldw, float *t, int ldt, int beta1);
 
-/* scratch floats one thread needs for attention with these sizes (at least one tile) */
+/* Attention scratch (cpu_kernels.c): a thread works on tiles of query tokens and needs
+ * pi0__cpu_attention_scratch floats per token of its tile; pi0__cpu_attention_tile is the
+ * most tokens per tile the kernel uses (it takes fewer when the scratch holds fewer). */
 size_t pi0__cpu_attention_scratch(int n_k, int head_dim, int group);
+int pi0__cpu_attention_tile(int group);
 
 #endif /* PI0_DEVICE_CPU_H */

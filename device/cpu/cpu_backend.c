@@ -2,6 +2,7 @@
  * events, and the table of entries (kernels are in cpu_kernels.c and cpu_gemm.c). */
 #include <cblas.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@ static int count_allowed_cpus(void) {
     return 1;
 }
 
+/* Sets the scratch to `total` bytes split over the threads; at open, or in cpu_reserve
+ * under compute_mu with a larger total (so the slice size never shrinks). */
 static int scratch_alloc(cpu_dev *d, size_t total) {
     size_t per = total / (size_t)d->n_threads;
     per = (per + 63) & ~(size_t)63;
@@ -32,7 +35,7 @@ static int scratch_alloc(cpu_dev *d, size_t total) {
                           per * (size_t)d->n_threads);
     free(d->scratch);
     d->scratch = p;
-    d->scratch_per_thread = per;
+    atomic_store_explicit(&d->scratch_per_thread, per, memory_order_relaxed);
     return PI0_OK;
 }
 
@@ -112,9 +115,25 @@ static int cpu_reserve(pi0_dev *dev, size_t bytes) {
     cpu_dev *d = cpu_of(dev);
     int st = PI0_OK;
     pthread_mutex_lock(&d->compute_mu); /* no kernel is using the scratch meanwhile */
-    if (bytes > d->scratch_per_thread * (size_t)d->n_threads) st = scratch_alloc(d, bytes);
+    if (bytes > cpu_scratch_bytes(d) * (size_t)d->n_threads) st = scratch_alloc(d, bytes);
     pthread_mutex_unlock(&d->compute_mu);
     return st;
+}
+
+/* Whole tiles (pi0__cpu_attention_tile tokens, fewer when max_q is smaller) on every
+ * thread at max_k keys: the kernel then never shrinks its tiles for lack of scratch. */
+static int cpu_reserve_attention(pi0_dev *dev, int max_q, int max_k, int n_heads,
+                                 int n_kv_heads, int head_dim) {
+    cpu_dev *d = cpu_of(dev);
+    int g = n_heads / n_kv_heads, tile = pi0__cpu_attention_tile(g);
+    if (tile > max_q) tile = max_q;
+    size_t per_tok = pi0__cpu_attention_scratch(max_k, head_dim, g) * sizeof(float);
+    if (per_tok > SIZE_MAX / 2 / (size_t)tile / (size_t)d->n_threads)
+        return pi0_errorf(PI0_ENOMEM,
+                          "pi0_dev_reserve_attention: %d keys x %d heads x head_dim %d need "
+                          "too much scratch",
+                          max_k, n_heads, head_dim);
+    return cpu_reserve(dev, per_tok * (size_t)tile * (size_t)d->n_threads);
 }
 
 // ---- memory ----
@@ -131,12 +150,9 @@ static void cpu_buf_free(pi0_buf *b) {
     free(b->impl);
 }
 
-static int cpu_weight_create(pi0_dev *dev, pi0_weight *w, const void *host, pi0_dtype dtype,
-                             int ld) {
-    if (dtype == PI0_F32 || dtype == PI0_BF16) { /* borrowed in place (e.g. mmapped) */
-        w->impl = (void *)host;
-        w->dtype = dtype;
-        w->ld = ld;
+static int cpu_weight_create(pi0_dev *dev, pi0_weight *w) {
+    if (w->dtype == PI0_F32 || w->dtype == PI0_BF16) { /* borrowed in place (e.g. mmapped) */
+        w->impl = (void *)w->host;
         w->dev_bytes = 0;
         return PI0_OK;
     }
@@ -146,11 +162,11 @@ static int cpu_weight_create(pi0_dev *dev, pi0_weight *w, const void *host, pi0_
     if (!f)
         return pi0_errorf(PI0_ENOMEM, "cpu: cannot allocate %zu bytes for an f16 weight",
                           n * 4);
-    const uint16_t *h = host;
+    const uint16_t *h = w->host;
     for (int r = 0; r < w->n; r++)
         for (int c = 0; c < w->k; c++)
             f[(size_t)r * (size_t)w->k + (size_t)c] =
-                pi0_f16_to_f32(h[(size_t)r * (size_t)ld + (size_t)c]);
+                pi0_f16_to_f32(h[(size_t)r * (size_t)w->ld + (size_t)c]);
     w->impl = f;
     w->dtype = PI0_F32;
     w->ld = w->k;
@@ -273,8 +289,7 @@ static void run_op(cpu_stream *s, const cpu_op *op) {
         break;
     case OP_KERNEL:
         pthread_mutex_lock(&s->dev->compute_mu);
-        pi0_clear_error();
-        st = op->u.k.fn(s->dev, &op->u.k.args);
+        st = op->u.k.fn(s->dev, &op->u.k.args); /* an error comes with its own message */
         pthread_mutex_unlock(&s->dev->compute_mu);
         break;
     }
@@ -485,13 +500,19 @@ static int cpu_rope_enq(pi0_stream *s, pi0_mat x, pi0_mat pos, int n_heads, int 
 static int cpu_attention_enq(pi0_stream *s, pi0_mat out, pi0_mat q, pi0_mat k, pi0_mat v,
                              const pi0_mat *mask, int n_heads, int n_kv_heads, int head_dim,
                              float scale) {
+    /* The only scratch check: done here, so a call that cannot run fails now and enqueues
+     * nothing. Without the lock: the size only grows, so what fits now still fits when the
+     * kernel runs (it asserts so). */
     cpu_dev *d = cpu_of(s->dev);
-    size_t need = pi0__cpu_attention_scratch(k.rows, head_dim, n_heads / n_kv_heads) * 4;
-    if (need > d->scratch_per_thread)
+    size_t need = pi0__cpu_attention_scratch(k.rows, head_dim, n_heads / n_kv_heads) *
+                  sizeof(float),
+           have = cpu_scratch_bytes(d);
+    if (need > have)
         return pi0_errorf(PI0_ENOMEM,
                           "pi0_dev_attention: %d keys need %zu bytes of scratch per thread, "
-                          "have %zu (call pi0_dev_reserve with at least %zu)",
-                          k.rows, need, d->scratch_per_thread, need * (size_t)d->n_threads);
+                          "have %zu (size it at start-up with pi0_dev_reserve_attention, or "
+                          "pi0_dev_reserve with at least %zu)",
+                          k.rows, need, have, need * (size_t)d->n_threads);
     cpu_args a = {.m = {out, q, k, v}, .i = {n_heads, n_kv_heads, head_dim}, .f = {scale}};
     if (mask) {
         a.m[4] = *mask;
@@ -512,6 +533,7 @@ const pi0_dev_iface pi0__cpu_iface = {
     .open = cpu_open,
     .close = cpu_close,
     .reserve = cpu_reserve,
+    .reserve_attention = cpu_reserve_attention,
     .buf_alloc = cpu_buf_alloc,
     .buf_free = cpu_buf_free,
     .weight_create = cpu_weight_create,

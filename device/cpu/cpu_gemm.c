@@ -16,12 +16,9 @@
 #include "cpu.h"
 #include "cpu_vec.h"
 
-PI0_VEC static void epi_bias(float *y, const float *b, int n) {
-    for (int i = 0; i < n; i++)
-        y[i] += b[i];
-}
+/* y (+)= act(t + b) for act GELU_TANH or SILU (PI0_ACT_NONE never gets here: a plain
+ * bias is row_add); b may be NULL */
 PI0_VEC static void epi_act(float *y, const float *t, const float *b, int act, int acc, int n) {
-    /* y (+)= act(t + b); b may be NULL */
     if (act == PI0_ACT_GELU_TANH) {
         if (acc)
             for (int i = 0; i < n; i++)
@@ -29,29 +26,13 @@ PI0_VEC static void epi_act(float *y, const float *t, const float *b, int act, i
         else
             for (int i = 0; i < n; i++)
                 y[i] = pi0__gelu_tanh(t[i] + (b ? b[i] : 0.f));
-    } else if (act == PI0_ACT_SILU) {
+    } else {
         if (acc)
             for (int i = 0; i < n; i++)
                 y[i] += pi0__silu(t[i] + (b ? b[i] : 0.f));
         else
             for (int i = 0; i < n; i++)
                 y[i] = pi0__silu(t[i] + (b ? b[i] : 0.f));
-    } else {
-        if (acc)
-            for (int i = 0; i < n; i++)
-                y[i] += t[i] + (b ? b[i] : 0.f);
-        else
-            for (int i = 0; i < n; i++)
-                y[i] = t[i] + (b ? b[i] : 0.f);
-    }
-}
-PI0_VEC static void cvt_bf16(float *dst, const uint16_t *src, int n) {
-    for (int i = 0; i < n; i++) {
-        union {
-            uint32_t u;
-            float f;
-        } v = {.u = (uint32_t)src[i] << 16};
-        dst[i] = v.f;
     }
 }
 
@@ -75,36 +56,54 @@ typedef struct gemm_ctx {
     int direct; /* every block with cpu_gemm_avx512.c */
 } gemm_ctx;
 
-/* t[m, nn] (beta: 0 overwrite, 1 add) = x[m, k] · W[n0:n0+nn, :]ᵀ */
+/* The direct AVX-512 kernel (~1.4x OpenBLAS's AVX2 kernels at the model's shapes) wins
+ * for few rows everywhere; for many rows it loses to OpenBLAS's AVX-512 kernels, so it
+ * runs there only when OpenBLAS has none selected (cpu_dev.direct_large). */
+int pi0__cpu_gemm_direct(const cpu_dev *d, int m) {
+#ifdef PI0_HAVE_AVX512_GEMM
+    return d->avx512 && (m <= SMALL_M || d->direct_large);
+#else
+    (void)d, (void)m;
+    return 0;
+#endif
+}
+
+void pi0__cpu_sgemm_nt(int direct, int m, int n, int k, const float *x, int ldx, const float *w,
+                       int ldw, float *t, int ldt, int beta1) {
+#ifdef PI0_HAVE_AVX512_GEMM
+    if (direct) {
+        pi0__gemm_f32_smallm_avx512(m, n, k, x, ldx, w, ldw, t, ldt, beta1);
+        return;
+    }
+#endif
+    (void)direct;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, ldx, w, ldw,
+                beta1 ? 1.0f : 0.0f, t, ldt);
+}
+
+/* t[m, nn] (beta1: 0 overwrite, 1 add) = x[m, k] · W[n0:n0+nn, :]ᵀ */
 static void block_gemm(const gemm_ctx *c, float *panel, int m, const float *x, int n0, int nn,
-                       float *t, int ldt, float beta) {
+                       float *t, int ldt, int beta1) {
     const pi0_weight *w = c->w;
     if (w->dtype == PI0_F32) {
-        const float *wp = (const float *)w->impl + (size_t)n0 * (size_t)w->ld;
-#ifdef PI0_HAVE_AVX512_GEMM
-        if (c->direct) {
-            pi0__gemm_f32_smallm_avx512(m, nn, c->k, x, c->ldx, wp, w->ld, t, ldt,
-                                        beta != 0.0f);
-            return;
-        }
-#endif
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nn, c->k, 1.0f, x, c->ldx, wp,
-                    w->ld, beta, t, ldt);
+        pi0__cpu_sgemm_nt(c->direct, m, nn, c->k, x, c->ldx,
+                          (const float *)w->impl + (size_t)n0 * (size_t)w->ld, w->ld, t, ldt,
+                          beta1);
         return;
     }
     const uint16_t *wb = (const uint16_t *)w->impl + (size_t)n0 * (size_t)w->ld;
 #ifdef PI0_HAVE_AVX512_GEMM
     if (c->direct) {
-        pi0__gemm_bf16_smallm_avx512(m, nn, c->k, x, c->ldx, wb, w->ld, t, ldt, beta != 0.0f);
+        pi0__gemm_bf16_smallm_avx512(m, nn, c->k, x, c->ldx, wb, w->ld, t, ldt, beta1);
         return;
     }
 #endif
     for (int k0 = 0; k0 < c->k; k0 += c->kb) {
         int kk = c->k - k0 < c->kb ? c->k - k0 : c->kb;
         for (int r = 0; r < nn; r++)
-            cvt_bf16(panel + (size_t)r * kk, wb + (size_t)r * (size_t)w->ld + k0, kk);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nn, kk, 1.0f, x + k0, c->ldx,
-                    panel, kk, k0 == 0 ? beta : 1.0f, t, ldt);
+            pi0__row_bf16_to_f32(panel + (size_t)r * kk, wb + (size_t)r * (size_t)w->ld + k0,
+                                 1.0f, kk);
+        pi0__cpu_sgemm_nt(0, m, nn, kk, x + k0, c->ldx, panel, kk, t, ldt, k0 ? 1 : beta1);
     }
 }
 
@@ -117,7 +116,7 @@ static void gemm_task(void *ctx, int task, int thread) {
         float *t = scr, *panel = scr + (size_t)c->mt * c->nb;
         for (int r0 = 0; r0 < c->m; r0 += c->mt) {
             int mm = c->m - r0 < c->mt ? c->m - r0 : c->mt;
-            block_gemm(c, panel, mm, c->x + (size_t)r0 * c->ldx, n0, nn, t, nn, 0.0f);
+            block_gemm(c, panel, mm, c->x + (size_t)r0 * c->ldx, n0, nn, t, nn, 0);
             for (int r = 0; r < mm; r++)
                 epi_act(c->y + (size_t)(r0 + r) * c->ldy + n0, t + (size_t)r * nn, b, c->act, 1,
                         nn);
@@ -125,13 +124,13 @@ static void gemm_task(void *ctx, int task, int thread) {
         return;
     }
     float *y = c->y + n0;
-    block_gemm(c, scr, c->m, c->x, n0, nn, y, c->ldy, c->acc ? 1.0f : 0.0f);
+    block_gemm(c, scr, c->m, c->x, n0, nn, y, c->ldy, c->acc);
     if (c->act != PI0_ACT_NONE) {
         for (int r = 0; r < c->m; r++)
             epi_act(y + (size_t)r * c->ldy, y + (size_t)r * c->ldy, b, c->act, 0, nn);
     } else if (b) {
         for (int r = 0; r < c->m; r++)
-            epi_bias(y + (size_t)r * c->ldy, b, nn);
+            pi0__row_add(y + (size_t)r * c->ldy, y + (size_t)r * c->ldy, b, nn);
     }
 }
 
@@ -150,9 +149,7 @@ int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a) {
                   .bias = a->has_opt ? cpu_at(a->m[2], 0, 0) : NULL,
                   .act = a->i[0],
                   .acc = a->i[1]};
-#ifdef PI0_HAVE_AVX512_GEMM
-    c.direct = d->avx512 && (c.m <= SMALL_M || d->direct_large);
-#endif
+    c.direct = pi0__cpu_gemm_direct(d, c.m);
     /* Blocks of output columns. For sgemm: a multiple of the thread count, at most ~1024
      * wide (each call packs x again). The direct kernel packs nothing: 128-wide or smaller
      * blocks, at least 8 per thread, so a thread slowed down by another process leaves its
@@ -169,7 +166,7 @@ int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a) {
     nb = (c.n + tasks - 1) / tasks;
     nb = (nb + 15) & ~15;
     if (nb > c.n) nb = c.n;
-    size_t scr = d->scratch_per_thread / sizeof(float);
+    size_t scr = cpu_scratch_bytes(d) / sizeof(float);
     int need_t = c.act != PI0_ACT_NONE && c.acc;
     if (need_t) { /* row tiles of the output block; the rest of the scratch is the panel */
         c.mt = c.m < 64 ? c.m : 64;

@@ -22,10 +22,6 @@ PI0_VEC static void row_scale(float *y, const float *x, float a, int n) {
     for (int i = 0; i < n; i++)
         y[i] = x[i] * a;
 }
-PI0_VEC static void row_add(float *y, const float *a, const float *b, int n) {
-    for (int i = 0; i < n; i++)
-        y[i] = a[i] + b[i];
-}
 PI0_VEC static void row_mul(float *y, const float *a, const float *b, int n) {
     for (int i = 0; i < n; i++)
         y[i] = a[i] * b[i];
@@ -120,15 +116,6 @@ PI0_VEC static void row_mask_f32(float *s, const float *m, int n) {
     for (int i = 0; i < n; i++) {
         float v = s[i] + m[i];
         s[i] = v < PI0__MASKED_SCORE ? PI0__MASKED_SCORE : v; /* -inf becomes finite */
-    }
-}
-PI0_VEC static void row_bf16_to_f32(float *y, const uint16_t *x, float a, int n) {
-    for (int i = 0; i < n; i++) {
-        union {
-            uint32_t u;
-            float f;
-        } v = {.u = (uint32_t)x[i] << 16};
-        y[i] = v.f * a;
     }
 }
 
@@ -253,7 +240,7 @@ static void binary_rows(const cpu_args *a, int r0, int r1) {
     int n = a->m[0].cols;
     for (int r = r0; r < r1; r++) {
         if (a->i[0] == PI0_BIN_ADD)
-            row_add(F(0, r, 0), F(1, r, 0), FB(2, r), n);
+            pi0__row_add(F(0, r, 0), F(1, r, 0), FB(2, r), n);
         else
             row_mul(F(0, r, 0), F(1, r, 0), FB(2, r), n);
     }
@@ -281,11 +268,10 @@ int pi0__cpu_geglu(cpu_dev *d, const cpu_args *a) {
 static void rope_rows(const cpu_args *a, int r0, int r1) {
     int nh = a->i[0], hd = a->i[1], half = hd / 2;
     double theta = a->f[0], inv[ROPE_MAX_HALF];
-    pi0_mat pos = a->m[1];
     for (int j = 0; j < half && j < ROPE_MAX_HALF; j++)
         inv[j] = pow(theta, -2.0 * j / hd);
     for (int r = r0; r < r1; r++) {
-        int32_t p = *(const int32_t *)cpu_at(pos, pos.rows == 1 ? 0 : r, pos.rows == 1 ? r : 0);
+        int32_t p = cpu_i32_at(a->m[1], r);
         float *x = F(0, r, 0);
         for (int j = 0; j < half; j++) {
             /* angle in double: positions up to ~1e4 keep full f32 accuracy in cos/sin */
@@ -310,14 +296,20 @@ int pi0__cpu_rope(cpu_dev *d, const cpu_args *a) {
 
 #define ATT_TILE_ROWS 128 /* query rows (token, head) per tile */
 
+/* per query token: its group's scaled queries [g, hd], scores [g, nk], outputs [g, hd] */
 size_t pi0__cpu_attention_scratch(int n_k, int head_dim, int group) {
     return (size_t)group * ((size_t)n_k + 2 * (size_t)head_dim);
+}
+
+int pi0__cpu_attention_tile(int group) {
+    return ATT_TILE_ROWS / group > 0 ? ATT_TILE_ROWS / group : 1;
 }
 
 typedef struct att_ctx {
     cpu_dev *d;
     const cpu_args *a;
     int nq, nk, nh, nkv, hd, g, tile_tok, n_tiles;
+    int direct; /* q·kᵀ on the direct kernel (pi0__cpu_gemm_direct of a whole tile) */
 } att_ctx;
 
 static void att_task(void *ctx, int task, int thread) {
@@ -334,13 +326,7 @@ static void att_task(void *ctx, int task, int thread) {
         for (int h = 0; h < g; h++)
             row_scale(qs + ((size_t)(t - t0) * g + h) * hd, cpu_at(q, t, (j * g + h) * hd),
                       a->f[0], hd);
-#ifdef PI0_HAVE_AVX512_GEMM
-    if (c->d->direct_large) /* as in cpu_gemm.c: faster than OpenBLAS's non-AVX-512 kernels */
-        pi0__gemm_f32_smallm_avx512(rows, nk, hd, qs, hd, cpu_at(k, 0, j * hd), k.ld, sc, nk, 0);
-    else
-#endif
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, hd, 1.0f, qs, hd,
-                    cpu_at(k, 0, j * hd), k.ld, 0.0f, sc, nk);
+    pi0__cpu_sgemm_nt(c->direct, rows, nk, hd, qs, hd, cpu_at(k, 0, j * hd), k.ld, sc, nk, 0);
     for (int r = 0; r < rows; r++) {
         float *s = sc + (size_t)r * nk;
         int t = t0 + r / g;
@@ -371,17 +357,18 @@ int pi0__cpu_attention(cpu_dev *d, const cpu_args *a) {
                  .hd = a->i[2]};
     c.g = c.nh / c.nkv;
     size_t per_tok = pi0__cpu_attention_scratch(c.nk, c.hd, c.g);
-    size_t fit = d->scratch_per_thread / sizeof(float) / per_tok;
-    int want = ATT_TILE_ROWS / c.g > 0 ? ATT_TILE_ROWS / c.g : 1;
+    size_t fit = cpu_scratch_bytes(d) / sizeof(float) / per_tok;
+    int want = pi0__cpu_attention_tile(c.g);
     c.tile_tok = fit < (size_t)want ? (int)fit : want;
-    if (c.tile_tok < 1)
-        return pi0_errorf(PI0_ENOMEM, "pi0_dev_attention: scratch too small for %d keys", c.nk);
+    /* the enqueue side checked one token fits, and the scratch only grows */
+    PI0_ASSERT(c.tile_tok >= 1);
     /* enough tiles to keep every thread busy, unless the whole op is too small to share */
     double work = (double)c.nq * c.nh * c.nk * c.hd;
     int min_tiles = work < (1 << 19) ? 1 : d->n_threads * 2;
     while (c.tile_tok > 1 && (long)c.nkv * ((c.nq + c.tile_tok - 1) / c.tile_tok) < min_tiles)
         c.tile_tok = (c.tile_tok + 1) / 2;
     c.n_tiles = (c.nq + c.tile_tok - 1) / c.tile_tok;
+    c.direct = pi0__cpu_gemm_direct(d, c.tile_tok * c.g);
     pi0__pool_run(&d->pool, att_task, &c, c.nkv * c.n_tiles);
     return PI0_OK;
 }
@@ -397,11 +384,9 @@ static void gather_task(void *ctx, int t, int thread) {
     gather_ctx *c = ctx;
     const cpu_args *a = c->a;
     const pi0_weight *w = a->w;
-    pi0_mat ids = a->m[1];
     int n = a->m[0].rows, per = 64, r1 = (t + 1) * per < n ? (t + 1) * per : n;
     for (int r = t * per; r < r1; r++) {
-        int32_t id =
-            *(const int32_t *)cpu_at(ids, ids.rows == 1 ? 0 : r, ids.rows == 1 ? r : 0);
+        int32_t id = cpu_i32_at(a->m[1], r);
         float *y = F(0, r, 0);
         if (id < 0 || id >= w->n) {
             memset(y, 0, (size_t)w->k * sizeof(float));
@@ -410,8 +395,8 @@ static void gather_task(void *ctx, int t, int thread) {
             continue;
         }
         if (w->dtype == PI0_BF16)
-            row_bf16_to_f32(y, (const uint16_t *)w->impl + (size_t)id * (size_t)w->ld, a->f[0],
-                            w->k);
+            pi0__row_bf16_to_f32(y, (const uint16_t *)w->impl + (size_t)id * (size_t)w->ld,
+                                 a->f[0], w->k);
         else
             row_scale(y, (const float *)w->impl + (size_t)id * (size_t)w->ld, a->f[0], w->k);
     }
@@ -424,10 +409,8 @@ int pi0__cpu_gather(cpu_dev *d, const cpu_args *a) {
     pi0__pool_run(&d->pool, gather_task, &c, (n + 63) / 64);
     int bad = atomic_load(&c.bad_row);
     if (bad) {
-        pi0_mat ids = a->m[1];
         int r = bad - 1;
-        int32_t id =
-            *(const int32_t *)cpu_at(ids, ids.rows == 1 ? 0 : r, ids.rows == 1 ? r : 0);
+        int32_t id = cpu_i32_at(a->m[1], r);
         return pi0_errorf(PI0_ERANGE, "pi0_dev_gather: ids[%d] = %d outside [0, %d)", r, id,
                           a->w->n);
     }

@@ -1,4 +1,5 @@
-/* cpu_vec.h — vectorizable row loops of the cpu backend (static, one copy per file).
+/* cpu_vec.h — vectorizable row loops of the cpu backend (static, one copy per file): the
+ * scalar helpers they build on, and the loops more than one file needs.
  *
  * Each loop is compiled for AVX-512 (x86-64-v4), AVX2+FMA (x86-64-v3) and the baseline,
  * picked at load time by the CPU (GCC function multiversioning via ifunc), so the binary
@@ -47,6 +48,25 @@ static inline float pi0__gelu_tanh(float x) {
 
 static inline float pi0__silu(float x) {
     return x / (1.0f + pi0__expf(-x));
+}
+
+// ---- row loops shared by cpu_kernels.c and cpu_gemm.c ----
+
+/* y = a + b (y may be a or b) */
+PI0_VEC static inline void pi0__row_add(float *y, const float *a, const float *b, int n) {
+    for (int i = 0; i < n; i++)
+        y[i] = a[i] + b[i];
+}
+
+/* y = bf16 x widened to f32 (exact), times a */
+PI0_VEC static inline void pi0__row_bf16_to_f32(float *y, const uint16_t *x, float a, int n) {
+    for (int i = 0; i < n; i++) {
+        union {
+            uint32_t u;
+            float f;
+        } v = {.u = (uint32_t)x[i] << 16};
+        y[i] = v.f * a;
+    }
 }
 
 #endif /* PI0_DEVICE_CPU_VEC_H */
