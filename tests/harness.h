@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,90 @@ static inline double pi0_test_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
+
+// ---- scratch directories, files and shell commands --------------------------------
+
+#if defined(__GNUC__)
+#define PI0__TEST_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PI0__TEST_PRINTF(f, a)
+#endif
+
+/* A fresh directory /tmp/<prefix>.XXXXXX; returns its path (malloc'ed: tests are
+ * short-lived, freeing is optional). Aborts if it cannot be made. */
+static inline char *pi0_test_tmpdir(const char *prefix) {
+    char d[256];
+    snprintf(d, sizeof d, "/tmp/%s.XXXXXX", prefix);
+    char *r = mkdtemp(d) ? strdup(d) : NULL;
+    if (!r) {
+        perror("pi0_test_tmpdir");
+        abort();
+    }
+    return r;
+}
+
+/* rm -rf `dir`; anything not under /tmp/ is left alone. Says so when it fails. */
+static inline void pi0_test_rmrf(const char *dir) {
+    if (strncmp(dir, "/tmp/", 5) != 0 || strchr(dir, '\'') || strstr(dir, "..")) {
+        fprintf(stderr, "  pi0_test_rmrf: refusing to remove %s\n", dir);
+        return;
+    }
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "  could not remove %s\n", dir);
+}
+
+/* The whole file, NUL-terminated after its *len bytes (malloc'ed, caller frees), or NULL
+ * (and *len = 0) when it cannot be read. len may be NULL. */
+static inline void *pi0_test_slurp(const char *path, size_t *len) {
+    if (len) *len = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    long n = fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
+    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    rewind(fp);
+    if (b && fread(b, 1, (size_t)n, fp) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(fp);
+    if (!b) return NULL;
+    b[n] = 0;
+    if (len) *len = (size_t)n;
+    return b;
+}
+
+/* Runs a printf-formatted command with system(); returns its exit status (-1 when it did
+ * not exit normally). pi0_test_sh prints a failing command, pi0_test_sh_quiet (for
+ * commands expected to fail) does not. */
+static inline int pi0__test_vsh(int quiet, const char *fmt, va_list ap) {
+    char cmd[8192];
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    int st = system(cmd);
+    int rc = st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    if (rc != 0 && !quiet) fprintf(stderr, "  command failed (%d): %s\n", rc, cmd);
+    return rc;
+}
+
+static inline int pi0_test_sh(const char *fmt, ...) PI0__TEST_PRINTF(1, 2);
+static inline int pi0_test_sh(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = pi0__test_vsh(0, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static inline int pi0_test_sh_quiet(const char *fmt, ...) PI0__TEST_PRINTF(1, 2);
+static inline int pi0_test_sh_quiet(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = pi0__test_vsh(1, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+// ---- running -----------------------------------------------------------------------
 
 static inline int pi0__run_one(const pi0_test *t, int nofork, int timeout_s) {
     if (nofork) {

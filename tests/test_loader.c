@@ -33,14 +33,6 @@ static char *fmt(const char *f, ...) {
     return b;
 }
 
-/* A fresh directory under /tmp (strdup'ed: the test process is short-lived). */
-static char *tmpdir(void) {
-    char d[64];
-    snprintf(d, sizeof d, "/tmp/pi0ldr.XXXXXX");
-    PI0_ASSERT(mkdtemp(d));
-    return strdup(d);
-}
-
 /* fmt() returns one of a few rotating buffers: keep() a result that must live longer. */
 static char *keep(const char *s) {
     char *r = strdup(s);
@@ -48,34 +40,8 @@ static char *keep(const char *s) {
     return r;
 }
 
-static void rmrf(const char *d) {
-    if (strncmp(d, "/tmp/pi0ldr.", 12) != 0) return;
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", d);
-}
-
-static int sh(const char *cmd) {
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static int mkmodel(const char *args, const char *out) {
-    return sh(fmt("'%s' %s --out '%s' >/dev/null", MKMODEL, args, out));
-}
-
-static void *slurp(const char *path, size_t *len) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    rewind(fp);
-    char *b = malloc((size_t)n + 1);
-    PI0_ASSERT(b && fread(b, 1, (size_t)n, fp) == (size_t)n);
-    b[n] = 0;
-    fclose(fp);
-    *len = (size_t)n;
-    return b;
+    return pi0_test_sh_quiet("'%s' %s --out '%s' >/dev/null", MKMODEL, args, out);
 }
 
 static void spit(const char *path, const void *data, size_t len) {
@@ -105,7 +71,7 @@ static void write_st(const char *path, const char *header, size_t hpad, size_t d
 static void edit_st(const char *path, void (*edit)(cJSON *root, const void *arg),
                     const void *arg) {
     size_t len;
-    uint8_t *b = slurp(path, &len);
+    uint8_t *b = pi0_test_slurp(path, &len);
     PI0_ASSERT(b);
     uint64_t hl = 0;
     for (int i = 7; i >= 0; i--)
@@ -157,7 +123,7 @@ static void ed_transpose(cJSON *root, const void *key) {
 static void edit_config(const char *dir, const char *key, const char *json) {
     char *p = fmt("%s/config.json", dir);
     size_t len;
-    char *t = slurp(p, &len);
+    char *t = pi0_test_slurp(p, &len);
     cJSON *root = cJSON_Parse(t);
     PI0_ASSERT(root);
     cJSON_DeleteItemFromObjectCaseSensitive(root, key);
@@ -180,7 +146,7 @@ static int64_t numel(const pi0_tensor *t) {
 // ---- safetensors reader -----------------------------------------------------------
 
 static void test_st_valid(void) {
-    char *d = tmpdir(), *p = keep(fmt("%s/a.safetensors", d));
+    char *d = pi0_test_tmpdir("pi0ldr"), *p = keep(fmt("%s/a.safetensors", d));
     /* listed out of order, a gap-free layout: b [0,8) f16[4]; a [8,32) f32[2,3]; c empty */
     write_st(p,
              "{\"__metadata__\":{\"format\":\"pt\"},"
@@ -192,7 +158,7 @@ static void test_st_valid(void) {
     CHECK_STATUS(pi0_st_open(p, &f), PI0_OK);
     if (!f) {
         fprintf(stderr, "  %s\n", pi0_last_error());
-        rmrf(d);
+        pi0_test_rmrf(d);
         return;
     }
     CHECK_EQ_INT(pi0_st_count(f), 3);
@@ -209,7 +175,7 @@ static void test_st_valid(void) {
     CHECK_EQ_INT(((const uint8_t *)b->data)[0], 1); /* ramp byte 0 */
     CHECK_EQ_INT(((const uint8_t *)a->data)[0], (uint8_t)(8 * 7 + 1));
     pi0_st_close(f);
-    rmrf(d);
+    pi0_test_rmrf(d);
 }
 
 typedef struct bad_case {
@@ -273,7 +239,7 @@ static void test_st_bad_inputs(void) {
          "{\"t\":{\"dtype\":\"F32\",\"shape\":[64],\"data_offsets\":[0,256]}}", 8, 256, 200,
          PI0_EFORMAT, "t: data_offsets [0, 256] outside"},
     };
-    char *d = tmpdir();
+    char *d = pi0_test_tmpdir("pi0ldr");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const bad_case *c = &cases[i];
         char *p = fmt("%s/bad%zu.safetensors", d, i);
@@ -292,7 +258,7 @@ static void test_st_bad_inputs(void) {
     pi0_st_file *f = NULL;
     CHECK_STATUS(pi0_st_open(fmt("%s/none.safetensors", d), &f), PI0_ENOENT);
     CHECK_STATUS(pi0_st_open(d, &f), PI0_EIO); /* a directory */
-    rmrf(d);
+    pi0_test_rmrf(d);
 }
 
 // ---- weights: tiny checkpoints ----------------------------------------------------
@@ -376,7 +342,7 @@ static void check_tiny_cfg(const pi0_weights *w, int pi05) {
 }
 
 static void test_weights_tiny(void) {
-    char *d = tmpdir();
+    char *d = pi0_test_tmpdir("pi0ldr");
     const char *variants[] = {"pi0", "pi05"};
     for (int v = 0; v < 2; v++)
         for (int bf = 0; bf < 2; bf++) {
@@ -441,7 +407,7 @@ static void test_weights_tiny(void) {
     pi0_weights_destroy(c);
     pi0_weights_destroy(a);
     pi0_weights_destroy(b);
-    rmrf(d);
+    pi0_test_rmrf(d);
 }
 
 /* The table's tensors of two loads must hold the same bytes. */
@@ -465,7 +431,7 @@ static int same_table(const pi0_weights *a, const pi0_weights *b) {
 }
 
 static void test_weights_key_variants_and_shards(void) {
-    char *d = tmpdir();
+    char *d = pi0_test_tmpdir("pi0ldr");
     const char *variants[] = {"pi0", "pi05"};
     for (int v = 0; v < 2; v++) {
         char *base = keep(fmt("%s/%s_rel", d, variants[v]));
@@ -509,7 +475,7 @@ static void test_weights_key_variants_and_shards(void) {
         }
         pi0_weights_destroy(w0);
     }
-    rmrf(d);
+    pi0_test_rmrf(d);
 }
 
 /* Other spellings seen in the wild, on a hand-renamed tiny file: vision_tower without
@@ -535,7 +501,7 @@ static void ed_rename_variants(cJSON *root, const void *arg) {
 }
 
 static void test_weights_more_key_variants(void) {
-    char *d = tmpdir(), *a = keep(fmt("%s/a", d)), *b = keep(fmt("%s/b", d));
+    char *d = pi0_test_tmpdir("pi0ldr"), *a = keep(fmt("%s/a", d)), *b = keep(fmt("%s/b", d));
     CHECK_EQ_INT(mkmodel("--size tiny --variant pi0 --seed 2", a), 0);
     CHECK_EQ_INT(mkmodel("--size tiny --variant pi0 --seed 2", b), 0);
     edit_st(fmt("%s/model.safetensors", b), ed_rename_variants, NULL);
@@ -550,7 +516,7 @@ static void test_weights_more_key_variants(void) {
     }
     pi0_weights_destroy(wa);
     pi0_weights_destroy(wb);
-    rmrf(d);
+    pi0_test_rmrf(d);
 }
 
 typedef struct key_case {
@@ -603,7 +569,7 @@ static void test_weights_bad_keys(void) {
          "paligemma_with_expert.paligemma.model.multi_modal_projector.linear.weight",
          PI0_ESHAPE, "multi_modal_projector.linear.weight", 0},
     };
-    char *d = tmpdir();
+    char *d = pi0_test_tmpdir("pi0ldr");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const key_case *c = &cases[i];
         char *m = keep(fmt("%s/m%zu", d, i));
@@ -649,7 +615,7 @@ static void test_weights_bad_keys(void) {
     edit_st(fmt("%s/model.safetensors", m), ed_add_empty, "model.state_proj.bias");
     CHECK_STATUS(pi0_weights_load(m, &w), PI0_EFORMAT);
     CHECK_ERR_HAS("are the same key state_proj.bias");
-    rmrf(d);
+    pi0_test_rmrf(d);
 }
 
 typedef struct cfg_case {
@@ -682,10 +648,10 @@ static void test_weights_bad_config(void) {
         {"discrete_state_input not bool", "discrete_state_input", "1", PI0_ECONFIG,
          "discrete_state_input must be true or false"},
     };
-    char *d = tmpdir(), *m = keep(fmt("%s/m", d));
+    char *d = pi0_test_tmpdir("pi0ldr"), *m = keep(fmt("%s/m", d));
     PI0_ASSERT(mkmodel("--size tiny --variant pi0", m) == 0);
     size_t len;
-    char *orig = slurp(fmt("%s/config.json", m), &len);
+    char *orig = pi0_test_slurp(fmt("%s/config.json", m), &len);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const cfg_case *c = &cases[i];
         spit(fmt("%s/config.json", m), orig, len);
@@ -723,7 +689,7 @@ static void test_weights_bad_config(void) {
     CHECK_STATUS(pi0_weights_load(m, &w), PI0_ENOENT);
     CHECK_ERR_HAS("config.json");
     free(orig);
-    rmrf(d);
+    pi0_test_rmrf(d);
 }
 
 static void test_weights_norm_stats(void) {
@@ -745,7 +711,7 @@ static void test_weights_norm_stats(void) {
         {"empty", "{\"norm_stats\":{}}", "neither"},
         {"not json", "{\"norm_stats\":", "not a valid JSON"},
     };
-    char *d = tmpdir(), *m = keep(fmt("%s/m", d));
+    char *d = pi0_test_tmpdir("pi0ldr"), *m = keep(fmt("%s/m", d));
     PI0_ASSERT(mkmodel("--size tiny --variant pi05", m) == 0);
     pi0_weights *w = NULL;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -773,7 +739,7 @@ static void test_weights_norm_stats(void) {
     CHECK_STATUS(pi0_weights_load(m, &w), 0);
     if (w) CHECK(!w->has_norm_stats && !w->action_stats.mean);
     pi0_weights_destroy(w);
-    rmrf(d);
+    pi0_test_rmrf(d);
 }
 
 // ---- fuzz -------------------------------------------------------------------------
@@ -790,10 +756,10 @@ static uint64_t rnd(void) {
  * outcome must be a clean status (OK or an error with a message), never a crash. Runs in
  * /dev/shm when present to spare the disk. */
 static void test_fuzz_checkpoint(void) {
-    char *d = tmpdir(), *src = keep(fmt("%s/src", d));
+    char *d = pi0_test_tmpdir("pi0ldr"), *src = keep(fmt("%s/src", d));
     PI0_ASSERT(mkmodel("--size tiny --variant pi05", src) == 0);
     size_t len;
-    uint8_t *orig = slurp(fmt("%s/model.safetensors", src), &len);
+    uint8_t *orig = pi0_test_slurp(fmt("%s/model.safetensors", src), &len);
     uint64_t hl = 0;
     for (int i = 7; i >= 0; i--)
         hl = (hl << 8) | orig[i];
@@ -802,7 +768,7 @@ static void test_fuzz_checkpoint(void) {
              access("/dev/shm", W_OK) == 0 ? "/dev/shm/pi0ldr.fuzz.XXXXXX"
                                            : "/tmp/pi0ldr.fuzz.XXXXXX");
     PI0_ASSERT(mkdtemp(fz));
-    sh(fmt("cp '%s/config.json' '%s/norm_stats.json' '%s/'", src, src, fz));
+    pi0_test_sh_quiet("cp '%s/config.json' '%s/norm_stats.json' '%s/'", src, src, fz);
     char *path = keep(fmt("%s/model.safetensors", fz));
     uint8_t *buf = malloc(len);
     int n_ok = 0, n_err = 0;
@@ -854,7 +820,7 @@ static void test_fuzz_checkpoint(void) {
     const char *jsons[] = {"config.json", "norm_stats.json"};
     for (int f = 0; f < 2; f++) {
         size_t jl;
-        char *jo = slurp(fmt("%s/%s", src, jsons[f]), &jl);
+        char *jo = pi0_test_slurp(fmt("%s/%s", src, jsons[f]), &jl);
         char *jb = malloc(jl + 1);
         char *jp = keep(fmt("%s/%s", fz, jsons[f]));
         int ok = 0, err = 0;
@@ -883,14 +849,14 @@ static void test_fuzz_checkpoint(void) {
     }
     free(buf);
     free(orig);
-    rmrf(d);
-    sh(fmt("rm -rf '%s'", fz));
+    pi0_test_rmrf(d);
+    pi0_test_sh_quiet("rm -rf '%s'", fz);
 }
 
 // ---- npy --------------------------------------------------------------------------
 
 static void test_npy_roundtrip(void) {
-    char *d = tmpdir();
+    char *d = pi0_test_tmpdir("pi0ldr");
     uint8_t u8[2 * 3 * 3];
     int32_t i32[5] = {-7, 0, 1, 2147483647, -2147483647 - 1};
     float f32[50 * 32];
@@ -917,7 +883,7 @@ static void test_npy_roundtrip(void) {
         char *p = fmt("%s/a%zu.npy", d, c);
         CHECK_STATUS(pi0_npy_write(p, cases[c].t, cases[c].nd, cases[c].s, cases[c].p), 0);
         size_t len;
-        char *raw = slurp(p, &len);
+        char *raw = pi0_test_slurp(p, &len);
         CHECK_EQ_INT((len - cases[c].bytes) % 64, 0); /* header padded like numpy */
         CHECK(raw[len - cases[c].bytes - 1] == '\n');
         free(raw);
@@ -969,7 +935,7 @@ static void test_npy_roundtrip(void) {
     CHECK_EQ_INT(a.ndim, 2);
     CHECK_EQ_INT(a.shape[1], 3);
     CHECK_EQ_INT(a.numel, 6);
-    rmrf(d);
+    pi0_test_rmrf(d);
 }
 
 static void test_npy_bad(void) {
@@ -1003,7 +969,7 @@ static void test_npy_bad(void) {
          "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999), }", 0,
          PI0_EFORMAT, "absurdly"},
     };
-    char *d = tmpdir();
+    char *d = pi0_test_tmpdir("pi0ldr");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *p = fmt("%s/b%zu.npy", d, i);
         size_t dl = strlen(cases[i].dict), total = 10 + dl + 1 + cases[i].data;
@@ -1052,7 +1018,7 @@ static void test_npy_bad(void) {
     float z[12] = {0};
     PI0_ASSERT(pi0_npy_write(p, PI0_NPY_F32, 2, shape, z) == 0);
     size_t len;
-    uint8_t *orig = slurp(p, &len);
+    uint8_t *orig = pi0_test_slurp(p, &len);
     PI0_ASSERT(len <= sizeof buf);
     for (int it = 0; it < 20000; it++) {
         memcpy(buf, orig, len);
@@ -1063,7 +1029,7 @@ static void test_npy_bad(void) {
         if (rc == 0) CHECK(off <= len && (uint64_t)a.numel * 4 == len - off);
     }
     free(orig);
-    rmrf(d);
+    pi0_test_rmrf(d);
 }
 
 // ---- tensor conversion, preprocessing helpers -------------------------------------
@@ -1353,24 +1319,29 @@ static void test_mkmodel_full_key_set(void) {
 }
 
 static void test_mkmodel_cli(void) {
-    char *d = tmpdir();
-    CHECK_EQ_INT(sh(fmt("'%s' --help >/dev/null", MKMODEL)), 0);
-    CHECK(sh(fmt("'%s' --size huge --variant pi0 --out %s/x 2>/dev/null", MKMODEL, d)) != 0);
-    CHECK(sh(fmt("'%s' --size tiny --variant pi1 --out %s/x 2>/dev/null", MKMODEL, d)) != 0);
-    CHECK(sh(fmt("'%s' --size tiny --variant pi0 --dtype f64 --out %s/x 2>/dev/null", MKMODEL,
-                 d)) != 0);
-    CHECK(sh(fmt("'%s' --size tiny --variant pi0 2>/dev/null", MKMODEL)) != 0);
-    CHECK(sh(fmt("'%s' --size tiny --variant pi0 --seed -3 --out %s/x 2>/dev/null", MKMODEL,
-                 d)) != 0);
-    CHECK(sh(fmt("'%s' --size tiny --variant pi0 --out /proc/nonexistent/x 2>/dev/null",
-                 MKMODEL)) != 0);
+    char *d = pi0_test_tmpdir("pi0ldr");
+    CHECK_EQ_INT(pi0_test_sh_quiet("'%s' --help >/dev/null", MKMODEL), 0);
+    CHECK(pi0_test_sh_quiet("'%s' --size huge --variant pi0 --out %s/x 2>/dev/null", MKMODEL,
+                            d) != 0);
+    CHECK(pi0_test_sh_quiet("'%s' --size tiny --variant pi1 --out %s/x 2>/dev/null", MKMODEL,
+                            d) != 0);
+    CHECK(pi0_test_sh_quiet("'%s' --size tiny --variant pi0 --dtype f64 --out %s/x 2>/dev/null",
+                            MKMODEL, d) != 0);
+    CHECK(pi0_test_sh_quiet("'%s' --size tiny --variant pi0 2>/dev/null", MKMODEL) != 0);
+    CHECK(pi0_test_sh_quiet("'%s' --size tiny --variant pi0 --seed -3 --out %s/x 2>/dev/null",
+                            MKMODEL, d) != 0);
+    CHECK(pi0_test_sh_quiet(
+              "'%s' --size tiny --variant pi0 --out /proc/nonexistent/x 2>/dev/null",
+              MKMODEL) != 0);
     /* deterministic: same seed same bytes, other seed other bytes */
     CHECK_EQ_INT(mkmodel("--size tiny --variant pi0 --seed 9", fmt("%s/a", d)), 0);
     CHECK_EQ_INT(mkmodel("--size tiny --variant pi0 --seed 9", fmt("%s/b", d)), 0);
     CHECK_EQ_INT(mkmodel("--size tiny --variant pi0 --seed 10", fmt("%s/c", d)), 0);
-    CHECK_EQ_INT(sh(fmt("cmp -s %s/a/model.safetensors %s/b/model.safetensors", d, d)), 0);
-    CHECK_EQ_INT(sh(fmt("cmp -s %s/a/norm_stats.json %s/b/norm_stats.json", d, d)), 0);
-    CHECK(sh(fmt("cmp -s %s/a/model.safetensors %s/c/model.safetensors", d, d)) != 0);
+    CHECK_EQ_INT(
+        pi0_test_sh_quiet("cmp -s %s/a/model.safetensors %s/b/model.safetensors", d, d), 0);
+    CHECK_EQ_INT(pi0_test_sh_quiet("cmp -s %s/a/norm_stats.json %s/b/norm_stats.json", d, d),
+                 0);
+    CHECK(pi0_test_sh_quiet("cmp -s %s/a/model.safetensors %s/c/model.safetensors", d, d) != 0);
     /* rewriting a directory as shards (and back) leaves no stale file that would win */
     CHECK_EQ_INT(mkmodel("--size tiny --variant pi05 --seed 9 --shards 2", fmt("%s/a", d)), 0);
     CHECK(access(fmt("%s/a/model.safetensors", d), F_OK) != 0);
@@ -1396,13 +1367,13 @@ static void test_mkmodel_cli(void) {
         CHECK(w->cfg.pi05);
     }
     pi0_weights_destroy(w);
-    rmrf(d);
+    pi0_test_rmrf(d);
 }
 
 // ---- whole-file reads (common/pi0_file.h) -----------------------------------------
 
 static void test_read_file(void) {
-    char *d = tmpdir();
+    char *d = pi0_test_tmpdir("pi0ldr");
     char *path = keep(fmt("%s/f.txt", d));
     /* sizes around the doubling steps of the non-regular-file path, and empty */
     size_t sizes[] = {0, 1, 4095, 65535, 65536, 65537, 200000};
@@ -1456,7 +1427,7 @@ static void test_read_file(void) {
     CHECK_STATUS(pi0__read_file(missing, 100, &got, &len), PI0_ENOENT);
     CHECK(strstr(pi0_last_error(), "cannot open") != NULL);
     CHECK(strstr(pi0_last_error(), missing) != NULL);
-    rmrf(d);
+    pi0_test_rmrf(d);
 }
 
 int main(int argc, char **argv) {

@@ -19,22 +19,15 @@ static const char *tiny_model(const char *variant) {
     const char *build = getenv("BUILD");
     if (!build) build = "build";
     snprintf(g_dir, sizeof g_dir, "/tmp/pi0rt-test-api-%d-%s", (int)getpid(), variant);
-    char cmd[1024];
-    snprintf(
-        cmd, sizeof cmd,
-        "rm -rf %s && %s/pi0rt-mkmodel --size tiny --variant %s --seed 5 --out %s >/dev/null",
-        g_dir, build, variant, g_dir);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "  cannot run: %s\n", cmd);
+    if (pi0_test_sh("rm -rf %s && %s/pi0rt-mkmodel --size tiny --variant %s --seed 5 --out %s "
+                    ">/dev/null",
+                    g_dir, build, variant, g_dir) != 0)
         return NULL;
-    }
     return g_dir;
 }
 
 static void remove_model(void) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (system(cmd) != 0) fprintf(stderr, "  cannot remove %s\n", g_dir);
+    pi0_test_rmrf(g_dir);
 }
 
 static pi0_model *load(const char *variant, int steps, uint64_t seed) {

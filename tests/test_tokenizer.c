@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <libgen.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -85,40 +84,16 @@ static void gen_line(FILE *f, bool unseen) {
     fputc('\n', f);
 }
 
-static char g_dir[64];
+static char *g_dir; /* each test's scratch directory (pi0_test_tmpdir) */
 
 static void make_dir(void) {
-    strcpy(g_dir, "/tmp/pi0tok.XXXXXX");
-    PI0_ASSERT(mkdtemp(g_dir) != NULL);
+    g_dir = pi0_test_tmpdir("pi0tok");
 }
 
 static void remove_dir(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0) fprintf(stderr, "  could not remove %s\n", g_dir);
-}
-
-static int shell(const char *fmt, ...) PI0_PRINTF(1, 2);
-static int shell(const char *fmt, ...) {
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    if (rc != 0) fprintf(stderr, "  command failed (%d): %s\n", rc, cmd);
-    return rc;
-}
-
-/* For commands expected to fail: no message. */
-static int shell_quiet(const char *fmt, ...) PI0_PRINTF(1, 2);
-static int shell_quiet(const char *fmt, ...) {
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return system(cmd);
+    pi0_test_rmrf(g_dir);
+    free(g_dir);
+    g_dir = NULL;
 }
 
 static void write_corpora(uint64_t seed) {
@@ -158,26 +133,6 @@ static void write_corpora(uint64_t seed) {
     fclose(f);
 }
 
-/* Reads a whole file; NUL-terminated. */
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)sz + 1);
-    if (b && fread(b, 1, (size_t)sz, f) != (size_t)sz) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) {
-        b[sz] = 0;
-        if (n) *n = (size_t)sz;
-    }
-    return b;
-}
-
 /* Next line of a buffer (modifies it); NULL at the end. */
 static char *next_line(char **cur, size_t *len) {
     if (!*cur || !**cur) return NULL;
@@ -214,10 +169,10 @@ static void print_ids(const char *label, const int32_t *ids, int n) {
 
 /* Trains <dir>/<name>.model with the given spm_train flags. */
 static int train(const char *name, const char *flags) {
-    return shell("spm_train --input=%s/corpus.txt --model_prefix=%s/%s --vocab_size=600 "
-                 "--character_coverage=0.99 --hard_vocab_limit=false --num_threads=1 "
-                 "--minloglevel=2 %s > %s/%s.log 2>&1",
-                 g_dir, g_dir, name, flags, g_dir, name);
+    return pi0_test_sh("spm_train --input=%s/corpus.txt --model_prefix=%s/%s --vocab_size=600 "
+                       "--character_coverage=0.99 --hard_vocab_limit=false --num_threads=1 "
+                       "--minloglevel=2 %s > %s/%s.log 2>&1",
+                       g_dir, g_dir, name, flags, g_dir, name);
 }
 
 /* Encodes test.txt with spm_encode and with the library; every line must match. Then
@@ -230,11 +185,12 @@ static void compare_model(const char *name, const char *flags) {
         remove_dir();
         return;
     }
-    CHECK_EQ_INT(shell("spm_encode --model=%s/%s.model --output_format=id < %s/test.txt > "
-                       "%s/ref.txt && spm_decode --model=%s/%s.model --input_format=id < "
-                       "%s/ref.txt > %s/dec.txt",
-                       g_dir, name, g_dir, g_dir, g_dir, name, g_dir, g_dir),
-                 0);
+    CHECK_EQ_INT(
+        pi0_test_sh("spm_encode --model=%s/%s.model --output_format=id < %s/test.txt > "
+                    "%s/ref.txt && spm_decode --model=%s/%s.model --input_format=id < "
+                    "%s/ref.txt > %s/dec.txt",
+                    g_dir, name, g_dir, g_dir, g_dir, name, g_dir, g_dir),
+        0);
     char path[256];
     snprintf(path, sizeof path, "%s/%s.model", g_dir, name);
     pi0_tokenizer *tok = NULL;
@@ -243,7 +199,8 @@ static void compare_model(const char *name, const char *flags) {
     snprintf(p1, sizeof p1, "%s/test.txt", g_dir);
     snprintf(p2, sizeof p2, "%s/ref.txt", g_dir);
     snprintf(p3, sizeof p3, "%s/dec.txt", g_dir);
-    char *text = slurp(p1, NULL), *ref = slurp(p2, NULL), *dec = slurp(p3, NULL);
+    char *text = pi0_test_slurp(p1, NULL), *ref = pi0_test_slurp(p2, NULL),
+         *dec = pi0_test_slurp(p3, NULL);
     CHECK(text && ref && dec);
     if (!tok || !text || !ref || !dec) goto out;
     enum { CAP = 8192 };
@@ -350,27 +307,29 @@ static void test_tool_batch_matches_spm(void) {
     make_dir();
     write_corpora(0x5eed0002);
     CHECK_EQ_INT(train("m", "--model_type=bpe --byte_fallback"), 0);
-    CHECK_EQ_INT(shell("spm_encode --model=%s/m.model --output_format=id < %s/test.txt > "
-                       "%s/ref.txt",
-                       g_dir, g_dir, g_dir),
+    CHECK_EQ_INT(pi0_test_sh("spm_encode --model=%s/m.model --output_format=id < %s/test.txt > "
+                             "%s/ref.txt",
+                             g_dir, g_dir, g_dir),
                  0);
-    CHECK_EQ_INT(shell("'%s' --model %s/m.model --batch < %s/test.txt > %s/got.txt", g_tool,
-                       g_dir, g_dir, g_dir),
+    CHECK_EQ_INT(pi0_test_sh("'%s' --model %s/m.model --batch < %s/test.txt > %s/got.txt",
+                             g_tool, g_dir, g_dir, g_dir),
                  0);
-    CHECK_EQ_INT(shell("cmp %s/ref.txt %s/got.txt", g_dir, g_dir), 0);
-    CHECK_EQ_INT(shell("spm_decode --model=%s/m.model --input_format=id < %s/ref.txt > "
-                       "%s/dref.txt && '%s' "
-                       "--model %s/m.model --decode --batch < %s/ref.txt > %s/dgot.txt && "
-                       "cmp %s/dref.txt %s/dgot.txt",
-                       g_dir, g_dir, g_dir, g_tool, g_dir, g_dir, g_dir, g_dir, g_dir),
-                 0);
+    CHECK_EQ_INT(pi0_test_sh("cmp %s/ref.txt %s/got.txt", g_dir, g_dir), 0);
+    CHECK_EQ_INT(
+        pi0_test_sh("spm_decode --model=%s/m.model --input_format=id < %s/ref.txt > "
+                    "%s/dref.txt && '%s' "
+                    "--model %s/m.model --decode --batch < %s/ref.txt > %s/dgot.txt && "
+                    "cmp %s/dref.txt %s/dgot.txt",
+                    g_dir, g_dir, g_dir, g_tool, g_dir, g_dir, g_dir, g_dir, g_dir),
+        0);
     // Text -> ids -> text through the tool's argument forms (words joined with spaces);
     // the default normalizer collapses the double space.
-    CHECK_EQ_INT(shell("test \"$('%s' --model %s/m.model --decode $('%s' --model %s/m.model "
-                       "h\xC3\xA9llo w\xC3\xB6rld '\xE6\x9D\xB1  x'))\" = "
-                       "'h\xC3\xA9llo w\xC3\xB6rld \xE6\x9D\xB1 x'", // extra spaces removed
-                       g_tool, g_dir, g_tool, g_dir),
-                 0);
+    CHECK_EQ_INT(
+        pi0_test_sh("test \"$('%s' --model %s/m.model --decode $('%s' --model %s/m.model "
+                    "h\xC3\xA9llo w\xC3\xB6rld '\xE6\x9D\xB1  x'))\" = "
+                    "'h\xC3\xA9llo w\xC3\xB6rld \xE6\x9D\xB1 x'", // extra spaces removed
+                    g_tool, g_dir, g_tool, g_dir),
+        0);
     remove_dir();
 }
 
@@ -398,11 +357,12 @@ static void test_decode_random_ids(void) {
         fputc('\n', f);
     }
     fclose(f);
-    CHECK_EQ_INT(shell("spm_decode --model=%s/m.model --input_format=id < %s/ids.txt > "
-                       "%s/dref.txt && '%s' --model %s/m.model --decode --batch < %s/ids.txt > "
-                       "%s/dgot.txt && cmp %s/dref.txt %s/dgot.txt",
-                       g_dir, g_dir, g_dir, g_tool, g_dir, g_dir, g_dir, g_dir, g_dir),
-                 0);
+    CHECK_EQ_INT(
+        pi0_test_sh("spm_decode --model=%s/m.model --input_format=id < %s/ids.txt > "
+                    "%s/dref.txt && '%s' --model %s/m.model --decode --batch < %s/ids.txt > "
+                    "%s/dgot.txt && cmp %s/dref.txt %s/dgot.txt",
+                    g_dir, g_dir, g_dir, g_tool, g_dir, g_dir, g_dir, g_dir, g_dir),
+        0);
     // Out-of-range ids are an error naming the id.
     int32_t badid[2] = {5, vocab};
     size_t ol;
@@ -502,22 +462,24 @@ static void test_hand_built_bpe_matches_spm(void) {
         fputc('\n', f);
     }
     fclose(f);
-    CHECK_EQ_INT(shell("spm_encode --model=%s/small.model --output_format=id < %s/test.txt > "
-                       "%s/ref.txt && '%s' --model %s/small.model --batch < %s/test.txt > "
-                       "%s/got.txt && cmp %s/ref.txt %s/got.txt",
-                       g_dir, g_dir, g_dir, g_tool, g_dir, g_dir, g_dir, g_dir, g_dir),
-                 0);
+    CHECK_EQ_INT(
+        pi0_test_sh("spm_encode --model=%s/small.model --output_format=id < %s/test.txt > "
+                    "%s/ref.txt && '%s' --model %s/small.model --batch < %s/test.txt > "
+                    "%s/got.txt && cmp %s/ref.txt %s/got.txt",
+                    g_dir, g_dir, g_dir, g_tool, g_dir, g_dir, g_dir, g_dir, g_dir),
+        0);
     // And the same pieces as a unigram model.
     build_small_bpe(&w, 1);
     snprintf(path, sizeof path, "%s/small.model", g_dir);
     f = fopen(path, "wb");
     PI0_ASSERT(f && fwrite(w.b, 1, w.n, f) == w.n);
     fclose(f);
-    CHECK_EQ_INT(shell("spm_encode --model=%s/small.model --output_format=id < %s/test.txt > "
-                       "%s/ref.txt && '%s' --model %s/small.model --batch < %s/test.txt > "
-                       "%s/got.txt && cmp %s/ref.txt %s/got.txt",
-                       g_dir, g_dir, g_dir, g_tool, g_dir, g_dir, g_dir, g_dir, g_dir),
-                 0);
+    CHECK_EQ_INT(
+        pi0_test_sh("spm_encode --model=%s/small.model --output_format=id < %s/test.txt > "
+                    "%s/ref.txt && '%s' --model %s/small.model --batch < %s/test.txt > "
+                    "%s/got.txt && cmp %s/ref.txt %s/got.txt",
+                    g_dir, g_dir, g_dir, g_tool, g_dir, g_dir, g_dir, g_dir, g_dir),
+        0);
     remove_dir();
 }
 
@@ -657,17 +619,19 @@ static void test_bpe_paligemma_sized_vocab(void) {
     CHECK_EQ_INT(pi0_tokenizer_vocab_size(tok), 257152);
     CHECK_EQ_INT(pi0_tokenizer_bos_id(tok), 2);
     pi0_tokenizer_destroy(tok);
-    CHECK_EQ_INT(shell("spm_encode --model=%s/big.model --output_format=id < %s/test.txt > "
-                       "%s/ref.txt && '%s' --model %s/big.model --batch < %s/test.txt > "
-                       "%s/got.txt && cmp %s/ref.txt %s/got.txt",
-                       g_dir, g_dir, g_dir, g_tool, g_dir, g_dir, g_dir, g_dir, g_dir),
-                 0);
     CHECK_EQ_INT(
-        shell("printf 'x<loc0012><loc1023>y <loc99>\\n' > %s/loc.txt && "
-              "spm_encode --model=%s/big.model --output_format=id < %s/loc.txt > "
-              "%s/ref.txt && '%s' --model %s/big.model --batch < %s/loc.txt > "
-              "%s/got.txt && cmp %s/ref.txt %s/got.txt && grep -q '^124 272 1283 ' %s/got.txt",
-              g_dir, g_dir, g_dir, g_dir, g_tool, g_dir, g_dir, g_dir, g_dir, g_dir, g_dir),
+        pi0_test_sh("spm_encode --model=%s/big.model --output_format=id < %s/test.txt > "
+                    "%s/ref.txt && '%s' --model %s/big.model --batch < %s/test.txt > "
+                    "%s/got.txt && cmp %s/ref.txt %s/got.txt",
+                    g_dir, g_dir, g_dir, g_tool, g_dir, g_dir, g_dir, g_dir, g_dir),
+        0);
+    CHECK_EQ_INT(
+        pi0_test_sh(
+            "printf 'x<loc0012><loc1023>y <loc99>\\n' > %s/loc.txt && "
+            "spm_encode --model=%s/big.model --output_format=id < %s/loc.txt > "
+            "%s/ref.txt && '%s' --model %s/big.model --batch < %s/loc.txt > "
+            "%s/got.txt && cmp %s/ref.txt %s/got.txt && grep -q '^124 272 1283 ' %s/got.txt",
+            g_dir, g_dir, g_dir, g_dir, g_tool, g_dir, g_dir, g_dir, g_dir, g_dir, g_dir),
         0);
     remove_dir();
 }
@@ -768,7 +732,7 @@ static void test_fuzz_model_reader(void) {
     char path[256];
     snprintf(path, sizeof path, "%s/m.model", g_dir);
     size_t n = 0;
-    uint8_t *orig = (uint8_t *)slurp(path, &n);
+    uint8_t *orig = (uint8_t *)pi0_test_slurp(path, &n);
     CHECK(orig && n > 1000);
     if (!orig) goto out;
     uint8_t *buf = malloc(n);
@@ -848,11 +812,12 @@ static int spm_ids(const char *text, const char *extra, int32_t *ids, int cap) {
     PI0_ASSERT(f);
     fprintf(f, "%s\n", text);
     fclose(f);
-    if (shell("spm_encode --model=%s/pg.model --output_format=id %s < %s/one.txt > %s/one.ids",
-              g_dir, extra, g_dir, g_dir))
+    if (pi0_test_sh(
+            "spm_encode --model=%s/pg.model --output_format=id %s < %s/one.txt > %s/one.ids",
+            g_dir, extra, g_dir, g_dir))
         return -1;
     snprintf(p, sizeof p, "%s/one.ids", g_dir);
-    char *s = slurp(p, NULL);
+    char *s = pi0_test_slurp(p, NULL);
     if (!s) return -1;
     int n = parse_ids(s, ids, cap);
     free(s);
@@ -974,14 +939,14 @@ static void test_pi05_digitize_matches_numpy(void) {
     for (int i = 0; i < N; i++)
         fprintf(f, "%.9g\n", (double)v[i]);
     fclose(f);
-    CHECK_EQ_INT(shell("/usr/bin/python3 -c 'import numpy as np,sys; "
-                       "x=np.loadtxt(sys.argv[1],dtype=np.float32); "
-                       "d=np.digitize(x,bins=np.linspace(-1,1,256+1)[:-1])-1; "
-                       "print(\" \".join(map(str,d)))' %s > %s/np.txt",
-                       p, g_dir),
+    CHECK_EQ_INT(pi0_test_sh("/usr/bin/python3 -c 'import numpy as np,sys; "
+                             "x=np.loadtxt(sys.argv[1],dtype=np.float32); "
+                             "d=np.digitize(x,bins=np.linspace(-1,1,256+1)[:-1])-1; "
+                             "print(\" \".join(map(str,d)))' %s > %s/np.txt",
+                             p, g_dir),
                  0);
     snprintf(p, sizeof p, "%s/np.txt", g_dir);
-    char *ref = slurp(p, NULL);
+    char *ref = pi0_test_slurp(p, NULL);
     CHECK(ref != NULL);
     size_t len = 0;
     char *text = malloc(N * 6 + 64);
@@ -1044,10 +1009,11 @@ static void test_pi05_prompt_tokens_and_tool(void) {
     snprintf(npy, sizeof npy, "%s/state.npy", g_dir);
     snprintf(outp, sizeof outp, "%s/tool.txt", g_dir);
     write_npy_f32(npy, st, 4);
-    CHECK_EQ_INT(shell("'%s' --model %s/pg.model --format pi05 --state %s pick_up the cup > %s",
-                       g_tool, g_dir, npy, outp),
-                 0);
-    char *s = slurp(outp, NULL);
+    CHECK_EQ_INT(
+        pi0_test_sh("'%s' --model %s/pg.model --format pi05 --state %s pick_up the cup > %s",
+                    g_tool, g_dir, npy, outp),
+        0);
+    char *s = pi0_test_slurp(outp, NULL);
     CHECK(s != NULL);
     if (s) {
         char *cur = s, *l1, *l2;
@@ -1067,13 +1033,13 @@ static void test_pi05_prompt_tokens_and_tool(void) {
         free(s);
     }
     // Errors: name the bad value and exit non-zero.
-    CHECK(shell_quiet("'%s' --model %s/pg.model --format pi5 x 2>/dev/null", g_tool, g_dir) !=
-          0);
-    CHECK(shell_quiet("'%s' --model %s/missing.model x 2>/dev/null", g_tool, g_dir) != 0);
-    CHECK(
-        shell_quiet("'%s' --model %s/pg.model --format pi05 --state %s/pg.model x 2>/dev/null",
-                    g_tool, g_dir, g_dir) != 0);
-    CHECK_EQ_INT(shell("'%s' --help > /dev/null", g_tool), 0);
+    CHECK(pi0_test_sh_quiet("'%s' --model %s/pg.model --format pi5 x 2>/dev/null", g_tool,
+                            g_dir) != 0);
+    CHECK(pi0_test_sh_quiet("'%s' --model %s/missing.model x 2>/dev/null", g_tool, g_dir) != 0);
+    CHECK(pi0_test_sh_quiet(
+              "'%s' --model %s/pg.model --format pi05 --state %s/pg.model x 2>/dev/null",
+              g_tool, g_dir, g_dir) != 0);
+    CHECK_EQ_INT(pi0_test_sh("'%s' --help > /dev/null", g_tool), 0);
     pi0_tokenizer_destroy(g_pg);
     remove_dir();
 }
