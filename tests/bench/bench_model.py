@@ -17,12 +17,15 @@ PI0_BENCH_THREADS (default: all allowed CPUs).
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "ref"))
+from pi0_ref import VARIANTS, read_shapes  # noqa: E402  (tests/ref/pi0_ref.py)
 
 BUILD = os.environ.get("BUILD", "build")
 INFER = os.path.join(BUILD, "pi0rt-infer")
@@ -31,30 +34,10 @@ BLAS = os.path.join(BUILD, "pi0rt-bench")
 THREADS = os.environ.get("PI0_BENCH_THREADS")
 REPS = int(os.environ.get("PI0_BENCH_REPS", "2"))
 
-VARIANTS = {"gemma_2b": (8, 1, 256), "gemma_300m": (8, 1, 256), "dummy": (8, 1, 16)}
-
-
-def header_shapes(model_dir):
-    shapes = {}
-    single = os.path.join(model_dir, "model.safetensors")
-    files = [single]
-    if not os.path.exists(single):
-        with open(os.path.join(model_dir, "model.safetensors.index.json")) as f:
-            files = [os.path.join(model_dir, s) for s in set(json.load(f)["weight_map"].values())]
-    for p in files:
-        with open(p, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            h = json.loads(f.read(n))
-        for k, v in h.items():
-            if k != "__metadata__":
-                shapes[k.removeprefix("model.")] = v["shape"]
-    return shapes
-
-
 def sizes(model_dir):
     with open(os.path.join(model_dir, "config.json")) as f:
         c = json.load(f)
-    sh = header_shapes(model_dir)
+    sh = read_shapes(model_dir)
 
     def find(suffix):
         for k, v in sh.items():
@@ -105,18 +88,20 @@ def flops(s, n_cams, n_tok, steps):
     f_pre = (s["depth"] - 1) * full + kv
     H, A, eqd = s["H"], s["A"], s["eheads"] * hd
     S = H + (0 if s["pi05"] else 1)
+    # per step: the H action tokens through every expert layer, over n + S keys
     f_step = 2 * H * A * E + 2 * H * E * A  # action_in, action_out
     if not s["pi05"]:
         f_step += 2 * 2 * H * E * E  # action half of action_time_mlp_in, action_time_mlp_out
-    for l in range(s["depth"]):
-        rows = S - (1 if (l == s["depth"] - 1 and not s["pi05"]) else 0)
-        f_step += 2 * S * E * eqd + 2 * 2 * S * E * kd
-        if s["pi05"]:
-            f_step += 2 * 2 * H * (n + S) * eqd
-        else:
-            f_step += 2 * 2 * (n + 1) * eqd + 2 * 2 * H * (n + S) * eqd
-        f_step += 2 * rows * eqd * E + 3 * 2 * rows * E * s["emlp"]
-    f_den = steps * f_step + (2 * s["sd"] * E if not s["pi05"] else 0)
+    f_step += s["depth"] * (2 * H * E * eqd + 2 * 2 * H * E * kd + 2 * 2 * H * (n + S) * eqd +
+                            2 * H * eqd * E + 3 * 2 * H * E * s["emlp"])
+    # π0, once per denoise: state_proj and the state token's layers (over n + 1 keys; the
+    # last layer only needs its K/V)
+    f_state = 0
+    if not s["pi05"]:
+        f_state = 2 * s["sd"] * E + s["depth"] * 2 * 2 * E * kd
+        f_state += (s["depth"] - 1) * (2 * E * eqd + 2 * 2 * (n + 1) * eqd + 2 * eqd * E +
+                                       3 * 2 * E * s["emlp"])
+    f_den = steps * f_step + f_state
     return f_vis, f_pre, f_den, n
 
 

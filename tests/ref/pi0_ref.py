@@ -90,18 +90,33 @@ def canonical_key(k):
     return k
 
 
+def _shard_paths(model_dir):
+    single = os.path.join(model_dir, "model.safetensors")
+    if os.path.exists(single):
+        return [single]
+    with open(os.path.join(model_dir, "model.safetensors.index.json")) as f:
+        wm = json.load(f)["weight_map"]
+    return [os.path.join(model_dir, shard) for shard in sorted(set(wm.values()))]
+
+
 def load_tensors(model_dir):
     tensors = {}
-    single = os.path.join(model_dir, "model.safetensors")
-    index = os.path.join(model_dir, "model.safetensors.index.json")
-    if os.path.exists(single):
-        _read_safetensors(single, tensors)
-    else:
-        with open(index) as f:
-            wm = json.load(f)["weight_map"]
-        for shard in sorted(set(wm.values())):
-            _read_safetensors(os.path.join(model_dir, shard), tensors)
+    for path in _shard_paths(model_dir):
+        _read_safetensors(path, tensors)
     return {canonical_key(k): v for k, v in tensors.items()}
+
+
+def read_shapes(model_dir):
+    """{canonical key: shape} from the safetensors headers alone (no tensor data is read)."""
+    shapes = {}
+    for path in _shard_paths(model_dir):
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(n).decode("utf-8"))
+        for key, info in header.items():
+            if key != "__metadata__":
+                shapes[canonical_key(key)] = list(info["shape"])
+    return shapes
 
 
 # ---- model description -------------------------------------------------------------------
