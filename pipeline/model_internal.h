@@ -60,11 +60,9 @@ struct pi0_model {
     int n_max;     /* N */
     int suffix;    /* S */
     int keep_vision;
-    int n_threads; /* as opened (0 = backend default) */
 
     pi0_dev *dev;
     pi0_stream *sa, *sb; /* stage A (encode) and stage B (denoise) streams */
-    pi0_event *vis_done; /* on sa: the vision of the current encode completed (timing) */
     pi0_buf *params;     /* every small f32 vector (norms, biases, pos_emb) */
 
     /* ---- vision ---- */
@@ -116,7 +114,6 @@ struct pi0_model {
     pi0_buf *eh, *ex, *eo; /* [S, E] */
     pi0_buf *eq, *ea;      /* [S, Hd] */
     pi0_buf *eg, *eu;      /* [S, expert mlp] */
-    float *h_state;        /* unused (the state is uploaded from the caller's pointer) */
     float *h_noise;        /* default noise [H, A] (draw_noise) */
 
     /* ---- slots and noise ---- */

@@ -91,10 +91,7 @@ typedef struct pi0_observation {
 typedef struct pi0_timing {
     double preprocess_ms; /* resize + pad + patchify on the host (the async upload
                              is counted in vision_ms) */
-    double vision_ms;     /* SigLIP + projector over the valid cameras (until the host
-                             sees an event after them: the prefix is queued behind the
-                             vision without a sync, so a late wake-up of the host
-                             counts part of the prefix here) */
+    double vision_ms;     /* SigLIP + projector over the valid cameras */
     double prefix_ms;     /* embedding + Gemma prefix → KV cache */
     double denoise_ms;    /* num_steps expert passes + Euler + chunk download */
     double total_ms;      /* wall time of this call (encode: preprocess + vision +
