@@ -38,37 +38,14 @@ int pi0__expert_begin(pi0_model *m, pi0_prefix *p) {
     const pi0_config *c = &m->cfg;
     if (c->pi05) return PI0_OK;
     pi0_stream *s = m->sb;
-    int E = c->expert.width, mlp = c->expert.mlp;
-    int heads = c->expert.n_heads, kvh = c->expert.n_kv_heads, hd = c->expert.head_dim;
-    int qd = heads * hd, n = p->n_valid;
-    float scale = 1.0f / sqrtf((float)hd);
-    pi0_mat h = pi0_mat_f32(m->st_tok, 0, 1, E), x = pi0__rows(m->ex, E, 0, 1);
-    pi0_mat q = pi0__rows(m->eq, qd, 0, 1), a = pi0__rows(m->ea, qd, 0, 1);
-    pi0_mat g = pi0__rows(m->eg, mlp, 0, 1), u = pi0__rows(m->eu, mlp, 0, 1);
-    pi0_mat pos = pi0__positions(m, n, 1);
-
-    PI0__TRY(pi0__linear_run(s, h, pi0_mat_f32(m->state, 0, 1, c->state_dim), &m->state_proj,
-                             PI0_ACT_NONE, 0));
-    for (int l = 0; l < c->expert.depth; l++) {
-        const pi0__gemma_layer *L = &m->exp[l];
-        pi0_mat k = pi0__kv(m, p, l, 0, n, 1), v = pi0__kv(m, p, l, 1, n, 1);
-        PI0__TRY(pi0_dev_rmsnorm(s, x, h, L->in_norm, c->rms_eps));
-        PI0__TRY(pi0_dev_gemm(s, k, x, L->k, NULL, PI0_ACT_NONE, 0));
-        PI0__TRY(pi0_dev_gemm(s, v, x, L->v, NULL, PI0_ACT_NONE, 0));
-        PI0__TRY(pi0_dev_rope(s, k, pos, kvh, hd, c->rope_theta));
-        if (l == c->expert.depth - 1) break; /* only this layer's K/V are used */
-        PI0__TRY(pi0_dev_gemm(s, q, x, L->q, NULL, PI0_ACT_NONE, 0));
-        PI0__TRY(pi0_dev_rope(s, q, pos, heads, hd, c->rope_theta));
-        PI0__TRY(pi0_dev_attention(s, a, q, pi0__kv(m, p, l, 0, 0, n + 1),
-                                   pi0__kv(m, p, l, 1, 0, n + 1), NULL, heads, kvh, hd, scale));
-        PI0__TRY(pi0_dev_gemm(s, h, a, L->o, NULL, PI0_ACT_NONE, 1));
-        PI0__TRY(pi0_dev_rmsnorm(s, x, h, L->post_norm, c->rms_eps));
-        PI0__TRY(pi0_dev_gemm(s, g, x, L->gate, NULL, PI0_ACT_NONE, 0));
-        PI0__TRY(pi0_dev_gemm(s, u, x, L->up, NULL, PI0_ACT_NONE, 0));
-        PI0__TRY(pi0_dev_geglu(s, g, g, u));
-        PI0__TRY(pi0_dev_gemm(s, h, g, L->down, NULL, PI0_ACT_NONE, 1));
-    }
-    return PI0_OK;
+    int E = c->expert.width, mlp = c->expert.mlp, n = p->n_valid;
+    int qd = c->expert.n_heads * c->expert.head_dim;
+    pi0__gemma_rows r = {pi0_mat_f32(m->st_tok, 0, 1, E), pi0__rows(m->ex, E, 0, 1),
+                         pi0__rows(m->eq, qd, 0, 1),      pi0__rows(m->ea, qd, 0, 1),
+                         pi0__rows(m->eg, mlp, 0, 1),     pi0__rows(m->eu, mlp, 0, 1)};
+    PI0__TRY(pi0__linear_run(s, r.h, pi0_mat_f32(m->state, 0, 1, c->state_dim),
+                             &m->state_proj, PI0_ACT_NONE, 0));
+    return pi0__gemma_kv_stack(m, s, p, m->exp, &c->expert, n, &r, pi0__positions(m, n, 1));
 }
 
 int pi0__expert_velocity(pi0_model *m, pi0_prefix *p, int step) {

@@ -158,6 +158,18 @@ static inline int pi0__linear_run(pi0_stream *s, pi0_mat y, pi0_mat x, const pi0
 /* vision.c: SigLIP + projector over m->patches (n_cams · np rows already uploaded) into
  * ph rows [0, n_cams · np). Enqueued on m->sa. */
 int pi0__vision_forward(pi0_model *m, int n_cams);
+/* Scratch views of t rows for a Gemma stack: h (residual, width), x (normed, width),
+ * q and a (t, heads·head_dim), g and u (t, mlp). */
+typedef struct pi0__gemma_rows {
+    pi0_mat h, x, q, a, g, u;
+} pi0__gemma_rows;
+/* prefix.c: t tokens (hidden states in r->h, positions pos) through the Gemma layers
+ * `layers` of tower `tc` with plain RMSNorm: each layer's K/V go to slot p's cache rows
+ * [k0, k0 + t) and the tokens attend over cache rows [0, k0 + t) with no mask; the last
+ * layer stops after its K/V (nothing downstream reads its output). Enqueued on s. */
+int pi0__gemma_kv_stack(pi0_model *m, pi0_stream *s, pi0_prefix *p,
+                        const pi0__gemma_layer *layers, const pi0_tower_config *tc, int k0,
+                        const pi0__gemma_rows *r, pi0_mat pos);
 /* prefix.c: embeds the n_tok ids already uploaded to m->ids into ph rows
  * [n_img, n_img + n_tok), then runs the Gemma prefix over the n = n_img + n_tok compact
  * tokens, leaving K/V in slot p. Enqueued on m->sa. */
