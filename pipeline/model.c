@@ -557,7 +557,7 @@ static int check_obs(const pi0_model *m, const pi0_observation *obs, int *n_cams
     *n_cams = 0;
     *n_tok = 0;
     for (int i = 0; i < PI0_MAX_CAMERAS; i++) {
-        const pi0_image *im = &obs->images[i];
+        const pi0_image_view *im = &obs->images[i];
         if (!im->valid) continue;
         if (!im->rgb || im->width <= 0 || im->height <= 0 || im->width > 16384 ||
             im->height > 16384 || (im->stride && im->stride < 3 * im->width))
@@ -611,7 +611,7 @@ int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefix **out,
     size_t per_cam = (size_t)c->n_patches * pp;
     int ci = 0;
     for (int i = 0; i < PI0_MAX_CAMERAS && !rc; i++) {
-        const pi0_image *im = &obs->images[i];
+        const pi0_image_view *im = &obs->images[i];
         if (!im->valid) continue;
         rc = ensure_preproc(m, im->width, im->height);
         if (!rc)

@@ -73,15 +73,15 @@ typedef struct pi0_model_info {
 } pi0_model_info;
 
 /* One camera image: uint8 RGB, HWC, any size. Not used when valid == 0. */
-typedef struct pi0_image {
+typedef struct pi0_image_view {
     const uint8_t *rgb; /* height rows of `stride` bytes, 3 bytes per pixel */
     int width, height;
     int stride; /* bytes per row; 0 = 3 · width */
     int valid;  /* 0 = masked camera (skipped entirely) */
-} pi0_image;
+} pi0_image_view;
 
 typedef struct pi0_observation {
-    pi0_image images[PI0_MAX_CAMERAS];
+    pi0_image_view images[PI0_MAX_CAMERAS];
     const int32_t *tokens;     /* [n_tokens] prompt ids (e.g. from pi0_prompt_pi0) */
     const uint8_t *token_mask; /* [n_tokens] 1 = real token, 0 = padding; NULL = all real */
     int n_tokens;              /* <= max_token_len */

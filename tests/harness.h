@@ -9,7 +9,9 @@
  * Each test runs in a forked child (a crash or a hang fails that test, not the suite),
  * with a time limit of PI0_TEST_TIMEOUT seconds (default 300). PI0_TEST_NOFORK=1 runs
  * them in-process (for gdb). An argument selects the tests whose name contains it. The
- * last line is `N passed, N failed`. Checks print both sides and keep going. */
+ * last line is `N passed, N failed, N skipped`. Checks print both sides and keep going.
+ * SKIP("reason") ends a test as skipped (a precondition the machine lacks, such as root
+ * or a mount namespace); a test that already failed a check still counts as failed. */
 #ifndef PI0_TEST_HARNESS_H
 #define PI0_TEST_HARNESS_H
 
@@ -32,6 +34,10 @@ typedef struct pi0_test {
 #define TEST(fn) { #fn, fn }
 
 static int pi0__test_failures;
+
+/* Exit status of a forked test that skipped itself (automake's convention). */
+#define PI0__TEST_SKIP_RC 77
+static int pi0__test_skipped;
 
 #define PI0__FAIL(...)                                                        \
     do {                                                                      \
@@ -79,6 +85,17 @@ static int pi0__test_failures;
         if (!(fabs(pi0__a - pi0__b) <= (double)(tol)))                        \
             PI0__FAIL("CHECK_NEAR failed: %s ~ %s (%.9g vs %.9g, tol %g)", #a, \
                       #b, pi0__a, pi0__b, (double)(tol));                     \
+    } while (0)
+
+/* Ends the current test as skipped, with a reason, unless a check already failed. */
+#define SKIP(...)                                                             \
+    do {                                                                      \
+        printf("  skipped: ");                                                \
+        printf(__VA_ARGS__);                                                  \
+        putchar('\n');                                                        \
+        fflush(stdout);                                                       \
+        pi0__test_skip();                                                     \
+        return;                                                               \
     } while (0)
 
 /* Status-returning call expected to give `want` (PI0_OK or a PI0_E* code). */
@@ -180,11 +197,24 @@ static inline int pi0_test_sh_quiet(const char *fmt, ...) {
 
 // ---- running -----------------------------------------------------------------------
 
+static int pi0__test_forked;
+
+static inline void pi0__test_skip(void) {
+    if (pi0__test_failures) return;
+    if (pi0__test_forked) {
+        fflush(stdout);
+        _exit(PI0__TEST_SKIP_RC);
+    }
+    pi0__test_skipped = 1;
+}
+
+/* Result of one test: 1 passed, 0 failed, -1 skipped. */
 static inline int pi0__run_one(const pi0_test *t, int nofork, int timeout_s) {
     if (nofork) {
         pi0__test_failures = 0;
+        pi0__test_skipped = 0;
         t->fn();
-        return pi0__test_failures == 0;
+        return pi0__test_failures ? 0 : pi0__test_skipped ? -1 : 1;
     }
     fflush(stdout);
     fflush(stderr);
@@ -195,6 +225,7 @@ static inline int pi0__run_one(const pi0_test *t, int nofork, int timeout_s) {
     }
     if (pid == 0) {
         alarm((unsigned)timeout_s);
+        pi0__test_forked = 1;
         pi0__test_failures = 0;
         t->fn();
         fflush(stdout);
@@ -209,6 +240,7 @@ static inline int pi0__run_one(const pi0_test *t, int nofork, int timeout_s) {
                 sig == SIGALRM ? " — time limit" : "");
         return 0;
     }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == PI0__TEST_SKIP_RC) return -1;
     return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
@@ -219,17 +251,18 @@ static inline int pi0_test_main(int argc, char **argv, const pi0_test *tests, si
     int nofork = nf && *nf && *nf != '0';
     int timeout_s = to ? atoi(to) : 300;
     if (timeout_s <= 0) timeout_s = 300;
-    int passed = 0, failed = 0;
+    int passed = 0, failed = 0, skipped = 0;
     for (size_t i = 0; i < n; i++) {
         if (filter && !strstr(tests[i].name, filter)) continue;
         double t0 = pi0_test_now();
-        int ok = pi0__run_one(&tests[i], nofork, timeout_s);
-        printf("%s %s (%.2f s)\n", ok ? "ok  " : "FAIL", tests[i].name, pi0_test_now() - t0);
+        int r = pi0__run_one(&tests[i], nofork, timeout_s);
+        printf("%s %s (%.2f s)\n", r > 0 ? "ok  " : r < 0 ? "SKIP" : "FAIL", tests[i].name,
+               pi0_test_now() - t0);
         fflush(stdout);
-        ok ? passed++ : failed++;
+        r > 0 ? passed++ : r < 0 ? skipped++ : failed++;
     }
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 && passed > 0 ? 0 : 1;
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    return failed == 0 && passed + skipped > 0 ? 0 : 1;
 }
 
 #endif /* PI0_TEST_HARNESS_H */
