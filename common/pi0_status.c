@@ -10,7 +10,9 @@ static _Thread_local int detail_status;
 
 const char *pi0_strerror(int status) {
     switch (status) {
-#define PI0__MSG(name, value, msg) case value: return msg;
+#define PI0__MSG(name, value, msg)                                                             \
+    case value:                                                                                \
+        return msg;
         PI0_STATUS_TABLE(PI0__MSG)
 #undef PI0__MSG
     }
@@ -19,7 +21,9 @@ const char *pi0_strerror(int status) {
 
 const char *pi0_errname(int status) {
     switch (status) {
-#define PI0__NAME(name, value, msg) case value: return #name;
+#define PI0__NAME(name, value, msg)                                                            \
+    case value:                                                                                \
+        return #name;
         PI0_STATUS_TABLE(PI0__NAME)
 #undef PI0__NAME
     }

@@ -14,7 +14,7 @@ extern "C" {
 #endif
 
 #if defined(__GNUC__)
-#define PI0_API __attribute__((visibility("default")))
+#define PI0_API          __attribute__((visibility("default")))
 #define PI0_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define PI0_API
@@ -28,27 +28,27 @@ extern "C" {
 #endif
 
 /*     name             value  message */
-#define PI0_STATUS_TABLE(X)                                                   \
-    X(PI0_OK,            0,   "success")                                     \
-    X(PI0_EINVAL,       -1,   "invalid argument")                            \
-    X(PI0_ENOMEM,       -2,   "out of memory")                               \
-    X(PI0_EIO,          -3,   "input/output error")                          \
-    X(PI0_ENOENT,       -4,   "no such file, topic or key")                  \
-    X(PI0_EEXIST,       -5,   "already exists")                              \
-    X(PI0_EBUSY,        -6,   "resource busy or still in use")               \
-    X(PI0_ETIMEDOUT,    -7,   "timed out")                                   \
-    X(PI0_EAGAIN,       -8,   "nothing available yet, try again")            \
-    X(PI0_EPERM,        -9,   "permission denied")                           \
-    X(PI0_EFORMAT,     -10,   "malformed data (bad magic, header or size)")  \
-    X(PI0_EVERSION,    -11,   "unsupported version")                         \
-    X(PI0_ETYPE,       -12,   "wrong type")                                  \
-    X(PI0_ERANGE,      -13,   "value out of range")                          \
-    X(PI0_ENOTSUP,     -14,   "not supported or not built")                  \
-    X(PI0_EDEAD,       -15,   "peer process is dead")                        \
-    X(PI0_ESHAPE,      -16,   "tensor or array shape mismatch")              \
-    X(PI0_EOVERRUN,    -17,   "reader fell behind and lost samples")         \
-    X(PI0_ESTALE,      -18,   "data is older than allowed")                  \
-    X(PI0_ECONFIG,     -19,   "bad configuration value")
+#define PI0_STATUS_TABLE(X)                                                                    \
+    X(PI0_OK, 0, "success")                                                                    \
+    X(PI0_EINVAL, -1, "invalid argument")                                                      \
+    X(PI0_ENOMEM, -2, "out of memory")                                                         \
+    X(PI0_EIO, -3, "input/output error")                                                       \
+    X(PI0_ENOENT, -4, "no such file, topic or key")                                            \
+    X(PI0_EEXIST, -5, "already exists")                                                        \
+    X(PI0_EBUSY, -6, "resource busy or still in use")                                          \
+    X(PI0_ETIMEDOUT, -7, "timed out")                                                          \
+    X(PI0_EAGAIN, -8, "nothing available yet, try again")                                      \
+    X(PI0_EPERM, -9, "permission denied")                                                      \
+    X(PI0_EFORMAT, -10, "malformed data (bad magic, header or size)")                          \
+    X(PI0_EVERSION, -11, "unsupported version")                                                \
+    X(PI0_ETYPE, -12, "wrong type")                                                            \
+    X(PI0_ERANGE, -13, "value out of range")                                                   \
+    X(PI0_ENOTSUP, -14, "not supported or not built")                                          \
+    X(PI0_EDEAD, -15, "peer process is dead")                                                  \
+    X(PI0_ESHAPE, -16, "tensor or array shape mismatch")                                       \
+    X(PI0_EOVERRUN, -17, "reader fell behind and lost samples")                                \
+    X(PI0_ESTALE, -18, "data is older than allowed")                                           \
+    X(PI0_ECONFIG, -19, "bad configuration value")
 
 enum pi0_status {
 #define PI0__ENUM(name, value, msg) name = value,
@@ -75,12 +75,12 @@ PI0_API void pi0_clear_error(void);
 
 /* Always-on assertion for our own invariants (never for bad input): prints file:line and
  * aborts. */
-#define PI0_ASSERT(cond)                                                      \
-    do {                                                                      \
-        if (!(cond)) pi0__assert_fail(#cond, __FILE__, __LINE__, __func__);   \
+#define PI0_ASSERT(cond)                                                                       \
+    do {                                                                                       \
+        if (!(cond)) pi0__assert_fail(#cond, __FILE__, __LINE__, __func__);                    \
     } while (0)
 PI0_API PI0_NORETURN void pi0__assert_fail(const char *expr, const char *file, int line,
-                                        const char *func);
+                                           const char *func);
 
 #ifdef __cplusplus
 }

@@ -50,9 +50,9 @@ typedef struct pi0_event pi0_event;   /* a point in a stream's order */
 /* ---- devices ---------------------------------------------------------------------- */
 
 typedef struct pi0_dev_opts {
-    int n_threads;      /* compute threads; 0 = one per allowed CPU */
-    const int *cpus;    /* pin compute threads to these CPUs (n_cpus entries); NULL = the
-                           process's current affinity mask */
+    int n_threads;   /* compute threads; 0 = one per allowed CPU */
+    const int *cpus; /* pin compute threads to these CPUs (n_cpus entries); NULL = the
+                        process's current affinity mask */
     int n_cpus;
     size_t scratch_bytes; /* kernel scratch reserved at open; 0 = backend default */
 } pi0_dev_opts;
@@ -94,7 +94,7 @@ PI0_API size_t pi0_buf_size(const pi0_buf *buf);
  * valid and unchanged until the weight is destroyed (the backend may use it in place). */
 PI0_API int pi0_weight_create(pi0_dev *dev, const void *host, pi0_dtype dtype, int n, int k,
                               int ld, pi0_weight **out);
-PI0_API void pi0_weight_destroy(pi0_weight *w); /* NULL ok */
+PI0_API void pi0_weight_destroy(pi0_weight *w);              /* NULL ok */
 PI0_API size_t pi0_weight_device_bytes(const pi0_weight *w); /* memory it added */
 
 /* ---- streams and events ----------------------------------------------------------- */
@@ -174,8 +174,8 @@ PI0_API int pi0_dev_gemm(pi0_stream *s, pi0_mat y, pi0_mat x, const pi0_weight *
                          const pi0_mat *bias, pi0_act act, int accumulate);
 
 /* y = (x - mean) / sqrt(var + eps) * weight + bias, per row; weight, bias [1, cols]. */
-PI0_API int pi0_dev_layernorm(pi0_stream *s, pi0_mat y, pi0_mat x, pi0_mat weight,
-                              pi0_mat bias, float eps);
+PI0_API int pi0_dev_layernorm(pi0_stream *s, pi0_mat y, pi0_mat x, pi0_mat weight, pi0_mat bias,
+                              float eps);
 
 /* Gemma RMSNorm: y = x * rsqrt(mean(x²) + eps) * (1 + weight), per row; weight [1, cols]. */
 PI0_API int pi0_dev_rmsnorm(pi0_stream *s, pi0_mat y, pi0_mat x, pi0_mat weight, float eps);

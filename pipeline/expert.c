@@ -43,8 +43,8 @@ int pi0__expert_begin(pi0_model *m, pi0_prefix *p) {
     pi0__gemma_rows r = {pi0_mat_f32(m->st_tok, 0, 1, E), pi0__rows(m->ex, E, 0, 1),
                          pi0__rows(m->eq, qd, 0, 1),      pi0__rows(m->ea, qd, 0, 1),
                          pi0__rows(m->eg, mlp, 0, 1),     pi0__rows(m->eu, mlp, 0, 1)};
-    PI0__TRY(pi0__linear_run(s, r.h, pi0_mat_f32(m->state, 0, 1, c->state_dim),
-                             &m->state_proj, PI0_ACT_NONE, 0));
+    PI0__TRY(pi0__linear_run(s, r.h, pi0_mat_f32(m->state, 0, 1, c->state_dim), &m->state_proj,
+                             PI0_ACT_NONE, 0));
     return pi0__gemma_kv_stack(m, s, p, m->exp, &c->expert, n, &r, pi0__positions(m, n, 1));
 }
 

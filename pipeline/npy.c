@@ -275,9 +275,9 @@ const char *pi0_shape_format(char *buf, size_t cap, const int64_t *shape, int nd
     size_t o = 0;
     int n = snprintf(buf, cap, "%c", brackets[0]);
     for (int i = 0; i < ndim && n >= 0 && (o += (size_t)n) < cap; i++)
-        n = shape[i] < 0 ? snprintf(buf + o, cap - o, "%s*", i ? ", " : "")
-                         : snprintf(buf + o, cap - o, "%s%lld", i ? ", " : "",
-                                    (long long)shape[i]);
+        n = shape[i] < 0
+                ? snprintf(buf + o, cap - o, "%s*", i ? ", " : "")
+                : snprintf(buf + o, cap - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
     if (n >= 0 && (o += (size_t)n) < cap) snprintf(buf + o, cap - o, "%c", brackets[1]);
     return buf;
 }
@@ -321,8 +321,7 @@ int pi0_npy_expect(const pi0_npy *a, const char *what, pi0_npy_dtype dtype, int 
 
 int pi0_npy_write(const char *path, pi0_npy_dtype dtype, int ndim, const int64_t *shape,
                   const void *data) {
-    if (ndim < 0 || ndim > PI0_NPY_MAX_DIMS ||
-        dtype < PI0_NPY_U8 || dtype > PI0_NPY_F64)
+    if (ndim < 0 || ndim > PI0_NPY_MAX_DIMS || dtype < PI0_NPY_U8 || dtype > PI0_NPY_F64)
         return pi0_errorf(PI0_EINVAL, "%s: bad dtype or ndim %d", path, ndim);
     char dict[512];
     size_t o = 0;

@@ -79,15 +79,15 @@ typedef struct pi0_config {
     int discrete_state_input; /* the prompt carries the digitized state ("Task: …, State:
                                  …;\nAction: "): openpi's discrete_state_input, default
                                  = pi05; false e.g. for pi05_libero (π0 prompt format) */
-    pi0_tower_config vision; /* SigLIP; n_kv_heads == n_heads */
-    int patch;               /* p: patch size (from patch_w) */
-    int image;               /* input image side: PI0_IMAGE_SIZE (preprocess.h) */
-    int n_patches;           /* np = (image/p)^2, checked against pos_emb rows */
-    pi0_tower_config vlm;    /* Gemma (PaliGemma language model) */
-    pi0_tower_config expert; /* Gemma action expert; same depth and head_dim as vlm */
-    float ln_eps;            /* vision LayerNorm eps, 1e-6 */
-    float rms_eps;           /* Gemma RMSNorm eps, 1e-6 */
-    float rope_theta;        /* 10000 */
+    pi0_tower_config vision;  /* SigLIP; n_kv_heads == n_heads */
+    int patch;                /* p: patch size (from patch_w) */
+    int image;                /* input image side: PI0_IMAGE_SIZE (preprocess.h) */
+    int n_patches;            /* np = (image/p)^2, checked against pos_emb rows */
+    pi0_tower_config vlm;     /* Gemma (PaliGemma language model) */
+    pi0_tower_config expert;  /* Gemma action expert; same depth and head_dim as vlm */
+    float ln_eps;             /* vision LayerNorm eps, 1e-6 */
+    float rms_eps;            /* Gemma RMSNorm eps, 1e-6 */
+    float rope_theta;         /* 10000 */
 } pi0_config;
 
 /* One SigLIP encoder block (all present). */

@@ -47,7 +47,8 @@ static int fail(const char *what, int rc) {
 static int read_state(const char *path, pi0_npy *a) {
     int rc = pi0_npy_read(path, a);
     if (!rc) rc = pi0_npy_to_f32(a, path);
-    if (!rc && a->numel > 4096) rc = pi0_errorf(PI0_ESHAPE, "%s: %lld values, at most 4096", path, (long long)a->numel);
+    if (!rc && a->numel > 4096)
+        rc = pi0_errorf(PI0_ESHAPE, "%s: %lld values, at most 4096", path, (long long)a->numel);
     if (rc) pi0_npy_free(a);
     return rc;
 }

@@ -31,7 +31,8 @@ typedef struct pi0_test {
     void (*fn)(void);
 } pi0_test;
 
-#define TEST(fn) { #fn, fn }
+#define TEST(fn)                                                                               \
+    { #fn, fn }
 
 static int pi0__test_failures;
 
@@ -39,72 +40,69 @@ static int pi0__test_failures;
 #define PI0__TEST_SKIP_RC 77
 static int pi0__test_skipped;
 
-#define PI0__FAIL(...)                                                        \
-    do {                                                                      \
-        fprintf(stderr, "  %s:%d: ", __FILE__, __LINE__);                     \
-        fprintf(stderr, __VA_ARGS__);                                         \
-        fputc('\n', stderr);                                                  \
-        pi0__test_failures++;                                                 \
+#define PI0__FAIL(...)                                                                         \
+    do {                                                                                       \
+        fprintf(stderr, "  %s:%d: ", __FILE__, __LINE__);                                      \
+        fprintf(stderr, __VA_ARGS__);                                                          \
+        fputc('\n', stderr);                                                                   \
+        pi0__test_failures++;                                                                  \
     } while (0)
 
-#define CHECK(cond)                                                           \
-    do {                                                                      \
-        if (!(cond)) PI0__FAIL("CHECK failed: %s", #cond);                    \
+#define CHECK(cond)                                                                            \
+    do {                                                                                       \
+        if (!(cond)) PI0__FAIL("CHECK failed: %s", #cond);                                     \
     } while (0)
 
-#define CHECK_MSG(cond, ...)                                                  \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            PI0__FAIL("CHECK failed: %s", #cond);                             \
-            fprintf(stderr, "    ");                                          \
-            fprintf(stderr, __VA_ARGS__);                                     \
-            fputc('\n', stderr);                                              \
-        }                                                                     \
+#define CHECK_MSG(cond, ...)                                                                   \
+    do {                                                                                       \
+        if (!(cond)) {                                                                         \
+            PI0__FAIL("CHECK failed: %s", #cond);                                              \
+            fprintf(stderr, "    ");                                                           \
+            fprintf(stderr, __VA_ARGS__);                                                      \
+            fputc('\n', stderr);                                                               \
+        }                                                                                      \
     } while (0)
 
-#define CHECK_EQ_INT(a, b)                                                    \
-    do {                                                                      \
-        long long pi0__a = (long long)(a), pi0__b = (long long)(b);           \
-        if (pi0__a != pi0__b)                                                 \
-            PI0__FAIL("CHECK_EQ_INT failed: %s == %s (%lld vs %lld)", #a, #b, \
-                      pi0__a, pi0__b);                                        \
+#define CHECK_EQ_INT(a, b)                                                                     \
+    do {                                                                                       \
+        long long pi0__a = (long long)(a), pi0__b = (long long)(b);                            \
+        if (pi0__a != pi0__b)                                                                  \
+            PI0__FAIL("CHECK_EQ_INT failed: %s == %s (%lld vs %lld)", #a, #b, pi0__a, pi0__b); \
     } while (0)
 
-#define CHECK_EQ_STR(a, b)                                                    \
-    do {                                                                      \
-        const char *pi0__a = (a), *pi0__b = (b);                              \
-        if (!pi0__a || !pi0__b || strcmp(pi0__a, pi0__b) != 0)                \
-            PI0__FAIL("CHECK_EQ_STR failed: %s == %s (\"%s\" vs \"%s\")", #a,  \
-                      #b, pi0__a ? pi0__a : "(null)",                         \
-                      pi0__b ? pi0__b : "(null)");                            \
+#define CHECK_EQ_STR(a, b)                                                                     \
+    do {                                                                                       \
+        const char *pi0__a = (a), *pi0__b = (b);                                               \
+        if (!pi0__a || !pi0__b || strcmp(pi0__a, pi0__b) != 0)                                 \
+            PI0__FAIL("CHECK_EQ_STR failed: %s == %s (\"%s\" vs \"%s\")", #a, #b,              \
+                      pi0__a ? pi0__a : "(null)", pi0__b ? pi0__b : "(null)");                 \
     } while (0)
 
-#define CHECK_NEAR(a, b, tol)                                                 \
-    do {                                                                      \
-        double pi0__a = (double)(a), pi0__b = (double)(b);                    \
-        if (!(fabs(pi0__a - pi0__b) <= (double)(tol)))                        \
-            PI0__FAIL("CHECK_NEAR failed: %s ~ %s (%.9g vs %.9g, tol %g)", #a, \
-                      #b, pi0__a, pi0__b, (double)(tol));                     \
+#define CHECK_NEAR(a, b, tol)                                                                  \
+    do {                                                                                       \
+        double pi0__a = (double)(a), pi0__b = (double)(b);                                     \
+        if (!(fabs(pi0__a - pi0__b) <= (double)(tol)))                                         \
+            PI0__FAIL("CHECK_NEAR failed: %s ~ %s (%.9g vs %.9g, tol %g)", #a, #b, pi0__a,     \
+                      pi0__b, (double)(tol));                                                  \
     } while (0)
 
 /* Ends the current test as skipped, with a reason, unless a check already failed. */
-#define SKIP(...)                                                             \
-    do {                                                                      \
-        printf("  skipped: ");                                                \
-        printf(__VA_ARGS__);                                                  \
-        putchar('\n');                                                        \
-        fflush(stdout);                                                       \
-        pi0__test_skip();                                                     \
-        return;                                                               \
+#define SKIP(...)                                                                              \
+    do {                                                                                       \
+        printf("  skipped: ");                                                                 \
+        printf(__VA_ARGS__);                                                                   \
+        putchar('\n');                                                                         \
+        fflush(stdout);                                                                        \
+        pi0__test_skip();                                                                      \
+        return;                                                                                \
     } while (0)
 
 /* Status-returning call expected to give `want` (PI0_OK or a PI0_E* code). */
-#define CHECK_STATUS(call, want)                                              \
-    do {                                                                      \
-        int pi0__s = (call), pi0__w = (want);                                 \
-        if (pi0__s != pi0__w)                                                 \
-            PI0__FAIL("CHECK_STATUS failed: %s -> %d, want %d", #call, pi0__s, \
-                      pi0__w);                                                \
+#define CHECK_STATUS(call, want)                                                               \
+    do {                                                                                       \
+        int pi0__s = (call), pi0__w = (want);                                                  \
+        if (pi0__s != pi0__w)                                                                  \
+            PI0__FAIL("CHECK_STATUS failed: %s -> %d, want %d", #call, pi0__s, pi0__w);        \
     } while (0)
 
 static inline double pi0_test_now(void) {
@@ -256,8 +254,11 @@ static inline int pi0_test_main(int argc, char **argv, const pi0_test *tests, si
         if (filter && !strstr(tests[i].name, filter)) continue;
         double t0 = pi0_test_now();
         int r = pi0__run_one(&tests[i], nofork, timeout_s);
-        printf("%s %s (%.2f s)\n", r > 0 ? "ok  " : r < 0 ? "SKIP" : "FAIL", tests[i].name,
-               pi0_test_now() - t0);
+        printf("%s %s (%.2f s)\n",
+               r > 0   ? "ok  "
+               : r < 0 ? "SKIP"
+                       : "FAIL",
+               tests[i].name, pi0_test_now() - t0);
         fflush(stdout);
         r > 0 ? passed++ : r < 0 ? skipped++ : failed++;
     }

@@ -4,8 +4,8 @@
 #include "pi0_status.h"
 
 static void test_strerror_names_every_code(void) {
-#define X(name, value, msg)                                                   \
-    CHECK_EQ_STR(pi0_strerror(value), msg);                                   \
+#define X(name, value, msg)                                                                    \
+    CHECK_EQ_STR(pi0_strerror(value), msg);                                                    \
     CHECK_EQ_STR(pi0_errname(value), #name);
     PI0_STATUS_TABLE(X)
 #undef X
@@ -33,12 +33,12 @@ static void test_f16_conversions(void) {
     CHECK_EQ_INT(bad, 0);
     CHECK_EQ_INT(pi0_f32_to_f16(1.0f), 0x3c00);
     CHECK_EQ_INT(pi0_f32_to_f16(-2.0f), 0xc000);
-    CHECK_EQ_INT(pi0_f32_to_f16(65504.0f), 0x7bff);              /* largest half */
-    CHECK_EQ_INT(pi0_f32_to_f16(65520.0f), 0x7c00);              /* tie above it: Inf */
-    CHECK_EQ_INT(pi0_f32_to_f16(1.0f + 0x1p-11f), 0x3c00);       /* tie: to even */
-    CHECK_EQ_INT(pi0_f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02);   /* tie: to even (up) */
-    CHECK_EQ_INT(pi0_f32_to_f16(0x1p-24f), 0x0001);              /* smallest subnormal */
-    CHECK_EQ_INT(pi0_f32_to_f16(0x1p-25f), 0x0000);              /* tie with 0: to even */
+    CHECK_EQ_INT(pi0_f32_to_f16(65504.0f), 0x7bff);            /* largest half */
+    CHECK_EQ_INT(pi0_f32_to_f16(65520.0f), 0x7c00);            /* tie above it: Inf */
+    CHECK_EQ_INT(pi0_f32_to_f16(1.0f + 0x1p-11f), 0x3c00);     /* tie: to even */
+    CHECK_EQ_INT(pi0_f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02); /* tie: to even (up) */
+    CHECK_EQ_INT(pi0_f32_to_f16(0x1p-24f), 0x0001);            /* smallest subnormal */
+    CHECK_EQ_INT(pi0_f32_to_f16(0x1p-25f), 0x0000);            /* tie with 0: to even */
     CHECK_EQ_INT(pi0_f32_to_f16(3 * 0x1p-26f), 0x0001);
     CHECK_EQ_INT(pi0_f32_to_f16(-INFINITY), 0xfc00);
     CHECK(isnan(pi0_f16_to_f32(pi0_f32_to_f16(NAN))));

@@ -873,10 +873,8 @@ static void test_npy_roundtrip(void) {
         void *p;
         size_t bytes;
     } cases[] = {
-        {PI0_NPY_U8, 3, s_u8, u8, sizeof u8},
-        {PI0_NPY_I32, 1, s_i32, i32, sizeof i32},
-        {PI0_NPY_F32, 2, s_f32, f32, sizeof f32},
-        {PI0_NPY_F32, 0, NULL, f32, 4},
+        {PI0_NPY_U8, 3, s_u8, u8, sizeof u8},     {PI0_NPY_I32, 1, s_i32, i32, sizeof i32},
+        {PI0_NPY_F32, 2, s_f32, f32, sizeof f32}, {PI0_NPY_F32, 0, NULL, f32, 4},
         {PI0_NPY_F64, 1, s_f64, f64, sizeof f64},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
