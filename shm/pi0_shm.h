@@ -99,7 +99,7 @@ extern "C" {
 #endif
 
 #define PI0_SHM_ABI_VERSION 1u /* segment format version (header + slot layout) */
-#define PI0_MSG_VERSION     1u /* layout version of the message structs below */
+#define PI0_MSG_VERSION     2u /* layout version of the message structs below */
 #define PI0_TOPIC_NAME_MAX  63 /* topic names: [A-Za-z0-9_.-]{1,63}, not starting with . */
 #define PI0_TYPE_NAME_MAX   31 /* type names: [A-Za-z0-9_.]{1,31} */
 #define PI0_SHM_SLOTS_MAX   65536u
@@ -182,22 +182,35 @@ enum pi0_node_state {
     PI0_NODE_HOLDING = 3,
     PI0_NODE_ERROR = 4
 };
+/* Why a node holds (bits of pi0_node_status.hold_reason; 0 = not holding). */
+enum pi0_hold_reason {
+    PI0_HOLD_CAMERA_STALE = 1u,   /* a camera frame is older than its limit */
+    PI0_HOLD_JOINTS_STALE = 2u,   /* the joint state is older than its limit */
+    PI0_HOLD_PUBLISHER_DEAD = 4u, /* a camera or joint-state publisher died */
+    PI0_HOLD_NO_CHUNK = 8u,       /* no chunk covers this tick */
+    PI0_HOLD_NONFINITE = 16u      /* the last chunk had a non-finite value and was dropped */
+};
 /* pi0.NodeStatus: periodic health of a node. Latencies in microseconds. */
 typedef struct pi0_node_status {
-    uint64_t stamp_ns;           /*   0 */
-    uint32_t state;              /*   8 enum pi0_node_state */
-    int32_t last_error;          /*  12 a PI0_E* code, 0 = none */
-    uint64_t ticks;              /*  16 control ticks so far */
-    uint64_t chunks;             /*  24 chunks published */
-    uint64_t holds;              /*  32 ticks that published a hold */
-    uint32_t tick_jitter_p50_us; /*  40 */
-    uint32_t tick_jitter_p99_us; /*  44 */
-    uint32_t tick_jitter_max_us; /*  48 */
-    uint32_t infer_p50_us;       /*  52 observation -> chunk */
-    uint32_t infer_p99_us;       /*  56 */
-    uint32_t infer_max_us;       /*  60 */
-    char message[128];           /*  64 NUL-terminated text */
-} pi0_node_status;               /* 192 bytes */
+    uint64_t stamp_ns;         /*   0 */
+    uint32_t state;            /*   8 enum pi0_node_state */
+    int32_t last_error;        /*  12 a PI0_E* code, 0 = none */
+    uint64_t ticks;            /*  16 control ticks so far */
+    uint64_t missed_ticks;     /*  24 periods skipped because a tick was late */
+    uint64_t chunks;           /*  32 chunks published */
+    uint64_t dropped_chunks;   /*  40 chunks dropped (non-finite values) */
+    uint64_t holds;            /*  48 ticks that published a hold */
+    uint32_t hold_reason;      /*  56 enum pi0_hold_reason bits, 0 = not holding */
+    uint32_t reserved;         /*  60 zero */
+    uint32_t tick_late_p50_us; /*  64 wake-up lateness of the control tick */
+    uint32_t tick_late_p99_us; /*  68 */
+    uint32_t tick_late_max_us; /*  72 */
+    uint32_t infer_p50_us;     /*  76 observation -> chunk published */
+    uint32_t infer_p99_us;     /*  80 */
+    uint32_t infer_max_us;     /*  84 */
+    uint32_t reserved2[2];     /*  88 zero */
+    char message[128];         /*  96 NUL-terminated text (the hold reason in words) */
+} pi0_node_status;             /* 224 bytes */
 
 #if !defined(__cplusplus)
 _Static_assert(sizeof(pi0_image) == 64, "pi0_image header is 64 bytes");
@@ -213,8 +226,9 @@ _Static_assert(offsetof(pi0_action_chunk, total_us) == 56, "pi0_action_chunk lay
 _Static_assert(offsetof(pi0_action_chunk, actions) == 64, "pi0_action_chunk layout");
 _Static_assert(sizeof(pi0_action) == 288, "pi0_action layout");
 _Static_assert(offsetof(pi0_action, values) == 32, "pi0_action layout");
-_Static_assert(sizeof(pi0_node_status) == 192, "pi0_node_status layout");
-_Static_assert(offsetof(pi0_node_status, message) == 64, "pi0_node_status layout");
+_Static_assert(sizeof(pi0_node_status) == 224, "pi0_node_status layout");
+_Static_assert(offsetof(pi0_node_status, tick_late_p50_us) == 64, "pi0_node_status layout");
+_Static_assert(offsetof(pi0_node_status, message) == 96, "pi0_node_status layout");
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "pi0rt topics are little-endian");
 #endif
 

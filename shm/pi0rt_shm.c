@@ -340,11 +340,12 @@ static void print_sample(const char *type, const uint8_t *p, uint32_t size, int6
             return;
         }
         const pi0_node_status *s = (const pi0_node_status *)p;
-        printf("status %s ticks=%llu chunks=%llu holds=%llu jitter_us=%u/%u/%u "
-               "infer_us=%u/%u/%u error=%d msg=\"%s\"",
+        printf("status %s ticks=%llu missed=%llu chunks=%llu dropped=%llu holds=%llu "
+               "hold_reason=0x%x late_us=%u/%u/%u infer_us=%u/%u/%u error=%d msg=\"%s\"",
                node_state_name(s->state), (unsigned long long)s->ticks,
-               (unsigned long long)s->chunks, (unsigned long long)s->holds,
-               s->tick_jitter_p50_us, s->tick_jitter_p99_us, s->tick_jitter_max_us,
+               (unsigned long long)s->missed_ticks, (unsigned long long)s->chunks,
+               (unsigned long long)s->dropped_chunks, (unsigned long long)s->holds,
+               s->hold_reason, s->tick_late_p50_us, s->tick_late_p99_us, s->tick_late_max_us,
                s->infer_p50_us, s->infer_p99_us, s->infer_max_us, (int)s->last_error,
                s->message);
     } else {
