@@ -31,12 +31,6 @@
 #define MONITOR_PERIOD_NS 20000000ull /* liveness checks and the hold log: 50 Hz */
 #define JOINTS_BIT        8           /* dead_mask bit of the joint-state publisher */
 
-uint64_t node_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 uint64_t node_tick_at(const node *n, uint64_t t_ns) {
     if (t_ns <= n->t_start_ns) return 0;
     return (t_ns - n->t_start_ns + n->period_ns - 1) / n->period_ns;

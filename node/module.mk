@@ -9,7 +9,7 @@ NODE_LIBS := $(BUILD)/libpi0calib.a $(BUILD)/libpi0shm.a
 NODE_LDLIBS := $(PIPELINE_LIBS) -linih
 
 BINS      += $(BUILD)/pi0rt-node
-TEST_BINS += $(BUILD)/tests/test_node $(BUILD)/tests/node/node_peer
+TEST_BINS += $(BUILD)/tests/test_node $(BUILD)/tests/node/node_peer $(BUILD)/tests/node/node_bench
 TEST_CMDS += $(BUILD)/tests/test_node tests/node/tsan-suite
 BENCH_CMDS += BUILD=$(BUILD) tests/node/bench.sh;
 
@@ -26,4 +26,7 @@ $(BUILD)/tests/test_node: $(OBJ)/tests/test_node.o $(OBJ)/node/sched.o $(OBJ)/pi
 $(BUILD)/tests/node/node_peer: $(OBJ)/tests/node/node_peer.o $(BUILD)/libpi0shm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/tests/node/node_bench: $(OBJ)/tests/node/node_bench.o $(OBJ)/node/sched.o $(PIPELINE_OBJS) $(DEVICE_OBJS) $(COMMON_OBJS) $(BUILD)/libpi0shm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PIPELINE_LIBS)
 endif
