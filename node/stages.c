@@ -2,9 +2,10 @@
  *
  * Stage A (encode), on a trigger from the control thread: the newest frame of every camera
  * is read in place (the subscriber's zero-copy view of the shared slot) and preprocessed
- * straight into the model's staging buffer by pi0_model_encode; afterwards every view is
- * validated, and a frame the camera overwrote meanwhile makes the whole encode run again
- * with the newer frame (a torn image is never used). Then the newest joint state (copied),
+ * straight into the model's staging buffer by pi0_model_encode; right after preprocessing
+ * (encode's images_done callback) every view is validated, and a frame the camera
+ * overwrote meanwhile makes encode start again with the newer frame (a torn image is
+ * never used). Then the newest joint state (copied),
  * calib state_in, normalization, the prompt (π0.5: with the digitized state) and the
  * encode into a free prefix slot. The observation's time is the joint state's stamp: the
  * chunk's row 0 is due at the control tick at or before it (both ages are recorded).
@@ -72,28 +73,43 @@ static int take_state(node *n, node_obs *o, int32_t *ids, uint8_t *mask, int *n_
                : pi0_prompt_pi0(n->tokenizer, n->cfg.prompt, L, ids, mask, &nv);
 }
 
+/* Views of the frames being preprocessed; checked by encode right after preprocessing. */
+typedef struct view_set {
+    node *n;
+    pi0_sample v[PI0_MAX_CAMERAS];
+} view_set;
+
+static int views_valid(void *ctx) {
+    view_set *vs = ctx;
+    for (int c = 0; c < vs->n->n_cams; c++)
+        if (pi0_sub_view_valid(vs->n->cam_sub_a[c], &vs->v[c]))
+            return pi0_errorf(PI0_EOVERRUN, "camera %d: frame overwritten while preprocessed",
+                              c);
+    return 0;
+}
+
 /* One observation: cameras zero copy, joint state, encode. 0, or an error (the
  * observation is skipped; the control thread holds on stale inputs by itself). */
 static int take_and_encode(node *n, node_obs *o) {
     int32_t ids[NODE_TOKENS_MAX + 1024];
     uint8_t mask[NODE_TOKENS_MAX + 1024];
     PI0_ASSERT(n->info.max_token_len <= (int)sizeof mask);
+    view_set vs = {.n = n};
     for (int attempt = 0; attempt < VIEW_RETRIES; attempt++) {
         pi0_observation obs;
         memset(&obs, 0, sizeof obs);
-        pi0_sample views[PI0_MAX_CAMERAS];
         uint64_t now = node_now_ns(), oldest = 0;
         PI0_PROBE1(observation, attempt);
         for (int c = 0; c < n->n_cams; c++) {
-            int rc = pi0_sub_latest_view(n->cam_sub_a[c], &views[c]);
+            int rc = pi0_sub_latest_view(n->cam_sub_a[c], &vs.v[c]);
             if (rc) return rc;
-            if ((rc = pi0_image_check(views[c].data, views[c].size))) return rc;
-            uint64_t age = now > views[c].stamp_ns ? now - views[c].stamp_ns : 0;
+            if ((rc = pi0_image_check(vs.v[c].data, vs.v[c].size))) return rc;
+            uint64_t age = now > vs.v[c].stamp_ns ? now - vs.v[c].stamp_ns : 0;
             if ((double)age > n->cfg.camera_max_age_ms * 1e6)
                 return pi0_errorf(PI0_ESTALE, "camera %d: frame %.1f ms old", c,
                                   (double)age * 1e-6);
             if (age > oldest) oldest = age;
-            const pi0_image *im = views[c].data;
+            const pi0_image *im = vs.v[c].data;
             pi0_image_view *v = &obs.images[n->cam_slot[c]];
             v->rgb = im->data;
             v->width = (int)im->width;
@@ -109,22 +125,17 @@ static int take_and_encode(node *n, node_obs *o) {
         obs.tokens = ids;
         obs.token_mask = mask;
         obs.n_tokens = n_ids;
+        obs.images_done = views_valid; /* a torn frame is never encoded */
+        obs.images_ctx = &vs;
         pi0_timing t = {0};
-        PI0_PROBE1(encode_begin, o->k0);
+        PI0_PROBE1(encode_begin, attempt);
         rc = pi0_model_encode(n->model, &obs, &o->prefix, &t);
-        PI0_PROBE1(encode_end, o->k0);
+        PI0_PROBE1(encode_end, attempt);
+        if (rc == PI0_EOVERRUN) continue; /* retry with the newer frame */
         if (rc) return rc;
-        int torn = 0;
-        for (int c = 0; c < n->n_cams; c++)
-            torn |= pi0_sub_view_valid(n->cam_sub_a[c], &views[c]) != 0;
-        if (!torn) {
-            o->preprocess_us = (uint32_t)(t.preprocess_ms * 1000.0);
-            o->encode_us = (uint32_t)(t.total_ms * 1000.0);
-            return 0;
-        }
-        pi0_prefix_release(n->model, o->prefix); /* a frame changed under us: newer one */
-        o->prefix = NULL;
-        node_event_post(&n->b_free_ev);
+        o->preprocess_us = (uint32_t)(t.preprocess_ms * 1000.0);
+        o->encode_us = (uint32_t)(t.total_ms * 1000.0);
+        return 0;
     }
     return pi0_errorf(PI0_EOVERRUN, "camera frames overwritten during %d encodes in a row",
                       VIEW_RETRIES);

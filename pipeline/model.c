@@ -649,6 +649,7 @@ int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefix **out,
         }
         ci++;
     }
+    if (!rc && obs->images_done) rc = obs->images_done(obs->images_ctx);
     int nt = 0;
     for (int i = 0; i < obs->n_tokens; i++)
         if (!obs->token_mask || obs->token_mask[i]) m->h_ids[nt++] = obs->tokens[i];

@@ -51,8 +51,8 @@ static int bare(double hz, double secs, int prio) {
     printf("{\"hz\":%g,\"seconds\":%g,\"sched_fifo\":%d,\"ticks\":%llu,\"missed\":%llu,"
            "\"late_p50_us\":%.1f,\"late_p99_us\":%.1f,\"late_max_us\":%.1f}\n",
            hz, secs, rt, (unsigned long long)ticks, (unsigned long long)missed,
-           (double)node_hist_quantile(&h, 0.5) / 1e3, (double)node_hist_quantile(&h, 0.99) / 1e3,
-           (double)atomic_load(&h.max_ns) / 1e3);
+           (double)node_hist_quantile(&h, 0.5) / 1e3,
+           (double)node_hist_quantile(&h, 0.99) / 1e3, (double)atomic_load(&h.max_ns) / 1e3);
     return 0;
 }
 
