@@ -268,16 +268,36 @@ typedef struct cpu_stream {
     uint64_t head;              /* ops enqueued */
     uint64_t tail;              /* ops completed */
     int quit;
-    int err; /* first error since the last sync */
+    atomic_int prio; /* 1: high priority (compute_lock) */
+    int err;         /* first error since the last sync */
     char errmsg[256];
 } cpu_stream;
+
+/* compute_mu with priorities: a high-priority worker announces itself in hi_waiting
+ * while it waits; a normal worker that got the lock while one waits hands it back and
+ * yields, so the high-priority kernel runs next (a running kernel is never interrupted). */
+static void compute_lock(cpu_stream *s) {
+    cpu_dev *d = s->dev;
+    if (atomic_load_explicit(&s->prio, memory_order_relaxed)) {
+        atomic_fetch_add(&d->hi_waiting, 1);
+        pthread_mutex_lock(&d->compute_mu);
+        atomic_fetch_sub(&d->hi_waiting, 1);
+        return;
+    }
+    for (;;) {
+        pthread_mutex_lock(&d->compute_mu);
+        if (!atomic_load(&d->hi_waiting)) return;
+        pthread_mutex_unlock(&d->compute_mu);
+        sched_yield();
+    }
+}
 
 static void run_op(cpu_stream *s, const cpu_op *op) {
     int st = PI0_OK;
     switch (op->kind) {
     case OP_COPY:
         /* a copy is CPU work too: it takes the compute lock like a kernel */
-        pthread_mutex_lock(&s->dev->compute_mu);
+        compute_lock(s);
         memmove(op->u.copy.dst, op->u.copy.src, op->u.copy.bytes);
         pthread_mutex_unlock(&s->dev->compute_mu);
         break;
@@ -288,7 +308,7 @@ static void run_op(cpu_stream *s, const cpu_op *op) {
         event_wait_gen(op->u.ev.e, op->u.ev.gen);
         break;
     case OP_KERNEL:
-        pthread_mutex_lock(&s->dev->compute_mu);
+        compute_lock(s);
         st = op->u.k.fn(s->dev, &op->u.k.args); /* an error comes with its own message */
         pthread_mutex_unlock(&s->dev->compute_mu);
         break;
@@ -365,6 +385,12 @@ static int cpu_stream_sync(pi0_stream *ps) {
     s->errmsg[0] = 0;
     pthread_mutex_unlock(&s->mu);
     if (err) return pi0_errorf(err, "%s", msg);
+    return PI0_OK;
+}
+
+static int cpu_stream_set_priority(pi0_stream *ps, int high) {
+    cpu_stream *s = ps->impl;
+    atomic_store(&s->prio, high);
     return PI0_OK;
 }
 
@@ -541,6 +567,7 @@ const pi0_dev_iface pi0__cpu_iface = {
     .stream_create = cpu_stream_create,
     .stream_destroy = cpu_stream_destroy,
     .stream_sync = cpu_stream_sync,
+    .stream_set_priority = cpu_stream_set_priority,
     .event_create = cpu_event_create,
     .event_destroy = cpu_event_destroy,
     .event_record = cpu_event_record,
