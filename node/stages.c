@@ -15,7 +15,10 @@
  * finite (else drop the chunk and say so), publish pi0.ActionChunk and hand the chunk to
  * the control thread. Two prefix slots and a two-entry queue between the stages: with
  * pipelined = on, stage A of observation n+1 runs while stage B denoises observation n. */
+#include <errno.h>
 #include <math.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -150,6 +153,11 @@ static void stage_error(node *n, int rc) {
 
 static void *stage_a_main(void *arg) {
     node *n = arg;
+    /* stage A's own host work (preprocessing, prompt) yields to stage B's: nice 10 for
+     * this thread (the device serves the denoise stream's kernels first, see
+     * pi0_stream_set_priority) */
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), 10))
+        fprintf(stderr, "pi0rt-node: warning: encode thread not niced: %s\n", strerror(errno));
     uint32_t seen = atomic_load(&n->trigger_ev.seq);
     while (!atomic_load(&n->stop)) {
         seen = node_event_wait(&n->trigger_ev, seen, STAGE_WAIT_NS);

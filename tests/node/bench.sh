@@ -28,6 +28,7 @@ trap cleanup EXIT
 
 for size in tiny small; do
     m=$BUILD/models/$size-pi0
+    mkdir -p "$BUILD/models"
     [ -f "$m/model.safetensors" ] || "$BUILD/pi0rt-mkmodel" --size $size --variant pi0 --seed 1 --out "$m" >/dev/null
 done
 
