@@ -74,6 +74,7 @@ static void rt_setup(node *n) {
 
 void *node_control_main(void *arg) {
     node *n = arg;
+    pthread_setname_np(pthread_self(), "pi0-control"); /* perf sched, top -H */
     rt_setup(n);
     const uint64_t P = n->period_ns;
     const int D = n->out_dim, H = n->info.action_horizon;
@@ -277,6 +278,7 @@ static void publish_status(node *n, uint64_t now) {
 
 void *node_monitor_main(void *arg) {
     node *n = arg;
+    pthread_setname_np(pthread_self(), "pi0-monitor"); /* perf sched, top -H */
     uint64_t status_every = (uint64_t)(1e9 / n->cfg.status_hz), next_status = node_now_ns();
     uint32_t logged = 0, logged_dead = 0, logged_stale = 0;
     uint64_t logged_since = 0;

@@ -153,10 +153,11 @@ static void stage_error(node *n, int rc) {
 
 static void *stage_a_main(void *arg) {
     node *n = arg;
-    /* stage A's own host work (preprocessing, prompt) yields to stage B's: nice 10 for
-     * this thread (the device serves the denoise stream's kernels first, see
+    pthread_setname_np(pthread_self(), "pi0-encode"); /* perf sched, top -H */
+    /* pipelined: stage A's own host work (preprocessing, prompt) yields to stage B's, nice
+     * 10 for this thread (the device serves the denoise stream's kernels first, see
      * pi0_stream_set_priority) */
-    if (setpriority(PRIO_PROCESS, (id_t)gettid(), 10))
+    if (n->cfg.pipelined && setpriority(PRIO_PROCESS, (id_t)gettid(), 10))
         fprintf(stderr, "pi0rt-node: warning: encode thread not niced: %s\n", strerror(errno));
     uint32_t seen = atomic_load(&n->trigger_ev.seq);
     while (!atomic_load(&n->stop)) {
@@ -248,6 +249,7 @@ static void finish_chunk(node *n, const node_obs *o, float *chunk, uint32_t deno
 
 static void *stage_b_main(void *arg) {
     node *n = arg;
+    pthread_setname_np(pthread_self(), "pi0-denoise"); /* perf sched, top -H */
     const size_t HA = (size_t)n->info.action_horizon * (size_t)n->info.action_dim;
     float chunk[PI0_CHUNK_HORIZON_MAX * 1024];
     float robot[PI0_CHUNK_HORIZON_MAX * PI0_CHUNK_DIM_MAX];
