@@ -13,7 +13,8 @@ CC      ?= cc
 OPT     ?= -O2
 CFLAGS  := -std=c11 $(OPT) -g -D_GNU_SOURCE -fPIC -pthread \
            -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-           -Wno-unused-parameter -Icommon -Ishm -Idevice -Ipipeline -Icalib -Inode
+           -Wno-unused-parameter -Icommon -Ishm -Idevice -Ipipeline -Icalib -Inode \
+           -Ipipeline/checkpoint -Ipipeline/tokenizer -Ipipeline/preprocess -Ipipeline/model
 LDLIBS  := -lm -lrt -pthread
 ifneq ($(CI),)
 CFLAGS  += -Werror
