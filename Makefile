@@ -13,8 +13,7 @@ CC      ?= cc
 OPT     ?= -O2
 CFLAGS  := -std=c11 $(OPT) -g -D_GNU_SOURCE -fPIC -pthread \
            -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-           -Wno-unused-parameter -Icommon -Ishm -Idevice -Ipipeline -Icalib -Inode \
-           -Ipipeline/checkpoint -Ipipeline/tokenizer -Ipipeline/preprocess -Ipipeline/model
+           -Wno-unused-parameter -I.
 LDLIBS  := -lm -lrt -pthread
 ifneq ($(CI),)
 CFLAGS  += -Werror

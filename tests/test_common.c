@@ -1,7 +1,7 @@
 /* test_common.c — the status table and per-thread error details. */
 #include "harness.h"
-#include "pi0_dtype.h"
-#include "pi0_status.h"
+#include "common/pi0_dtype.h"
+#include "common/pi0_status.h"
 
 static void test_strerror_names_every_code(void) {
 #define X(name, value, msg)                                                                    \

@@ -11,11 +11,11 @@
 #include <sys/stat.h>
 
 #include "harness.h"
-#include "npy.h"
-#include "pi0_file.h"
-#include "pi0_weights.h"
-#include "preprocess.h"
-#include "safetensors.h"
+#include "pipeline/checkpoint/npy.h"
+#include "common/pi0_file.h"
+#include "pipeline/pi0_weights.h"
+#include "pipeline/preprocess/preprocess.h"
+#include "pipeline/checkpoint/safetensors.h"
 
 static char MKMODEL[4096];
 

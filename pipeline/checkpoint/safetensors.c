@@ -11,7 +11,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "rng.h" /* pi0__hash_str */
+#include "pipeline/model/rng.h" /* pi0__hash_str */
 
 #define ST_MAX_HEADER (100u << 20)       /* same cap as the reference implementation */
 #define ST_MAX_INT    9007199254740992.0 /* 2^53: exact in a JSON double */

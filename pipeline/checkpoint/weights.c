@@ -10,11 +10,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "pi0_weights.h"
+#include "pipeline/pi0_weights.h"
 #include "npy.h"
-#include "pi0_file.h"
-#include "preprocess.h" /* PI0_IMAGE_SIZE */
-#include "rng.h"        /* pi0__hash_str */
+#include "common/pi0_file.h"
+#include "pipeline/preprocess/preprocess.h" /* PI0_IMAGE_SIZE */
+#include "pipeline/model/rng.h"             /* pi0__hash_str */
 #include "safetensors.h"
 
 #define PG      "paligemma_with_expert.paligemma."

@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "model_internal.h"
-#include "preprocess.h"
+#include "pipeline/preprocess/preprocess.h"
 
 static double now_ms(void) {
     struct timespec ts;

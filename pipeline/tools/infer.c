@@ -7,10 +7,10 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-#include "npy.h"
-#include "pi0_pipeline.h"
+#include "pipeline/checkpoint/npy.h"
+#include "pipeline/pi0_pipeline.h"
 #ifdef PI0_HAVE_TOKENIZER
-#include "pi0_tokenizer.h"
+#include "pipeline/pi0_tokenizer.h"
 #endif
 
 static void usage(FILE *f) {

@@ -16,10 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pi0_status.h"
-#include "pi0_weights.h"
-#include "safetensors.h"
-#include "rng.h"
+#include "common/pi0_status.h"
+#include "pipeline/pi0_weights.h"
+#include "pipeline/checkpoint/safetensors.h"
+#include "pipeline/model/rng.h"
 
 // ---- sizes ------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "pi0_device.h"
+#include "device/pi0_device.h"
 
 static double now(void) {
     struct timespec ts;

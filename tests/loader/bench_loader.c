@@ -9,8 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "pi0_weights.h"
-#include "preprocess.h"
+#include "pipeline/pi0_weights.h"
+#include "pipeline/preprocess/preprocess.h"
 
 static double now_ms(void) {
     struct timespec ts;

@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "npy.h"
-#include "preprocess.h"
+#include "pipeline/checkpoint/npy.h"
+#include "pipeline/preprocess/preprocess.h"
 
 int main(int argc, char **argv) {
     if (argc != 3 && argc != 5) {

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pi0_shm.h"
+#include "shm/pi0_shm.h"
 #include "shm_sample.h"
 
 static volatile sig_atomic_t g_stop;
