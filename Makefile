@@ -46,6 +46,9 @@ include common/module.mk
 -include shm/module.mk device/module.mk pipeline/loader.mk pipeline/tokenizer.mk pipeline/module.mk calib/module.mk \
          node/module.mk launch/module.mk tests/module.mk
 
+# include rules between modules (the layering table in README.md) and other source rules
+TEST_CMDS += tests/check-source
+
 all: $(BINS) $(LIBS) $(TEST_BINS)
 
 $(OBJ)/%.o: %.c
