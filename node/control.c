@@ -127,9 +127,9 @@ void *node_control_main(void *arg) {
         if (stale) reason |= PI0_HOLD_CAMERA_STALE;
         if (atomic_load_explicit(&n->dead_mask, memory_order_relaxed))
             reason |= PI0_HOLD_PUBLISHER_DEAD;
+        if (reason) last_bad = (int64_t)k; /* an input fault: older observations are out */
         if (atomic_load_explicit(&n->nonfinite_flag, memory_order_relaxed))
-            reason |= PI0_HOLD_NONFINITE;
-        if (reason) last_bad = (int64_t)k;
+            reason |= PI0_HOLD_NONFINITE; /* until stage B publishes a finite chunk */
 
         const node_chunk *c = &hv->buf[hv->cur], *o = &hv->buf[hv->prev];
         int row =

@@ -14,10 +14,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "pi0_calib.h"
-#include "pi0_pipeline.h"
-#include "pi0_shm.h"
-#include "pi0_status.h"
+#include "calib/pi0_calib.h"
+#include "common/pi0_status.h"
+#include "common/pi0_time.h"
+#include "pipeline/pi0_pipeline.h"
+#include "shm/pi0_shm.h"
 
 /* USDT probes (provider sdt_pi0rt in perf): compiled to nothing without <sys/sdt.h>. */
 #if defined(__has_include)
@@ -283,7 +284,8 @@ void node_print_summary(node *n, FILE *f);
 void node_hold_text(const node *n, uint32_t reason, uint32_t dead_mask, uint32_t stale_cams,
                     char *buf, size_t cap);
 
-uint64_t node_now_ns(void);
+/* The project clock (CLOCK_MONOTONIC) as the unsigned ns the node computes with. */
+static inline uint64_t node_now_ns(void) { return (uint64_t)pi0__now_ns(); }
 /* First tick whose due time is >= t (t before tick 0: 0). */
 uint64_t node_tick_at(const node *n, uint64_t t_ns);
 

@@ -10,12 +10,6 @@
 
 #include "node.h"
 
-uint64_t node_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 // ---- rows, triggers, merging ----
 
 int node_row_due(uint64_t k0, int horizon, uint64_t k) {
