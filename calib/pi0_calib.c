@@ -499,7 +499,9 @@ static int on_map(parser *p, const char *section, const char *key, const char *v
     map_sec *m = NULL;
     for (int i = 0; i < p->n_maps; i++)
         if (!strcmp(p->maps[i].name, section + 4)) m = &p->maps[i];
-    PI0_ASSERT(m); /* created by note_section() when the reader met the header */
+    /* Created by note_section() when the reader met the header; should the two ever read a
+     * header differently, the file is refused rather than misread. */
+    if (!m) return perr(p, p->line, kq, "section header not understood");
     if (!strcmp(key, "type")) {
         for (int k = 1; k < N_MAP_KINDS; k++)
             if (!strcmp(v, MAP_DEFS[k].name)) m->kind = k;
@@ -566,7 +568,9 @@ static const char *section_names_known(const char *name) {
 /* Notes a `[name]` header (the text inih will take as the section name) at line p->line. */
 static void note_section(parser *p, const char *s, size_t len) {
     const char *t = s;
-    while (t < s + len && (*t == ' ' || *t == '\t'))
+    /* As inih: a UTF-8 byte order mark on the first line, then any white space. */
+    if (p->line == 1 && len >= 3 && !memcmp(s, "\xef\xbb\xbf", 3)) t += 3;
+    while (t < s + len && isspace((unsigned char)*t))
         t++;
     if (t == s + len || *t != '[') return;
     const char *close = memchr(t, ']', (size_t)(s + len - t));

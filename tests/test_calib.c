@@ -451,8 +451,9 @@ static void test_fuzz_mutations(void) {
     long iters = e ? atol(e) : 30000;
     uint64_t seed = 0x9e3779b97f4a7c15ull;
     long loaded = 0, rejected = 0;
-    char *src[N_READY];
-    size_t len[N_READY];
+    /* The ready files, and BASE (which uses every key kind). */
+    char *src[N_READY + 1];
+    size_t len[N_READY + 1];
     for (int r = 0; r < N_READY; r++) {
         char path[256];
         snprintf(path, sizeof path, "calib/robots/%s.ini", READY[r]);
@@ -460,10 +461,12 @@ static void test_fuzz_mutations(void) {
         CHECK(src[r] != NULL);
         if (!src[r]) return;
     }
+    src[N_READY] = malloc(8192);
+    len[N_READY] = edit_base(src[N_READY], 8192, 0, NULL);
     enum { CAP = 16384 };
     char *buf = malloc(CAP);
     for (long it = 0; it < iters; it++) {
-        int r = (int)(rng_next(&seed) % N_READY);
+        int r = (int)(rng_next(&seed) % (N_READY + 1));
         size_t n = len[r];
         memcpy(buf, src[r], n);
         int edits = 1 + (int)(rng_next(&seed) % 6);
