@@ -108,9 +108,10 @@ typedef struct map_ref {
 
 typedef struct parser {
     const char *path;
-    const char *text; /* the file, NUL-terminated */
+    const char *text; /* the file, [len] bytes */
     size_t len, pos;
-    int line; /* of the line the reader handed out last */
+    int line;        /* of the line the reader handed out last ... */
+    size_t line_off; /* ... and where it starts in text */
     int err;  /* first error (status), 0 while none */
     int err_line;
     char err_msg[400];
@@ -527,11 +528,11 @@ static int on_map(parser *p, const char *section, const char *key, const char *v
 static int handler(void *user, const char *section, const char *key, const char *value) {
     parser *p = user;
     if (p->err) return 0;
-    char kq[96], lt[LINE_MAX_LEN + 2];
+    char kq[96];
     if (!*section) return perr(p, p->line, key, "key outside any section");
     snprintf(kq, sizeof kq, "%s.%s", section, key);
-    line_text(p, p->line, lt, sizeof lt);
-    if (lt[0] == ' ' || lt[0] == '\t')
+    char first = p->text[p->line_off];
+    if (first == ' ' || first == '\t')
         return perr(p, p->line, kq, "indented line (continuation lines are not allowed)");
     /* Duplicate keys (and inih's continuation lines, which repeat the key) are errors. */
     for (int i = 0; i < p->n_keys; i++)
@@ -625,6 +626,7 @@ static char *reader(char *str, int num, void *stream) {
     if (n > (size_t)num - 1) n = (size_t)num - 1;
     memcpy(str, s, n);
     str[n] = 0;
+    p->line_off = p->pos;
     p->pos += n;
     p->line++;
     note_section(p, s, n);
