@@ -112,7 +112,7 @@ typedef struct parser {
     size_t len, pos;
     int line;        /* of the line the reader handed out last ... */
     size_t line_off; /* ... and where it starts in text */
-    int err;  /* first error (status), 0 while none */
+    int err;         /* first error (status), 0 while none */
     int err_line;
     char err_msg[400];
 
@@ -610,7 +610,7 @@ static void note_section(parser *p, const char *s, size_t len) {
         }
         map_sec *m = &p->maps[p->n_maps++];
         memset(m, 0, sizeof *m);
-        snprintf(m->name, sizeof m->name, "%s", name + 4);
+        memcpy(m->name, name + 4, strlen(name + 4) + 1); /* fits: checked above */
         m->kind = -1;
         m->line = p->line;
     }
