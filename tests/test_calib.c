@@ -103,6 +103,29 @@ static void test_ready_files(void) {
     }
 }
 
+/* Every key line of a ready file is documented: a comment right above it or after it. */
+static void test_ready_files_documented(void) {
+    for (int r = 0; r < N_READY; r++) {
+        char path[256];
+        snprintf(path, sizeof path, "calib/robots/%s.ini", READY[r]);
+        char *text = pi0_test_slurp(path, NULL);
+        CHECK(text != NULL);
+        if (!text) continue;
+        int line = 0, prev_comment = 0, keys = 0;
+        for (char *l = strtok(text, "\n"); l; l = strtok(NULL, "\n")) {
+            line++;
+            int comment = l[0] == ';' || l[0] == '#';
+            if (!comment && l[0] != '[' && strchr(l, '=')) {
+                keys++;
+                CHECK_MSG(prev_comment || strstr(l, " ;"), "%s: '%s' has no comment", path, l);
+            }
+            prev_comment = comment;
+        }
+        CHECK(keys >= 8);
+        free(text);
+    }
+}
+
 /* The ready files against tests/calib/calib_ref.py (openpi's formulas in numpy). */
 static void test_numpy_reference(void) {
     if (access("/usr/bin/python3", X_OK) != 0) SKIP("no /usr/bin/python3");
@@ -840,19 +863,13 @@ int main(int argc, char **argv) {
     exe[n > 0 ? n : 0] = 0;
     snprintf(g_tool, sizeof g_tool, "%s/../pi0rt-calib", dirname(exe));
     static const pi0_test tests[] = {
-        TEST(test_ready_files),
-        TEST(test_numpy_reference),
-        TEST(test_numpy_reference_catches_a_wrong_file),
-        TEST(test_broken_files),
-        TEST(test_broken_bytes),
-        TEST(test_fuzz_mutations),
-        TEST(test_no_allocation),
-        TEST(test_buffers),
-        TEST(test_nan_passes_through),
-        TEST(test_padding_and_maps),
-        TEST(test_clamp),
-        TEST(test_threads),
-        TEST(test_tool),
+        TEST(test_ready_files),      TEST(test_ready_files_documented),
+        TEST(test_numpy_reference),  TEST(test_numpy_reference_catches_a_wrong_file),
+        TEST(test_broken_files),     TEST(test_broken_bytes),
+        TEST(test_fuzz_mutations),   TEST(test_no_allocation),
+        TEST(test_buffers),          TEST(test_nan_passes_through),
+        TEST(test_padding_and_maps), TEST(test_clamp),
+        TEST(test_threads),          TEST(test_tool),
     };
     return pi0_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }
