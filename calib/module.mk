@@ -36,7 +36,7 @@ FUZZ_SECONDS ?= 60
 build/fuzz/calib_fuzz: tests/calib/fuzz_calib.c calib/pi0_calib.c $(COMMON_SRCS)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -g -O1 -D_GNU_SOURCE -ffp-contract=off -fsanitize=fuzzer,address,undefined \
-	    -Icommon -Icalib -o $@ $^ -linih -lm -pthread
+	    -I. -o $@ $^ -linih -lm -pthread
 fuzz-calib: build/fuzz/calib_fuzz
 	@mkdir -p build/fuzz/corpus && cp calib/robots/*.ini build/fuzz/corpus/
 	build/fuzz/calib_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz/corpus

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pi0_calib.h"
+#include "calib/pi0_calib.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
