@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "pi0_calib.h"
-#include "pi0_file.h"
+#include "common/pi0_file.h"
 
 static const char USAGE[] =
     "usage: pi0rt-calib COMMAND ROBOT.ini [options]\n"
@@ -110,7 +110,8 @@ static int npy_read(const char *path, arr *a) {
         if (*s == ')') break;
         char *e;
         long long x = strtoll(s, &e, 10);
-        if (e == s || x < 0 || x > (1ll << 31) || a->ndim == 3) {
+        if (e == s || x < 0 || x > (1ll << 31) || a->ndim == 3 ||
+            (x && a->n > (1ll << 40) / x)) {
             why = "bad shape (at most 3 dims)";
             rc = PI0_ESHAPE;
             goto bad;
