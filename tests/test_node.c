@@ -816,6 +816,20 @@ static void test_check_and_bad_config(void) {
     pi0_test_rmrf(dir);
 }
 
+/* The shipped examples pass --check (run from the repository root, as make test does). */
+static void test_examples_check(void) {
+    if (access("node/examples/demo.ini", R_OK)) SKIP("not run from the repository root");
+    CHECK_EQ_INT(pi0_test_sh("%s/pi0rt-node --check --config node/examples/demo.ini --set "
+                             "model.dir=%s > /dev/null",
+                             g_build, g_model),
+                 0);
+    CHECK_EQ_INT(
+        pi0_test_sh("%s/pi0rt-node --check --config node/examples/aloha.ini --set "
+                    "model.dir=%s --set model.prompt= --set model.tokens=1,2 > /dev/null",
+                    g_build, g_model),
+        0);
+}
+
 int main(int argc, char **argv) {
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -840,6 +854,7 @@ int main(int argc, char **argv) {
         TEST(test_handover_threads),
         TEST(test_image_to_rgb),
         TEST(test_check_and_bad_config),
+        TEST(test_examples_check),
         TEST(test_missing_topic_times_out),
         TEST(test_short_run_clean_exit),
         TEST(test_closed_loop),
