@@ -250,6 +250,9 @@ static void publish_status(node *n, uint64_t now) {
     memset(s, 0, sizeof *s);
     s->stamp_ns = now;
     s->state = atomic_load(&n->state);
+    /* holding because the stages fail (not because inputs are stale): error */
+    if (s->state == PI0_NODE_HOLDING && atomic_load(&n->recent_error))
+        s->state = PI0_NODE_ERROR;
     s->last_error = atomic_load(&n->last_error);
     s->ticks = atomic_load(&n->ticks);
     s->missed_ticks = atomic_load(&n->missed);

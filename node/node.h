@@ -263,7 +263,8 @@ typedef struct node {
     _Atomic uint32_t stale_cams;       /* current: bit i = camera i stale */
     _Atomic uint64_t hold_since_ns;    /* start of the current hold, 0 = none */
     _Atomic uint32_t state;            /* enum pi0_node_state */
-    _Atomic int32_t last_error;
+    _Atomic int32_t last_error;        /* first-seen code of the latest stage error */
+    _Atomic int32_t recent_error;      /* a stage failed since the last good chunk (0 = none) */
     _Atomic uint64_t last_tick_ns;
     _Atomic int stop;
     _Atomic int err_claimed; /* stage_err written (by the first stage error) */

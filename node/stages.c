@@ -146,6 +146,7 @@ static int take_and_encode(node *n, node_obs *o) {
 
 static void stage_error(node *n, int rc) {
     atomic_store(&n->last_error, rc);
+    atomic_store(&n->recent_error, rc);
     /* the message of the first error (of either stage) is kept for the summary */
     if (!atomic_exchange(&n->err_claimed, 1))
         snprintf(n->stage_err, sizeof n->stage_err, "%s", pi0_last_error());
@@ -215,6 +216,7 @@ static void finish_chunk(node *n, const node_obs *o, float *chunk, uint32_t deno
         }
     }
     atomic_store(&n->nonfinite_flag, 0);
+    atomic_store(&n->recent_error, 0);
     uint64_t seq = atomic_fetch_add(&n->chunks, 1) + 1;
     pi0_action_chunk *m = pi0_pub_loan(n->chunk_pub);
     memset(m, 0, offsetof(pi0_action_chunk, actions));
