@@ -166,7 +166,6 @@ static void *stage_a_main(void *arg) {
         if (!atomic_load_explicit(&n->trigger_pending, memory_order_acquire)) continue;
         node_obs o;
         memset(&o, 0, sizeof o);
-        uint64_t k = atomic_load(&n->trigger_k);
         atomic_store(&n->trigger_pending, 0);
         /* a free queue entry (= a free prefix slot) first: stage B may still hold both */
         uint32_t fseen = atomic_load(&n->b_free_ev.seq);
@@ -184,8 +183,9 @@ static void *stage_a_main(void *arg) {
         }
         o.encode_end_ns = node_now_ns();
         o.k0 = o.obs_ns >= n->t_start_ns ? (o.obs_ns - n->t_start_ns) / n->period_ns : 0;
-        (void)k;
         node_hist_add(&n->encode_lat, o.encode_end_ns - o.trigger_ns);
+        node_hist_add(&n->cam_age, o.camera_age_ns);
+        node_hist_add(&n->joint_age, o.joint_age_ns);
         uint32_t h = atomic_load(&n->q_head);
         n->q[h & 1] = o;
         atomic_store_explicit(&n->q_head, h + 1, memory_order_release);
