@@ -434,6 +434,117 @@ static const pi0_action_chunk *find_chunk(const seen *v, uint64_t seq) {
 
 // ---- closed loop ----
 
+/* Checks every action the test saw against the chunks: due at t0 + row·period of the chunk
+ * it names, and equal to that row merged with the previous chunk's row at the same tick
+ * (policy as configured; the merge starts at the first action naming the new chunk),
+ * clamped to the test robot's limits and step from the previous action. Returns the number
+ * of mismatches; *running gets the actions checked. */
+static size_t check_actions(const seen *v, int policy, int blend, double w_old,
+                            size_t *running) {
+    size_t bad = 0;
+    float prev[4];
+    int have_prev = 0;
+    uint64_t cur_seq = 0, old_seq = 0, land_due = 0;
+    *running = 0;
+    for (size_t i = 0; i < v->n_act; i++) {
+        const pi0_action *x = &v->act[i];
+        if (x->chunk_seq != cur_seq) { /* a new chunk took over at this tick */
+            old_seq = cur_seq;
+            cur_seq = x->chunk_seq;
+            land_due = x->due_ns;
+        }
+        if (x->flags & PI0_ACTION_HOLD) {
+            if (x->dim == 4) memcpy(prev, x->values, sizeof prev), have_prev = 1;
+            continue;
+        }
+        const pi0_action_chunk *c = find_chunk(v, x->chunk_seq), *o = find_chunk(v, old_seq);
+        if (!c || (old_seq && !o)) { /* published before we subscribed */
+            memcpy(prev, x->values, sizeof prev);
+            have_prev = 1;
+            continue;
+        }
+        (*running)++;
+        bad += x->dim != 4 || x->index >= c->horizon ||
+               x->due_ns != c->t0_ns + x->index * c->period_ns;
+        uint64_t j = (x->due_ns - land_due) / c->period_ns;
+        int64_t orow =
+            o && x->due_ns >= o->t0_ns ? (int64_t)((x->due_ns - o->t0_ns) / o->period_ns) : -1;
+        int has_old = o && orow >= 0 && orow < (int64_t)o->horizon;
+        for (int d = 0; d < 4 && x->dim == 4; d++) {
+            double nw = c->actions[x->index * c->dim + (uint32_t)d], want = nw;
+            if (has_old && policy != NODE_MERGE_REPLACE) {
+                double od = o->actions[(uint64_t)orow * o->dim + (uint32_t)d];
+                if (policy == NODE_MERGE_WEIGHTED) {
+                    want = w_old * od + (1 - w_old) * nw;
+                } else {
+                    double w = j + 1 >= (uint64_t)blend ? 1.0 : (double)(j + 1) / blend;
+                    want = od + (nw - od) * w;
+                }
+            }
+            want = want < lim_lo ? lim_lo : want > lim_hi ? lim_hi : want;
+            if (have_prev) {
+                double p = prev[d];
+                want = want < p - lim_step   ? p - lim_step
+                       : want > p + lim_step ? p + lim_step
+                                             : want;
+            }
+            if (fabs(x->values[d] - want) > 1e-5 * (1 + fabs(want))) {
+                if (bad < 5)
+                    fprintf(
+                        stderr,
+                        "  action %zu (chunk %llu row %u, j %llu) dim %d: %.7g, want %.7g\n", i,
+                        (unsigned long long)x->chunk_seq, x->index, (unsigned long long)j, d,
+                        (double)x->values[d], want);
+                bad++;
+            }
+        }
+        memcpy(prev, x->values, sizeof prev);
+        have_prev = 1;
+    }
+    return bad;
+}
+
+/* The blend and weighted merges in the running node, checked action by action. */
+static void closed_loop_merge(const char *policy, int id) {
+    names t;
+    make_names(&t);
+    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200], extra[256];
+    snprintf(log, sizeof log, "%s/node.log", dir);
+    snprintf(plog, sizeof plog, "%s/peers.log", dir);
+    /* trigger every 10 ticks: chunks overlap for ~40 ticks, so the merge is exercised */
+    snprintf(extra, sizeof extra,
+             "[schedule]\ntrigger = every\nevery = 10\nmerge = %s\nblend_ticks = 6\n"
+             "weight_old = 0.25\n",
+             policy);
+    write_configs(dir, &t, g_model, extra);
+    pid_t cam = start_cam(&t, plog), js = start_joints(&t, plog);
+    pid_t nd = start_node(dir, log, "30");
+    seen v;
+    int ok = seen_open(&v, &t);
+    CHECK(ok);
+    if (ok) seen_collect(&v, 4, NULL, NULL);
+    CHECK_EQ_INT(reap(nd, SIGINT, 20), 0);
+    if (ok) seen_collect(&v, 0.2, NULL, NULL);
+    reap(cam, SIGTERM, 5);
+    reap(js, SIGTERM, 5);
+    CHECK(v.n_chunk >= 3);
+    size_t running = 0, bad = check_actions(&v, id, 6, 0.25, &running);
+    CHECK(running > 100);
+    CHECK_EQ_INT(bad, 0);
+    if (!ok || pi0__test_failures) dump_log(log);
+    seen_close(&v);
+    remove_topics(&t);
+    pi0_test_rmrf(dir);
+}
+
+static void test_closed_loop_blend(void) {
+    closed_loop_merge("blend", NODE_MERGE_BLEND);
+}
+
+static void test_closed_loop_weighted(void) {
+    closed_loop_merge("weighted", NODE_MERGE_WEIGHTED);
+}
+
 /* pi0rt-infer on the test camera image, the normalized test state, tokens 1 2 3, SEED. */
 static float *reference_chunk(const char *dir, int *h, int *a) {
     char p[4300];
@@ -509,39 +620,7 @@ static void test_closed_loop(void) {
     }
     /* every action equals the clamped row of the chunk it names, due at t0 + row·period */
     CHECK(v.n_chunk >= 2);
-    size_t running = 0, bad = 0;
-    float prev[4];
-    int have_prev = 0;
-    for (size_t i = 0; i < v.n_act; i++) {
-        const pi0_action *x = &v.act[i];
-        if (x->flags & PI0_ACTION_HOLD) {
-            if (x->dim == 4) memcpy(prev, x->values, sizeof prev), have_prev = 1;
-            continue;
-        }
-        const pi0_action_chunk *c = find_chunk(&v, x->chunk_seq);
-        if (!c) continue; /* published before we subscribed */
-        running++;
-        bad += x->dim != 4 || x->index >= c->horizon ||
-               x->due_ns != c->t0_ns + x->index * c->period_ns;
-        for (int j = 0; j < 4 && x->dim == 4; j++) {
-            double want = c->actions[x->index * c->dim + (uint32_t)j];
-            want = want < lim_lo ? lim_lo : want > lim_hi ? lim_hi : want;
-            if (have_prev) {
-                double p = prev[j];
-                want = want < p - lim_step   ? p - lim_step
-                       : want > p + lim_step ? p + lim_step
-                                             : want;
-            }
-            if (fabs(x->values[j] - want) > 1e-6 * (1 + fabs(want))) {
-                if (bad < 5)
-                    fprintf(stderr, "  action %zu dim %d: %.7g, want %.7g\n", i, j,
-                            (double)x->values[j], want);
-                bad++;
-            }
-        }
-        memcpy(prev, x->values, sizeof prev);
-        have_prev = 1;
-    }
+    size_t running = 0, bad = check_actions(&v, NODE_MERGE_REPLACE, 0, 0, &running);
     CHECK(running > 200);
     CHECK_EQ_INT(bad, 0);
     /* the first chunk equals pi0rt-infer (same image, state, tokens, seed) */
@@ -858,6 +937,8 @@ int main(int argc, char **argv) {
         TEST(test_missing_topic_times_out),
         TEST(test_short_run_clean_exit),
         TEST(test_closed_loop),
+        TEST(test_closed_loop_blend),
+        TEST(test_closed_loop_weighted),
         TEST(test_fault_camera_killed_and_restarted),
         TEST(test_fault_joints_killed_then_node_killed),
         TEST(test_fault_nan_model_drops_chunks),
