@@ -24,7 +24,7 @@
 
 static char g_build[4096]; /* build/ */
 static char *g_dir;        /* scratch dir shared by the tests (models) */
-static char g_model[4200], g_nanmodel[4200];
+static char g_model[4200], g_nanmodel[4200], g_model05[4200];
 
 #define CAM_W 64
 #define CAM_H 48
@@ -546,7 +546,7 @@ static void test_closed_loop_weighted(void) {
 }
 
 /* pi0rt-infer on the test camera image, the normalized test state, tokens 1 2 3, SEED. */
-static float *reference_chunk(const char *dir, int *h, int *a) {
+static float *reference_chunk(const char *dir, const char *model, int *h, int *a) {
     char p[4300];
     snprintf(p, sizeof p, "%s/img.npy", dir);
     static uint8_t img[CAM_H][CAM_W][3];
@@ -566,11 +566,11 @@ static float *reference_chunk(const char *dir, int *h, int *a) {
                     "x=np.array([%g,%g,%g,%g]); m=np.array(s['mean'][:4]); "
                     "d=np.array(s['std'][:4]); "
                     "np.save('%s/state.npy',((x-m)/(d+1e-6)).astype(np.float32))\"",
-                    g_model, joint_pos[0], joint_pos[1], joint_pos[2], joint_pos[3], dir))
+                    model, joint_pos[0], joint_pos[1], joint_pos[2], joint_pos[3], dir))
         return NULL;
     if (pi0_test_sh("%s/pi0rt-infer --model %s --image base=%s/img.npy --state %s/state.npy "
                     "--tokens %s/tokens.npy --seed %d --unnormalize --out %s/ref.npy",
-                    g_build, g_model, dir, dir, dir, SEED, dir))
+                    g_build, model, dir, dir, dir, SEED, dir))
         return NULL;
     snprintf(p, sizeof p, "%s/ref.npy", dir);
     pi0_npy r = {0};
@@ -581,6 +581,27 @@ static float *reference_chunk(const char *dir, int *h, int *a) {
     memcpy(out, r.data, (size_t)*h * (size_t)*a * sizeof(float));
     pi0_npy_free(&r);
     return out;
+}
+
+/* The first chunk of the run equals pi0rt-infer (same image, state, tokens, seed). */
+static void check_first_chunk(const seen *v, const char *dir, const char *model) {
+    int H = 0, A = 0;
+    float *ref = reference_chunk(dir, model, &H, &A);
+    const pi0_action_chunk *c1 = find_chunk(v, 1);
+    CHECK(ref && c1);
+    if (ref && c1) {
+        CHECK_EQ_INT(c1->horizon, H);
+        CHECK_EQ_INT(c1->dim, 4);
+        double maxd = 0;
+        for (int r = 0; r < H && r < (int)c1->horizon; r++)
+            for (int j = 0; j < 4; j++) {
+                double d = fabs(c1->actions[r * 4 + j] - ref[r * A + j]);
+                maxd = d > maxd ? d : maxd;
+            }
+        CHECK_MSG(maxd <= 1e-5, "first chunk vs pi0rt-infer: max |diff| %.3g", maxd);
+        CHECK(c1->total_us > 0 && c1->denoise_us > 0 && c1->encode_us > 0);
+    }
+    free(ref);
 }
 
 static void test_closed_loop(void) {
@@ -623,25 +644,8 @@ static void test_closed_loop(void) {
     size_t running = 0, bad = check_actions(&v, NODE_MERGE_REPLACE, 0, 0, &running);
     CHECK(running > 200);
     CHECK_EQ_INT(bad, 0);
-    /* the first chunk equals pi0rt-infer (same image, state, tokens, seed) */
-    int H = 0, A = 0;
-    float *ref = reference_chunk(dir, &H, &A);
-    const pi0_action_chunk *c1 = find_chunk(&v, 1);
-    CHECK(ref && c1);
-    if (ref && c1) {
-        CHECK_EQ_INT(c1->horizon, H);
-        CHECK_EQ_INT(c1->dim, 4);
-        double maxd = 0;
-        for (int r = 0; r < H && r < (int)c1->horizon; r++)
-            for (int j = 0; j < 4; j++) {
-                double d = fabs(c1->actions[r * 4 + j] - ref[r * A + j]);
-                maxd = d > maxd ? d : maxd;
-            }
-        CHECK_MSG(maxd <= 1e-5, "first chunk vs pi0rt-infer: max |diff| %.3g", maxd);
-        CHECK(c1->total_us > 0 && c1->denoise_us > 0 && c1->encode_us > 0);
-    }
-    free(ref);
-    const pi0_action_chunk *c2 = find_chunk(&v, 2);
+    check_first_chunk(&v, dir, g_model);
+    const pi0_action_chunk *c1 = find_chunk(&v, 1), *c2 = find_chunk(&v, 2);
     if (c1 && c2) CHECK(memcmp(c1->actions, c2->actions, 4 * sizeof(float)) != 0);
     /* status */
     CHECK(v.n_status > 20);
@@ -649,6 +653,33 @@ static void test_closed_loop(void) {
     CHECK(v.last_status.chunks >= 2);
     CHECK(v.last_status.infer_p50_us > 0);
     CHECK(v.last_status.tick_late_max_us >= v.last_status.tick_late_p50_us);
+    if (!ok || pi0__test_failures) dump_log(log);
+    seen_close(&v);
+    remove_topics(&t);
+    pi0_test_rmrf(dir);
+}
+
+/* π0.5 (the state enters only through the prompt; fixed tokens here): the node's first
+ * chunk equals pi0rt-infer on the same inputs. */
+static void test_first_chunk_pi05(void) {
+    names t;
+    make_names(&t);
+    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200];
+    snprintf(log, sizeof log, "%s/node.log", dir);
+    snprintf(plog, sizeof plog, "%s/peers.log", dir);
+    write_configs(dir, &t, g_model05, NULL);
+    pid_t cam = start_cam(&t, plog), js = start_joints(&t, plog);
+    pid_t nd = start_node(dir, log, "30");
+    seen v;
+    int ok = seen_open(&v, &t);
+    CHECK(ok);
+    size_t from = 0;
+    if (ok) CHECK(seen_collect(&v, 20, pred_running, &from));
+    CHECK_EQ_INT(reap(nd, SIGINT, 20), 0);
+    if (ok) seen_collect(&v, 0.2, NULL, NULL);
+    reap(cam, SIGTERM, 5);
+    reap(js, SIGTERM, 5);
+    check_first_chunk(&v, dir, g_model05);
     if (!ok || pi0__test_failures) dump_log(log);
     seen_close(&v);
     remove_topics(&t);
@@ -918,8 +949,11 @@ int main(int argc, char **argv) {
     g_dir = pi0_test_tmpdir("pi0node.models");
     snprintf(g_model, sizeof g_model, "%s/tiny", g_dir);
     snprintf(g_nanmodel, sizeof g_nanmodel, "%s/nan", g_dir);
+    snprintf(g_model05, sizeof g_model05, "%s/tiny05", g_dir);
     if (pi0_test_sh("%s/pi0rt-mkmodel --size tiny --variant pi0 --out %s > /dev/null", g_build,
                     g_model) ||
+        pi0_test_sh("%s/pi0rt-mkmodel --size tiny --variant pi05 --out %s > /dev/null", g_build,
+                    g_model05) ||
         pi0_test_sh(
             "%s/pi0rt-mkmodel --size tiny --variant pi0 --nan-head --out %s > /dev/null",
             g_build, g_nanmodel))
@@ -939,6 +973,7 @@ int main(int argc, char **argv) {
         TEST(test_closed_loop),
         TEST(test_closed_loop_blend),
         TEST(test_closed_loop_weighted),
+        TEST(test_first_chunk_pi05),
         TEST(test_fault_camera_killed_and_restarted),
         TEST(test_fault_joints_killed_then_node_killed),
         TEST(test_fault_nan_model_drops_chunks),
