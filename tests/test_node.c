@@ -686,6 +686,90 @@ static void test_first_chunk_pi05(void) {
     pi0_test_rmrf(dir);
 }
 
+/* π0.5 with a text prompt: the node builds "Task: …, State: <digitized state>;\nAction: "
+ * with the tokenizer each observation; the first chunk equals pi0rt-infer --prompt on the
+ * same state (quantile-normalized here with numpy) and tokenizer (a small SentencePiece
+ * model trained with spm_train). */
+static void test_pi05_prompt_with_state(void) {
+    if (pi0_test_sh_quiet("command -v spm_train > /dev/null")) SKIP("spm_train not installed");
+    names t;
+    make_names(&t);
+    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200], extra[4400];
+    snprintf(log, sizeof log, "%s/node.log", dir);
+    snprintf(plog, sizeof plog, "%s/peers.log", dir);
+    CHECK_EQ_INT(
+        pi0_test_sh("/usr/bin/python3 -c \"import random; r=random.Random(5); "
+                    "w=['pick','up','the','red','cube','task','state','action','place',"
+                    "'it','on','table','Task:','State:','Action:']; "
+                    "open('%s/corpus.txt','w').write(''.join(' '.join(r.choice(w) for _ "
+                    "in range(8))+' '+' '.join(str(r.randrange(256)) for _ in range(6))"
+                    "+'\\n' for _ in range(400)))\" && spm_train --input=%s/corpus.txt "
+                    "--model_prefix=%s/tok --vocab_size=300 --hard_vocab_limit=false "
+                    "--byte_fallback=true --minloglevel=2 --num_threads=1 > /dev/null 2>&1",
+                    dir, dir, dir),
+        0);
+    snprintf(extra, sizeof extra,
+             "[model]\nprompt = pick up the red cube\ntokenizer = %s/tok.model\n", dir);
+    write_configs(dir, &t, g_model05, extra);
+    /* the prompt replaces the tokens line */
+    CHECK_EQ_INT(pi0_test_sh("sed -i '/^tokens = /d' %s/node.ini", dir), 0);
+    pid_t cam = start_cam(&t, plog), js = start_joints(&t, plog);
+    pid_t nd = start_node(dir, log, "30");
+    seen v;
+    int ok = seen_open(&v, &t);
+    CHECK(ok);
+    size_t from = 0;
+    if (ok) CHECK(seen_collect(&v, 20, pred_running, &from));
+    CHECK_EQ_INT(reap(nd, SIGINT, 20), 0);
+    if (ok) seen_collect(&v, 0.2, NULL, NULL);
+    reap(cam, SIGTERM, 5);
+    reap(js, SIGTERM, 5);
+    /* the reference: numpy quantile normalization, pi0rt-infer's own prompt building */
+    char p[4300];
+    snprintf(p, sizeof p, "%s/img.npy", dir);
+    static uint8_t img[CAM_H][CAM_W][3];
+    for (int y = 0; y < CAM_H; y++)
+        for (int x = 0; x < CAM_W; x++)
+            for (int c = 0; c < 3; c++)
+                img[y][x][c] = node_peer_pixel((uint32_t)x, (uint32_t)y, (uint32_t)c, SEED);
+    int64_t shape[3] = {CAM_H, CAM_W, 3};
+    CHECK_EQ_INT(pi0_npy_write(p, PI0_U8, 3, shape, img), 0);
+    CHECK_EQ_INT(
+        pi0_test_sh("/usr/bin/python3 -c \"import json,numpy as np; "
+                    "s=json.load(open('%s/norm_stats.json'))['norm_stats']['state']; "
+                    "x=np.array([%g,%g,%g,%g]); lo=np.array(s['q01'][:4]); "
+                    "hi=np.array(s['q99'][:4]); "
+                    "np.save('%s/state.npy',((x-lo)/(hi-lo+1e-6)*2-1).astype(np.float32))\"",
+                    g_model05, joint_pos[0], joint_pos[1], joint_pos[2], joint_pos[3], dir),
+        0);
+    CHECK_EQ_INT(
+        pi0_test_sh("%s/pi0rt-infer --model %s --image base=%s/img.npy --state "
+                    "%s/state.npy --prompt 'pick up the red cube' --tokenizer %s/tok.model "
+                    "--seed %d --unnormalize --out %s/ref.npy",
+                    g_build, g_model05, dir, dir, dir, SEED, dir),
+        0);
+    snprintf(p, sizeof p, "%s/ref.npy", dir);
+    pi0_npy r = {0};
+    const pi0_action_chunk *c1 = find_chunk(&v, 1);
+    int rd = pi0_npy_read(p, &r);
+    CHECK(!rd && c1 && r.ndim == 2);
+    if (!rd && c1 && r.ndim == 2) {
+        const float *ref = r.data;
+        double maxd = 0;
+        for (int64_t i = 0; i < r.shape[0] && i < (int64_t)c1->horizon; i++)
+            for (int j = 0; j < 4; j++) {
+                double d = fabs(c1->actions[i * 4 + j] - ref[i * r.shape[1] + j]);
+                maxd = d > maxd ? d : maxd;
+            }
+        CHECK_MSG(maxd <= 1e-5, "π0.5 prompt chunk vs pi0rt-infer: max |diff| %.3g", maxd);
+    }
+    pi0_npy_free(&r);
+    if (!ok || pi0__test_failures) dump_log(log);
+    seen_close(&v);
+    remove_topics(&t);
+    pi0_test_rmrf(dir);
+}
+
 // ---- faults ----
 
 static void test_fault_camera_killed_and_restarted(void) {
@@ -974,6 +1058,7 @@ int main(int argc, char **argv) {
         TEST(test_closed_loop_blend),
         TEST(test_closed_loop_weighted),
         TEST(test_first_chunk_pi05),
+        TEST(test_pi05_prompt_with_state),
         TEST(test_fault_camera_killed_and_restarted),
         TEST(test_fault_joints_killed_then_node_killed),
         TEST(test_fault_nan_model_drops_chunks),
