@@ -2,7 +2,8 @@
 # encode/denoise API in pi0_pipeline.h), pi0rt-infer, the numerics tests against the numpy
 # reference (tests/ref/), `make run` and the model benchmark. Owned by the MODEL part of
 # issue 4; the loader (pipeline/loader.mk) and tokenizer (pipeline/tokenizer.mk) come first.
-MODEL_SRCS := pipeline/model/model.c pipeline/model/vision.c pipeline/model/prefix.c pipeline/model/expert.c
+MODEL_SRCS := pipeline/model/model.c pipeline/model/layers.c pipeline/model/gemma.c \
+              pipeline/model/vision.c pipeline/model/prefix.c pipeline/model/expert.c
 MODEL_OBJS := $(MODEL_SRCS:%.c=$(OBJ)/%.o)
 PIPELINE_OBJS := $(MODEL_OBJS) $(LOADER_OBJS) $(TOKENIZER_OBJS)
 PIPELINE_LIBS := $(LOADER_LIBS) $(DEVICE_LIBS) -lcjson -lm

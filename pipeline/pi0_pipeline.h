@@ -120,8 +120,10 @@ PI0_API int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefi
  * state: [state_dim] normalized, zero-padded (π0; ignored and may be NULL for π0.5).
  * Blocks until the chunk is written; state and noise are read (uploaded from these
  * pointers, no copy kept) before it returns. `timing` may be NULL; fills denoise/total.
- * The slot stays held (denoise may be repeated on it) until pi0_prefix_release. */
-PI0_API int pi0_model_denoise(pi0_model *m, const pi0_prefix *p, const float *state,
+ * Writes the slot's suffix rows (behind the prefix's cached K/V, which it only reads):
+ * one denoise or velocity per slot at a time. The slot stays held (denoise may be
+ * repeated on it) until pi0_prefix_release. */
+PI0_API int pi0_model_denoise(pi0_model *m, pi0_prefix *p, const float *state,
                               const float *noise, float *chunk, pi0_timing *timing);
 
 /* Gives the slot back for a later encode. NULL ok. Any thread. */
@@ -154,7 +156,7 @@ PI0_API int pi0_model_read_vision(pi0_model *m, float *out, size_t cap_floats, i
 /* One velocity evaluation v(x_t, t) with t = 1 − step/num_steps, x_t [horizon,
  * action_dim] → v [horizon, action_dim]. Blocks; state and x_t are read before it
  * returns. Stage-B thread. */
-PI0_API int pi0_model_velocity(pi0_model *m, const pi0_prefix *p, const float *state,
+PI0_API int pi0_model_velocity(pi0_model *m, pi0_prefix *p, const float *state,
                                const float *x_t, int step, float *v);
 
 #ifdef __cplusplus
