@@ -43,7 +43,7 @@ RUN_CMDS   :=   # shell commands `make run` runs, each ending in ";" (modules ap
 all:
 
 include common/module.mk
--include shm/module.mk device/module.mk pipeline/loader.mk pipeline/tokenizer.mk pipeline/module.mk calib/module.mk \
+-include shm/module.mk device/module.mk pipeline/module.mk calib/module.mk \
          node/module.mk launch/module.mk tests/module.mk
 
 # include rules between modules (the layering table in README.md) and other source rules
