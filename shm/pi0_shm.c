@@ -878,7 +878,7 @@ static int sub_latest(pi0_sub *s, void *buf, size_t cap, pi0_sample *out) {
     for (int attempt = 0; attempt < 64; attempt++) {
         uint64_t head = sub_head(s);
         if (head == 0)
-            return pi0_errorf(PI0_EAGAIN, "topic %s: nothing published yet", s->topic);
+            return pi0_errorc(PI0_EAGAIN); /* routine: no message formatted */
         int r = read_slot(s, head - 1, buf, cap, out);
         if (r < 0) return r;
         if (r == READ_OK) {
@@ -907,7 +907,7 @@ static int sub_next(pi0_sub *s, void *buf, size_t cap, pi0_sample *out) {
     for (int attempt = 0; attempt < 64; attempt++) {
         uint64_t head = sub_head(s);
         if (s->next_seq >= head)
-            return pi0_errorf(PI0_EAGAIN, "topic %s: no new sample", s->topic);
+            return pi0_errorc(PI0_EAGAIN); /* routine: no message formatted */
         uint64_t n = s->l.slot_count;
         if (head - s->next_seq > n) { /* lapped: skip to the oldest sample still in the ring */
             s->lost += head - n - s->next_seq;
@@ -1011,8 +1011,7 @@ static int sub_wait(pi0_sub *s, int64_t timeout_ns, int spin) {
             atomic_fetch_sub_explicit(&s->waiters->sleeping, 1, memory_order_relaxed);
     }
     if (sub_head(s) > s->next_seq) return 0;
-    return pi0_errorf(PI0_ETIMEDOUT, "topic %s: no sample within %.3f s", s->topic,
-                      (double)timeout_ns * 1e-9);
+    return pi0_errorc(PI0_ETIMEDOUT); /* routine: no message formatted */
 }
 
 int pi0_sub_wait(pi0_sub *sub, int64_t timeout_ns) {

@@ -359,7 +359,10 @@ PI0_API int pi0_sub_latest_view(pi0_sub *sub, pi0_sample *out);
 
 /* Oldest sample not yet returned (in order). If the publisher lapped us, skips to the
  * oldest one still intact and reports the skipped count in out->lost. PI0_EAGAIN if
- * there is no new sample, PI0_ERANGE if cap < size (the sample is not consumed). */
+ * there is no new sample, PI0_ERANGE if cap < size (the sample is not consumed).
+ * The routine PI0_EAGAIN of an empty poll (and PI0_ETIMEDOUT of a wait) records only
+ * the code, no detail (pi0_errorc): a poll that finds nothing costs no more than one that
+ * finds a sample. */
 PI0_API int pi0_sub_next_copy(pi0_sub *sub, void *buf, size_t cap, pi0_sample *out);
 PI0_API int pi0_sub_next_view(pi0_sub *sub, pi0_sample *out);
 
