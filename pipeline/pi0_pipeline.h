@@ -100,7 +100,7 @@ typedef struct pi0_timing {
 
 /* Loads checkpoint directory `dir` (see pi0_weights.h), opens the device and allocates
  * everything for the worst case. opts may be NULL. On failure nothing leaks, *out is
- * untouched and pi0_last_error() says what was wrong. */
+ * untouched and pi0_last_error_for(status) says what was wrong. */
 PI0_API int pi0_model_load(const char *dir, const pi0_model_opts *opts, pi0_model **out);
 /* PI0_EBUSY (nothing freed) while a prefix slot is still held. NULL ok. */
 PI0_API int pi0_model_destroy(pi0_model *m);

@@ -32,7 +32,7 @@ static void install_signals(void) {
 }
 
 static int fail(int status, const char *what) {
-    fprintf(stderr, "pi0rt-shm: %s: %s\n", what, status ? pi0_last_error() : "error");
+    fprintf(stderr, "pi0rt-shm: %s: %s\n", what, status ? pi0_last_error_for(status) : "error");
     return 1;
 }
 
@@ -140,8 +140,9 @@ static int parse_args(int argc, char **argv, int positional, args *a) {
     }
     if (positional == NEED_TOPIC && !a->topic) return usage_error("%s", "missing TOPIC");
     /* a PREFIX of some topic name is itself a valid name */
-    if (a->topic && pi0_topic_name_check(a->topic)) {
-        fprintf(stderr, "pi0rt-shm: %s\n", pi0_last_error());
+    int st = a->topic ? pi0_topic_name_check(a->topic) : 0;
+    if (st) {
+        fprintf(stderr, "pi0rt-shm: %s\n", pi0_last_error_for(st));
         return 2;
     }
     return 0;
@@ -170,7 +171,7 @@ static int ls_one(const char *topic, void *ctx) {
     int st = pi0_sub_open(topic, NULL, &sub);
     if (st) {
         printf("%-24s %-16s %8s %-6s %9s %9s  (%s)\n", topic, "?", "-", "?", "-", "-",
-               pi0_last_error());
+               pi0_last_error_for(st));
         return 0;
     }
     pi0_pub_info pi;
@@ -238,7 +239,7 @@ static int gc_one(const char *topic, void *ctx) {
     } else if (st == PI0_EBUSY) {
         g->kept++;
     } else if (st != PI0_ENOENT) {
-        return st; /* stops the walk; the message stays in pi0_last_error() */
+        return st; /* stops the walk; the detail stays recorded with st */
     }
     return 0;
 }
@@ -281,9 +282,10 @@ static const char *node_state_name(uint32_t s) {
 
 /* Decodes one sample (untrusted bytes) onto stdout, without the trailing newline. */
 static void print_sample(const char *type, const uint8_t *p, uint32_t size, int64_t now) {
+    int st;
     if (!strcmp(type, PI0_TYPE_IMAGE)) {
-        if (pi0_image_check(p, size)) {
-            printf("image INVALID: %s", pi0_last_error());
+        if ((st = pi0_image_check(p, size))) {
+            printf("image INVALID: %s", pi0_last_error_for(st));
             return;
         }
         const pi0_image *im = (const pi0_image *)p;
@@ -292,8 +294,8 @@ static void print_sample(const char *type, const uint8_t *p, uint32_t size, int6
                im->height, pix_name(im->format), im->stride, (unsigned long long)im->frame_id,
                (double)(now - (int64_t)im->capture_ns) / 1e6, (unsigned long long)sum);
     } else if (!strcmp(type, PI0_TYPE_JOINT_STATE)) {
-        if (pi0_joint_state_check(p, size)) {
-            printf("joints INVALID: %s", pi0_last_error());
+        if ((st = pi0_joint_state_check(p, size))) {
+            printf("joints INVALID: %s", pi0_last_error_for(st));
             return;
         }
         const pi0_joint_state *js = (const pi0_joint_state *)p;
@@ -305,8 +307,8 @@ static void print_sample(const char *type, const uint8_t *p, uint32_t size, int6
         printf(" eff=");
         print_floats_d(js->effort, js->n);
     } else if (!strcmp(type, PI0_TYPE_ACTION_CHUNK)) {
-        if (pi0_action_chunk_check(p, size)) {
-            printf("chunk INVALID: %s", pi0_last_error());
+        if ((st = pi0_action_chunk_check(p, size))) {
+            printf("chunk INVALID: %s", pi0_last_error_for(st));
             return;
         }
         const pi0_action_chunk *c = (const pi0_action_chunk *)p;
@@ -318,8 +320,8 @@ static void print_sample(const char *type, const uint8_t *p, uint32_t size, int6
                c->denoise_us, c->postprocess_us, c->total_us);
         print_floats_f(c->actions, c->dim);
     } else if (!strcmp(type, PI0_TYPE_ACTION)) {
-        if (pi0_action_check(p, size)) {
-            printf("action INVALID: %s", pi0_last_error());
+        if ((st = pi0_action_check(p, size))) {
+            printf("action INVALID: %s", pi0_last_error_for(st));
             return;
         }
         const pi0_action *a = (const pi0_action *)p;
@@ -328,8 +330,8 @@ static void print_sample(const char *type, const uint8_t *p, uint32_t size, int6
                a->index, a->dim, (a->flags & PI0_ACTION_HOLD) ? " HOLD" : "");
         print_floats_f(a->values, a->dim);
     } else if (!strcmp(type, PI0_TYPE_NODE_STATUS)) {
-        if (pi0_node_status_check(p, size)) {
-            printf("status INVALID: %s", pi0_last_error());
+        if ((st = pi0_node_status_check(p, size))) {
+            printf("status INVALID: %s", pi0_last_error_for(st));
             return;
         }
         const pi0_node_status *s = (const pi0_node_status *)p;

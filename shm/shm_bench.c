@@ -145,13 +145,14 @@ static void shm_subscriber(const char *topic, int polling, int full, size_t payl
     set_sched(g_fifo);
     pi0_sub *sub;
     pi0_sub_opts o = {PI0_TYPE_RAW, -1};
-    if (pi0_sub_open(topic, &o, &sub)) {
-        fprintf(stderr, "bench subscriber: %s\n", pi0_last_error());
+    int st = pi0_sub_open(topic, &o, &sub);
+    if (st) {
+        fprintf(stderr, "bench subscriber: %s\n", pi0_last_error_for(st));
         _exit(1);
     }
     atomic_store(&ar->ready, 1);
     while (ar->count < (uint64_t)n && !atomic_load(&ar->stop)) {
-        int st = polling ? pi0_sub_spin(sub, 100000000) : pi0_sub_wait(sub, 100000000);
+        st = polling ? pi0_sub_spin(sub, 100000000) : pi0_sub_wait(sub, 100000000);
         if (st) continue;
         pi0_sample s;
         while (ar->count < (uint64_t)n && pi0_sub_next_view(sub, &s) == 0) {
@@ -190,8 +191,9 @@ static int run_shm(int polling, int full, size_t payload, int n, int64_t interva
     snprintf(topic, sizeof topic, "bench.%d.%zu", (int)getpid(), payload);
     pi0_pub_opts o = {PI0_TYPE_RAW, (uint32_t)payload, 8, 0};
     pi0_pub *pub;
-    if (pi0_pub_create(topic, &o, &pub)) {
-        fprintf(stderr, "pi0rt-shm: bench: %s\n", pi0_last_error());
+    int st = pi0_pub_create(topic, &o, &pub);
+    if (st) {
+        fprintf(stderr, "pi0rt-shm: bench: %s\n", pi0_last_error_for(st));
         return -1;
     }
     shared_area *ar =

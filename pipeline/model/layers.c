@@ -78,7 +78,7 @@ int pi0__weight_make(pi0_dev *dev, const pi0_tensor *t, pi0_weight **out) {
     int rc = pi0_weight_create(dev, t->data, t->dtype, (int)n, (int)k, (int)k, out);
     if (rc) {
         char msg[512];
-        snprintf(msg, sizeof msg, "%s", pi0_last_error());
+        snprintf(msg, sizeof msg, "%s", pi0_last_error_for(rc));
         return pi0_errorf(rc, "tensor %s: %s", t->name ? t->name : "?", msg);
     }
     return PI0_OK;

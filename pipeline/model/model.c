@@ -61,6 +61,14 @@ static int alloc_model(pi0_model *m) {
                                      c->vision.n_heads, c->vision.head_dim);
 }
 
+/* Frees a partly loaded model, keeping the first error's detail across the cleanup. */
+static int load_failed(pi0_model *m, int rc) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", pi0_last_error_for(rc));
+    pi0_model_destroy(m);
+    return pi0_errorf(rc, "%s", msg);
+}
+
 int pi0_model_load(const char *dir, const pi0_model_opts *opts, pi0_model **out) {
     pi0_model_opts o = {0};
     if (opts) o = *opts;
@@ -105,14 +113,8 @@ int pi0_model_load(const char *dir, const pi0_model_opts *opts, pi0_model **out)
     if ((rc = pi0_preproc_create(m->prep_w, m->prep_h, &m->prep))) goto fail;
     *out = m;
     return PI0_OK;
-fail : {
-    /* keep the first error's detail across the cleanup */
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s", pi0_last_error());
-    pi0_model_destroy(m);
-    pi0_errorf(rc, "%s", msg);
-}
-    return rc;
+fail:
+    return load_failed(m, rc);
 }
 
 int pi0_model_destroy(pi0_model *m) {
@@ -262,7 +264,7 @@ int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefix **out,
                                      c->patch, m->h_patches + (size_t)ci * per_cam);
         if (rc) {
             char msg[512];
-            snprintf(msg, sizeof msg, "%s", pi0_last_error());
+            snprintf(msg, sizeof msg, "%s", pi0_last_error_for(rc));
             rc = pi0_errorf(rc, "camera %d: %s", i, msg);
         }
         ci++;

@@ -54,7 +54,8 @@ static int fail(const char *what) {
 }
 
 static int fail_status(const char *what, int rc) {
-    fprintf(stderr, "pi0rt-infer: %s: %s (%s)\n", what, pi0_last_error(), pi0_errname(rc));
+    fprintf(stderr, "pi0rt-infer: %s: %s (%s)\n", what, pi0_last_error_for(rc),
+            pi0_errname(rc));
     return 1;
 }
 
@@ -103,7 +104,7 @@ static double peak_rss_mb(void) {
 
 /* npy errors already name the file */
 static int fail_npy(int rc) {
-    fprintf(stderr, "pi0rt-infer: %s (%s)\n", pi0_last_error(), pi0_errname(rc));
+    fprintf(stderr, "pi0rt-infer: %s (%s)\n", pi0_last_error_for(rc), pi0_errname(rc));
     return 1;
 }
 

@@ -633,7 +633,7 @@ int main(int argc, char **argv) {
     }
     free(l.v);
     if (rc) {
-        fprintf(stderr, "pi0rt-mkmodel: %s\n", pi0_last_error());
+        fprintf(stderr, "pi0rt-mkmodel: %s\n", pi0_last_error_for(rc));
         return 1;
     }
     return 0;

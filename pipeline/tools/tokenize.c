@@ -39,7 +39,7 @@ static void usage(FILE *f) {
 }
 
 static int fail(const char *what, int rc) {
-    fprintf(stderr, "pi0rt-tokenize: %s: %s\n", what, rc ? pi0_last_error() : "error");
+    fprintf(stderr, "pi0rt-tokenize: %s: %s\n", what, rc ? pi0_last_error_for(rc) : "error");
     return 1;
 }
 
