@@ -121,13 +121,15 @@ PI0_API int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefi
  * Blocks until the chunk is written; state and noise are read (uploaded from these
  * pointers, no copy kept) before it returns. `timing` may be NULL; fills denoise/total.
  * Writes the slot's suffix rows (behind the prefix's cached K/V, which it only reads):
- * one denoise or velocity per slot at a time. The slot stays held (denoise may be
- * repeated on it) until pi0_prefix_release. */
+ * a second stage-B call on the same slot meanwhile gets PI0_EBUSY. The slot stays held
+ * (denoise may be repeated on it) until pi0_prefix_release. */
 PI0_API int pi0_model_denoise(pi0_model *m, pi0_prefix *p, const float *state,
                               const float *noise, float *chunk, pi0_timing *timing);
 
-/* Gives the slot back for a later encode. NULL ok. Any thread. */
-PI0_API void pi0_prefix_release(pi0_model *m, pi0_prefix *p);
+/* Gives the slot back for a later encode. Does not wait: PI0_EBUSY (slot still held,
+ * nothing changed) while a denoise, velocity or read_kv runs on it — release after it
+ * returns. PI0_EINVAL for a pointer that is not one of m's slots. NULL ok. Any thread. */
+PI0_API int pi0_prefix_release(pi0_model *m, pi0_prefix *p);
 
 /* ---- normalization (openpi norm_stats.json, PI0-SPEC.md §6) ------------------------ */
 
@@ -146,8 +148,7 @@ PI0_API int pi0_model_unnormalize_actions(const pi0_model *m, float *chunk);
 PI0_API int pi0_prefix_len(const pi0_prefix *p);
 /* Copies layer `layer`'s cached K and V rows of the valid prefix tokens
  * ([pi0_prefix_len, kv_dim] each, f32) to k and v (either may be NULL). Stage-B thread. */
-PI0_API int pi0_prefix_read_kv(pi0_model *m, const pi0_prefix *p, int layer, float *k,
-                               float *v);
+PI0_API int pi0_prefix_read_kv(pi0_model *m, pi0_prefix *p, int layer, float *k, float *v);
 /* Image tokens after the projector of the last encode, valid cameras only
  * ([n_valid_cameras · n_patches, vlm width] f32); *n_rows gets the row count. Only
  * available when the model was loaded with opts.keep_vision (it costs one device copy per

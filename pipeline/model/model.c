@@ -183,10 +183,45 @@ static pi0_prefix *slot_acquire(pi0_model *m) {
     return p;
 }
 
-void pi0_prefix_release(pi0_model *m, pi0_prefix *p) {
-    if (!m || !p) return;
+static int is_slot(const pi0_model *m, const pi0_prefix *p) {
+    return p >= m->slots && p < m->slots + PI0_PREFIX_SLOTS;
+}
+
+int pi0_prefix_release(pi0_model *m, pi0_prefix *p) {
+    if (!m || !p) return PI0_OK;
+    if (!is_slot(m, p))
+        return pi0_errorf(PI0_EINVAL, "pi0_prefix_release: not a prefix slot of this model");
+    int rc = PI0_OK;
     pthread_mutex_lock(&m->lock);
-    p->held = 0;
+    if (p->busy)
+        rc = pi0_errorf(PI0_EBUSY, "pi0_prefix_release: a denoise is running on slot %d",
+                        p->index);
+    else
+        p->held = 0;
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+/* Marks held slot p busy for one stage-B call (denoise, velocity, read_kv): release waits
+ * for nothing and answers PI0_EBUSY meanwhile. Pair with slot_done. */
+static int slot_use(pi0_model *m, pi0_prefix *p) {
+    if (!p || !is_slot(m, p)) return pi0_errorf(PI0_EINVAL, "not a prefix slot of this model");
+    int rc = PI0_OK;
+    pthread_mutex_lock(&m->lock);
+    if (!p->held)
+        rc = pi0_errorf(PI0_EINVAL, "prefix slot %d is not held (released?)", p->index);
+    else if (p->busy)
+        rc = pi0_errorf(PI0_EBUSY, "prefix slot %d: another stage-B call is running on it",
+                        p->index);
+    else
+        p->busy = 1;
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+static void slot_done(pi0_model *m, pi0_prefix *p) {
+    pthread_mutex_lock(&m->lock);
+    p->busy = 0;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -322,12 +357,6 @@ static void draw_noise(pi0_model *m, float *x, size_t n) {
     }
 }
 
-static int check_slot(const pi0_model *m, const pi0_prefix *p) {
-    if (!p || p < m->slots || p >= m->slots + PI0_PREFIX_SLOTS || !p->held)
-        return pi0_errorf(PI0_EINVAL, "not a held prefix slot of this model");
-    return PI0_OK;
-}
-
 /* π0: uploads the caller's state (read before the caller's sync: the API functions sync
  * before returning) and enqueues the state token's per-denoise work on slot p. */
 static int begin_state(pi0_model *m, pi0_prefix *p, const float *state) {
@@ -338,10 +367,8 @@ static int begin_state(pi0_model *m, pi0_prefix *p, const float *state) {
     return pi0__expert_begin(&m->exp, m->sb, &p->kv, p->n_valid);
 }
 
-int pi0_model_denoise(pi0_model *m, pi0_prefix *p, const float *state, const float *noise,
-                      float *chunk, pi0_timing *timing) {
-    if (!m || !chunk) return pi0_errorf(PI0_EINVAL, "pi0_model_denoise: NULL argument");
-    PI0__TRY(check_slot(m, p));
+static int denoise(pi0_model *m, pi0_prefix *p, const float *state, const float *noise,
+                   float *chunk, pi0_timing *timing) {
     const pi0_config *c = &m->cfg;
     size_t HA = (size_t)c->action_horizon * (size_t)c->action_dim;
     double t0 = (double)pi0__now_ns() * 1e-6;
@@ -370,12 +397,21 @@ int pi0_model_denoise(pi0_model *m, pi0_prefix *p, const float *state, const flo
     return rc;
 }
 
+int pi0_model_denoise(pi0_model *m, pi0_prefix *p, const float *state, const float *noise,
+                      float *chunk, pi0_timing *timing) {
+    if (!m || !chunk) return pi0_errorf(PI0_EINVAL, "pi0_model_denoise: NULL argument");
+    PI0__TRY(slot_use(m, p));
+    int rc = denoise(m, p, state, noise, chunk, timing);
+    slot_done(m, p);
+    return rc;
+}
+
 int pi0_model_velocity(pi0_model *m, pi0_prefix *p, const float *state, const float *x_t,
                        int step, float *v) {
     if (!m || !x_t || !v) return pi0_errorf(PI0_EINVAL, "pi0_model_velocity: NULL argument");
-    PI0__TRY(check_slot(m, p));
     if (step < 0 || step >= m->num_steps)
         return pi0_errorf(PI0_ERANGE, "step %d outside [0, %d)", step, m->num_steps);
+    PI0__TRY(slot_use(m, p));
     const pi0_config *c = &m->cfg;
     size_t HA = (size_t)c->action_horizon * (size_t)c->action_dim;
     int rc = begin_state(m, p, state);
@@ -383,14 +419,15 @@ int pi0_model_velocity(pi0_model *m, pi0_prefix *p, const float *state, const fl
     if (!rc) rc = pi0__expert_velocity(&m->exp, m->sb, &p->kv, p->n_valid, step);
     if (!rc) rc = pi0_dev_download(m->sb, v, m->exp.vt, 0, HA * 4);
     int src = pi0_stream_sync(m->sb);
+    slot_done(m, p);
     return rc ? rc : src;
 }
 
-int pi0_prefix_read_kv(pi0_model *m, const pi0_prefix *p, int layer, float *k, float *v) {
+int pi0_prefix_read_kv(pi0_model *m, pi0_prefix *p, int layer, float *k, float *v) {
     if (!m) return pi0_errorf(PI0_EINVAL, "pi0_prefix_read_kv: NULL model");
-    PI0__TRY(check_slot(m, p));
     if (layer < 0 || layer >= m->cfg.vlm.depth)
         return pi0_errorf(PI0_ERANGE, "layer %d outside [0, %d)", layer, m->cfg.vlm.depth);
+    PI0__TRY(slot_use(m, p));
     size_t bytes =
         (size_t)p->n_valid * (size_t)(m->cfg.vlm.n_kv_heads * m->cfg.vlm.head_dim) * 4;
     int rc = PI0_OK;
@@ -401,6 +438,7 @@ int pi0_prefix_read_kv(pi0_model *m, const pi0_prefix *p, int layer, float *k, f
         rc = pi0_dev_download(m->sb, v, p->kv.buf, pi0__kv_rows(&p->kv, layer, 1, 0, 1).off,
                               bytes);
     int src = pi0_stream_sync(m->sb);
+    slot_done(m, p);
     return rc ? rc : src;
 }
 

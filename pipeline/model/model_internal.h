@@ -20,7 +20,8 @@
 
 struct pi0_prefix {
     int index;   /* slot number */
-    int held;    /* under pi0_model.lock */
+    int held;    /* encoded and not released (under pi0_model.lock) */
+    int busy;    /* a denoise / velocity / read_kv runs on it (under pi0_model.lock) */
     int n_valid; /* valid prefix tokens in the cache */
     int n_cams;  /* valid cameras */
     pi0__kv kv;  /* [depth] × K, V [N + S, Kd]: prefix rows, then the suffix rows */
