@@ -48,6 +48,8 @@ include common/module.mk
 
 # include rules between modules (the layering table in README.md) and other source rules
 TEST_CMDS += tests/check-source
+# every pi0rt-* tool: --help, usage errors exit 2, failures exit 1 (common/pi0_cli.h)
+TEST_CMDS += tests/test_cli.py
 
 all: $(BINS) $(LIBS) $(TEST_BINS)
 

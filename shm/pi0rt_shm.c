@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/pi0_cli.h"
 #include "common/pi0_hash.h"
 #include "common/pi0_time.h"
 #include "pi0_shm.h"
@@ -93,50 +94,84 @@ static int parse_num(const char *opt, const char *v, double lo, double hi, doubl
 
 enum { NO_TOPIC, NEED_TOPIC, OPT_PREFIX };
 
-/* Parses the positional argument (TOPIC, or gc's optional PREFIX: `positional`) and the
- * options after the command into *a (a->topic). Returns 0, or 2 after a message. */
+/* Parses the options and the positional argument (TOPIC, or gc's optional PREFIX:
+ * `positional`) after the command, argv[1..argc), into *a (a->topic). Returns 0, or 2
+ * after a message. */
 static int parse_args(int argc, char **argv, int positional, args *a) {
+    enum {
+        O_TYPE = 256,
+        O_SIZE,
+        O_RATE,
+        O_DURATION,
+        O_COUNT,
+        O_SLOTS,
+        O_BYTES,
+        O_UNLINK,
+        O_QUICK,
+        O_OTHER
+    };
+    static const struct option opts[] = {{"type", required_argument, NULL, O_TYPE},
+                                         {"size", required_argument, NULL, O_SIZE},
+                                         {"rate", required_argument, NULL, O_RATE},
+                                         {"duration", required_argument, NULL, O_DURATION},
+                                         {"count", required_argument, NULL, O_COUNT},
+                                         {"slots", required_argument, NULL, O_SLOTS},
+                                         {"bytes", required_argument, NULL, O_BYTES},
+                                         {"unlink", no_argument, NULL, O_UNLINK},
+                                         {"quick", no_argument, NULL, O_QUICK},
+                                         {"other", no_argument, NULL, O_OTHER},
+                                         {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof *a);
     a->count = -1;
     a->duration = -1;
-    for (int i = 0; i < argc; i++) {
-        const char *o = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    opterr = 0;
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, ":", opts, NULL)) != -1;) {
+        const char *v = optarg;
         double d;
-        if (!strcmp(o, "--type")) {
-            if (!v) return usage_error("%s needs a value", o);
-            a->type = v, i++;
-        } else if (!strcmp(o, "--size")) {
-            if (!v) return usage_error("%s needs a value", o);
-            a->size = v, i++;
-        } else if (!strcmp(o, "--rate")) {
-            if (parse_num(o, v, 0.001, 1e6, &a->rate)) return 2;
-            i++;
-        } else if (!strcmp(o, "--duration")) {
-            if (parse_num(o, v, 0, 1e9, &a->duration)) return 2;
-            i++;
-        } else if (!strcmp(o, "--count")) {
-            if (parse_num(o, v, 0, 1e15, &d)) return 2;
-            a->count = (long)d, i++;
-        } else if (!strcmp(o, "--slots")) {
-            if (parse_num(o, v, 2, PI0_SHM_SLOTS_MAX, &d)) return 2;
-            a->slots = (long)d, i++;
-        } else if (!strcmp(o, "--bytes")) {
-            if (parse_num(o, v, 1, PI0_SHM_PAYLOAD_MAX, &d)) return 2;
-            a->bytes = (long)d, i++;
-        } else if (!strcmp(o, "--unlink")) {
+        switch (c) {
+        case O_TYPE:
+            a->type = v;
+            break;
+        case O_SIZE:
+            a->size = v;
+            break;
+        case O_RATE:
+            if (parse_num("--rate", v, 0.001, 1e6, &a->rate)) return 2;
+            break;
+        case O_DURATION:
+            if (parse_num("--duration", v, 0, 1e9, &a->duration)) return 2;
+            break;
+        case O_COUNT:
+            if (parse_num("--count", v, 0, 1e15, &d)) return 2;
+            a->count = (long)d;
+            break;
+        case O_SLOTS:
+            if (parse_num("--slots", v, 2, PI0_SHM_SLOTS_MAX, &d)) return 2;
+            a->slots = (long)d;
+            break;
+        case O_BYTES:
+            if (parse_num("--bytes", v, 1, PI0_SHM_PAYLOAD_MAX, &d)) return 2;
+            a->bytes = (long)d;
+            break;
+        case O_UNLINK:
             a->unlink_on_exit = 1;
-        } else if (!strcmp(o, "--quick")) {
+            break;
+        case O_QUICK:
             a->quick = 1;
-        } else if (!strcmp(o, "--other")) {
+            break;
+        case O_OTHER:
             a->other = 1;
-        } else if (o[0] == '-' && o[1]) {
-            return usage_error("unknown option %s", o);
-        } else if (positional != NO_TOPIC && !a->topic) {
-            a->topic = o;
-        } else {
-            return usage_error("unexpected argument \"%s\"", o);
+            break;
+        default:
+            return pi0__opt_error("pi0rt-shm", argv, c);
         }
+    }
+    for (int i = optind; i < argc; i++) {
+        if (positional != NO_TOPIC && !a->topic)
+            a->topic = argv[i];
+        else
+            return usage_error("unexpected argument \"%s\"", argv[i]);
     }
     if (positional == NEED_TOPIC && !a->topic) return usage_error("%s", "missing TOPIC");
     /* a PREFIX of some topic name is itself a valid name */
@@ -630,7 +665,7 @@ int main(int argc, char **argv) {
     int known = need_topic || is_gc || !strcmp(cmd, "ls") || !strcmp(cmd, "bench");
     if (!known) return usage_error("unknown command \"%s\"", cmd);
     int positional = need_topic ? NEED_TOPIC : is_gc ? OPT_PREFIX : NO_TOPIC;
-    int rc = parse_args(argc - 2, argv + 2, positional, &a);
+    int rc = parse_args(argc - 1, argv + 1, positional, &a);
     if (rc) return rc;
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (!strcmp(cmd, "ls")) return cmd_ls();

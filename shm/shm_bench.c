@@ -390,6 +390,7 @@ static int bench_poll_cost(int quick) {
         fprintf(stderr, "pi0rt-shm: bench: topic %s: %s\n", topic, pi0_last_error_for(rc));
         pi0_sub_close(sub);
         pi0_pub_destroy(pub);
+        pi0_topic_remove(topic);
         return -1;
     }
     int n = quick ? 20000 : 200000;
@@ -397,6 +398,7 @@ static int bench_poll_cost(int quick) {
     double empty = per_call_ns(pi0_sub_next_view, sub, PI0_EAGAIN, n);
     pi0_sub_close(sub);
     pi0_pub_destroy(pub);
+    pi0_topic_remove(topic);
     if (hit < 0 || empty < 0) {
         fprintf(stderr, "pi0rt-shm: bench: poll: a call returned an unexpected status\n");
         return -1;

@@ -1,4 +1,4 @@
-/* tokenizer_main.c — pi0rt-tokenize: text -> SentencePiece ids (raw, π0 or π0.5 prompt
+/* tokenize.c — pi0rt-tokenize: text -> SentencePiece ids (raw, π0 or π0.5 prompt
  * format) and ids -> text. */
 #include <errno.h>
 #include <getopt.h>
@@ -9,8 +9,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "pipeline/pi0_tokenizer.h"
+#include "common/pi0_cli.h"
 #include "pipeline/checkpoint/npy.h"
+#include "pipeline/pi0_tokenizer.h"
 
 static void usage(FILE *f) {
     fputs(
@@ -146,7 +147,8 @@ int main(int argc, char **argv) {
     bool decode = false, batch = false;
     long bench = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "m:f:l:s:dbB:ph", lo, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":m:f:l:s:dbB:ph", lo, NULL)) != -1) {
         switch (c) {
         case 'm':
             model = optarg;
@@ -201,8 +203,7 @@ int main(int argc, char **argv) {
             usage(stdout);
             return 0;
         default:
-            usage(stderr);
-            return 2;
+            return pi0__opt_error("pi0rt-tokenize", argv, c);
         }
     }
     if (!model) {
