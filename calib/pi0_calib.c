@@ -216,7 +216,7 @@ static int parse_int(const char *s, long lo, long hi, int *out) {
     return 0;
 }
 
-/* Comma-separated list into items[PI0_CALIB_DIM_MAX] of `want` kind. Each item is a finite
+/* Comma-separated list into items[PI0_CALIB_DIM_MAX]. Each item is a finite
  * number, or "-" when allow_unset (stored as NAN). Returns the count, or -1 with *bad set
  * to the 1-based position of the first bad item (0: too many items). */
 static int parse_list(const char *s, double *items, int allow_unset, int *bad) {
