@@ -21,6 +21,7 @@ TOOLS = [
     ("pi0rt-tokenize", [], "--model", ["--model", "/nonexistent.model", "hello"]),
     ("pi0rt-shm", ["echo"], "--count", ["info", "nonexistent_topic_%d" % os.getpid()]),
     ("pi0rt-bench", ["gemm"], "--threads", ["gemm", "4", "4", "4", "--backend", "nonexistent"]),
+    ("pi0rt-calib", ["show"], "--in", ["check", "/nonexistent-robot.ini"]),
 ]
 
 
