@@ -877,8 +877,7 @@ static int read_slot(const pi0_sub *s, uint64_t seq, void *buf, size_t cap, pi0_
 static int sub_latest(pi0_sub *s, void *buf, size_t cap, pi0_sample *out) {
     for (int attempt = 0; attempt < 64; attempt++) {
         uint64_t head = sub_head(s);
-        if (head == 0)
-            return pi0_errorc(PI0_EAGAIN); /* routine: no message formatted */
+        if (head == 0) return pi0_errorc(PI0_EAGAIN); /* routine: no message formatted */
         int r = read_slot(s, head - 1, buf, cap, out);
         if (r < 0) return r;
         if (r == READ_OK) {
