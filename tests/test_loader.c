@@ -5,6 +5,7 @@
  * temp dir under /tmp; the full-size key set is checked with `--list` (nothing written). */
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -145,6 +146,22 @@ static int64_t numel(const pi0_tensor *t) {
 
 // ---- safetensors reader -----------------------------------------------------------
 
+/* The reader must hand cJSON NUL-terminated text: cJSON <= 1.7.17 reads one byte past a
+ * buffer that is not (CVE-2023-53154). This definition, which the linker prefers to
+ * libcjson's for the reader linked into this binary, counts calls whose byte after the
+ * buffer is not a NUL, then forwards to the library. */
+static int g_json_calls, g_json_unterminated;
+cJSON *cJSON_ParseWithLengthOpts(const char *value, size_t len, const char **end,
+                                 cJSON_bool require_null_terminated) {
+    typedef cJSON *(*parse_fn)(const char *, size_t, const char **, cJSON_bool);
+    static parse_fn real;
+    if (!real) real = (parse_fn)dlsym(RTLD_NEXT, "cJSON_ParseWithLengthOpts");
+    PI0_ASSERT(real);
+    g_json_calls++;
+    if (value && value[len] != '\0') g_json_unterminated++;
+    return real(value, len, end, require_null_terminated);
+}
+
 static void test_st_valid(void) {
     char *d = pi0_test_tmpdir("pi0ldr"), *p = keep(fmt("%s/a.safetensors", d));
     /* listed out of order, a gap-free layout: b [0,8) f16[4]; a [8,32) f32[2,3]; c empty */
@@ -175,6 +192,26 @@ static void test_st_valid(void) {
     CHECK_EQ_INT(((const uint8_t *)b->data)[0], 1); /* ramp byte 0 */
     CHECK_EQ_INT(((const uint8_t *)a->data)[0], (uint8_t)(8 * 7 + 1));
     pi0_st_close(f);
+    pi0_test_rmrf(d);
+}
+
+/* Headers, valid and cut inside a string, followed by data: cJSON sees a terminated copy. */
+static void test_st_header_parsed_nul_terminated(void) {
+    char *d = pi0_test_tmpdir("pi0ldr");
+    const char *headers[] = {
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+        "{\"a\":{\"dtype\":\"F32",
+    };
+    for (int i = 0; i < 2; i++) {
+        char *p = fmt("%s/h%d.safetensors", d, i);
+        write_st(p, headers[i], 8, 8); /* data right after the header: ramp bytes 1, 2, ... */
+        g_json_calls = g_json_unterminated = 0;
+        pi0_st_file *f = NULL;
+        CHECK_STATUS(pi0_st_open(p, &f), i == 0 ? PI0_OK : PI0_EFORMAT);
+        pi0_st_close(f);
+        CHECK_EQ_INT(g_json_calls, 1);
+        CHECK_EQ_INT(g_json_unterminated, 0);
+    }
     pi0_test_rmrf(d);
 }
 
@@ -1440,6 +1477,7 @@ int main(int argc, char **argv) {
     static const pi0_test tests[] = {
         TEST(test_st_valid),
         TEST(test_st_bad_inputs),
+        TEST(test_st_header_parsed_nul_terminated),
         TEST(test_weights_tiny),
         TEST(test_weights_key_variants_and_shards),
         TEST(test_weights_more_key_variants),
