@@ -682,6 +682,25 @@ static int check_slot(const pi0_model *m, const pi0_prefix *p) {
 
 /* π0: uploads the caller's state (read before the caller's sync: the API functions sync
  * before returning) and enqueues the state token's per-denoise work on slot p. */
+/* PI0_EINVAL naming `what` and the first index of v[0..n) that is NaN or ±Inf: a single
+ * one would spread through attention into an all-NaN chunk. */
+static int check_finite(const char *what, const float *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return pi0_errorf(PI0_EINVAL, "%s[%zu] is %g: inputs must be finite", what, i,
+                              (double)v[i]);
+    return PI0_OK;
+}
+
+/* The π0 state (π0.5 takes none) and the [horizon, action_dim] x_t / noise, if given. */
+static int check_inputs(const pi0_model *m, const float *state, const float *x,
+                        const char *xn) {
+    const pi0_config *c = &m->cfg;
+    if (!c->pi05 && state) PI0__TRY(check_finite("state", state, (size_t)c->state_dim));
+    if (x) PI0__TRY(check_finite(xn, x, (size_t)c->action_horizon * (size_t)c->action_dim));
+    return PI0_OK;
+}
+
 static int begin_state(pi0_model *m, pi0_prefix *p, const float *state) {
     const pi0_config *c = &m->cfg;
     if (c->pi05) return PI0_OK;
@@ -694,6 +713,7 @@ int pi0_model_denoise(pi0_model *m, const pi0_prefix *pc, const float *state,
                       const float *noise, float *chunk, pi0_timing *timing) {
     if (!m || !chunk) return pi0_errorf(PI0_EINVAL, "pi0_model_denoise: NULL argument");
     PI0__TRY(check_slot(m, pc));
+    PI0__TRY(check_inputs(m, state, noise, "noise"));
     pi0_prefix *p = (pi0_prefix *)pc; /* only its suffix tail rows are written */
     const pi0_config *c = &m->cfg;
     size_t HA = (size_t)c->action_horizon * (size_t)c->action_dim;
@@ -729,6 +749,7 @@ int pi0_model_velocity(pi0_model *m, const pi0_prefix *pc, const float *state, c
     PI0__TRY(check_slot(m, pc));
     if (step < 0 || step >= m->num_steps)
         return pi0_errorf(PI0_ERANGE, "step %d outside [0, %d)", step, m->num_steps);
+    PI0__TRY(check_inputs(m, state, x_t, "x_t"));
     const pi0_config *c = &m->cfg;
     size_t HA = (size_t)c->action_horizon * (size_t)c->action_dim;
     pi0_prefix *p = (pi0_prefix *)pc; /* only its suffix tail rows are written */
@@ -779,6 +800,7 @@ int pi0_model_normalize_state(const pi0_model *m, const float *state, int n, flo
                           st->dim, m->cfg.state_dim);
     if (m->cfg.pi05 && (!st->q01 || !st->q99))
         return pi0_errorf(PI0_ENOENT, "π0.5 needs q01/q99 state norm stats");
+    if (n > 0) PI0__TRY(check_finite("state", state, (size_t)n));
     for (int i = 0; i < m->cfg.state_dim; i++) {
         if (i >= n) {
             out[i] = 0.0f;

@@ -5,7 +5,7 @@ TOKENIZER_OBJS := $(TOKENIZER_SRCS:%.c=$(OBJ)/%.o)
 
 BINS       += $(BUILD)/pi0rt-tokenize
 TEST_BINS  += $(BUILD)/tests/test_tokenizer
-TEST_CMDS  += $(BUILD)/tests/test_tokenizer
+TEST_CMDS  += $(BUILD)/tests/test_tokenizer tests/tokenizer/ubsan-suite
 BENCH_CMDS += BUILD=$(BUILD) tests/tokenizer/bench.py;
 
 $(BUILD)/pi0rt-tokenize: $(OBJ)/pipeline/tokenizer_main.o $(OBJ)/pipeline/npy.o $(TOKENIZER_OBJS) $(COMMON_OBJS)

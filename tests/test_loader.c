@@ -661,6 +661,147 @@ typedef struct cfg_case {
     const char *msg;
 } cfg_case;
 
+/* Replaces 2-D tensor `key` [r, c] by an empty F32 [0, c] (a legal empty tensor). */
+static void ed_empty_rows(cJSON *root, const void *key) {
+    cJSON *old = cJSON_GetObjectItemCaseSensitive(root, key);
+    PI0_ASSERT(old);
+    int cols = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(old, "shape"), 1)->valueint;
+    cJSON_DeleteItemFromObjectCaseSensitive(root, key);
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "dtype", "F32");
+    cJSON *s = cJSON_AddArrayToObject(e, "shape");
+    cJSON_AddItemToArray(s, cJSON_CreateNumber(0));
+    cJSON_AddItemToArray(s, cJSON_CreateNumber(cols));
+    cJSON *o = cJSON_AddArrayToObject(e, "data_offsets");
+    cJSON_AddItemToArray(o, cJSON_CreateNumber(0));
+    cJSON_AddItemToArray(o, cJSON_CreateNumber(0));
+    cJSON_AddItemToObject(root, key, e);
+}
+
+/* Deletes the tensors "A|B". */
+static void ed_delete_two(cJSON *root, const void *keys) {
+    char *a = keep(keys), *b = strchr(a, '|');
+    PI0_ASSERT(b);
+    *b++ = 0;
+    cJSON_DeleteItemFromObjectCaseSensitive(root, a);
+    cJSON_DeleteItemFromObjectCaseSensitive(root, b);
+    free(a);
+}
+
+/* Loads `m` with stderr captured into *err (malloc'ed). */
+static int load_capturing_stderr(const char *m, pi0_weights **w, char **err) {
+    char *path = fmt("%s/stderr.txt", m);
+    fflush(stderr);
+    int saved = dup(2), fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    PI0_ASSERT(saved >= 0 && fd >= 0 && dup2(fd, 2) == 2);
+    int rc = pi0_weights_load(m, w);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    *err = pi0_test_slurp(path, NULL);
+    PI0_ASSERT(*err);
+    return rc;
+}
+
+#define VLAYER "paligemma_with_expert.paligemma.model.vision_tower.vision_model.encoder.layers."
+#define LLAYER "paligemma_with_expert.paligemma.model.language_model.layers."
+#define ELAYER "paligemma_with_expert.gemma_expert.model.layers."
+
+/* Layer counts come from every key: a layer missing one tensor, the last layer missing in
+ * both towers, or a stray key of a deeper layer is an error naming the first missing key,
+ * never a shallower network; an unknown extra tensor loads with a warning. */
+static void test_weights_layers_counted_from_every_key(void) {
+    char *d = pi0_test_tmpdir("pi0ldr");
+    static const key_case cases[] = {
+        {"vision layer 1 without layer_norm1", ed_delete, VLAYER "1.layer_norm1.weight",
+         PI0_ENOENT, "missing tensor " VLAYER "1.layer_norm1.weight", 0},
+        {"last q_proj of both towers", ed_delete_two,
+         LLAYER "1.self_attn.q_proj.weight|" ELAYER "1.self_attn.q_proj.weight", PI0_ENOENT,
+         "missing tensor " LLAYER "1.self_attn.q_proj.weight", 0},
+        {"stray key of a deeper VLM layer", ed_add_empty, LLAYER "3.mlp.extra", PI0_ENOENT,
+         "missing tensor " LLAYER "2.", 0},
+        {"absurd layer index", ed_add_empty, ELAYER "99999999999.x", PI0_EFORMAT,
+         ELAYER "99999999999.x", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const key_case *c = &cases[i];
+        char *m = keep(fmt("%s/m%zu", d, i));
+        PI0_ASSERT(mkmodel("--size tiny --variant pi0", m) == 0);
+        edit_st(fmt("%s/model.safetensors", m), c->edit, c->key);
+        pi0_weights *w = NULL;
+        int rc = pi0_weights_load(m, &w);
+        CHECK_MSG(rc == c->code && !w, "case '%s': got %d (%s), want %d", c->what, rc,
+                  pi0_last_error(), c->code);
+        CHECK_MSG(strstr(pi0_last_error(), c->msg) != NULL,
+                  "case '%s': error \"%s\" lacks \"%s\"", c->what, pi0_last_error(), c->msg);
+        pi0_weights_destroy(w);
+    }
+    /* an unknown extra tensor: loads, and says so on stderr (the released extras do not) */
+    char *m = keep(fmt("%s/extra", d));
+    PI0_ASSERT(mkmodel("--size tiny --variant pi05", m) == 0);
+    pi0_weights *w = NULL;
+    char *err = NULL;
+    CHECK_STATUS(load_capturing_stderr(m, &w, &err), 0);
+    CHECK_MSG(err[0] == 0, "stderr of a clean load: %s", err);
+    CHECK_EQ_INT(w ? w->cfg.vlm.depth : -1, 2);
+    pi0_weights_destroy(w);
+    free(err);
+    edit_st(fmt("%s/model.safetensors", m), ed_add_empty, "my_adapter.weight");
+    w = NULL;
+    CHECK_STATUS(load_capturing_stderr(m, &w, &err), 0);
+    CHECK_MSG(strstr(err, "warning") && strstr(err, "my_adapter.weight") && strstr(err, m) &&
+                  strchr(err, '\n') == err + strlen(err) - 1,
+              "stderr: %s", err);
+    pi0_weights_destroy(w);
+    free(err);
+    pi0_test_rmrf(d);
+}
+
+/* Sizes derived from the checkpoint are validated before use: an empty q_proj never
+ * divides by zero, an odd Gemma head_dim is refused at load naming config.json. */
+static void test_weights_derived_sizes_validated(void) {
+    char *d = pi0_test_tmpdir("pi0ldr");
+    typedef struct {
+        const char *what, *tensor, *cfg_key, *cfg_val;
+        int code;
+        const char *msg;
+    } size_case;
+    static const size_case cases[] = {
+        {"empty VLM q_proj, no head_dim", LLAYER "0.self_attn.q_proj.weight", "vlm", NULL,
+         PI0_ESHAPE, LLAYER "0.self_attn.q_proj.weight has shape [0, 64]"},
+        {"empty expert q_proj, no head_dim", ELAYER "0.self_attn.q_proj.weight", "expert", NULL,
+         PI0_ESHAPE, ELAYER "0.self_attn.q_proj.weight has shape [0, 32]"},
+        {"odd VLM head_dim", NULL, "vlm_num_heads", "64", PI0_ECONFIG, "VLM head_dim 1 ("},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const size_case *c = &cases[i];
+        char *m = keep(fmt("%s/m%zu", d, i));
+        PI0_ASSERT(mkmodel("--size tiny --variant pi0", m) == 0);
+        if (c->tensor) { /* the head count stays; head_dim and kv heads are inferred */
+            edit_st(fmt("%s/model.safetensors", m), ed_empty_rows, c->tensor);
+            edit_config(m, fmt("%s_head_dim", c->cfg_key), NULL);
+            edit_config(m, fmt("%s_num_kv_heads", c->cfg_key), NULL);
+        } else { /* 64 heads x head_dim 1 = q rows; 16 kv heads x 1 = k rows */
+            edit_config(m, c->cfg_key, c->cfg_val);
+            edit_config(m, "vlm_head_dim", NULL);
+            edit_config(m, "vlm_num_kv_heads", NULL);
+            edit_config(m, "expert_num_heads", "64");
+            edit_config(m, "expert_head_dim", NULL);
+            edit_config(m, "expert_num_kv_heads", NULL);
+        }
+        pi0_weights *w = NULL;
+        int rc = pi0_weights_load(m, &w);
+        CHECK_MSG(rc == c->code && !w, "case '%s': got %d (%s), want %d", c->what, rc,
+                  pi0_last_error(), c->code);
+        CHECK_MSG(strstr(pi0_last_error(), c->msg) != NULL,
+                  "case '%s': error \"%s\" lacks \"%s\"", c->what, pi0_last_error(), c->msg);
+        if (c->code == PI0_ECONFIG) CHECK_ERR_HAS("config.json");
+        pi0_weights_destroy(w);
+    }
+    pi0_test_rmrf(d);
+}
+
 static void test_weights_bad_config(void) {
     static const cfg_case cases[] = {
         {"pi05 true on a pi0 file", "pi05", "true", PI0_ECONFIG,
@@ -1482,6 +1623,8 @@ int main(int argc, char **argv) {
         TEST(test_weights_key_variants_and_shards),
         TEST(test_weights_more_key_variants),
         TEST(test_weights_bad_keys),
+        TEST(test_weights_layers_counted_from_every_key),
+        TEST(test_weights_derived_sizes_validated),
         TEST(test_weights_bad_config),
         TEST(test_weights_norm_stats),
         TEST(test_fuzz_checkpoint),

@@ -914,6 +914,11 @@ static void test_pi05_prompt_text(void) {
     CHECK_EQ_STR(out, "Task: x, State: ;\nAction: ");
     float bad = NAN;
     CHECK_STATUS(pi0_prompt_pi05_text("x", &bad, 1, out, sizeof out, &n), PI0_EINVAL);
+    /* far outside [-1, 1] and infinite: the end bins, as np.digitize gives (tests/tokenizer/
+     * ubsan-suite runs this under -fsanitize=float-cast-overflow) */
+    const float far[] = {1e10f, -1e10f, 3e38f, -3e38f, INFINITY, -INFINITY, 2e7f, -2e7f};
+    CHECK_STATUS(pi0_prompt_pi05_text("x", far, 8, out, sizeof out, &n), PI0_OK);
+    CHECK_EQ_STR(out, "Task: x, State: 255 -1 255 -1 255 -1 255 -1;\nAction: ");
     CHECK_STATUS(pi0_prompt_pi05_text("x", st, 10, out, 8, &n), PI0_ERANGE);
     CHECK_EQ_INT(strlen(out), 7);
 }
