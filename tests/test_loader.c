@@ -565,6 +565,31 @@ typedef struct key_case {
     int pi05;
 } key_case;
 
+/* Loading checkpoint m fails with `code` and an error containing `msg`. */
+static void check_load_fails(const char *m, const char *what, int code, const char *msg) {
+    pi0_weights *w = NULL;
+    int rc = pi0_weights_load(m, &w);
+    CHECK_MSG(rc == code && !w, "case '%s': got %d (%s), want %d", what, rc, pi0_last_error(),
+              code);
+    CHECK_MSG(strstr(pi0_last_error(), msg) != NULL, "case '%s': error \"%s\" lacks \"%s\"",
+              what, pi0_last_error(), msg);
+    pi0_weights_destroy(w);
+}
+
+/* For each case: a fresh tiny checkpoint in d/mN, edited; loading it gives c->code and an
+ * error containing c->msg. */
+static void check_key_cases(const char *d, const key_case *cases, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const key_case *c = &cases[i];
+        char *m = keep(fmt("%s/m%zu", d, i));
+        PI0_ASSERT(mkmodel(c->pi05 ? "--size tiny --variant pi05" : "--size tiny --variant pi0",
+                           m) == 0);
+        edit_st(fmt("%s/model.safetensors", m), c->edit, c->key);
+        check_load_fails(m, c->what, c->code, c->msg);
+        free(m);
+    }
+}
+
 static void test_weights_bad_keys(void) {
     static const key_case cases[] = {
         {"missing mlp weight", ed_delete,
@@ -607,20 +632,7 @@ static void test_weights_bad_keys(void) {
          PI0_ESHAPE, "multi_modal_projector.linear.weight", 0},
     };
     char *d = pi0_test_tmpdir("pi0ldr");
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const key_case *c = &cases[i];
-        char *m = keep(fmt("%s/m%zu", d, i));
-        PI0_ASSERT(mkmodel(c->pi05 ? "--size tiny --variant pi05" : "--size tiny --variant pi0",
-                           m) == 0);
-        edit_st(fmt("%s/model.safetensors", m), c->edit, c->key);
-        pi0_weights *w = NULL;
-        int rc = pi0_weights_load(m, &w);
-        CHECK_MSG(rc == c->code && !w, "case '%s': got %d (%s), want %d", c->what, rc,
-                  pi0_last_error(), c->code);
-        CHECK_MSG(strstr(pi0_last_error(), c->msg) != NULL,
-                  "case '%s': error \"%s\" lacks \"%s\"", c->what, pi0_last_error(), c->msg);
-        pi0_weights_destroy(w);
-    }
+    check_key_cases(d, cases, sizeof cases / sizeof cases[0]);
     /* sharded: a shard is missing / a key is not in its shard */
     char *m = keep(fmt("%s/sh", d));
     PI0_ASSERT(mkmodel("--size tiny --variant pi0 --shards 2", m) == 0);
@@ -724,19 +736,7 @@ static void test_weights_layers_counted_from_every_key(void) {
         {"absurd layer index", ed_add_empty, ELAYER "99999999999.x", PI0_EFORMAT,
          ELAYER "99999999999.x", 0},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const key_case *c = &cases[i];
-        char *m = keep(fmt("%s/m%zu", d, i));
-        PI0_ASSERT(mkmodel("--size tiny --variant pi0", m) == 0);
-        edit_st(fmt("%s/model.safetensors", m), c->edit, c->key);
-        pi0_weights *w = NULL;
-        int rc = pi0_weights_load(m, &w);
-        CHECK_MSG(rc == c->code && !w, "case '%s': got %d (%s), want %d", c->what, rc,
-                  pi0_last_error(), c->code);
-        CHECK_MSG(strstr(pi0_last_error(), c->msg) != NULL,
-                  "case '%s': error \"%s\" lacks \"%s\"", c->what, pi0_last_error(), c->msg);
-        pi0_weights_destroy(w);
-    }
+    check_key_cases(d, cases, sizeof cases / sizeof cases[0]);
     /* an unknown extra tensor: loads, and says so on stderr (the released extras do not) */
     char *m = keep(fmt("%s/extra", d));
     PI0_ASSERT(mkmodel("--size tiny --variant pi05", m) == 0);
@@ -790,14 +790,8 @@ static void test_weights_derived_sizes_validated(void) {
             edit_config(m, "expert_head_dim", NULL);
             edit_config(m, "expert_num_kv_heads", NULL);
         }
-        pi0_weights *w = NULL;
-        int rc = pi0_weights_load(m, &w);
-        CHECK_MSG(rc == c->code && !w, "case '%s': got %d (%s), want %d", c->what, rc,
-                  pi0_last_error(), c->code);
-        CHECK_MSG(strstr(pi0_last_error(), c->msg) != NULL,
-                  "case '%s': error \"%s\" lacks \"%s\"", c->what, pi0_last_error(), c->msg);
+        check_load_fails(m, c->what, c->code, c->msg);
         if (c->code == PI0_ECONFIG) CHECK_ERR_HAS("config.json");
-        pi0_weights_destroy(w);
     }
     pi0_test_rmrf(d);
 }
