@@ -148,17 +148,19 @@ static int64_t numel(const pi0_tensor *t) {
 
 /* The reader must hand cJSON NUL-terminated text: cJSON <= 1.7.17 reads one byte past a
  * buffer that is not (CVE-2023-53154). This definition, which the linker prefers to
- * libcjson's for the reader linked into this binary, counts calls whose byte after the
- * buffer is not a NUL, then forwards to the library. */
+ * libcjson's for the reader linked into this binary, counts calls whose text has no NUL
+ * as its last byte or right after it, then forwards to the library. */
 static int g_json_calls, g_json_unterminated;
-cJSON *cJSON_ParseWithLengthOpts(const char *value, size_t len, const char **end,
-                                 cJSON_bool require_null_terminated) {
+__attribute__((visibility("default"))) cJSON *
+cJSON_ParseWithLengthOpts(const char *value, size_t len, const char **end,
+                          cJSON_bool require_null_terminated) {
     typedef cJSON *(*parse_fn)(const char *, size_t, const char **, cJSON_bool);
     static parse_fn real;
     if (!real) real = (parse_fn)dlsym(RTLD_NEXT, "cJSON_ParseWithLengthOpts");
     PI0_ASSERT(real);
     g_json_calls++;
-    if (value && value[len] != '\0') g_json_unterminated++;
+    if (value && !(len > 0 && value[len - 1] == '\0') && value[len] != '\0')
+        g_json_unterminated++;
     return real(value, len, end, require_null_terminated);
 }
 
