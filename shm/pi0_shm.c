@@ -796,7 +796,8 @@ static int sub_attach(pi0_sub *s) {
      * publisher may be sparse, and a store into a page a full tmpfs cannot allocate is a
      * SIGBUS). Without it our waits poll. */
     struct pi0__waiters *w = NULL;
-    if (writable && fallocate(fd, 0, (off_t)l.waiters_offset, PI0__PAGE) == 0 &&
+    if (writable &&
+        (fallocate(fd, 0, (off_t)l.waiters_offset, PI0__PAGE) == 0 || errno == EOPNOTSUPP) &&
         mprotect((uint8_t *)m + l.waiters_offset, PI0__PAGE, PROT_READ | PROT_WRITE) == 0)
         w = (struct pi0__waiters *)((uint8_t *)m + l.waiters_offset);
     s->fd = fd;
