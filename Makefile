@@ -25,6 +25,11 @@ BUILD   := build/$(SANITIZE)
 CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
+# -fsanitize=undefined leaves out float-to-int overflow; any report ends the program
+ifeq ($(SANITIZE),undefined)
+CFLAGS  += -fsanitize=float-cast-overflow -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=float-cast-overflow
+endif
 OBJ := $(BUILD)/obj
 
 # Debian packages the build, the tests and the benchmarks need. `make deps` installs the

@@ -122,7 +122,9 @@ PI0_API int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefi
  * pointers, no copy kept) before it returns. `timing` may be NULL; fills denoise/total.
  * Writes the slot's suffix rows (behind the prefix's cached K/V, which it only reads):
  * a second stage-B call on the same slot meanwhile gets PI0_EBUSY. The slot stays held
- * (denoise may be repeated on it) until pi0_prefix_release. */
+ * (denoise may be repeated on it) until pi0_prefix_release.
+ * PI0_EINVAL (nothing computed, chunk untouched) when state or noise holds a NaN or ±Inf,
+ * naming the input and its first bad index. */
 PI0_API int pi0_model_denoise(pi0_model *m, pi0_prefix *p, const float *state,
                               const float *noise, float *chunk, pi0_timing *timing);
 
@@ -135,7 +137,8 @@ PI0_API int pi0_prefix_release(pi0_model *m, pi0_prefix *p);
 
 /* state: raw robot state [n] → normalized, zero-padded to [state_dim] in out.
  * π0: z-score (x − mean)/(std + 1e-6); π0.5: quantile (x − q01)/(q99 − q01 + 1e-6)·2 − 1.
- * PI0_ENOENT when the model has no norm stats, PI0_ESHAPE when n exceeds their length. */
+ * PI0_ENOENT when the model has no norm stats, PI0_ESHAPE when n exceeds their length,
+ * PI0_EINVAL naming the first NaN or ±Inf value. */
 PI0_API int pi0_model_normalize_state(const pi0_model *m, const float *state, int n,
                                       float *out);
 /* Inverse for the action chunk, in place on the first min(action_dim, stats dim) columns

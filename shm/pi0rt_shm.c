@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -204,6 +205,10 @@ static int ls_one(const char *topic, void *ctx) {
     (void)ctx;
     pi0_sub *sub;
     int st = pi0_sub_open(topic, NULL, &sub);
+    if (st == PI0_EPERM) { /* not ours (planted by another user, a FIFO, a link): skip */
+        fprintf(stderr, "pi0rt-shm: ls: skipping %s\n", pi0_last_error());
+        return 0;
+    }
     if (st) {
         printf("%-24s %-16s %8s %-6s %9s %9s  (%s)\n", topic, "?", "-", "?", "-", "-",
                pi0_last_error_for(st));
@@ -241,8 +246,16 @@ static int cmd_info(const args *a) {
     fmt_age(age, sizeof age, pi.sample_age_ns);
     fmt_age(hb, sizeof hb, pi.heartbeat_age_ns);
     printf("topic:         %s\n", ti.topic);
-    printf("segment:       /dev/shm%s (%llu bytes, mode %03o)\n", seg,
-           (unsigned long long)ti.segment_size, ti.mode);
+    printf("segment:       /dev/shm%s (mode %03o)\n", seg, ti.mode);
+    /* what the topic costs in /dev/shm, all of it reserved when the publisher creates it */
+    printf("size:          %llu bytes = 4096 header + %u x %u slots, page-rounded, + 4096 "
+           "waiter page\n",
+           (unsigned long long)ti.segment_size, ti.slot_count, ti.slot_size);
+    struct statvfs vfs;
+    if (statvfs("/dev/shm", &vfs) == 0)
+        printf("/dev/shm:      %.1f MiB free of %.1f MiB\n",
+               (double)vfs.f_bavail * (double)vfs.f_frsize / 1048576.0,
+               (double)vfs.f_blocks * (double)vfs.f_frsize / 1048576.0);
     printf("type:          %s (message version %u, segment ABI %u)\n", ti.type_name,
            ti.msg_version, ti.abi_version);
     printf("slots:         %u x %u bytes (payload up to %u bytes)\n", ti.slot_count,
@@ -273,6 +286,8 @@ static int gc_one(const char *topic, void *ctx) {
         g->removed++;
     } else if (st == PI0_EBUSY) {
         g->kept++;
+    } else if (st == PI0_EPERM) { /* not ours to remove: say so and go on */
+        fprintf(stderr, "pi0rt-shm: gc: skipping %s\n", pi0_last_error());
     } else if (st != PI0_ENOENT) {
         return st; /* stops the walk; the detail stays recorded with st */
     }

@@ -359,6 +359,25 @@ static void draw_noise(pi0_model *m, float *x, size_t n) {
 
 /* π0: uploads the caller's state (read before the caller's sync: the API functions sync
  * before returning) and enqueues the state token's per-denoise work on slot p. */
+/* PI0_EINVAL naming `what` and the first index of v[0..n) that is NaN or ±Inf: a single
+ * one would spread through attention into an all-NaN chunk. */
+static int check_finite(const char *what, const float *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return pi0_errorf(PI0_EINVAL, "%s[%zu] is %g: inputs must be finite", what, i,
+                              (double)v[i]);
+    return PI0_OK;
+}
+
+/* The π0 state (π0.5 takes none) and the [horizon, action_dim] x_t / noise, if given. */
+static int check_inputs(const pi0_model *m, const float *state, const float *x,
+                        const char *xn) {
+    const pi0_config *c = &m->cfg;
+    if (!c->pi05 && state) PI0__TRY(check_finite("state", state, (size_t)c->state_dim));
+    if (x) PI0__TRY(check_finite(xn, x, (size_t)c->action_horizon * (size_t)c->action_dim));
+    return PI0_OK;
+}
+
 static int begin_state(pi0_model *m, pi0_prefix *p, const float *state) {
     const pi0_config *c = &m->cfg;
     if (c->pi05) return PI0_OK;
@@ -400,6 +419,7 @@ static int denoise(pi0_model *m, pi0_prefix *p, const float *state, const float 
 int pi0_model_denoise(pi0_model *m, pi0_prefix *p, const float *state, const float *noise,
                       float *chunk, pi0_timing *timing) {
     if (!m || !chunk) return pi0_errorf(PI0_EINVAL, "pi0_model_denoise: NULL argument");
+    PI0__TRY(check_inputs(m, state, noise, "noise"));
     PI0__TRY(slot_use(m, p));
     int rc = denoise(m, p, state, noise, chunk, timing);
     slot_done(m, p);
@@ -411,6 +431,7 @@ int pi0_model_velocity(pi0_model *m, pi0_prefix *p, const float *state, const fl
     if (!m || !x_t || !v) return pi0_errorf(PI0_EINVAL, "pi0_model_velocity: NULL argument");
     if (step < 0 || step >= m->num_steps)
         return pi0_errorf(PI0_ERANGE, "step %d outside [0, %d)", step, m->num_steps);
+    PI0__TRY(check_inputs(m, state, x_t, "x_t"));
     PI0__TRY(slot_use(m, p));
     const pi0_config *c = &m->cfg;
     size_t HA = (size_t)c->action_horizon * (size_t)c->action_dim;
@@ -467,6 +488,7 @@ int pi0_model_normalize_state(const pi0_model *m, const float *state, int n, flo
                           st->dim, m->cfg.state_dim);
     if (m->cfg.pi05 && (!st->q01 || !st->q99))
         return pi0_errorf(PI0_ENOENT, "π0.5 needs q01/q99 state norm stats");
+    if (n > 0) PI0__TRY(check_finite("state", state, (size_t)n));
     for (int i = 0; i < m->cfg.state_dim; i++) {
         if (i >= n) {
             out[i] = 0.0f;
