@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pi0_calib.h"
+#include "common/pi0_cli.h"
 #include "common/pi0_file.h"
 
 static const char USAGE[] =
@@ -220,9 +221,12 @@ static int cmd_show(const pi0_calib *c, const char *path) {
         printf("  %-18s %s%s\n", pi0_calib_slot_name(s),
                cam->topic[0] ? cam->topic : "(masked)", cam->rotate180 ? ", rotated 180°" : "");
     }
-    char buf[4096];
-    pi0_calib_describe(c, buf, sizeof buf);
+    size_t need = pi0_calib_describe(c, NULL, 0) + 1;
+    char *buf = malloc(need);
+    if (!buf) return pi0_errorf(PI0_ENOMEM, "out of memory");
+    pi0_calib_describe(c, buf, need);
     fputs(buf, stdout);
+    free(buf);
     show_limits(c);
     return 0;
 }
@@ -230,7 +234,7 @@ static int cmd_show(const pi0_calib *c, const char *path) {
 /* Prefixes the last error with the file and row it came from. */
 static int row_error(int rc, const char *path, int64_t row) {
     char detail[512];
-    snprintf(detail, sizeof detail, "%s", pi0_last_error()); /* copied: errorf rewrites it */
+    snprintf(detail, sizeof detail, "%s", pi0_last_error_for(rc)); /* errorf rewrites it */
     return pi0_errorf(rc, "%s: row %lld: %s", path, (long long)row, detail);
 }
 
@@ -335,7 +339,8 @@ int main(int argc, char **argv) {
     const char *in = NULL, *outp = NULL, *statep = NULL;
     int o;
     /* GNU getopt_long permutes: options may come before or after COMMAND ROBOT.ini. */
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (o) {
         case 'h':
             fputs(USAGE, stdout);
@@ -350,8 +355,7 @@ int main(int argc, char **argv) {
             statep = optarg;
             break;
         default:
-            fputs(USAGE, stderr);
-            return 2;
+            return pi0__opt_error("pi0rt-calib", argv, o);
         }
     }
     if (optind >= argc) {
@@ -389,7 +393,7 @@ int main(int argc, char **argv) {
     pi0_calib *c;
     int rc = pi0_calib_load(path, &c);
     if (rc) {
-        fprintf(stderr, "pi0rt-calib: %s\n", pi0_last_error());
+        fprintf(stderr, "pi0rt-calib: %s\n", pi0_last_error_for(rc));
         return 1;
     }
     if (is_show)
@@ -400,7 +404,7 @@ int main(int argc, char **argv) {
         rc = cmd_state(c, in, outp);
     else
         rc = cmd_actions(c, in, statep, outp);
-    if (rc) fprintf(stderr, "pi0rt-calib: %s\n", pi0_last_error());
+    if (rc) fprintf(stderr, "pi0rt-calib: %s\n", pi0_last_error_for(rc));
     pi0_calib_destroy(c);
     return rc ? 1 : 0;
 }
