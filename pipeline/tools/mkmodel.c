@@ -447,7 +447,17 @@ int main(int argc, char **argv) {
     const char *size = NULL, *variant = NULL, *dtype = "f32", *out = NULL, *keys = "released";
     uint64_t seed = 0, shards = 1;
     int list_only = 0;
-    enum { O_SIZE = 256, O_VARIANT, O_DTYPE, O_OUT, O_KEYS, O_SEED, O_SHARDS, O_LIST, O_NAN_HEAD };
+    enum {
+        O_SIZE = 256,
+        O_VARIANT,
+        O_DTYPE,
+        O_OUT,
+        O_KEYS,
+        O_SEED,
+        O_SHARDS,
+        O_LIST,
+        O_NAN_HEAD
+    };
     static const struct option opts_long[] = {{"size", required_argument, NULL, O_SIZE},
                                               {"variant", required_argument, NULL, O_VARIANT},
                                               {"dtype", required_argument, NULL, O_DTYPE},
