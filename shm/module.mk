@@ -1,7 +1,8 @@
 # shm/: shared-memory topics — the client library (static + shared), pi0rt-shm, tests, bench.
 SHM_LIB_SRCS := shm/pi0_shm.c shm/pi0_shm_msg.c
 SHM_LIB_OBJS := $(SHM_LIB_SRCS:%.c=$(OBJ)/%.o)
-SHM_TOOL_OBJS := $(OBJ)/shm/pi0rt_shm.o $(OBJ)/shm/shm_bench.o
+SHM_TOOL_OBJS := $(OBJ)/shm/pi0rt_shm.o $(OBJ)/shm/shm_bench.o $(OBJ)/shm/record.o \
+                 $(OBJ)/shm/mcap.o $(OBJ)/shm/ros2msg.o
 
 BINS       += $(BUILD)/pi0rt-shm
 LIBS       += $(BUILD)/libpi0shm.a $(BUILD)/libpi0shm.so
@@ -20,7 +21,7 @@ $(BUILD)/libpi0shm.so: $(SHM_LIB_OBJS) $(COMMON_OBJS)
 
 $(BUILD)/pi0rt-shm: $(SHM_TOOL_OBJS) $(BUILD)/libpi0shm.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ -llz4 $(LDLIBS)
 
 $(BUILD)/tests/test_shm: $(OBJ)/tests/test_shm.o $(BUILD)/libpi0shm.a
 	@mkdir -p $(dir $@)
