@@ -6,8 +6,9 @@ SHM_TOOL_OBJS := $(OBJ)/shm/pi0rt_shm.o $(OBJ)/shm/shm_bench.o $(OBJ)/shm/record
 
 BINS       += $(BUILD)/pi0rt-shm
 LIBS       += $(BUILD)/libpi0shm.a $(BUILD)/libpi0shm.so
-TEST_BINS  += $(BUILD)/tests/test_shm $(BUILD)/tests/shm/shm_peer
-TEST_CMDS  += $(BUILD)/tests/test_shm tests/shm/tsan-suite
+TEST_BINS  += $(BUILD)/tests/test_shm $(BUILD)/tests/shm/shm_peer $(BUILD)/tests/test_mcap
+TEST_CMDS  += $(BUILD)/tests/test_shm tests/shm/tsan-suite $(BUILD)/tests/test_mcap \
+              tests/mcap/asan-suite
 BENCH_CMDS += $(BUILD)/pi0rt-shm bench;
 RUN_CMDS   += shm/demo.sh;
 
@@ -30,3 +31,16 @@ $(BUILD)/tests/test_shm: $(OBJ)/tests/test_shm.o $(BUILD)/libpi0shm.a
 $(BUILD)/tests/shm/shm_peer: $(OBJ)/tests/shm/shm_peer.o $(BUILD)/libpi0shm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# MCAP record/play: the reference reader peers are npm packages, installed (test-only) into
+# tests/mcap/node_modules by `make deps`; without them the peer tests SKIP.
+MCAP_TEST_OBJS := $(OBJ)/tests/test_mcap.o $(OBJ)/shm/mcap.o $(OBJ)/shm/ros2msg.o
+
+$(BUILD)/tests/test_mcap: $(MCAP_TEST_OBJS) $(BUILD)/libpi0shm.a | $(BUILD)/pi0rt-shm
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -llz4 $(LDLIBS)
+
+deps: tests/mcap/node_modules/.package-lock.json
+tests/mcap/node_modules/.package-lock.json: tests/mcap/package-lock.json
+	@npm ci --prefix tests/mcap --no-audit --no-fund --loglevel=error || \
+	    echo "deps: npm install of the MCAP test peers failed; their tests will SKIP"

@@ -7,8 +7,9 @@
 //                                                         (--prefix: a prefix of each topic)
 //   node check.mjs recovered BROKEN FIXED EXPECTED.json   FIXED holds exactly the messages
 //                                                         of BROKEN's intact chunks
-//   node check.mjs roundtrip A B                          same messages, stamps shifted by
-//                                                         one constant
+//   node check.mjs roundtrip A B PREFIX                   same messages (B's topics carry
+//                                                         PREFIX), stamps shifted by one
+//                                                         constant
 // Prints one line per file; exits 1 with the first difference.
 import { McapIndexedReader, McapStreamReader } from "@mcap/core";
 import { loadDecompressHandlers } from "@mcap/support";
@@ -108,7 +109,9 @@ function compare(where, type, d, e, m, off) {
     const ok = typeof want === "object" ? eq(Array.from(got), want) : got === want;
     if (!ok) die(`${where}: ${name}: got ${String(got).slice(0, 80)}, want ${String(want).slice(0, 80)}`);
   };
-  if (BigInt(m.publishTime) !== stamp(e.commit_ns)) f("publish_time", m.publishTime, stamp(e.commit_ns));
+  const pub = BigInt(m.publishTime) - off;
+  if (pub < BigInt(e.commit_lo) || pub > BigInt(e.commit_hi))
+    die(`${where}: publish_time ${m.publishTime} - offset is not within the commit [${e.commit_lo}, ${e.commit_hi}]`);
   switch (type) {
     case "sensor_msgs/msg/Image":
       f("header.stamp", ns(d.header.stamp), stamp(e.capture_ns));
@@ -190,7 +193,15 @@ if (mode === "verify") {
   const n = checkExpected(args[0], file, expected, args[2] === "--prefix");
   console.log(`check.mjs: ${args[0]}: ${n} messages equal the published ones (indexed + stream readers, CRCs checked)`);
 } else if (mode === "recovered") {
-  const [brokenPath, fixedPath, expPath] = args;
+  for (let i = 0; i + 2 < args.length; i += 3) await recovered(...args.slice(i, i + 3));
+  console.log(`check.mjs: ${args.length / 3} recovered files checked`);
+} else if (mode === "roundtrip") {
+  await roundtrip(...args);
+} else {
+  die("usage: check.mjs verify|recovered|roundtrip ...");
+}
+
+async function recovered(brokenPath, fixedPath, expPath) {
   const broken = await readStream(brokenPath, false);
   const fixed = await readIndexed(fixedPath);
   const key = (m) => `${fixed.chans.get(m.channelId)?.topic}|${m.sequence}|${m.logTime}|${m.publishTime}|${Buffer.from(m.data).toString("base64")}`;
@@ -203,8 +214,18 @@ if (mode === "verify") {
   const expected = JSON.parse(await readFile(expPath, "utf8"));
   checkExpected(fixedPath, fixed, expected, true);
   console.log(`check.mjs: ${fixedPath}: all ${fixed.msgs.length} messages of the intact chunks of ${brokenPath}`);
-} else if (mode === "roundtrip") {
-  const a = byTopic(await readIndexed(args[0])), b = byTopic(await readIndexed(args[1]));
+}
+
+// The first stamp inside a decoded message (ns), or null.
+function stampOf(d) {
+  if (d.header) return ns(d.header.stamp);
+  for (const k of ["stamp_ns", "t0_ns", "due_ns"]) if (typeof d[k] === "bigint") return d[k];
+  return null;
+}
+
+async function roundtrip(pathA, pathB, prefix) {
+  const a = byTopic(await readIndexed(pathA));
+  const b = new Map([...byTopic(await readIndexed(pathB))].map(([t, v]) => [t.replace("/" + prefix, "/"), v]));
   let shift = null, n = 0;
   const norm = (x, s) => JSON.stringify(x, (k, v) => {
     if (typeof v === "bigint") return v.toString();
@@ -217,9 +238,10 @@ if (mode === "verify") {
     if (am.length !== bm.length) die(`${topic}: ${am.length} vs ${bm.length} messages`);
     am.forEach((x, i) => {
       const y = bm[i];
-      const s = BigInt(y.m.publishTime) - BigInt(x.m.publishTime);
+      if (y.d.header) y.d.header.frame_id = y.d.header.frame_id.replace(prefix, "");
+      const s = stampOf(y.d) - stampOf(x.d);
       if (shift === null) shift = s;
-      if (s !== shift) die(`${topic}[${i}]: publish time shifted by ${s}, others by ${shift}`);
+      if (s !== shift) die(`${topic}[${i}]: stamp shifted by ${s}, others by ${shift}`);
       if (x.m.sequence !== y.m.sequence) die(`${topic}[${i}]: sequence ${x.m.sequence} vs ${y.m.sequence}`);
       // stamps inside the message shift by the same constant; everything else is equal
       const fix = (d, by) => JSON.parse(norm(d), (k, v) => {
@@ -235,7 +257,5 @@ if (mode === "verify") {
     });
   }
   if (a.size !== b.size) die(`channel counts differ: ${a.size} vs ${b.size}`);
-  console.log(`check.mjs: ${args[1]}: ${n} messages equal those of ${args[0]} (stamps shifted by ${shift} ns)`);
-} else {
-  die("usage: check.mjs verify|recovered|roundtrip ...");
+  console.log(`check.mjs: ${pathB}: ${n} messages equal those of ${pathA} (stamps shifted by ${shift} ns)`);
 }
