@@ -132,8 +132,7 @@ struct pi0__mcap_writer {
     char *path;
     int status;
     pi0__mcap_writer_opts opts;
-    uint64_t offset;   /* bytes written so far */
-    uint32_t data_crc; /* CRC of everything written before DataEnd */
+    uint64_t offset; /* bytes written so far */
     int64_t last_sync_ns;
 
     pi0__buf chunk; /* records of the open chunk (uncompressed) */
@@ -156,13 +155,11 @@ static int64_t mono_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
-/* Writes all iovecs (looping over partial writes) and folds them into the data CRC. */
-static int w_writev(pi0__mcap_writer *w, struct iovec *iov, int n, int in_data) {
+/* Writes all iovecs (looping over partial writes). */
+static int w_writev(pi0__mcap_writer *w, struct iovec *iov, int n) {
     if (w->status) return w->status;
-    for (int i = 0; i < n; i++) {
-        if (in_data) w->data_crc = pi0__crc32(w->data_crc, iov[i].iov_base, iov[i].iov_len);
+    for (int i = 0; i < n; i++)
         w->offset += iov[i].iov_len;
-    }
     while (n > 0) {
         ssize_t k = writev(w->fd, iov, n);
         if (k < 0 && errno == EINTR) continue;
@@ -182,10 +179,10 @@ static int w_writev(pi0__mcap_writer *w, struct iovec *iov, int n, int in_data) 
     return 0;
 }
 
-static int w_write_buf(pi0__mcap_writer *w, pi0__buf *b, int in_data) {
+static int w_write_buf(pi0__mcap_writer *w, pi0__buf *b) {
     if (b->oom) return w->status = pi0_errorf(PI0_ENOMEM, "%s: out of memory", w->path);
     struct iovec iov = {b->p, b->len};
-    return w_writev(w, &iov, 1, in_data);
+    return w_writev(w, &iov, 1);
 }
 
 int pi0__mcap_writer_create(const char *path, const pi0__mcap_writer_opts *opts,
@@ -212,7 +209,7 @@ int pi0__mcap_writer_create(const char *path, const pi0__mcap_writer_opts *opts,
     pi0__buf_str(&b, "ros2");
     pi0__buf_str(&b, opts->library ? opts->library : "pi0rt");
     rec_end(&b, at);
-    int st = w_write_buf(w, &b, 1);
+    int st = w_write_buf(w, &b);
     pi0__buf_free(&b);
     if (st) {
         pi0__mcap_writer_close(w, 0, NULL);
@@ -224,7 +221,7 @@ int pi0__mcap_writer_create(const char *path, const pi0__mcap_writer_opts *opts,
 
 /* Writes a data-section record built in b and keeps a copy in the summary group `keep`. */
 static int w_record(pi0__mcap_writer *w, pi0__buf *b, pi0__buf *keep) {
-    int st = w_write_buf(w, b, 1);
+    int st = w_write_buf(w, b);
     if (!st && keep) pi0__buf_put(keep, b->p, b->len);
     pi0__buf_free(b);
     return st;
@@ -356,7 +353,7 @@ static int flush_chunk(pi0__mcap_writer *w) {
         return w->status = pi0_errorf(PI0_ENOMEM, "%s: chunk index", w->path);
     }
     struct iovec iov[3] = {{h->p, head_len}, {(void *)data, len}, {h->p + head_len, idx_len}};
-    int st = w_writev(w, iov, 3, 1);
+    int st = w_writev(w, iov, 3);
     if (!st) {
         pi0__buf *ci = &w->chunk_index;
         size_t at = rec_begin(ci, PI0__MCAP_OP_CHUNK_INDEX);
@@ -415,8 +412,9 @@ static int finish_file(pi0__mcap_writer *w) {
     pi0__buf b = {0};
     pi0__buf_u8(&b, PI0__MCAP_OP_DATA_END);
     pi0__buf_u64(&b, 4);
-    pi0__buf_u32(&b, w->data_crc);
-    if ((st = w_write_buf(w, &b, 0))) goto out;
+    pi0__buf_u32(&b, 0); /* data-section CRC not computed (as the reference writer's default):
+                            every chunk carries its own CRC, the summary has one too */
+    if ((st = w_write_buf(w, &b))) goto out;
     b.len = 0;
 
     uint64_t summary_start = w->offset;
@@ -465,7 +463,7 @@ static int finish_file(pi0__mcap_writer *w) {
     pi0__buf_u64(&b, offset_start);
     if (!b.oom) pi0__buf_u32(&b, pi0__crc32(0, b.p, b.len));
     pi0__buf_put(&b, MAGIC, 8);
-    st = w_write_buf(w, &b, 0);
+    st = w_write_buf(w, &b);
     if (!st && fsync(w->fd))
         st = w->status = pi0_errorf(PI0_EIO, "%s: fsync: %s", w->path, strerror(errno));
 out:

@@ -4,7 +4,8 @@
  * Writer: magic, Header, Schema/Channel/Metadata records in the data section (outside
  * chunks, so every later chunk can be decoded on its own), Message records batched into
  * Chunks (LZ4 frame or stored, CRC32 of the uncompressed records) each followed by one
- * MessageIndex per channel, then DataEnd (data-section CRC), the summary (Schemas,
+ * MessageIndex per channel, then DataEnd (no data-section CRC: each chunk has its own), the
+ * summary (Schemas,
  * Channels, Statistics, MetadataIndexes, ChunkIndexes), SummaryOffsets, Footer (summary
  * CRC) and magic. A chunk is written with one write() as soon as it is full, so a killed
  * recorder leaves every complete chunk on disk; pi0__mcap_scan() reads such a file up to

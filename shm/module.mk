@@ -6,10 +6,11 @@ SHM_TOOL_OBJS := $(OBJ)/shm/pi0rt_shm.o $(OBJ)/shm/shm_bench.o $(OBJ)/shm/record
 
 BINS       += $(BUILD)/pi0rt-shm
 LIBS       += $(BUILD)/libpi0shm.a $(BUILD)/libpi0shm.so
-TEST_BINS  += $(BUILD)/tests/test_shm $(BUILD)/tests/shm/shm_peer $(BUILD)/tests/test_mcap
+TEST_BINS  += $(BUILD)/tests/test_shm $(BUILD)/tests/shm/shm_peer $(BUILD)/tests/test_mcap \
+              $(BUILD)/tests/mcap_bench
 TEST_CMDS  += $(BUILD)/tests/test_shm tests/shm/tsan-suite $(BUILD)/tests/test_mcap \
               tests/mcap/asan-suite
-BENCH_CMDS += $(BUILD)/pi0rt-shm bench;
+BENCH_CMDS += $(BUILD)/pi0rt-shm bench; $(BUILD)/tests/mcap_bench;
 RUN_CMDS   += shm/demo.sh;
 
 $(BUILD)/libpi0shm.a: $(SHM_LIB_OBJS) $(COMMON_OBJS)
@@ -37,6 +38,11 @@ $(BUILD)/tests/shm/shm_peer: $(OBJ)/tests/shm/shm_peer.o $(BUILD)/libpi0shm.a
 MCAP_TEST_OBJS := $(OBJ)/tests/test_mcap.o $(OBJ)/shm/mcap.o $(OBJ)/shm/ros2msg.o
 
 $(BUILD)/tests/test_mcap: $(MCAP_TEST_OBJS) $(BUILD)/libpi0shm.a | $(BUILD)/pi0rt-shm
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -llz4 $(LDLIBS)
+
+$(BUILD)/tests/mcap_bench: $(OBJ)/tests/mcap/mcap_bench.o $(OBJ)/shm/mcap.o $(OBJ)/shm/ros2msg.o \
+                           $(BUILD)/libpi0shm.a | $(BUILD)/pi0rt-shm
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -llz4 $(LDLIBS)
 

@@ -2,6 +2,7 @@
  * topics to and from MCAP files (mcap.h) holding ROS 2 messages (ros2msg.h). */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,8 +169,87 @@ static int setup_channels(pi0__mcap_writer *w, recorder *rc, int64_t off) {
     return st;
 }
 
-/* Copies every new sample of t into the file. Returns the number taken or < 0. */
-static int drain(pi0__mcap_writer *w, rec_topic *t, int64_t off, pi0__buf *cdr) {
+/* Encoded messages on their way from the sampling loop to the writer thread, so that a
+ * write or fdatasync that blocks on the disk never stops the loop from taking samples
+ * out of the topics' rings before they are overwritten. */
+typedef struct qmsg {
+    struct qmsg *next;
+    uint16_t channel;
+    uint32_t seq;
+    uint64_t log_time, publish_time;
+    pi0__buf data;
+} qmsg;
+
+#define QUEUE_BYTES_MAX (512u << 20) /* beyond this the loop waits (and may lose samples) */
+
+typedef struct wqueue {
+    pthread_mutex_t mu;
+    pthread_cond_t more, room;
+    qmsg *head, *tail;
+    size_t bytes;
+    int done;   /* no more messages will come */
+    int status; /* first error of the writer thread */
+    pi0__mcap_writer *w;
+} wqueue;
+
+static void *writer_thread(void *p) {
+    wqueue *q = p;
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        while (!q->head && !q->done)
+            pthread_cond_wait(&q->more, &q->mu);
+        qmsg *m = q->head;
+        if (!m) break;
+        q->head = q->tail = NULL; /* take the whole list */
+        pthread_mutex_unlock(&q->mu);
+        size_t freed = 0;
+        int st = 0;
+        while (m) {
+            qmsg *next = m->next;
+            if (!st)
+                st = pi0__mcap_write(q->w, m->channel, m->seq, m->log_time, m->publish_time,
+                                     m->data.p, m->data.len);
+            freed += m->data.len;
+            pi0__buf_free(&m->data);
+            free(m);
+            m = next;
+        }
+        pthread_mutex_lock(&q->mu);
+        q->bytes -= freed;
+        if (st && !q->status) {
+            q->status = st;
+            fprintf(stderr, "pi0rt-shm: record: %s\n", pi0_last_error());
+        }
+        pthread_cond_broadcast(&q->room);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+/* Hands an encoded message (taking over cdr's memory) to the writer thread. */
+static int enqueue(wqueue *q, uint16_t channel, uint32_t seq, uint64_t log_time,
+                   uint64_t publish_time, pi0__buf *cdr) {
+    qmsg *m = malloc(sizeof *m);
+    if (!m) return pi0_errorf(PI0_ENOMEM, "record queue");
+    *m = (qmsg){NULL, channel, seq, log_time, publish_time, *cdr};
+    memset(cdr, 0, sizeof *cdr);
+    pthread_mutex_lock(&q->mu);
+    while (q->bytes > QUEUE_BYTES_MAX && !q->status)
+        pthread_cond_wait(&q->room, &q->mu);
+    int st = q->status;
+    if (q->tail)
+        q->tail->next = m;
+    else
+        q->head = m;
+    q->tail = m;
+    q->bytes += m->data.len;
+    pthread_cond_signal(&q->more);
+    pthread_mutex_unlock(&q->mu);
+    return st;
+}
+
+/* Copies every new sample of t into the queue. Returns the number taken or < 0. */
+static int drain(wqueue *q, rec_topic *t, int64_t off, pi0__buf *cdr) {
     int taken = 0;
     for (;;) {
         pi0_sample s;
@@ -196,8 +276,8 @@ static int drain(pi0__mcap_writer *w, rec_topic *t, int64_t off, pi0__buf *cdr) 
         if (!strcmp(t->type, PI0_TYPE_IMAGE)) seq = (uint32_t)((pi0_image *)t->buf)->frame_id;
         for (int k = 0; k < t->n_kinds; k++) {
             if ((st = pi0__ros2_encode(t->kinds[k], t->buf, s.size, off, t->name, cdr)) ||
-                (st = pi0__mcap_write(w, t->channel[k], seq, log_time,
-                                      (uint64_t)((int64_t)s.stamp_ns + off), cdr->p, cdr->len)))
+                (st = enqueue(q, t->channel[k], seq, log_time,
+                              (uint64_t)((int64_t)s.stamp_ns + off), cdr)))
                 return st;
         }
         t->count++;
@@ -219,15 +299,32 @@ static int do_record(const char *out, recorder *rc, double duration, int compres
     fprintf(stderr, "pi0rt-shm: record: %d topic(s) -> %s (Ctrl-C stops)\n", rc->n, out);
     int64_t end = duration >= 0 ? shm__now_ns() + (int64_t)(duration * 1e9) : INT64_MAX;
     pi0__buf cdr = {0};
+    static wqueue q;
+    q.w = w;
+    pthread_mutex_init(&q.mu, NULL);
+    pthread_cond_init(&q.more, NULL);
+    pthread_cond_init(&q.room, NULL);
+    pthread_t writer;
+    if ((errno = pthread_create(&writer, NULL, writer_thread, &q))) {
+        pi0__mcap_writer_close(w, 0, NULL);
+        fprintf(stderr, "pi0rt-shm: record: writer thread: %s\n", strerror(errno));
+        return 1;
+    }
     while (!g_stop && shm__now_ns() < end) {
         int got = 0;
         for (int i = 0; i < rc->n && st >= 0; i++)
-            got += st = drain(w, &rc->t[i], off, &cdr);
+            got += st = drain(&q, &rc->t[i], off, &cdr);
         if (st < 0) break;
         st = 0;
         if (!got) shm__sleep_until(shm__now_ns() + 1000000, &g_stop);
     }
     pi0__buf_free(&cdr);
+    pthread_mutex_lock(&q.mu);
+    q.done = 1;
+    pthread_cond_signal(&q.more);
+    pthread_mutex_unlock(&q.mu);
+    pthread_join(writer, NULL);
+    if (!st) st = q.status;
     uint64_t lost = 0, invalid = 0;
     char key[TOPICS_MAX][PI0_TOPIC_NAME_MAX + 16], val[TOPICS_MAX][48];
     const char *meta[4 * TOPICS_MAX];
