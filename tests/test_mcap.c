@@ -382,6 +382,15 @@ static pid_t start_recorder(pubset *ps, const char *out, const char *log, const 
     pid_t pid = spawn_tool(args, log);
     CHECK(pid > 0);
     CHECK_MSG(wait_file(out, 10000) == 0, "recorder did not create %s", out);
+    /* subscribed, and schemas, channels and the clock metadata are in the file */
+    int ready = 0;
+    for (int i = 0; i < 2000 && !ready; i++) {
+        char *s = pi0_test_slurp(log, NULL);
+        ready = s && strstr(s, "Ctrl-C stops");
+        free(s);
+        if (!ready) sleep_ms(5);
+    }
+    CHECK_MSG(ready, "recorder did not start (%s)", log);
     return pid;
 }
 
@@ -529,6 +538,63 @@ static void test_roundtrip(void) {
     for (int t = 0; t < N_TOPICS; t++)
         pi0_topic_remove(pb.name[t]);
     pubset_close(&ps);
+    pi0_test_rmrf(dir);
+}
+
+/* A file written by another MCAP writer (@mcap/core) with the ROS 2 types plays into
+ * topics: every image and joint state arrives with its values, stamps re-timed. */
+static void test_play_foreign(void) {
+    NEED_PEERS();
+    char *dir = pi0_test_tmpdir("pi0mcap");
+    char file[512], log[512], prefix[64], cam[128], joints[128];
+    snprintf(file, sizeof file, "%s/foreign.mcap", dir);
+    snprintf(log, sizeof log, "%s/play.log", dir);
+    snprintf(prefix, sizeof prefix, "fp%d.", (int)getpid());
+    snprintf(cam, sizeof cam, "%sforeign.cam", prefix);
+    snprintf(joints, sizeof joints, "%sforeign.joints", prefix);
+    CHECK_EQ_INT(pi0_test_sh("node tests/mcap/check.mjs write-foreign %s", file), 0);
+    const char *args[] = {"play", file, "--prefix", prefix, "--delay", "1", NULL};
+    pid_t pid = spawn_tool(args, log);
+    pi0_sub *sc = NULL, *sj = NULL;
+    pi0_sub_opts oc = {PI0_TYPE_IMAGE, -1}, oj = {PI0_TYPE_JOINT_STATE, -1};
+    for (int i = 0; i < 400 && (!sc || !sj); i++) {
+        if (!sc) pi0_sub_open(cam, &oc, &sc);
+        if (!sj) pi0_sub_open(joints, &oj, &sj);
+        if (!sc || !sj) sleep_ms(5);
+    }
+    CHECK(sc && sj);
+    int rc = wait_rc(pid);
+    CHECK_EQ_INT(rc, 0);
+    if (rc) show_log(log);
+    if (!sc || !sj) return;
+    static uint8_t buf[64 + 24];
+    pi0_sample s;
+    int64_t first = 0;
+    for (int i = 0; i < 10; i++) {
+        CHECK_EQ_INT(pi0_sub_next_copy(sc, buf, sizeof buf, &s), 0);
+        const pi0_image *im = (const pi0_image *)buf;
+        CHECK_EQ_INT(im->width, 4);
+        CHECK_EQ_INT(im->height, 2);
+        CHECK_EQ_INT(im->stride, 12);
+        CHECK_EQ_INT(im->format, PI0_PIX_RGB8);
+        CHECK_EQ_INT(im->frame_id, i);
+        if (i == 0) first = (int64_t)im->capture_ns;
+        CHECK_EQ_INT((int64_t)im->capture_ns - first, (int64_t)i * 1000000000);
+        for (int k = 0; k < 24; k++)
+            CHECK_EQ_INT(im->data[k], (3 * i + k) & 255);
+        pi0_joint_state js;
+        CHECK_EQ_INT(pi0_sub_next_copy(sj, &js, sizeof js, &s), 0);
+        CHECK_EQ_INT(js.n, 2);
+        CHECK(js.position[0] == i && js.position[1] == i + 0.5);
+        CHECK(js.velocity[0] == -i && js.velocity[1] == 2);
+        CHECK(js.effort[0] == 0);
+        CHECK_EQ_INT((int64_t)js.stamp_ns - first, (int64_t)i * 1000000000 - 6);
+    }
+    CHECK_EQ_INT(pi0_sub_next_copy(sc, buf, sizeof buf, &s), PI0_EAGAIN);
+    pi0_sub_close(sc);
+    pi0_sub_close(sj);
+    pi0_topic_remove(cam);
+    pi0_topic_remove(joints);
     pi0_test_rmrf(dir);
 }
 
@@ -847,7 +913,7 @@ int main(int argc, char **argv) {
         TEST(test_record_peers_lz4),
         TEST(test_record_peers_small_chunks),
         TEST(test_record_peers_uncompressed),
-        TEST(test_roundtrip),
+        TEST(test_roundtrip), TEST(test_play_foreign),
         TEST(test_kill_recover),
     };
     return pi0_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);

@@ -7,15 +7,18 @@
 //                                                         (--prefix: a prefix of each topic)
 //   node check.mjs recovered BROKEN FIXED EXPECTED.json   FIXED holds exactly the messages
 //                                                         of BROKEN's intact chunks
+//   node check.mjs write-foreign FILE                     a file written by @mcap/core's
+//                                                         writer (Image, JointState) for
+//                                                         `play` to republish
 //   node check.mjs roundtrip A B PREFIX                   same messages (B's topics carry
 //                                                         PREFIX), stamps shifted by one
 //                                                         constant
 // Prints one line per file; exits 1 with the first difference.
-import { McapIndexedReader, McapStreamReader } from "@mcap/core";
+import { McapIndexedReader, McapStreamReader, McapWriter } from "@mcap/core";
 import { loadDecompressHandlers } from "@mcap/support";
 import { parse } from "@foxglove/rosmsg";
-import { MessageReader } from "@foxglove/rosmsg2-serialization";
-import { open, readFile } from "node:fs/promises";
+import { MessageReader, MessageWriter } from "@foxglove/rosmsg2-serialization";
+import { open, readFile, writeFile } from "node:fs/promises";
 
 const handlers = await loadDecompressHandlers();
 const dec = new TextDecoder();
@@ -168,6 +171,7 @@ function byTopic(file) {
 }
 
 function checkExpected(path, file, expected, prefixOnly) {
+  if (file.clockOffset === null && prefixOnly && file.msgs.length === 0) return 0;
   if (file.clockOffset === null) die(`${path}: no pi0rt.clock metadata`);
   const off = file.clockOffset, mine = BigInt(expected.clock_offset_ns);
   const diff = off > mine ? off - mine : mine - off;
@@ -197,6 +201,8 @@ if (mode === "verify") {
   console.log(`check.mjs: ${args.length / 3} recovered files checked`);
 } else if (mode === "roundtrip") {
   await roundtrip(...args);
+} else if (mode === "write-foreign") {
+  await writeForeign(args[0]);
 } else {
   die("usage: check.mjs verify|recovered|roundtrip ...");
 }
@@ -258,4 +264,38 @@ async function roundtrip(pathA, pathB, prefix) {
   }
   if (a.size !== b.size) die(`channel counts differ: ${a.size} vs ${b.size}`);
   console.log(`check.mjs: ${pathB}: ${n} messages equal those of ${pathA} (stamps shifted by ${shift} ns)`);
+}
+
+// 10 images (4x2 rgb8, data[k] = (3 i + k) & 255, stamp i s + 7 ns) on /foreign/cam and 10
+// joint states (position [i, i + 0.5], velocity [-i, 2], no effort, stamp i s + 1 ns) on
+// /foreign/joints, interleaved, log_time = 1 s + i ms; as the ROS 2 tools write them.
+async function writeForeign(path) {
+  const parts = [];
+  let pos = 0n;
+  const writable = { position: () => pos, write: async (b) => { parts.push(Buffer.from(b)); pos += BigInt(b.byteLength); } };
+  const w = new McapWriter({ writable, chunkSize: 300 });
+  await w.start({ profile: "ros2", library: "check.mjs" });
+  const sep = "=".repeat(80) + "\n";
+  const header = "MSG: std_msgs/Header\nbuiltin_interfaces/Time stamp\nstring frame_id\n" + sep +
+    "MSG: builtin_interfaces/Time\nint32 sec\nuint32 nanosec\n";
+  const img = "std_msgs/Header header\nuint32 height\nuint32 width\nstring encoding\nuint8 is_bigendian\nuint32 step\nuint8[] data\n" + sep + header;
+  const js = "std_msgs/Header header\nstring[] name\nfloat64[] position\nfloat64[] velocity\nfloat64[] effort\n" + sep + header;
+  const enc = new TextEncoder();
+  const si = await w.registerSchema({ name: "sensor_msgs/msg/Image", encoding: "ros2msg", data: enc.encode(img) });
+  const sj = await w.registerSchema({ name: "sensor_msgs/msg/JointState", encoding: "ros2msg", data: enc.encode(js) });
+  const ci = await w.registerChannel({ topic: "/foreign/cam", schemaId: si, messageEncoding: "cdr", metadata: new Map() });
+  const cj = await w.registerChannel({ topic: "/foreign/joints", schemaId: sj, messageEncoding: "cdr", metadata: new Map() });
+  const wi = new MessageWriter(parse(img, { ros2: true })), wj = new MessageWriter(parse(js, { ros2: true }));
+  for (let i = 0; i < 10; i++) {
+    const t = BigInt(1e9) + BigInt(i) * 1000000n;
+    const data = new Uint8Array(24).map((_, k) => (3 * i + k) & 255);
+    await w.addMessage({ channelId: ci, sequence: i, logTime: t, publishTime: t, data: wi.writeMessage({
+      header: { stamp: { sec: i, nanosec: 7 }, frame_id: "cam" }, height: 2, width: 4, encoding: "rgb8",
+      is_bigendian: 0, step: 12, data }) });
+    await w.addMessage({ channelId: cj, sequence: i, logTime: t + 1n, publishTime: t + 1n, data: wj.writeMessage({
+      header: { stamp: { sec: i, nanosec: 1 }, frame_id: "" }, name: ["a", "b"], position: [i, i + 0.5],
+      velocity: [-i, 2], effort: [] }) });
+  }
+  await w.end();
+  await writeFile(path, Buffer.concat(parts));
 }
