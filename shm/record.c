@@ -255,6 +255,15 @@ static int drain(wqueue *q, rec_topic *t, int64_t off, pi0__buf *cdr) {
         pi0_sample s;
         int st = pi0_sub_next_copy(t->sub, t->buf, t->cap, &s);
         if (st == PI0_EAGAIN) return taken;
+        if (st == PI0_ERANGE) { /* re-attached to a replaced topic with bigger samples */
+            pi0_topic_info ti;
+            pi0_sub_topic_info(t->sub, &ti);
+            void *nb = ti.payload_max > t->cap ? realloc(t->buf, ti.payload_max) : NULL;
+            if (!nb) return pi0_errorf(st, "topic %s: %s", t->name, pi0_last_error());
+            t->buf = nb;
+            t->cap = ti.payload_max;
+            continue;
+        }
         if (st) return pi0_errorf(st, "topic %s: %s", t->name, pi0_last_error());
         uint64_t log_time = (uint64_t)(shm__now_ns() + off);
         taken++;
@@ -310,8 +319,19 @@ static int do_record(const char *out, recorder *rc, double duration, int compres
         fprintf(stderr, "pi0rt-shm: record: writer thread: %s\n", strerror(errno));
         return 1;
     }
+    int64_t next_check = shm__now_ns();
     while (!g_stop && shm__now_ns() < end) {
         int got = 0;
+        if (shm__now_ns() >= next_check) { /* follows publishers that restart (re-attach) */
+            for (int i = 0; i < rc->n; i++) {
+                pi0_pub_info pinfo;
+                if (!pi0_sub_publisher(rc->t[i].sub, &pinfo) &&
+                    (pinfo.restarted || pinfo.reattached))
+                    fprintf(stderr, "pi0rt-shm: record: topic %s: publisher restarted%s\n",
+                            rc->t[i].name, pinfo.reattached ? " with a new layout" : "");
+            }
+            next_check = shm__now_ns() + 1000000000;
+        }
         for (int i = 0; i < rc->n && st >= 0; i++)
             got += st = drain(&q, &rc->t[i], off, &cdr);
         if (st < 0) break;
@@ -688,7 +708,9 @@ static int play_create(player *p) {
         size_t fixed = fixed_size(pc->kind);
         if (fixed) pc->payload_max = (uint32_t)fixed;
         if (pc->payload_max > PI0_SHM_PAYLOAD_MAX) pc->payload_max = PI0_SHM_PAYLOAD_MAX;
-        pi0_pub_opts po = {pi0__ros2_pi0_type(pc->kind), pc->payload_max, 16, 0};
+        /* deep rings for small messages: a recorder of the replay may lag a little */
+        uint32_t slots = pc->payload_max <= (64u << 10) ? 256 : 16;
+        pi0_pub_opts po = {pi0__ros2_pi0_type(pc->kind), pc->payload_max, slots, 0};
         int st = pi0_pub_create(pc->topic, &po, &pc->pub);
         if (st) return pi0_errorf(st, "topic %s: %s", pc->topic, pi0_last_error());
     }
