@@ -2,6 +2,8 @@
  * the trust rules of the reader). */
 #include "mcap.h"
 
+#include "common/pi0_time.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <lz4frame.h>
@@ -149,12 +151,6 @@ struct pi0__mcap_writer {
     pi0__mcap_stats st;
 };
 
-static int64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
 /* Writes all iovecs (looping over partial writes). */
 static int w_writev(pi0__mcap_writer *w, struct iovec *iov, int n) {
     if (w->status) return w->status;
@@ -172,9 +168,10 @@ static int w_writev(pi0__mcap_writer *w, struct iovec *iov, int n) {
             iov->iov_len -= (size_t)k;
         }
     }
-    if (w->opts.sync_s > 0 && mono_ns() - w->last_sync_ns > (int64_t)(w->opts.sync_s * 1e9)) {
+    if (w->opts.sync_s > 0 &&
+        pi0__now_ns() - w->last_sync_ns > (int64_t)(w->opts.sync_s * 1e9)) {
         fdatasync(w->fd);
-        w->last_sync_ns = mono_ns();
+        w->last_sync_ns = pi0__now_ns();
     }
     return 0;
 }
@@ -202,7 +199,7 @@ int pi0__mcap_writer_create(const char *path, const pi0__mcap_writer_opts *opts,
         free(w);
         return st;
     }
-    w->last_sync_ns = mono_ns();
+    w->last_sync_ns = pi0__now_ns();
     pi0__buf b = {0};
     pi0__buf_put(&b, MAGIC, 8);
     size_t at = rec_begin(&b, PI0__MCAP_OP_HEADER);

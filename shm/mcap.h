@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pi0_status.h"
+#include "common/pi0_status.h"
 
 #define PI0__MCAP_OP_HEADER         0x01
 #define PI0__MCAP_OP_FOOTER         0x02

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/pi0_time.h"
 #include "mcap.h"
 #include "pi0_shm.h"
 #include "ros2msg.h"
@@ -265,7 +266,7 @@ static int drain(wqueue *q, rec_topic *t, int64_t off, pi0__buf *cdr) {
             continue;
         }
         if (st) return pi0_errorf(st, "topic %s: %s", t->name, pi0_last_error());
-        uint64_t log_time = (uint64_t)(shm__now_ns() + off);
+        uint64_t log_time = (uint64_t)(pi0__now_ns() + off);
         taken++;
         if (s.lost) {
             if (!t->lost)
@@ -306,7 +307,7 @@ static int do_record(const char *out, recorder *rc, double duration, int compres
     }
     catch_signals();
     fprintf(stderr, "pi0rt-shm: record: %d topic(s) -> %s (Ctrl-C stops)\n", rc->n, out);
-    int64_t end = duration >= 0 ? shm__now_ns() + (int64_t)(duration * 1e9) : INT64_MAX;
+    int64_t end = duration >= 0 ? pi0__now_ns() + (int64_t)(duration * 1e9) : INT64_MAX;
     pi0__buf cdr = {0};
     static wqueue q;
     q.w = w;
@@ -319,10 +320,10 @@ static int do_record(const char *out, recorder *rc, double duration, int compres
         fprintf(stderr, "pi0rt-shm: record: writer thread: %s\n", strerror(errno));
         return 1;
     }
-    int64_t next_check = shm__now_ns();
-    while (!g_stop && shm__now_ns() < end) {
+    int64_t next_check = pi0__now_ns();
+    while (!g_stop && pi0__now_ns() < end) {
         int got = 0;
-        if (shm__now_ns() >= next_check) { /* follows publishers that restart (re-attach) */
+        if (pi0__now_ns() >= next_check) { /* follows publishers that restart (re-attach) */
             for (int i = 0; i < rc->n; i++) {
                 pi0_pub_info pinfo;
                 if (!pi0_sub_publisher(rc->t[i].sub, &pinfo) &&
@@ -330,13 +331,13 @@ static int do_record(const char *out, recorder *rc, double duration, int compres
                     fprintf(stderr, "pi0rt-shm: record: topic %s: publisher restarted%s\n",
                             rc->t[i].name, pinfo.reattached ? " with a new layout" : "");
             }
-            next_check = shm__now_ns() + 1000000000;
+            next_check = pi0__now_ns() + 1000000000;
         }
         for (int i = 0; i < rc->n && st >= 0; i++)
             got += st = drain(&q, &rc->t[i], off, &cdr);
         if (st < 0) break;
         st = 0;
-        if (!got) shm__sleep_until(shm__now_ns() + 1000000, &g_stop);
+        if (!got) shm__sleep_until(pi0__now_ns() + 1000000, &g_stop);
     }
     pi0__buf_free(&cdr);
     pthread_mutex_lock(&q.mu);
@@ -730,7 +731,7 @@ static int play_msg(const pi0__mcap_message *m, void *ctx) {
     if (!p->have_first) {
         p->have_first = 1;
         p->first_log = m->log_time;
-        p->start_mono = shm__now_ns();
+        p->start_mono = pi0__now_ns();
     }
     retime_payload(p, pc->kind, p->payload.p);
     if (!pc->pub) return 0; /* first seen after the pre-pass stopped at damage */
@@ -785,7 +786,7 @@ int shm__play_main(int argc, char **argv) {
     /* a damaged file plays up to the damage (and reports it at the end) */
     st = st == PI0_EFORMAT ? 0 : st;
     if (!st) st = play_create(&p);
-    if (!st && delay > 0) shm__sleep_until(shm__now_ns() + (int64_t)(delay * 1e9), &g_stop);
+    if (!st && delay > 0) shm__sleep_until(pi0__now_ns() + (int64_t)(delay * 1e9), &g_stop);
     if (!st) do {
             p.have_first = 0;
             st = pi0__mcap_scan(r, play_msg, &p, &info);

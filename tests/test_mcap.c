@@ -19,18 +19,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/pi0_time.h"
 #include "harness.h"
-#include "mcap.h"
-#include "pi0_shm.h"
-#include "ros2msg.h"
+#include "shm/mcap.h"
+#include "shm/pi0_shm.h"
+#include "shm/ros2msg.h"
 
 static char g_tool[4200];
-
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
 
 static int64_t test_clock_offset(void) {
     struct timespec m, r;
@@ -182,7 +177,7 @@ static void publish_one(pubset *ps, int t) {
     uint64_t i = ps->round;
     pi0_pub *pub = ps->pub[t];
     void *p = pi0_pub_loan(pub);
-    int64_t now = now_ns();
+    int64_t now = pi0__now_ns();
     size_t size = 0;
     switch (t) {
     case T_CAM:
@@ -270,9 +265,9 @@ static void publish_one(pubset *ps, int t) {
         break;
     }
     }
-    int64_t lo = now_ns();
+    int64_t lo = pi0__now_ns();
     CHECK_EQ_INT(pi0_pub_commit(pub, size), 0);
-    int64_t hi = now_ns();
+    int64_t hi = pi0__now_ns();
     const char *topic = ps->name[t];
     if (t == T_CAM || t == T_GRAY) {
         const pi0_image *im = p;
@@ -621,8 +616,8 @@ static void test_kill_recover(void) {
         int64_t off = test_clock_offset();
         pid_t pid = start_recorder(&ps, broken, log, "--chunk-size", k % 3 ? "4096" : "30000");
         rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-        int64_t kill_at = now_ns() + 2000000 + (int64_t)(rng % 300000000u); /* 2..302 ms */
-        while (now_ns() < kill_at) {
+        int64_t kill_at = pi0__now_ns() + 2000000 + (int64_t)(rng % 300000000u); /* 2..302 ms */
+        while (pi0__now_ns() < kill_at) {
             publish_round(&ps);
             sleep_ms(1);
         }
@@ -913,7 +908,8 @@ int main(int argc, char **argv) {
         TEST(test_record_peers_lz4),
         TEST(test_record_peers_small_chunks),
         TEST(test_record_peers_uncompressed),
-        TEST(test_roundtrip), TEST(test_play_foreign),
+        TEST(test_roundtrip),
+        TEST(test_play_foreign),
         TEST(test_kill_recover),
     };
     return pi0_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);

@@ -24,9 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mcap.h"
-#include "pi0_shm.h"
-#include "ros2msg.h"
+#include "common/pi0_time.h"
+#include "shm/mcap.h"
+#include "shm/pi0_shm.h"
+#include "shm/ros2msg.h"
 
 #define W       640
 #define H       480
@@ -34,12 +35,6 @@
 
 static uint8_t *g_frames[2][NFRAMES]; /* [noisy][i]: pi0.Image payloads */
 static volatile int g_stop;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void make_frames(void) {
     uint64_t x = 88172645463325252ull;
@@ -81,7 +76,7 @@ static void *publisher(void *p) {
         fprintf(stderr, "mcap_bench: %s\n", pi0_last_error());
         exit(1);
     }
-    double t = now_s();
+    double t = pi0__now_s();
     while (!g_stop) {
         void *slot = pi0_pub_loan(pub);
         if (a->camera) {
@@ -104,7 +99,7 @@ static void *publisher(void *p) {
         pi0_pub_commit(pub, size);
         a->published++;
         t += 1.0 / a->hz;
-        double d = t - now_s();
+        double d = t - pi0__now_s();
         if (d > 0) {
             struct timespec s = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
             nanosleep(&s, NULL);
@@ -181,14 +176,14 @@ static double bench_max(const char *dir, int noisy, int compress, int frames) {
     pi0__mcap_add_channel(w, sid, "/cam", "cdr", NULL, 0, &cid);
     pi0__buf cdr = {0};
     size_t size = pi0_image_bytes(W, H, PI0_PIX_RGB8);
-    double t0 = now_s();
+    double t0 = pi0__now_s();
     for (int i = 0; i < frames; i++) {
         pi0__ros2_encode(PI0__ROS2_IMAGE, g_frames[noisy][i % NFRAMES], size, 0, "cam", &cdr);
         pi0__mcap_write(w, cid, (uint32_t)i, (uint64_t)i, (uint64_t)i, cdr.p, cdr.len);
     }
     pi0__mcap_stats st;
     int rc = pi0__mcap_writer_close(w, 1, &st);
-    double dt = now_s() - t0;
+    double dt = pi0__now_s() - t0;
     pi0__buf_free(&cdr);
     unlink(out);
     double mbps = (double)frames * W * H * 3 / 1e6 / dt;
@@ -207,12 +202,12 @@ static double bench_raw(const char *dir, int frames) {
     snprintf(out, sizeof out, "%s/raw.bin", dir);
     int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     size_t size = pi0_image_bytes(W, H, PI0_PIX_RGB8);
-    double t0 = now_s();
+    double t0 = pi0__now_s();
     for (int i = 0; i < frames; i++)
         if (write(fd, g_frames[1][i % NFRAMES], size) != (ssize_t)size) break;
     fsync(fd);
     close(fd);
-    double dt = now_s() - t0;
+    double dt = pi0__now_s() - t0;
     unlink(out);
     double mbps = (double)frames * W * H * 3 / 1e6 / dt;
     printf("{\"bench\":\"mcap_write_baseline_raw\",\"frames\":%d,\"frames_per_s\":%.0f,"
