@@ -225,7 +225,7 @@ static int w_record(pi0__mcap_writer *w, pi0__buf *b, pi0__buf *keep) {
 }
 
 int pi0__mcap_add_schema(pi0__mcap_writer *w, const char *name, const char *encoding,
-                         const char *data, uint16_t *id) {
+                         const void *data, uint32_t data_len, uint16_t *id) {
     if (w->n_schemas >= PI0__MCAP_CHANNELS_MAX)
         return pi0_errorf(PI0_ERANGE, "%s: more than %d schemas", w->path,
                           PI0__MCAP_CHANNELS_MAX);
@@ -235,7 +235,8 @@ int pi0__mcap_add_schema(pi0__mcap_writer *w, const char *name, const char *enco
     pi0__buf_u16(&b, *id);
     pi0__buf_str(&b, name);
     pi0__buf_str(&b, encoding);
-    pi0__buf_str(&b, data); /* uint32 length-prefixed bytes: the same layout */
+    pi0__buf_u32(&b, data_len);
+    pi0__buf_put(&b, data, data_len);
     rec_end(&b, at);
     return w_record(w, &b, &w->schemas);
 }

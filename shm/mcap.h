@@ -73,9 +73,10 @@ typedef struct pi0__mcap_writer_opts {
  * PI0_EIO (names the path), PI0_ENOMEM. */
 int pi0__mcap_writer_create(const char *path, const pi0__mcap_writer_opts *opts,
                             pi0__mcap_writer **out);
-/* Adds a schema (returns its id >= 1 in *id); written to the data section at once. */
+/* Adds a schema of data_len bytes (returns its id >= 1 in *id); written to the data
+ * section at once. */
 int pi0__mcap_add_schema(pi0__mcap_writer *w, const char *name, const char *encoding,
-                         const char *data, uint16_t *id);
+                         const void *data, uint32_t data_len, uint16_t *id);
 /* Adds a channel; `meta` is n_meta key/value pairs (keys meta[2i], values meta[2i+1]). */
 int pi0__mcap_add_channel(pi0__mcap_writer *w, uint16_t schema_id, const char *topic,
                           const char *message_encoding, const char *const *meta, int n_meta,

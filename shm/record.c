@@ -152,8 +152,9 @@ static int setup_channels(pi0__mcap_writer *w, recorder *rc, int64_t off) {
         for (int k = 0; k < t->n_kinds && !st; k++) {
             int kind = t->kinds[k];
             if (!schema_of[kind] &&
-                (st = pi0__mcap_add_schema(w, pi0__ros2_name(kind), "ros2msg",
-                                           pi0__ros2_schema(kind), &schema_of[kind])))
+                (st = pi0__mcap_add_schema(
+                     w, pi0__ros2_name(kind), "ros2msg", pi0__ros2_schema(kind),
+                     (uint32_t)strlen(pi0__ros2_schema(kind)), &schema_of[kind])))
                 break;
             char topic[PI0_TOPIC_NAME_MAX + 16];
             /* the lossless pi0rt copy of a chunk goes on a second channel */
@@ -403,7 +404,8 @@ static int recover_msg(const pi0__mcap_message *m, void *p) {
                 j++;
             if (j == c->n_schemas) {
                 if ((st = pi0__mcap_add_schema(c->w, m->schema->name, m->schema->encoding,
-                                               m->schema->data, &c->schema_map[j])))
+                                               m->schema->data, m->schema->data_len,
+                                               &c->schema_map[j])))
                     return st;
                 c->schemas[c->n_schemas++] = m->schema;
             }

@@ -663,9 +663,9 @@ static void write_seed(const char *path) {
     for (int k = 1; k < PI0__ROS2_KINDS; k++) {
         char topic[32];
         snprintf(topic, sizeof topic, "/seed%d", k);
-        CHECK_EQ_INT(
-            pi0__mcap_add_schema(w, pi0__ros2_name(k), "ros2msg", pi0__ros2_schema(k), &sid[k]),
-            0);
+        CHECK_EQ_INT(pi0__mcap_add_schema(w, pi0__ros2_name(k), "ros2msg", pi0__ros2_schema(k),
+                                          (uint32_t)strlen(pi0__ros2_schema(k)), &sid[k]),
+                     0);
         CHECK_EQ_INT(pi0__mcap_add_channel(w, sid[k], topic, "cdr", meta, 1, &cid[k]), 0);
     }
     static uint8_t payload[64 + 3 * 20 * 10];

@@ -172,7 +172,8 @@ static double bench_max(const char *dir, int noisy, int compress, int frames) {
     if (pi0__mcap_writer_create(out, &wo, &w)) return 0;
     uint16_t sid, cid;
     pi0__mcap_add_schema(w, pi0__ros2_name(PI0__ROS2_IMAGE), "ros2msg",
-                         pi0__ros2_schema(PI0__ROS2_IMAGE), &sid);
+                         pi0__ros2_schema(PI0__ROS2_IMAGE),
+                         (uint32_t)strlen(pi0__ros2_schema(PI0__ROS2_IMAGE)), &sid);
     pi0__mcap_add_channel(w, sid, "/cam", "cdr", NULL, 0, &cid);
     pi0__buf cdr = {0};
     size_t size = pi0_image_bytes(W, H, PI0_PIX_RGB8);
