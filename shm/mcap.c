@@ -610,10 +610,11 @@ int pi0__mcap_open(const char *path, pi0__mcap_reader **out) {
         pi0__mcap_close(r);
         return pi0_errorf(PI0_EFORMAT, "%s: offset 0: not an MCAP file (bad magic)", path);
     }
-    if (r->map[8] != PI0__MCAP_OP_HEADER) {
+    uint8_t first = r->map[8];
+    if (first != PI0__MCAP_OP_HEADER) {
         pi0__mcap_close(r);
         return pi0_errorf(PI0_EFORMAT, "%s: offset 8: first record is 0x%02x, not a Header",
-                          path, r->map[8]);
+                          path, first);
     }
     *out = r;
     return 0;

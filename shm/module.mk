@@ -50,3 +50,14 @@ deps: tests/mcap/node_modules/.package-lock.json
 tests/mcap/node_modules/.package-lock.json: tests/mcap/package-lock.json
 	@npm ci --prefix tests/mcap --no-audit --no-fund --loglevel=error || \
 	    echo "deps: npm install of the MCAP test peers failed; their tests will SKIP"
+
+# Optional coverage-guided fuzzing of the MCAP reader (clang's libFuzzer + ASan), seeded
+# with files the tests' writers produce. Not part of `make test`.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz-mcap
+fuzz-mcap: $(BUILD)/pi0rt-shm
+	@mkdir -p build/fuzz/corpus
+	clang -std=c11 -g -O1 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address tests/mcap/fuzz_mcap.c \
+	    shm/mcap.c shm/ros2msg.c shm/pi0_shm_msg.c $(COMMON_SRCS) -llz4 -o build/fuzz/mcap_fuzz
+	node tests/mcap/check.mjs write-foreign build/fuzz/corpus/foreign.mcap
+	build/fuzz/mcap_fuzz -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus
