@@ -65,7 +65,7 @@ void pi0__buf_free(pi0__buf *b) {
 }
 
 int pi0__buf_reserve(pi0__buf *b, size_t n) {
-    if (b->oom) return PI0_ENOMEM;
+    if (b->oom) return pi0_errorf(PI0_ENOMEM, "buffer: out of memory earlier");
     if (n <= b->cap - b->len) return 0;
     size_t cap = b->cap ? b->cap : 4096;
     while (cap - b->len < n) {

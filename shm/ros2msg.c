@@ -353,7 +353,8 @@ int pi0__ros2_decode(int kind, const uint8_t *cdr, size_t len, uint32_t sequence
                               "%s: encoding \"%s\" (pi0rt plays rgb8, bgr8, mono8)", name, enc);
         im.frame_id = sequence;
         im.data_bytes = n;
-        if (pi0__buf_reserve(out, sizeof im + n)) return PI0_ENOMEM;
+        int rr = pi0__buf_reserve(out, sizeof im + n);
+        if (rr) return rr;
         pi0__buf_put(out, &im, sizeof im);
         pi0__buf_put(out, r.p + r.pos, n);
         int st = pi0_image_check(out->p, out->len);
