@@ -1,0 +1,17 @@
+# launch/: pi0rt-launch (start, supervise and stop the processes of a launch file), the
+# simulated camera and arm (pi0rt-camsim, pi0rt-motorsim), their tests, `make run`.
+BINS      += $(BUILD)/pi0rt-launch
+TEST_BINS += $(BUILD)/tests/test_launch $(BUILD)/tests/launch/launch_peer
+TEST_CMDS += $(BUILD)/tests/test_launch
+
+$(BUILD)/pi0rt-launch: $(OBJ)/launch/launch.o $(BUILD)/libpi0shm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -linih $(LDLIBS)
+
+$(BUILD)/tests/launch/launch_peer: $(OBJ)/tests/launch/launch_peer.o $(BUILD)/libpi0shm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/test_launch: $(OBJ)/tests/test_launch.o $(BUILD)/libpi0shm.a | $(BUILD)/pi0rt-launch $(BUILD)/tests/launch/launch_peer
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
