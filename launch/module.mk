@@ -15,3 +15,19 @@ $(BUILD)/tests/launch/launch_peer: $(OBJ)/tests/launch/launch_peer.o $(BUILD)/li
 $(BUILD)/tests/test_launch: $(OBJ)/tests/test_launch.o $(BUILD)/libpi0shm.a | $(BUILD)/pi0rt-launch $(BUILD)/tests/launch/launch_peer
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+BINS      += $(BUILD)/pi0rt-camsim $(BUILD)/pi0rt-motorsim
+TEST_BINS += $(BUILD)/tests/test_sims
+TEST_CMDS += $(BUILD)/tests/test_sims
+
+$(BUILD)/pi0rt-camsim: $(OBJ)/launch/camsim.o $(BUILD)/libpi0shm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/pi0rt-motorsim: $(OBJ)/launch/motorsim.o $(BUILD)/libpi0shm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/test_sims: $(OBJ)/tests/test_sims.o $(BUILD)/libpi0shm.a | $(BUILD)/pi0rt-camsim $(BUILD)/pi0rt-motorsim
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
