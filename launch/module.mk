@@ -31,3 +31,11 @@ $(BUILD)/pi0rt-motorsim: $(OBJ)/launch/motorsim.o $(BUILD)/libpi0shm.a
 $(BUILD)/tests/test_sims: $(OBJ)/tests/test_sims.o $(BUILD)/libpi0shm.a | $(BUILD)/pi0rt-camsim $(BUILD)/pi0rt-motorsim
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The Python client (shm/python/pi0shm.py) is tested against the C library and a C peer.
+TEST_BINS += $(BUILD)/tests/shm/py_peer
+TEST_CMDS += tests/test_shm_python.py
+
+$(BUILD)/tests/shm/py_peer: $(OBJ)/tests/shm/py_peer.o $(BUILD)/libpi0shm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
