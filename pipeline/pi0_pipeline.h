@@ -72,12 +72,18 @@ typedef struct pi0_model_info {
     int has_norm_stats; /* norm_stats.json was loaded */
 } pi0_model_info;
 
-/* One camera image: uint8 RGB, HWC, any size. Not used when valid == 0. */
+/* Pixel layouts encode reads (the model sees RGB; BGR and gray are converted on the fly,
+ * so a camera's shared-memory frame can be passed in place). */
+enum pi0_image_format { PI0_IMAGE_RGB = 0, PI0_IMAGE_BGR = 1, PI0_IMAGE_GRAY = 2 };
+
+/* One camera image: uint8 HWC, any size. Not used when valid == 0. */
 typedef struct pi0_image_view {
-    const uint8_t *rgb; /* height rows of `stride` bytes, 3 bytes per pixel */
+    const uint8_t *rgb; /* height rows of `stride` bytes (3 bytes per pixel, 1 for gray) */
     int width, height;
-    int stride; /* bytes per row; 0 = 3 · width */
-    int valid;  /* 0 = masked camera (skipped entirely) */
+    int stride;    /* bytes per row; 0 = packed */
+    int valid;     /* 0 = masked camera (skipped entirely) */
+    int format;    /* enum pi0_image_format; 0 = RGB */
+    int rotate180; /* 1: the model sees the image rotated by 180° */
 } pi0_image_view;
 
 typedef struct pi0_observation {
