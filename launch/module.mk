@@ -39,3 +39,14 @@ TEST_CMDS += tests/test_shm_python.py
 $(BUILD)/tests/shm/py_peer: $(OBJ)/tests/shm/py_peer.o $(BUILD)/libpi0shm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+BINS += $(BUILD)/pi0rt-status
+
+$(BUILD)/pi0rt-status: $(OBJ)/launch/status.o $(BUILD)/libpi0shm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# `make run` is the whole system (launch/demo.ini); it replaces the earlier piecewise
+# demos (shm/demo.sh, pipeline/run-demo.sh), which stay runnable by hand.
+DURATION ?= 20
+RUN_CMDS := BUILD=$(BUILD) DURATION=$(DURATION) launch/run-demo.sh;

@@ -290,6 +290,28 @@ def test_errors():
     cleanup(t)
 
 
+def test_chunk_of_horizon_times_dim():
+    # a node sends only the horizon * dim actions of a chunk; the client pads it
+    t = topic("short")
+    pub = pi0shm.Publisher(t, pi0shm.ACTION_CHUNK, ctypes.sizeof(pi0shm.ActionChunk))
+    sub = pi0shm.Subscriber(t, pi0shm.ACTION_CHUNK)
+    m = ref_chunk()
+    pub.publish_bytes(bytes(m)[:64 + 4 * 10 * 6])
+    s = sub.latest()
+    assert s.size == 64 + 240 and s.msg.horizon == 10 and s.msg.dim == 6
+    want = np.arange(10)[:, None] + np.arange(6)[None, :] * 0.125
+    assert np.array_equal(s.msg.actions_array(), want.astype(np.float32))
+    pub.publish_bytes(bytes(m)[:64 + 4 * 10 * 6 - 4])  # one value short
+    try:
+        sub.latest()
+        raise AssertionError("short chunk accepted")
+    except ValueError as e:
+        assert "bad pi0.ActionChunk" in str(e)
+    sub.close()
+    pub.close()
+    cleanup(t)
+
+
 def test_example_camera():
     t = topic("excam")
     ex = os.path.join(ROOT, "shm", "python", "camera_example.py")

@@ -423,6 +423,19 @@ class ImageFrame:
         self.pixels = (px.reshape(hdr.height, hdr.width, bpp) if bpp > 1 else px).copy()
 
 
+def _chunk_padded(raw, topic):
+    """A pi0.ActionChunk sample that may end after its horizon * dim actions, checked and
+    zero-padded to the full struct."""
+    full = ctypes.sizeof(ActionChunk)
+    if len(raw) >= ActionChunk.actions.offset:
+        h = int.from_bytes(raw[32:36], "little")
+        d = int.from_bytes(raw[36:40], "little")
+        if 0 < h <= CHUNK_HORIZON_MAX and 0 < d <= CHUNK_DIM_MAX and \
+                len(raw) >= ActionChunk.actions.offset + 4 * h * d:
+            return raw[:full] + bytes(max(0, full - len(raw)))
+    raise ValueError(f"{topic}: bad pi0.ActionChunk sample ({len(raw)} bytes)")
+
+
 class Subscriber:
     """Reads a topic: latest() the newest sample, next() every sample in order, wait()
     sleeps until one is new. Each returns a Sample or None when there is nothing (new).
@@ -450,7 +463,10 @@ class Subscriber:
             raise Error(r, f"read {self.topic}")
         raw = self._buf.raw[:s.size]
         check = _CHECKS.get(self.topic_type)
-        if check is not None:
+        if self.topic_type == ACTION_CHUNK:
+            # a publisher may send only the horizon * dim actions of a chunk
+            raw = _chunk_padded(raw, self.topic)
+        elif check is not None:
             r = check(self._buf, s.size)
             if r != 0:
                 raise Error(r, f"{self.topic}: bad {self.topic_type} sample")
