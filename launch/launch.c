@@ -450,6 +450,10 @@ static char *reader(char *str, int num, void *stream) {
     }
     size_t n = strlen(r);
     L->at_line_start = n > 0 && r[n - 1] == '\n';
+    if (!L->at_line_start && !feof(L->fp)) /* inih would cut the line here */
+        cfg_error(L,
+                  "line longer than %d characters (give long args on several `args =` lines)",
+                  num - 2);
     return r;
 }
 
@@ -961,7 +965,8 @@ static const char *const USAGE =
     "\n"
     "  [launch]         duration (0 = until stopped), grace (2), backoff (0.5),\n"
     "                   backoff_max (8), ready_timeout (10)\n"
-    "  [process NAME]   cmd, args, env (NAME=VALUE ...), cpus (0-3,6),\n"
+    "  [process NAME]   cmd, args (several lines append), env (NAME=VALUE ...),\n"
+    "                   cpus (0-3,6),\n"
     "                   restart = no|on-failure|always, max_restarts (-1 = no limit),\n"
     "                   after = NAME ..., ready = started|notify|topic TOPIC,\n"
     "                   ready_timeout, stop_signal (INT), required = yes|no\n"

@@ -50,3 +50,11 @@ $(BUILD)/pi0rt-status: $(OBJ)/launch/status.o $(BUILD)/libpi0shm.a
 # demos (shm/demo.sh, pipeline/run-demo.sh), which stay runnable by hand.
 DURATION ?= 20
 RUN_CMDS := BUILD=$(BUILD) DURATION=$(DURATION) launch/run-demo.sh;
+
+# the whole system through the launcher (needs pi0rt-node; SKIPs without it)
+TEST_BINS += $(BUILD)/tests/test_launch_demo
+TEST_CMDS += $(BUILD)/tests/test_launch_demo
+
+$(BUILD)/tests/test_launch_demo: $(OBJ)/tests/test_launch_demo.o $(BUILD)/libpi0shm.a | $(BUILD)/pi0rt-launch $(BUILD)/pi0rt-camsim $(BUILD)/pi0rt-motorsim $(BUILD)/pi0rt-status $(BUILD)/pi0rt-mkmodel
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -474,6 +474,11 @@ static void test_config_errors(void) {
         {"[process a]\ncmd = %s\nthis line has no equals sign\n", 3, "syntax error"},
         {"[process a]\ncmd = %s\nrequired = maybe\n", 3, "required: \"maybe\""},
         {"[process bad/name]\ncmd = %s\n", 1, "process name must be"},
+        {"[process a]\ncmd = %s\nargs = "
+         "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234"
+         "5678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
+         "0123456789012345678901234567890123456789\nargs = x\n",
+         3, "line longer than"},
     };
     int base = 3; /* the marker section's lines come first */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -112,7 +112,8 @@ static int check_sample(const char *type, size_t size, size_t got) {
     }
     if (!strcmp(type, "image")) {
         FIELD(image, width)
-        FIELD(image, height) FIELD(image, stride) FIELD(image, format) FIELD(image, capture_ns)
+        FIELD(image, height)
+        FIELD(image, stride) FIELD(image, format) FIELD(image, capture_ns)
             FIELD(image, frame_id)
                 FIELD(image, data_bytes) for (uint32_t i = 0; i < g_ref.image.data_bytes; i++)
                     FIELD(image, data[i])
@@ -122,22 +123,25 @@ static int check_sample(const char *type, size_t size, size_t got) {
         }
     } else if (!strcmp(type, "chunk")) {
         FIELD(chunk, seq)
-        FIELD(chunk, t0_ns) FIELD(chunk, obs_stamp_ns) FIELD(chunk, period_ns)
-            FIELD(chunk, horizon) FIELD(chunk, dim) FIELD(chunk, preprocess_us)
-                FIELD(chunk, encode_us) FIELD(chunk, denoise_us) FIELD(chunk, postprocess_us)
+        FIELD(chunk, t0_ns)
+        FIELD(chunk, obs_stamp_ns) FIELD(chunk, period_ns) FIELD(chunk, horizon)
+            FIELD(chunk, dim) FIELD(chunk, preprocess_us) FIELD(chunk, encode_us)
+                FIELD(chunk, denoise_us) FIELD(chunk, postprocess_us)
                     FIELD(chunk, total_us) for (int i = 0;
                                                 i < PI0_CHUNK_HORIZON_MAX * PI0_CHUNK_DIM_MAX;
                                                 i++) FIELD(chunk, actions[i])
     } else if (!strcmp(type, "action")) {
         FIELD(action, due_ns)
-        FIELD(action, chunk_seq) FIELD(action, index) FIELD(action, dim)
+        FIELD(action, chunk_seq)
+        FIELD(action, index) FIELD(action, dim)
             FIELD(action, flags) for (int i = 0; i < PI0_ACTION_DIM_MAX; i++)
                 FIELD(action, values[i])
     } else {
         FIELD(status, stamp_ns)
-        FIELD(status, state) FIELD(status, last_error) FIELD(status, ticks)
-            FIELD(status, missed_ticks) FIELD(status, chunks) FIELD(status, dropped_chunks)
-                FIELD(status, holds) FIELD(status, hold_reason) FIELD(status, tick_late_p50_us)
+        FIELD(status, state)
+        FIELD(status, last_error) FIELD(status, ticks) FIELD(status, missed_ticks)
+            FIELD(status, chunks) FIELD(status, dropped_chunks) FIELD(status, holds)
+                FIELD(status, hold_reason) FIELD(status, tick_late_p50_us)
                     FIELD(status, tick_late_p99_us) FIELD(status, tick_late_max_us)
                         FIELD(status, infer_p50_us) FIELD(status, infer_p99_us)
                             FIELD(status, infer_max_us) if (strcmp(g_got.status.message,
