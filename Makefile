@@ -13,7 +13,7 @@ CC      ?= cc
 OPT     ?= -O2
 CFLAGS  := -std=c11 $(OPT) -g -D_GNU_SOURCE -fPIC -pthread \
            -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-           -Wno-unused-parameter -Icommon -Ishm -Idevice -Ipipeline -Icalib -Inode
+           -Wno-unused-parameter -I.
 LDLIBS  := -lm -lrt -pthread
 ifneq ($(CI),)
 CFLAGS  += -Werror
@@ -46,6 +46,9 @@ all:
 include common/module.mk
 -include shm/module.mk device/module.mk pipeline/loader.mk pipeline/tokenizer.mk pipeline/module.mk calib/module.mk \
          node/module.mk launch/module.mk tests/module.mk
+
+# include rules between modules (the layering table in README.md) and other source rules
+TEST_CMDS += tests/check-source
 
 all: $(BINS) $(LIBS) $(TEST_BINS)
 

@@ -32,8 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pi0_device.h" /* pi0_dtype */
-#include "pi0_status.h"
+#include "device/pi0_device.h" /* pi0_dtype */
+#include "common/pi0_status.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "harness.h"
-#include "pi0_pipeline.h"
-#include "pi0_weights.h"
+#include "pipeline/pi0_pipeline.h"
+#include "pipeline/pi0_weights.h"
 
 static char g_dir[256];
 
