@@ -13,7 +13,7 @@
 
 #include <ini.h>
 
-#include "pi0_file.h"
+#include "common/pi0_file.h"
 
 // ---- the loaded file ---------------------------------------------------------------
 

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "pi0_calib.h"
-#include "pi0_file.h"
+#include "common/pi0_file.h"
 
 static const char USAGE[] =
     "usage: pi0rt-calib COMMAND ROBOT.ini [options]\n"

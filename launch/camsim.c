@@ -19,7 +19,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "pi0_shm.h"
+#include "common/pi0_time.h"
+#include "shm/pi0_shm.h"
 
 #define MAX_CAMS 16
 
@@ -28,12 +29,6 @@ static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) {
     (void)sig;
     g_stop = 1;
-}
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static const char *const USAGE =
@@ -210,13 +205,13 @@ int main(int argc, char **argv) {
     printf("\n");
     fflush(stdout);
 
-    uint64_t period = (uint64_t)(1e9 / rate), t0 = now_ns(), next = t0;
+    uint64_t period = (uint64_t)(1e9 / rate), t0 = (uint64_t)pi0__now_ns(), next = t0;
     uint64_t frames = 0, skipped = 0, last_report = t0, frames_at_report = 0, draw_max = 0;
     while (!g_stop) {
-        uint64_t t = now_ns();
+        uint64_t t = (uint64_t)pi0__now_ns();
         if (duration > 0 && (double)(t - t0) >= duration * 1e9) break;
         for (int i = 0; i < ncam; i++) {
-            uint64_t cap = now_ns();
+            uint64_t cap = (uint64_t)pi0__now_ns();
             pi0_image *im = pi0_pub_loan(pub[i]);
             uint64_t fid = pi0_pub_seq(pub[i]);
             memset(im, 0, sizeof *im);
@@ -229,7 +224,7 @@ int main(int argc, char **argv) {
             im->frame_id = fid;
             draw(im, i, fid);
             pi0_pub_commit(pub[i], 64 + (size_t)im->data_bytes);
-            uint64_t d = now_ns() - cap;
+            uint64_t d = (uint64_t)pi0__now_ns() - cap;
             if (d > draw_max) draw_max = d;
         }
         frames++;
@@ -245,7 +240,7 @@ int main(int argc, char **argv) {
             draw_max = 0;
         }
         next += period;
-        uint64_t after = now_ns();
+        uint64_t after = (uint64_t)pi0__now_ns();
         if (after > next + period) { /* late by more than a period: skip to the grid */
             uint64_t k = (after - next) / period;
             skipped += k;
@@ -255,7 +250,7 @@ int main(int argc, char **argv) {
         while (!g_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
         }
     }
-    double secs = (double)(now_ns() - t0) / 1e9;
+    double secs = (double)((uint64_t)pi0__now_ns() - t0) / 1e9;
     printf("camsim summary: %d cameras, %llu frames each in %.1f s (%.1f Hz), skipped periods "
            "%llu\n",
            ncam, (unsigned long long)frames, secs, secs > 0 ? (double)frames / secs : 0.0,

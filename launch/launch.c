@@ -28,7 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pi0_shm.h"
+#include "common/pi0_time.h"
+#include "shm/pi0_shm.h"
 
 #define MAX_PROCS 32
 #define MAX_ARGS  64
@@ -106,12 +107,6 @@ typedef struct launch {
     int fail_code; /* first failure's code, 0 = none */
     char fail_why[256];
 } launch;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 // ---- configuration -------------------------------------------------------------------
 
@@ -690,7 +685,7 @@ static int start_proc(launch *L, int i) {
     p->ready_fd = rdy[0];
     p->pid = pid;
     p->state = P_RUNNING;
-    p->started = now_s();
+    p->started = pi0__now_s();
     if (!p->started_once) {
         p->started_once = 1;
         p->first_started = p->started;
@@ -810,7 +805,7 @@ static void reap(launch *L) {
         int st;
         pid_t pid = waitpid(-1, &st, WNOHANG);
         if (pid <= 0) return;
-        double t = now_s();
+        double t = pi0__now_s();
         for (int i = 0; i < L->n; i++)
             if (L->procs[i].pid == pid && L->procs[i].state == P_RUNNING)
                 on_exit_status(L, &L->procs[i], st, t);
@@ -1042,9 +1037,9 @@ int main(int argc, char **argv) {
     }
     signal(SIGPIPE, SIG_IGN);
 
-    double t0 = now_s();
+    double t0 = pi0__now_s();
     for (;;) {
-        double t = now_s();
+        double t = pi0__now_s();
         if (!L.stopping) {
             start_ready(&L, t);
             if (L.duration > 0 && t - t0 >= L.duration) begin_stop(&L, "duration reached");

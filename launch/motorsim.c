@@ -21,19 +21,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "pi0_shm.h"
+#include "common/pi0_time.h"
+#include "shm/pi0_shm.h"
 
 static volatile sig_atomic_t g_stop;
 
 static void on_signal(int sig) {
     (void)sig;
     g_stop = 1;
-}
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static const char *const USAGE =
@@ -181,14 +176,14 @@ int main(int argc, char **argv) {
     pi0_sub *sub = NULL;
     stats S = {0}, R = {0}; /* whole run, current report interval */
     int hold = HOLD_START;
-    uint64_t period = (uint64_t)(1e9 / rate), t0 = now_ns(), next = t0 + period;
+    uint64_t period = (uint64_t)(1e9 / rate), t0 = (uint64_t)pi0__now_ns(), next = t0 + period;
     uint64_t last_check = 0, last_report = t0, last_action_stamp = 0, prev_due = 0;
     uint64_t action_period = 0, first_action = 0, last_action = 0;
     int pub_dead = 0;
     double dt = 1.0 / rate;
 
     while (!g_stop) {
-        uint64_t t = now_ns();
+        uint64_t t = (uint64_t)pi0__now_ns();
         if (duration > 0 && (double)(t - t0) >= duration * 1e9) break;
         if (!sub && t - last_check >= 100000000ull) {
             last_check = t;
@@ -277,7 +272,7 @@ int main(int argc, char **argv) {
         }
         pi0_joint_state *js = pi0_pub_loan(pub);
         memset(js, 0, sizeof *js);
-        js->stamp_ns = now_ns();
+        js->stamp_ns = (uint64_t)pi0__now_ns();
         js->n = (uint32_t)n;
         memcpy(js->position, q, sizeof(double) * (size_t)n);
         memcpy(js->velocity, v, sizeof(double) * (size_t)n);
@@ -295,14 +290,14 @@ int main(int argc, char **argv) {
             memset(&R, 0, sizeof R);
             last_report = t;
         }
-        uint64_t after = now_ns();
+        uint64_t after = (uint64_t)pi0__now_ns();
         if (after > next + period) next += (after - next) / period * period;
         struct timespec ts = {(time_t)(next / 1000000000ull), (long)(next % 1000000000ull)};
         while (!g_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
         }
         next += period;
     }
-    double secs = (double)(now_ns() - t0) / 1e9;
+    double secs = (double)((uint64_t)pi0__now_ns() - t0) / 1e9;
     double ahz = S.actions > 1 && last_action > first_action
                      ? (double)(S.actions - 1) * 1e9 / (double)(last_action - first_action)
                      : 0.0;

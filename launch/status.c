@@ -15,19 +15,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "pi0_shm.h"
+#include "common/pi0_time.h"
+#include "shm/pi0_shm.h"
 
 static volatile sig_atomic_t g_stop;
 
 static void on_signal(int sig) {
     (void)sig;
     g_stop = 1;
-}
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static const char *const USAGE =
@@ -146,18 +141,20 @@ int main(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    uint64_t t0 = now_ns(), next = t0, period = (uint64_t)(interval * 1e9);
+    uint64_t t0 = (uint64_t)pi0__now_ns(), next = t0, period = (uint64_t)(interval * 1e9);
     uint64_t actions_prev = 0;
     int have_actions_prev = 0;
     static pi0_action_chunk chunk;
-    while (!g_stop && (duration <= 0 || (double)(now_ns() - t0) < duration * 1e9)) {
+    while (!g_stop &&
+           (duration <= 0 || (double)((uint64_t)pi0__now_ns() - t0) < duration * 1e9)) {
         next += period;
         struct timespec ts = {(time_t)(next / 1000000000ull), (long)(next % 1000000000ull)};
         while (!g_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
         }
         if (g_stop) break;
         char line[512];
-        int k = snprintf(line, sizeof line, "status %5.1fs", (double)(now_ns() - t0) / 1e9);
+        int k = snprintf(line, sizeof line, "status %5.1fs",
+                         (double)((uint64_t)pi0__now_ns() - t0) / 1e9);
         pi0_sample s;
         pi0_node_status ns;
         memset(&ns, 0, sizeof ns);

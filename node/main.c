@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "node.h"
-#include "pi0_tokenizer.h"
+#include "pipeline/pi0_tokenizer.h"
 
 #define MAX_SETS 64
 

@@ -19,7 +19,7 @@ $(BUILD)/pi0rt-node: $(NODE_OBJS) $(PIPELINE_OBJS) $(DEVICE_OBJS) $(COMMON_OBJS)
 
 # objects before the archives (which carry their own copy of common/)
 # the table tests link the pure scheduling functions directly
-$(BUILD)/tests/test_node: $(OBJ)/tests/test_node.o $(OBJ)/node/sched.o $(OBJ)/pipeline/preprocess.o $(OBJ)/pipeline/npy.o $(COMMON_OBJS) $(BUILD)/libpi0shm.a | $(BUILD)/pi0rt-node $(BUILD)/tests/node/node_peer $(BUILD)/pi0rt-infer $(BUILD)/pi0rt-mkmodel
+$(BUILD)/tests/test_node: $(OBJ)/tests/test_node.o $(OBJ)/node/sched.o $(OBJ)/pipeline/preprocess/preprocess.o $(OBJ)/pipeline/checkpoint/npy.o $(COMMON_OBJS) $(BUILD)/libpi0shm.a | $(BUILD)/pi0rt-node $(BUILD)/tests/node/node_peer $(BUILD)/pi0rt-infer $(BUILD)/pi0rt-mkmodel
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
 

@@ -14,10 +14,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "pi0_calib.h"
-#include "pi0_pipeline.h"
-#include "pi0_shm.h"
-#include "pi0_status.h"
+#include "calib/pi0_calib.h"
+#include "pipeline/pi0_pipeline.h"
+#include "shm/pi0_shm.h"
+#include "common/pi0_status.h"
 
 /* USDT probes (provider sdt_pi0rt in perf): compiled to nothing without <sys/sdt.h>. */
 #if defined(__has_include)

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "node.h"
-#include "pi0_tokenizer.h"
+#include "pipeline/pi0_tokenizer.h"
 
 #define STAGE_WAIT_NS 100000000LL /* every wait re-checks the stop flag this often */
 #define VIEW_RETRIES  8

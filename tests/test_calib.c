@@ -8,7 +8,7 @@
 #include <pthread.h>
 
 #include "harness.h"
-#include "pi0_calib.h"
+#include "calib/pi0_calib.h"
 
 static const char *const READY[] = {"aloha", "droid", "libero", "sim"};
 #define N_READY 4

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "pi0_shm.h"
+#include "shm/pi0_shm.h"
 
 static char g_build[PATH_MAX], g_root[PATH_MAX];
 

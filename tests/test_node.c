@@ -16,11 +16,11 @@
 #include <sys/wait.h>
 
 #include "harness.h"
-#include "node.h"
+#include "node/node.h"
 #include "node/node_peer.h"
-#include "npy.h"
-#include "pi0_shm.h"
-#include "preprocess.h"
+#include "pipeline/checkpoint/npy.h"
+#include "shm/pi0_shm.h"
+#include "pipeline/preprocess/preprocess.h"
 
 static char g_build[4096]; /* build/ */
 static char *g_dir;        /* scratch dir shared by the tests (models) */
@@ -444,11 +444,11 @@ static float *reference_chunk(const char *dir, int *h, int *a) {
             for (int c = 0; c < 3; c++)
                 img[y][x][c] = node_peer_pixel((uint32_t)x, (uint32_t)y, (uint32_t)c, SEED);
     int64_t shape[3] = {CAM_H, CAM_W, 3};
-    if (pi0_npy_write(p, PI0_NPY_U8, 3, shape, img)) return NULL;
+    if (pi0_npy_write(p, PI0_U8, 3, shape, img)) return NULL;
     snprintf(p, sizeof p, "%s/tokens.npy", dir);
     int32_t tok[3] = {1, 2, 3};
     int64_t tshape[1] = {3};
-    if (pi0_npy_write(p, PI0_NPY_I32, 1, tshape, tok)) return NULL;
+    if (pi0_npy_write(p, PI0_I32, 1, tshape, tok)) return NULL;
     /* the independent normalization: numpy, z-score (π0) with the checkpoint's stats */
     if (pi0_test_sh("/usr/bin/python3 -c \"import json,numpy as np; "
                     "s=json.load(open('%s/norm_stats.json'))['norm_stats']['state']; "

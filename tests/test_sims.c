@@ -14,15 +14,10 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "pi0_shm.h"
+#include "common/pi0_time.h"
+#include "shm/pi0_shm.h"
 
 static char g_build[PATH_MAX];
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* Starts a build/ tool with its stdout in `out`; returns its pid. */
 static pid_t spawn(const char *out, const char *tool, char *const args[]) {
@@ -104,7 +99,7 @@ static void test_camsim_frames(void) {
         CHECK_EQ_INT(im->height, 20);
         CHECK_EQ_INT(im->format, PI0_PIX_BGR8);
         CHECK_EQ_INT(read_counter(im), (uint32_t)im->frame_id);
-        CHECK(im->capture_ns <= s.stamp_ns && s.stamp_ns <= now_ns());
+        CHECK(im->capture_ns <= s.stamp_ns && s.stamp_ns <= (uint64_t)pi0__now_ns());
         if (prev_ok && s.lost == 0) {
             CHECK_EQ_INT(im->frame_id, prev_id + 1);
             CHECK(im->capture_ns > prev_cap);
@@ -155,7 +150,7 @@ static void action_publisher(const char *topic, const char *counts) {
     pi0_pub_opts po = {PI0_TYPE_ACTION, sizeof(pi0_action), 64, 0};
     if (pi0_pub_create(topic, &po, &pub) != 0) _exit(1);
     usleep(300000); /* motorsim looks for the topic every 100 ms */
-    uint64_t base = now_ns();
+    uint64_t base = (uint64_t)pi0__now_ns();
     int late_lo = 0, late_hi = 0; /* commits surely late / possibly late (> 25 ms) */
     for (int k = 0; k < 100; k++) {
         uint64_t due = base + (uint64_t)k * 10000000ull;
@@ -172,9 +167,9 @@ static void action_publisher(const char *topic, const char *counts) {
         a->values[1] = 2.0f; /* beyond the limit */
         a->values[2] = (float)TARGET2;
         if (k == 80) usleep(60000); /* committed 60 ms after it was due: late */
-        late_lo += now_ns() > due + 25000000ull;
+        late_lo += (uint64_t)pi0__now_ns() > due + 25000000ull;
         pi0_pub_commit(pub, sizeof *a);
-        late_hi += now_ns() > due + 25000000ull;
+        late_hi += (uint64_t)pi0__now_ns() > due + 25000000ull;
     }
     FILE *f = fopen(counts, "w");
     if (f) fprintf(f, "%d %d\n", late_lo, late_hi), fclose(f);

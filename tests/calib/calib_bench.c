@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "pi0_calib.h"
+#include "calib/pi0_calib.h"
 
 #define H      50
 #define D      32

@@ -15,22 +15,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pi0_shm.h"
+#include "common/pi0_time.h"
+#include "shm/pi0_shm.h"
 
 static const char *g_name = "peer", *g_log;
 static volatile sig_atomic_t g_sig;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void logf_(const char *what) {
     if (!g_log) return;
     FILE *f = fopen(g_log, "a");
     if (!f) return;
-    fprintf(f, "%s %s %d %.6f\n", g_name, what, (int)getpid(), now_s());
+    fprintf(f, "%s %s %d %.6f\n", g_name, what, (int)getpid(), pi0__now_s());
     fclose(f);
 }
 
@@ -101,11 +96,11 @@ int main(int argc, char **argv) {
         printf("\n");
         fflush(stdout);
     }
-    double t0 = now_s();
+    double t0 = pi0__now_s();
     pi0_pub *pub = NULL;
     int notified = 0;
     for (;;) {
-        double t = now_s() - t0;
+        double t = pi0__now_s() - t0;
         if (g_sig) {
             int sig = g_sig;
             g_sig = 0;

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "node.h"
+#include "node/node.h"
 #include "node_peer.h"
 
 static int cmp_u32(const void *a, const void *b) {

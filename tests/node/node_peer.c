@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "node_peer.h"
-#include "pi0_shm.h"
+#include "shm/pi0_shm.h"
 
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) {

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pi0_shm.h"
+#include "shm/pi0_shm.h"
 
 #define IMG_W 40
 #define IMG_H 30
