@@ -17,7 +17,7 @@
 
 #include "harness.h"
 #include "node/node.h"
-#include "node/node_peer.h"
+#include "tests/node/node_peer.h"
 #include "pipeline/checkpoint/npy.h"
 #include "shm/pi0_shm.h"
 #include "pipeline/preprocess/preprocess.h"
