@@ -74,6 +74,7 @@ static void rt_setup(node *n) {
 
 void *node_control_main(void *arg) {
     node *n = arg;
+    pthread_setname_np(pthread_self(), "pi0-control"); /* perf sched, top -H */
     rt_setup(n);
     const uint64_t P = n->period_ns;
     const int D = n->out_dim, H = n->info.action_horizon;
@@ -126,9 +127,9 @@ void *node_control_main(void *arg) {
         if (stale) reason |= PI0_HOLD_CAMERA_STALE;
         if (atomic_load_explicit(&n->dead_mask, memory_order_relaxed))
             reason |= PI0_HOLD_PUBLISHER_DEAD;
+        if (reason) last_bad = (int64_t)k; /* an input fault: older observations are out */
         if (atomic_load_explicit(&n->nonfinite_flag, memory_order_relaxed))
-            reason |= PI0_HOLD_NONFINITE;
-        if (reason) last_bad = (int64_t)k;
+            reason |= PI0_HOLD_NONFINITE; /* until stage B publishes a finite chunk */
 
         const node_chunk *c = &hv->buf[hv->cur], *o = &hv->buf[hv->prev];
         int row =
@@ -277,6 +278,7 @@ static void publish_status(node *n, uint64_t now) {
 
 void *node_monitor_main(void *arg) {
     node *n = arg;
+    pthread_setname_np(pthread_self(), "pi0-monitor"); /* perf sched, top -H */
     uint64_t status_every = (uint64_t)(1e9 / n->cfg.status_hz), next_status = node_now_ns();
     uint32_t logged = 0, logged_dead = 0, logged_stale = 0;
     uint64_t logged_since = 0;

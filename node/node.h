@@ -15,9 +15,10 @@
 #include <stdio.h>
 
 #include "calib/pi0_calib.h"
+#include "common/pi0_status.h"
+#include "common/pi0_time.h"
 #include "pipeline/pi0_pipeline.h"
 #include "shm/pi0_shm.h"
-#include "common/pi0_status.h"
 
 /* USDT probes (provider sdt_pi0rt in perf): compiled to nothing without <sys/sdt.h>. */
 #if defined(__has_include)
@@ -128,10 +129,10 @@ void node_merge(int policy, int blend_ticks, double weight_old, const float *old
                 const float *new_row, int dim, uint64_t j, float *out);
 
 /* Fixed-size latency histogram (no allocation): 1 µs buckets below 1 ms, then
- * log-spaced (16 per octave) up to ~70 s. Single writer; readers may see a slightly
+ * log-spaced (64 per octave, 1.1 % wide) up to ~130 s. Single writer; readers may see a slightly
  * inconsistent snapshot (counts are relaxed atomics). */
 #define NODE_HIST_LINEAR  1000
-#define NODE_HIST_LOG     (16 * 17)
+#define NODE_HIST_LOG     (64 * 17)
 #define NODE_HIST_BUCKETS (NODE_HIST_LINEAR + NODE_HIST_LOG)
 typedef struct node_hist {
     _Atomic uint64_t count, sum_ns, min_ns, max_ns;
@@ -283,7 +284,8 @@ void node_print_summary(node *n, FILE *f);
 void node_hold_text(const node *n, uint32_t reason, uint32_t dead_mask, uint32_t stale_cams,
                     char *buf, size_t cap);
 
-uint64_t node_now_ns(void);
+/* The project clock (CLOCK_MONOTONIC) as the unsigned ns the node computes with. */
+static inline uint64_t node_now_ns(void) { return (uint64_t)pi0__now_ns(); }
 /* First tick whose due time is >= t (t before tick 0: 0). */
 uint64_t node_tick_at(const node *n, uint64_t t_ns);
 

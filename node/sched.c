@@ -10,12 +10,6 @@
 
 #include "node.h"
 
-uint64_t node_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 // ---- rows, triggers, merging ----
 
 int node_row_due(uint64_t k0, int horizon, uint64_t k) {
@@ -62,8 +56,8 @@ void node_merge(int policy, int blend_ticks, double weight_old, const float *old
 static int bucket_of(uint64_t ns) {
     uint64_t us = ns / 1000;
     if (us < NODE_HIST_LINEAR) return (int)us;
-    /* log part: octave o = floor(log2(us / 1000)), 16 sub-buckets per octave */
-    double x = log2((double)us / (double)NODE_HIST_LINEAR) * 16.0;
+    /* log part: 64 sub-buckets per octave above 1 ms */
+    double x = log2((double)us / (double)NODE_HIST_LINEAR) * 64.0;
     int b = NODE_HIST_LINEAR + (int)x;
     return b >= NODE_HIST_BUCKETS ? NODE_HIST_BUCKETS - 1 : b;
 }
@@ -71,7 +65,7 @@ static int bucket_of(uint64_t ns) {
 /* Upper edge of bucket b in ns. */
 static uint64_t bucket_top(int b) {
     if (b < NODE_HIST_LINEAR) return (uint64_t)(b + 1) * 1000;
-    double us = (double)NODE_HIST_LINEAR * exp2((double)(b - NODE_HIST_LINEAR + 1) / 16.0);
+    double us = (double)NODE_HIST_LINEAR * exp2((double)(b - NODE_HIST_LINEAR + 1) / 64.0);
     return (uint64_t)(us * 1000.0);
 }
 

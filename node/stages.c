@@ -2,9 +2,10 @@
  *
  * Stage A (encode), on a trigger from the control thread: the newest frame of every camera
  * is read in place (the subscriber's zero-copy view of the shared slot) and preprocessed
- * straight into the model's staging buffer by pi0_model_encode; afterwards every view is
- * validated, and a frame the camera overwrote meanwhile makes the whole encode run again
- * with the newer frame (a torn image is never used). Then the newest joint state (copied),
+ * straight into the model's staging buffer by pi0_model_encode; right after preprocessing
+ * (encode's images_done callback) every view is validated, and a frame the camera
+ * overwrote meanwhile makes encode start again with the newer frame (a torn image is
+ * never used). Then the newest joint state (copied),
  * calib state_in, normalization, the prompt (π0.5: with the digitized state) and the
  * encode into a free prefix slot. The observation's time is the joint state's stamp: the
  * chunk's row 0 is due at the control tick at or before it (both ages are recorded).
@@ -14,7 +15,10 @@
  * finite (else drop the chunk and say so), publish pi0.ActionChunk and hand the chunk to
  * the control thread. Two prefix slots and a two-entry queue between the stages: with
  * pipelined = on, stage A of observation n+1 runs while stage B denoises observation n. */
+#include <errno.h>
 #include <math.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -72,28 +76,43 @@ static int take_state(node *n, node_obs *o, int32_t *ids, uint8_t *mask, int *n_
                : pi0_prompt_pi0(n->tokenizer, n->cfg.prompt, L, ids, mask, &nv);
 }
 
+/* Views of the frames being preprocessed; checked by encode right after preprocessing. */
+typedef struct view_set {
+    node *n;
+    pi0_sample v[PI0_MAX_CAMERAS];
+} view_set;
+
+static int views_valid(void *ctx) {
+    view_set *vs = ctx;
+    for (int c = 0; c < vs->n->n_cams; c++)
+        if (pi0_sub_view_valid(vs->n->cam_sub_a[c], &vs->v[c]))
+            return pi0_errorf(PI0_EOVERRUN, "camera %d: frame overwritten while preprocessed",
+                              c);
+    return 0;
+}
+
 /* One observation: cameras zero copy, joint state, encode. 0, or an error (the
  * observation is skipped; the control thread holds on stale inputs by itself). */
 static int take_and_encode(node *n, node_obs *o) {
     int32_t ids[NODE_TOKENS_MAX + 1024];
     uint8_t mask[NODE_TOKENS_MAX + 1024];
     PI0_ASSERT(n->info.max_token_len <= (int)sizeof mask);
+    view_set vs = {.n = n};
     for (int attempt = 0; attempt < VIEW_RETRIES; attempt++) {
         pi0_observation obs;
         memset(&obs, 0, sizeof obs);
-        pi0_sample views[PI0_MAX_CAMERAS];
         uint64_t now = node_now_ns(), oldest = 0;
         PI0_PROBE1(observation, attempt);
         for (int c = 0; c < n->n_cams; c++) {
-            int rc = pi0_sub_latest_view(n->cam_sub_a[c], &views[c]);
+            int rc = pi0_sub_latest_view(n->cam_sub_a[c], &vs.v[c]);
             if (rc) return rc;
-            if ((rc = pi0_image_check(views[c].data, views[c].size))) return rc;
-            uint64_t age = now > views[c].stamp_ns ? now - views[c].stamp_ns : 0;
+            if ((rc = pi0_image_check(vs.v[c].data, vs.v[c].size))) return rc;
+            uint64_t age = now > vs.v[c].stamp_ns ? now - vs.v[c].stamp_ns : 0;
             if ((double)age > n->cfg.camera_max_age_ms * 1e6)
                 return pi0_errorf(PI0_ESTALE, "camera %d: frame %.1f ms old", c,
                                   (double)age * 1e-6);
             if (age > oldest) oldest = age;
-            const pi0_image *im = views[c].data;
+            const pi0_image *im = vs.v[c].data;
             pi0_image_view *v = &obs.images[n->cam_slot[c]];
             v->rgb = im->data;
             v->width = (int)im->width;
@@ -109,22 +128,17 @@ static int take_and_encode(node *n, node_obs *o) {
         obs.tokens = ids;
         obs.token_mask = mask;
         obs.n_tokens = n_ids;
+        obs.images_done = views_valid; /* a torn frame is never encoded */
+        obs.images_ctx = &vs;
         pi0_timing t = {0};
-        PI0_PROBE1(encode_begin, o->k0);
+        PI0_PROBE1(encode_begin, attempt);
         rc = pi0_model_encode(n->model, &obs, &o->prefix, &t);
-        PI0_PROBE1(encode_end, o->k0);
+        PI0_PROBE1(encode_end, attempt);
+        if (rc == PI0_EOVERRUN) continue; /* retry with the newer frame */
         if (rc) return rc;
-        int torn = 0;
-        for (int c = 0; c < n->n_cams; c++)
-            torn |= pi0_sub_view_valid(n->cam_sub_a[c], &views[c]) != 0;
-        if (!torn) {
-            o->preprocess_us = (uint32_t)(t.preprocess_ms * 1000.0);
-            o->encode_us = (uint32_t)(t.total_ms * 1000.0);
-            return 0;
-        }
-        pi0_prefix_release(n->model, o->prefix); /* a frame changed under us: newer one */
-        o->prefix = NULL;
-        node_event_post(&n->b_free_ev);
+        o->preprocess_us = (uint32_t)(t.preprocess_ms * 1000.0);
+        o->encode_us = (uint32_t)(t.total_ms * 1000.0);
+        return 0;
     }
     return pi0_errorf(PI0_EOVERRUN, "camera frames overwritten during %d encodes in a row",
                       VIEW_RETRIES);
@@ -139,6 +153,12 @@ static void stage_error(node *n, int rc) {
 
 static void *stage_a_main(void *arg) {
     node *n = arg;
+    pthread_setname_np(pthread_self(), "pi0-encode"); /* perf sched, top -H */
+    /* pipelined: stage A's own host work (preprocessing, prompt) yields to stage B's, nice
+     * 10 for this thread (the device serves the denoise stream's kernels first, see
+     * pi0_stream_set_priority) */
+    if (n->cfg.pipelined && setpriority(PRIO_PROCESS, (id_t)gettid(), 10))
+        fprintf(stderr, "pi0rt-node: warning: encode thread not niced: %s\n", strerror(errno));
     uint32_t seen = atomic_load(&n->trigger_ev.seq);
     while (!atomic_load(&n->stop)) {
         seen = node_event_wait(&n->trigger_ev, seen, STAGE_WAIT_NS);
@@ -229,6 +249,7 @@ static void finish_chunk(node *n, const node_obs *o, float *chunk, uint32_t deno
 
 static void *stage_b_main(void *arg) {
     node *n = arg;
+    pthread_setname_np(pthread_self(), "pi0-denoise"); /* perf sched, top -H */
     const size_t HA = (size_t)n->info.action_horizon * (size_t)n->info.action_dim;
     float chunk[PI0_CHUNK_HORIZON_MAX * 1024];
     float robot[PI0_CHUNK_HORIZON_MAX * PI0_CHUNK_DIM_MAX];

@@ -91,6 +91,12 @@ typedef struct pi0_observation {
     const int32_t *tokens;     /* [n_tokens] prompt ids (e.g. from pi0_prompt_pi0) */
     const uint8_t *token_mask; /* [n_tokens] 1 = real token, 0 = padding; NULL = all real */
     int n_tokens;              /* <= max_token_len */
+    /* Optional: called by encode once the images are preprocessed into the staging
+     * buffer (they are not read after it). A non-zero return aborts encode with that
+     * status and frees the slot (e.g. PI0_EOVERRUN: a zero-copy frame was overwritten
+     * while it was read). */
+    int (*images_done)(void *ctx);
+    void *images_ctx;
 } pi0_observation;
 
 /* Wall-clock milliseconds of each stage (each measured up to its stream's completion). */

@@ -17,10 +17,10 @@
 
 #include "harness.h"
 #include "node/node.h"
-#include "tests/node/node_peer.h"
 #include "pipeline/checkpoint/npy.h"
-#include "shm/pi0_shm.h"
 #include "pipeline/preprocess/preprocess.h"
+#include "shm/pi0_shm.h"
+#include "tests/node/node_peer.h"
 
 static char g_build[4096]; /* build/ */
 static char *g_dir;        /* scratch dir shared by the tests (models) */
@@ -129,10 +129,10 @@ static void test_hist_quantiles(void) {
     uint64_t top = node_hist_quantile(&h, 1.0);
     CHECK_EQ_INT(top, 5000000000ull);
     node_hist_init(&h);
-    node_hist_add(&h, 3000000); /* 3 ms: log bucket, edge within 1/16 octave */
+    node_hist_add(&h, 3000000); /* 3 ms: log bucket, edge within 1/64 octave */
     node_hist_add(&h, 9000000);
     uint64_t q = node_hist_quantile(&h, 0.5);
-    CHECK_MSG(q >= 3000000 && q <= 3000000 * 1.05, "3 ms -> %llu", (unsigned long long)q);
+    CHECK_MSG(q >= 3000000 && q <= 3000000 * 1.011, "3 ms -> %llu", (unsigned long long)q);
 }
 
 /* Writer thread publishes chunks whose every value is its seq; the reader checks each one
@@ -701,6 +701,35 @@ static void test_fault_nan_model_drops_chunks(void) {
     pi0_test_rmrf(dir);
 }
 
+/* A short run at 20 Hz with generous age limits (so it also works when everything runs
+ * many times slower, as under ThreadSanitizer): chunks flow, SIGINT exits 0. */
+static void test_short_run_clean_exit(void) {
+    names t;
+    make_names(&t);
+    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200];
+    snprintf(log, sizeof log, "%s/node.log", dir);
+    snprintf(plog, sizeof plog, "%s/peers.log", dir);
+    write_configs(
+        dir, &t, g_model,
+        "camera_max_age_ms = 5000\njoints_max_age_ms = 5000\n[node]\ncontrol_hz = 20\n");
+    pid_t cam = start_cam(&t, plog), js = start_joints(&t, plog);
+    pid_t nd = start_node(dir, log, "60");
+    seen v;
+    int ok = seen_open(&v, &t);
+    CHECK(ok);
+    size_t from = 0;
+    if (ok) CHECK(seen_collect(&v, 40, pred_running, &from));
+    if (ok) seen_collect(&v, 1, NULL, NULL);
+    CHECK(v.n_chunk >= 1);
+    CHECK_EQ_INT(reap(nd, SIGINT, 30), 0);
+    reap(cam, SIGTERM, 5);
+    reap(js, SIGTERM, 5);
+    if (pi0__test_failures) dump_log(log);
+    seen_close(&v);
+    remove_topics(&t);
+    pi0_test_rmrf(dir);
+}
+
 static void test_missing_topic_times_out(void) {
     names t;
     make_names(&t);
@@ -812,6 +841,7 @@ int main(int argc, char **argv) {
         TEST(test_image_to_rgb),
         TEST(test_check_and_bad_config),
         TEST(test_missing_topic_times_out),
+        TEST(test_short_run_clean_exit),
         TEST(test_closed_loop),
         TEST(test_fault_camera_killed_and_restarted),
         TEST(test_fault_joints_killed_then_node_killed),

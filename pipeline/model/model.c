@@ -407,6 +407,9 @@ int pi0_model_load(const char *dir, const pi0_model_opts *opts, pi0_model **out)
     if ((rc = pi0_dev_open(o.backend ? o.backend : "cpu", &dopts, &m->dev))) goto fail;
     if ((rc = pi0_stream_create(m->dev, &m->sa))) goto fail;
     if ((rc = pi0_stream_create(m->dev, &m->sb))) goto fail;
+    /* the robot waits for denoise: its stream goes first when encode runs alongside */
+    if ((rc = pi0_stream_set_priority(m->sb, 1)) && rc != PI0_ENOTSUP) goto fail;
+    rc = PI0_OK;
     if ((rc = load_weights(m, &pb))) goto fail;
     if ((rc = precompute_cond(m))) goto fail;
     if (pb.err) {
@@ -644,6 +647,7 @@ int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefix **out,
         }
         ci++;
     }
+    if (!rc && obs->images_done) rc = obs->images_done(obs->images_ctx);
     int nt = 0;
     for (int i = 0; i < obs->n_tokens; i++)
         if (!obs->token_mask || obs->token_mask[i]) m->h_ids[nt++] = obs->tokens[i];

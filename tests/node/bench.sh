@@ -28,6 +28,7 @@ trap cleanup EXIT
 
 for size in tiny small; do
     m=$BUILD/models/$size-pi0
+    mkdir -p "$BUILD/models"
     [ -f "$m/model.safetensors" ] || "$BUILD/pi0rt-mkmodel" --size $size --variant pi0 --seed 1 --out "$m" >/dev/null
 done
 
@@ -109,21 +110,25 @@ for size in tiny small; do
     m=$BUILD/models/$size-pi0
     reps=30
     [ $size = small ] && reps=8
-    "$BUILD/tests/node/node_bench" alone "$m" $reps >"$tmp/alone.json"
+    # the baseline right before and right after the node's runs (the machine's load drifts)
+    "$BUILD/tests/node/node_bench" alone "$m" $reps >"$tmp/alone1.json"
     for pl in off on; do
         run_node 16 --set model.dir="$m" --set model.pipelined=$pl --set node.control_hz=100
         sleep 3
         "$BUILD/tests/node/node_bench" watch "$p.status" "$p.chunk" 10 >"$tmp/pl_$pl.json"
         wait $node_pid || true
     done
-    $PY - "$tmp/alone.json" "$tmp/pl_off.json" "$tmp/pl_on.json" "$size" <<'PYEOF'
+    "$BUILD/tests/node/node_bench" alone "$m" $reps >"$tmp/alone2.json"
+    $PY - "$tmp/alone1.json" "$tmp/alone2.json" "$tmp/pl_off.json" "$tmp/pl_on.json" "$size" <<'PYEOF'
 import json, sys
-a = json.load(open(sys.argv[1])); off = json.load(open(sys.argv[2])); on = json.load(open(sys.argv[3]))
-alone = a["encode_denoise_p50_ms"]; node = off["infer_p50_us"] / 1000.0
-print(json.dumps({"bench": "node_overhead", "model": sys.argv[4], "alone_p50_ms": alone,
+a1, a2, off, on = (json.load(open(f)) for f in sys.argv[1:5])
+before, after = a1["encode_denoise_p50_ms"], a2["encode_denoise_p50_ms"]
+alone = (before + after) / 2; node = off["infer_p50_us"] / 1000.0
+print(json.dumps({"bench": "node_overhead", "model": sys.argv[5], "alone_p50_ms": round(alone, 3),
+                  "alone_before_ms": before, "alone_after_ms": after,
                   "node_obs_to_chunk_p50_ms": node, "overhead_ms": round(node - alone, 3),
                   "ratio": round(node / alone, 3), "target_met": node <= alone * 1.05 + 1.0}))
-print(json.dumps({"bench": "node_pipelined", "model": sys.argv[4],
+print(json.dumps({"bench": "node_pipelined", "model": sys.argv[5],
                   "off": {"chunks_per_s": off["chunks_per_s"], "denoise_p50_us": off["denoise_p50_us"]},
                   "on": {"chunks_per_s": on["chunks_per_s"], "denoise_p50_us": on["denoise_p50_us"]},
                   "chunks_per_s_ratio": round(on["chunks_per_s"] / max(off["chunks_per_s"], 1e-9), 3),

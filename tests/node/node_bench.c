@@ -51,8 +51,8 @@ static int bare(double hz, double secs, int prio) {
     printf("{\"hz\":%g,\"seconds\":%g,\"sched_fifo\":%d,\"ticks\":%llu,\"missed\":%llu,"
            "\"late_p50_us\":%.1f,\"late_p99_us\":%.1f,\"late_max_us\":%.1f}\n",
            hz, secs, rt, (unsigned long long)ticks, (unsigned long long)missed,
-           (double)node_hist_quantile(&h, 0.5) / 1e3, (double)node_hist_quantile(&h, 0.99) / 1e3,
-           (double)atomic_load(&h.max_ns) / 1e3);
+           (double)node_hist_quantile(&h, 0.5) / 1e3,
+           (double)node_hist_quantile(&h, 0.99) / 1e3, (double)atomic_load(&h.max_ns) / 1e3);
     return 0;
 }
 
@@ -120,7 +120,7 @@ static int alone(const char *dir, int repeat) {
     float *state = calloc((size_t)in.state_dim, sizeof(float));
     float *chunk = malloc((size_t)in.action_horizon * (size_t)in.action_dim * sizeof(float));
     double *ms = malloc((size_t)repeat * sizeof(double));
-    for (int r = 0; r < repeat; r++) {
+    for (int r = -1; r < repeat; r++) { /* r = -1: warm-up (the node warms up too) */
         pi0_prefix *p = NULL;
         uint64_t t0 = node_now_ns();
         if (pi0_model_encode(m, &obs, &p, NULL) ||
@@ -129,7 +129,7 @@ static int alone(const char *dir, int repeat) {
             return 1;
         }
         pi0_prefix_release(m, p);
-        ms[r] = (double)(node_now_ns() - t0) * 1e-6;
+        if (r >= 0) ms[r] = (double)(node_now_ns() - t0) * 1e-6;
     }
     qsort(ms, (size_t)repeat, sizeof ms[0], cmp_d);
     printf("{\"model\":\"%s\",\"repeat\":%d,\"encode_denoise_p50_ms\":%.3f}\n", dir, repeat,
