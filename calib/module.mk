@@ -28,3 +28,15 @@ $(BUILD)/tests/calib_bench: $(OBJ)/tests/calib/calib_bench.o $(BUILD)/libpi0cali
 # The transforms are compared with numpy to 1e-6: no fused multiply-adds, so the C code
 # rounds exactly as written on every target.
 $(OBJ)/calib/pi0_calib.o: CFLAGS += -ffp-contract=off
+
+# libFuzzer target (clang only, not part of `make`/`make test`, which run a deterministic
+# mutation loop instead): `make fuzz-calib [FUZZ_SECONDS=60]`.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz-calib
+build/fuzz/calib_fuzz: tests/calib/fuzz_calib.c calib/pi0_calib.c $(COMMON_SRCS)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -g -O1 -D_GNU_SOURCE -ffp-contract=off -fsanitize=fuzzer,address,undefined \
+	    -I. -o $@ $^ -linih -lm -pthread
+fuzz-calib: build/fuzz/calib_fuzz
+	@mkdir -p build/fuzz/corpus && cp calib/robots/*.ini build/fuzz/corpus/
+	build/fuzz/calib_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz/corpus

@@ -108,10 +108,11 @@ typedef struct map_ref {
 
 typedef struct parser {
     const char *path;
-    const char *text; /* the file, NUL-terminated */
+    const char *text; /* the file, [len] bytes */
     size_t len, pos;
-    int line; /* of the line the reader handed out last */
-    int err;  /* first error (status), 0 while none */
+    int line;        /* of the line the reader handed out last ... */
+    size_t line_off; /* ... and where it starts in text */
+    int err;         /* first error (status), 0 while none */
     int err_line;
     char err_msg[400];
 
@@ -499,7 +500,9 @@ static int on_map(parser *p, const char *section, const char *key, const char *v
     map_sec *m = NULL;
     for (int i = 0; i < p->n_maps; i++)
         if (!strcmp(p->maps[i].name, section + 4)) m = &p->maps[i];
-    PI0_ASSERT(m); /* created by note_section() when the reader met the header */
+    /* Created by note_section() when the reader met the header; should the two ever read a
+     * header differently, the file is refused rather than misread. */
+    if (!m) return perr(p, p->line, kq, "section header not understood");
     if (!strcmp(key, "type")) {
         for (int k = 1; k < N_MAP_KINDS; k++)
             if (!strcmp(v, MAP_DEFS[k].name)) m->kind = k;
@@ -525,11 +528,11 @@ static int on_map(parser *p, const char *section, const char *key, const char *v
 static int handler(void *user, const char *section, const char *key, const char *value) {
     parser *p = user;
     if (p->err) return 0;
-    char kq[96], lt[LINE_MAX_LEN + 2];
+    char kq[96];
     if (!*section) return perr(p, p->line, key, "key outside any section");
     snprintf(kq, sizeof kq, "%s.%s", section, key);
-    line_text(p, p->line, lt, sizeof lt);
-    if (lt[0] == ' ' || lt[0] == '\t')
+    char first = p->text[p->line_off];
+    if (first == ' ' || first == '\t')
         return perr(p, p->line, kq, "indented line (continuation lines are not allowed)");
     /* Duplicate keys (and inih's continuation lines, which repeat the key) are errors. */
     for (int i = 0; i < p->n_keys; i++)
@@ -566,7 +569,9 @@ static const char *section_names_known(const char *name) {
 /* Notes a `[name]` header (the text inih will take as the section name) at line p->line. */
 static void note_section(parser *p, const char *s, size_t len) {
     const char *t = s;
-    while (t < s + len && (*t == ' ' || *t == '\t'))
+    /* As inih: a UTF-8 byte order mark on the first line, then any white space. */
+    if (p->line == 1 && len >= 3 && !memcmp(s, "\xef\xbb\xbf", 3)) t += 3;
+    while (t < s + len && isspace((unsigned char)*t))
         t++;
     if (t == s + len || *t != '[') return;
     const char *close = memchr(t, ']', (size_t)(s + len - t));
@@ -605,7 +610,7 @@ static void note_section(parser *p, const char *s, size_t len) {
         }
         map_sec *m = &p->maps[p->n_maps++];
         memset(m, 0, sizeof *m);
-        snprintf(m->name, sizeof m->name, "%s", name + 4);
+        memcpy(m->name, name + 4, strlen(name + 4) + 1); /* fits: checked above */
         m->kind = -1;
         m->line = p->line;
     }
@@ -621,6 +626,7 @@ static char *reader(char *str, int num, void *stream) {
     if (n > (size_t)num - 1) n = (size_t)num - 1;
     memcpy(str, s, n);
     str[n] = 0;
+    p->line_off = p->pos;
     p->pos += n;
     p->line++;
     note_section(p, s, n);

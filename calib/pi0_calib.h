@@ -57,9 +57,9 @@
  * The robot's joint order is given by index (the pi0.JointState topic carries no names).
  * Ready files: calib/robots/{aloha,droid,libero,sim}.ini.
  *
- * Thread safety: a loaded pi0_calib is immutable; every function below except load and
- * destroy is a pure function of its arguments, allocates nothing and may be called from
- * any thread concurrently. */
+ * Thread safety: a loaded pi0_calib is immutable; every function below except load, parse
+ * and destroy is a pure function of its arguments, allocates nothing and may be called
+ * from any thread concurrently. */
 #ifndef PI0_CALIB_H
 #define PI0_CALIB_H
 

@@ -110,7 +110,8 @@ static int npy_read(const char *path, arr *a) {
         if (*s == ')') break;
         char *e;
         long long x = strtoll(s, &e, 10);
-        if (e == s || x < 0 || x > (1ll << 31) || a->ndim == 3) {
+        if (e == s || x < 0 || x > (1ll << 31) || a->ndim == 3 ||
+            (x && a->n > (1ll << 40) / x)) {
             why = "bad shape (at most 3 dims)";
             rc = PI0_ESHAPE;
             goto bad;

@@ -103,6 +103,29 @@ static void test_ready_files(void) {
     }
 }
 
+/* Every key line of a ready file is documented: a comment right above it or after it. */
+static void test_ready_files_documented(void) {
+    for (int r = 0; r < N_READY; r++) {
+        char path[256];
+        snprintf(path, sizeof path, "calib/robots/%s.ini", READY[r]);
+        char *text = pi0_test_slurp(path, NULL);
+        CHECK(text != NULL);
+        if (!text) continue;
+        int line = 0, prev_comment = 0, keys = 0;
+        for (char *l = strtok(text, "\n"); l; l = strtok(NULL, "\n")) {
+            line++;
+            int comment = l[0] == ';' || l[0] == '#';
+            if (!comment && l[0] != '[' && strchr(l, '=')) {
+                keys++;
+                CHECK_MSG(prev_comment || strstr(l, " ;"), "%s: '%s' has no comment", path, l);
+            }
+            prev_comment = comment;
+        }
+        CHECK(keys >= 8);
+        free(text);
+    }
+}
+
 /* The ready files against tests/calib/calib_ref.py (openpi's formulas in numpy). */
 static void test_numpy_reference(void) {
     if (access("/usr/bin/python3", X_OK) != 0) SKIP("no /usr/bin/python3");
@@ -176,14 +199,20 @@ static const char *const BASE[] = {
 };
 #define BASE_LINES ((int)(sizeof BASE / sizeof BASE[0]))
 
-/* BASE with line `line` replaced by `text` (NULL: deleted; may hold several lines). */
-static size_t edit_base(char *buf, size_t cap, int line, const char *text) {
+/* BASE with line `line` replaced by `text` (NULL: deleted; may hold several lines), and
+ * line `line2` by `text2` when line2 > 0. */
+static size_t edit_base2(char *buf, size_t cap, int line, const char *text, int line2,
+                         const char *text2) {
     size_t o = 0;
     for (int i = 1; i <= BASE_LINES; i++) {
-        const char *l = i == line ? text : BASE[i - 1];
+        const char *l = i == line ? text : i == line2 ? text2 : BASE[i - 1];
         if (l) o += (size_t)snprintf(buf + o, cap - o, "%s\n", l);
     }
     return o;
+}
+
+static size_t edit_base(char *buf, size_t cap, int line, const char *text) {
+    return edit_base2(buf, cap, line, text, 0, NULL);
 }
 
 typedef struct broken {
@@ -191,117 +220,129 @@ typedef struct broken {
     const char *text; /* its replacement (NULL: deleted) */
     const char *want; /* the message starts with this ... */
     const char *why;  /* ... and contains this */
+    int line2;        /* optional second edit */
+    const char *text2;
 } broken;
 
+#define B(line, text, want, why)                                                               \
+    { line, text, want, why, 0, NULL }
+#define B2(line, text, want, why, line2, text2)                                                \
+    { line, text, want, why, line2, text2 }
 #define LONG_TOPIC "c123456789012345678901234567890123456789012345678901234567890123"
 
 static const broken BROKEN[] = {
     /* structure */
-    {1, "name = t", "t.ini:1: name: ", "outside any section"},
-    {16, "[limitz]", "t.ini:16: [limitz]: ", "unknown section"},
-    {16, "[robot]", "t.ini:16: [robot]: ", "given twice (first at line 1)"},
-    {5, "dim 3", "t.ini:5: 'dim 3': ", "syntax error"},
-    {4, "[state", "t.ini:4: '[state': ", "syntax error"},
-    {3, "control_hz = 50\nname = u", "t.ini:4: robot.name: ", "given twice (first at line 2)"},
-    {3, "control_hz = 50\n  60", "t.ini:4: robot.control_hz: ", "indented line"},
-    {6, "index =", "t.ini:6: state.index: ", "empty value"},
-    {25, "[map.]", "t.ini:25: [map.]: ", "map name empty"},
-    {25, "[map.g23456789012345678901234567890123]", "t.ini:25: [map.g2345", "longer than 31"},
+    B(1, "name = t", "t.ini:1: name: ", "outside any section"),
+    B(16, "[limitz]", "t.ini:16: [limitz]: ", "unknown section"),
+    B(16, "[robot]", "t.ini:16: [robot]: ", "given twice (first at line 1)"),
+    B(5, "dim 3", "t.ini:5: 'dim 3': ", "syntax error"),
+    B(4, "[state", "t.ini:4: '[state': ", "syntax error"),
+    B(3, "control_hz = 50\nname = u", "t.ini:4: robot.name: ", "given twice (first at line 2)"),
+    B(3, "control_hz = 50\n  60", "t.ini:4: robot.control_hz: ", "indented line"),
+    B(6, "index =", "t.ini:6: state.index: ", "empty value"),
+    B(25, "[map.]", "t.ini:25: [map.]: ", "map name empty"),
+    B(25, "[map.g23456789012345678901234567890123]", "t.ini:25: [map.g2345", "longer than 31"),
     /* [robot] */
-    {2, "nmae = t", "t.ini:2: robot.nmae: ", "unknown key"},
-    {3, "control_hz = 0", "t.ini:3: robot.control_hz: ", "not a rate"},
-    {3, "control_hz = -50", "t.ini:3: robot.control_hz: ", "not a rate"},
-    {3, "control_hz = 50Hz", "t.ini:3: robot.control_hz: ", "not a rate"},
-    {3, "control_hz = inf", "t.ini:3: robot.control_hz: ", "not a rate"},
-    {3, "control_hz = nan", "t.ini:3: robot.control_hz: ", "not a rate"},
-    {3, "control_hz = 1e6", "t.ini:3: robot.control_hz: ", "not a rate"},
+    B(2, "nmae = t", "t.ini:2: robot.nmae: ", "unknown key"),
+    B(3, "control_hz = 0", "t.ini:3: robot.control_hz: ", "not a rate"),
+    B(3, "control_hz = -50", "t.ini:3: robot.control_hz: ", "not a rate"),
+    B(3, "control_hz = 50Hz", "t.ini:3: robot.control_hz: ", "not a rate"),
+    B(3, "control_hz = inf", "t.ini:3: robot.control_hz: ", "not a rate"),
+    B(3, "control_hz = nan", "t.ini:3: robot.control_hz: ", "not a rate"),
+    B(3, "control_hz = 1e6", "t.ini:3: robot.control_hz: ", "not a rate"),
+    B(2, "name = n234567890123456789012345678901234567890123456789012345678901234",
+      "t.ini:2: robot.name: ", "too long"),
+    B(3, "prompt = ", "t.ini:3: robot.prompt: ", "empty value"),
     /* [state] */
-    {5, NULL, "t.ini:4: state.dim: ", "missing"},
-    {5, "dim = 0", "t.ini:5: state.dim: ", "not a dim count"},
-    {5, "dim = 65", "t.ini:5: state.dim: ", "not a dim count"},
-    {5, "dim = 3.5", "t.ini:5: state.dim: ", "not a dim count"},
-    {5, "dim = x", "t.ini:5: state.dim: ", "not a dim count"},
-    {5, "dim = 2", "t.ini:6: state.index: ", "3 items, more than state.dim (2)"},
-    {6, NULL, "t.ini:4: state.index: ", "missing"},
-    {6, "index = 0, x, 2", "t.ini:6: state.index: ", "item 2 is not a number"},
-    {6, "index = 0,, 2", "t.ini:6: state.index: ", "item 2 is not a number"},
-    {6, "index = 0, 64, 2", "t.ini:6: state.index: ", "item 2 (64) is not a joint index"},
-    {6, "index = 0, -1, 2", "t.ini:6: state.index: ", "item 2 (-1) is not a joint index"},
-    {6, "index = 0, 1.5, 2", "t.ini:6: state.index: ", "item 2 (1.5) is not a joint index"},
-    {7, NULL, "t.ini:4: state.sign: ", "missing"},
-    {7, "sign = 1, 2, 1", "t.ini:7: state.sign: ", "item 2 (2) is not 1 or -1"},
-    {7, "sign = 1, -1", "t.ini:7: state.sign: ", "2 items, state.index has 3"},
-    {7, "sign = 1, -1, 1, 1", "t.ini:7: state.sign: ", "4 items, state.index has 3"},
-    {8, "map.3 = g", "t.ini:8: state.map.3: ", "dim 3 out of range"},
-    {8, "map.99 = g", "t.ini:8: state.map.99: ", "below 64"},
-    {8, "map.x = g", "t.ini:8: state.map.x: ", "expected map.DIM"},
-    {8, "map. = g", "t.ini:8: state.map.: ", "expected map.DIM"},
-    {8, "map.2 = nosuch", "t.ini:8: state.map.2: ", "no section [map.nosuch]"},
-    {8, "mapp.2 = g", "t.ini:8: state.mapp.2: ", "unknown key"},
+    B(5, NULL, "t.ini:4: state.dim: ", "missing"),
+    B(5, "dim = 0", "t.ini:5: state.dim: ", "not a dim count"),
+    B(5, "dim = 65", "t.ini:5: state.dim: ", "not a dim count"),
+    B(5, "dim = 3.5", "t.ini:5: state.dim: ", "not a dim count"),
+    B(5, "dim = x", "t.ini:5: state.dim: ", "not a dim count"),
+    B(5, "dim = 2", "t.ini:6: state.index: ", "3 items, more than state.dim (2)"),
+    B(6, NULL, "t.ini:4: state.index: ", "missing"),
+    B(6, "index = 0, x, 2", "t.ini:6: state.index: ", "item 2 is not a number"),
+    B(6, "index = 0,, 2", "t.ini:6: state.index: ", "item 2 is not a number"),
+    B(6, "index = 0, 64, 2", "t.ini:6: state.index: ", "item 2 (64) is not a joint index"),
+    B(6, "index = 0, -1, 2", "t.ini:6: state.index: ", "item 2 (-1) is not a joint index"),
+    B(6, "index = 0, 1.5, 2", "t.ini:6: state.index: ", "item 2 (1.5) is not a joint index"),
+    B(7, NULL, "t.ini:4: state.sign: ", "missing"),
+    B(7, "sign = 1, 2, 1", "t.ini:7: state.sign: ", "item 2 (2) is not 1 or -1"),
+    B(7, "sign = 1, -1", "t.ini:7: state.sign: ", "2 items, state.index has 3"),
+    B(7, "sign = 1, -1, 1, 1", "t.ini:7: state.sign: ", "4 items, state.index has 3"),
+    B(8, "map.3 = g", "t.ini:8: state.map.3: ", "dim 3 out of range"),
+    B(8, "map.99 = g", "t.ini:8: state.map.99: ", "below 64"),
+    B(8, "map.x = g", "t.ini:8: state.map.x: ", "expected map.DIM"),
+    B(8, "map. = g", "t.ini:8: state.map.: ", "expected map.DIM"),
+    B(8, "map.2 = nosuch", "t.ini:8: state.map.2: ", "no section [map.nosuch]"),
+    B(8, "mapp.2 = g", "t.ini:8: state.mapp.2: ", "unknown key"),
     /* [actions] */
-    {10, NULL, "t.ini:9: actions.out_dims: ", "missing"},
-    {10, "out_dims = 0", "t.ini:10: actions.out_dims: ", "not a dim count"},
-    {10, "out_dims = 65", "t.ini:10: actions.out_dims: ", "not a dim count"},
-    {10, "out_dims = 2",
-     "t.ini:11: actions.delta: ", "mask covers 3 dims, actions.out_dims is 2"},
-    {11, NULL, "t.ini:9: actions.delta: ", "missing"},
-    {11, "delta = 2, -2", "t.ini:11: actions.delta: ", "mask covers 4 dims"},
-    {11, "delta = 2", "t.ini:11: actions.delta: ", "mask covers 2 dims"},
-    {11, "delta = 2, 0, -1", "t.ini:11: actions.delta: ", "item 2 (0) is not a nonzero"},
-    {11, "delta = 2, x", "t.ini:11: actions.delta: ", "item 2 is not a number"},
-    {11, "delta = 1.5, 1.5", "t.ini:11: actions.delta: ", "item 1 (1.5) is not a nonzero"},
-    {11, "delta = 65", "t.ini:11: actions.delta: ", "not a nonzero dim count"},
-    {11, "delta = 40, 40", "t.ini:11: actions.delta: ", "longer than 64"},
-    {12, NULL, "t.ini:9: actions.sign: ", "missing"},
-    {12, "sign = 1, 1", "t.ini:12: actions.sign: ", "2 items, actions.out_dims is 3"},
-    {12, "sign = 1, 0, 1", "t.ini:12: actions.sign: ", "item 2 (0) is not 1 or -1"},
-    {13, "map.3 = h", "t.ini:13: actions.map.3: ", "dim 3 out of range"},
-    {13, "map.2 = hh", "t.ini:13: actions.map.2: ", "no section [map.hh]"},
-    {14, "clip = 1, -1", "t.ini:14: actions.clip: ", "lo < hi"},
-    {14, "clip = 1, 1", "t.ini:14: actions.clip: ", "lo < hi"},
-    {14, "clip = -1", "t.ini:14: actions.clip: ", "lo < hi"},
-    {14, "clip = -1, inf", "t.ini:14: actions.clip: ", "finite"},
-    {14, "clip = -1, 1, 2", "t.ini:14: actions.clip: ", "expected 'lo, hi'"},
-    {14, "clip.3 = -1, 1", "t.ini:14: actions.clip.3: ", "dim 3 out of range"},
-    {14, "clip.1 = 2, 1", "t.ini:14: actions.clip.1: ", "lo < hi"},
-    {14, "clip.x = -1, 1", "t.ini:14: actions.clip.x: ", "expected clip.DIM"},
-    {15, "binarize.3 = 0.5", "t.ini:15: actions.binarize.3: ", "dim 3 out of range"},
-    {15, "binarize.2 = nan", "t.ini:15: actions.binarize.2: ", "not a finite threshold"},
-    {15, "binarize.2 = half", "t.ini:15: actions.binarize.2: ", "not a finite threshold"},
-    {15, "scale = 2", "t.ini:15: actions.scale: ", "unknown key"},
+    B(10, NULL, "t.ini:9: actions.out_dims: ", "missing"),
+    B(10, "out_dims = 0", "t.ini:10: actions.out_dims: ", "not a dim count"),
+    B(10, "out_dims = 65", "t.ini:10: actions.out_dims: ", "not a dim count"),
+    B(10, "out_dims = 2",
+      "t.ini:11: actions.delta: ", "mask covers 3 dims, actions.out_dims is 2"),
+    B(11, NULL, "t.ini:9: actions.delta: ", "missing"),
+    B(11, "delta = 2, -2", "t.ini:11: actions.delta: ", "mask covers 4 dims"),
+    B(11, "delta = 2", "t.ini:11: actions.delta: ", "mask covers 2 dims"),
+    B(11, "delta = 2, 0, -1", "t.ini:11: actions.delta: ", "item 2 (0) is not a nonzero"),
+    B(11, "delta = 2, x", "t.ini:11: actions.delta: ", "item 2 is not a number"),
+    B(11, "delta = 1.5, 1.5", "t.ini:11: actions.delta: ", "item 1 (1.5) is not a nonzero"),
+    B(11, "delta = 65", "t.ini:11: actions.delta: ", "not a nonzero dim count"),
+    B(11, "delta = 40, 40", "t.ini:11: actions.delta: ", "longer than 64"),
+    B2(10, "out_dims = 4", "t.ini:11: actions.delta: ", "mask covers 4 dims, state.dim is 3",
+       11, "delta = 2, -1, 1"),
+    B2(11, "delta = none", "t.ini:12: actions.sign: ", "2 items", 12, "sign = 1, 1"),
+    B(12, NULL, "t.ini:9: actions.sign: ", "missing"),
+    B(12, "sign = 1, 1", "t.ini:12: actions.sign: ", "2 items, actions.out_dims is 3"),
+    B(12, "sign = 1, 0, 1", "t.ini:12: actions.sign: ", "item 2 (0) is not 1 or -1"),
+    B(13, "map.3 = h", "t.ini:13: actions.map.3: ", "dim 3 out of range"),
+    B(13, "map.2 = hh", "t.ini:13: actions.map.2: ", "no section [map.hh]"),
+    B(14, "clip = 1, -1", "t.ini:14: actions.clip: ", "lo < hi"),
+    B(14, "clip = 1, 1", "t.ini:14: actions.clip: ", "lo < hi"),
+    B(14, "clip = -1", "t.ini:14: actions.clip: ", "lo < hi"),
+    B(14, "clip = -1, inf", "t.ini:14: actions.clip: ", "finite"),
+    B(14, "clip = -1, 1, 2", "t.ini:14: actions.clip: ", "expected 'lo, hi'"),
+    B(14, "clip.3 = -1, 1", "t.ini:14: actions.clip.3: ", "dim 3 out of range"),
+    B(14, "clip.1 = 2, 1", "t.ini:14: actions.clip.1: ", "lo < hi"),
+    B(14, "clip.x = -1, 1", "t.ini:14: actions.clip.x: ", "expected clip.DIM"),
+    B(15, "binarize.3 = 0.5", "t.ini:15: actions.binarize.3: ", "dim 3 out of range"),
+    B(15, "binarize.2 = nan", "t.ini:15: actions.binarize.2: ", "not a finite threshold"),
+    B(15, "binarize.2 = half", "t.ini:15: actions.binarize.2: ", "not a finite threshold"),
+    B(15, "scale = 2", "t.ini:15: actions.scale: ", "unknown key"),
     /* [limits] */
-    {17, "lo = -1, -", "t.ini:17: limits.lo: ", "2 items, actions.out_dims is 3"},
-    {17, "lo = -1, x, -2", "t.ini:17: limits.lo: ", "item 2 is not a number or -"},
-    {17, "lo = -1, inf, -2", "t.ini:17: limits.lo: ", "item 2 is not a number or -"},
-    {18, "hi = -2, -, 2", "t.ini:18: limits.hi: ", "item 1 (-2) is below limits.lo (-1)"},
-    {19, "max_step = 0, 1, 1", "t.ini:19: limits.max_step: ", "item 1 (0) is not > 0"},
-    {19, "max_step = 1, -1, 1", "t.ini:19: limits.max_step: ", "item 2 (-1) is not > 0"},
-    {19, "max_step = 1, 1, 1, 1", "t.ini:19: limits.max_step: ", "4 items"},
-    {19, "mid = 0, 0, 0", "t.ini:19: limits.mid: ", "unknown key"},
+    B(17, "lo = -1, -", "t.ini:17: limits.lo: ", "2 items, actions.out_dims is 3"),
+    B(17, "lo = -1, x, -2", "t.ini:17: limits.lo: ", "item 2 is not a number or -"),
+    B(17, "lo = -1, inf, -2", "t.ini:17: limits.lo: ", "item 2 is not a number or -"),
+    B(18, "hi = -2, -, 2", "t.ini:18: limits.hi: ", "item 1 (-2) is below limits.lo (-1)"),
+    B(19, "max_step = 0, 1, 1", "t.ini:19: limits.max_step: ", "item 1 (0) is not > 0"),
+    B(19, "max_step = 1, -1, 1", "t.ini:19: limits.max_step: ", "item 2 (-1) is not > 0"),
+    B(19, "max_step = 1, 1, 1, 1", "t.ini:19: limits.max_step: ", "4 items"),
+    B(19, "mid = 0, 0, 0", "t.ini:19: limits.mid: ", "unknown key"),
     /* [cameras] */
-    {21, "base_0_rgb = cam 0", "t.ini:21: cameras.base_0_rgb: ", "not a topic name"},
-    {21, "base_0_rgb = cam/0", "t.ini:21: cameras.base_0_rgb: ", "not a topic name"},
-    {21, "base_0_rgb = " LONG_TOPIC, "t.ini:21: cameras.base_0_rgb: ", "not a topic name"},
-    {23, NULL, "t.ini:20: cameras.right_wrist_0_rgb: ", "missing"},
-    {21, "wrist = cam0", "t.ini:21: cameras.wrist: ", "unknown key"},
-    {24, "base_0_rgb.rotate180 = maybe",
-     "t.ini:24: cameras.base_0_rgb.rotate180: ", "yes or no"},
-    {24, "base_0_rgb.flip = yes", "t.ini:24: cameras.base_0_rgb.flip: ", "unknown key"},
+    B(21, "base_0_rgb = cam 0", "t.ini:21: cameras.base_0_rgb: ", "not a topic name"),
+    B(21, "base_0_rgb = cam/0", "t.ini:21: cameras.base_0_rgb: ", "not a topic name"),
+    B(21, "base_0_rgb = " LONG_TOPIC, "t.ini:21: cameras.base_0_rgb: ", "not a topic name"),
+    B(23, NULL, "t.ini:20: cameras.right_wrist_0_rgb: ", "missing"),
+    B(21, "wrist = cam0", "t.ini:21: cameras.wrist: ", "unknown key"),
+    B(24, "base_0_rgb.rotate180 = maybe",
+      "t.ini:24: cameras.base_0_rgb.rotate180: ", "yes or no"),
+    B(24, "base_0_rgb.flip = yes", "t.ini:24: cameras.base_0_rgb.flip: ", "unknown key"),
     /* [map.NAME] */
-    {26, NULL, "t.ini:25: map.g.type: ", "missing"},
-    {26, "type = cubic", "t.ini:26: map.g.type: ", "not a map type"},
-    {32, NULL,
-     "t.ini:25: map.g.angle_hi: ", "missing (type aloha_gripper_to_angular needs it)"},
-    {32, "angle_hi = 1.6296\nscale = 1", "t.ini:33: map.g.scale: ", "not a constant of type"},
-    {29, "horn_radius = nan", "t.ini:29: map.g.horn_radius: ", "not a finite number"},
-    {29, "horn_radius = 1e999", "t.ini:29: map.g.horn_radius: ", "not a finite number"},
-    {29, "horn_radius = 0", "t.ini:29: map.g.horn_radius: ", "must be > 0"},
-    {30, "arm_length = -0.036", "t.ini:30: map.g.arm_length: ", "must be > 0"},
-    {28, "linear_open = 0.01844", "t.ini:28: map.g.linear_open: ", "equals linear_closed"},
-    {32, "angle_hi = 0.5476", "t.ini:32: map.g.angle_hi: ", "equals angle_lo"},
-    {35, "scale = 0", "t.ini:35: map.h.scale: ", "must not be 0"},
-    {36, "foo = 1", "t.ini:36: map.h.foo: ", "unknown key"},
-    {36, NULL, "t.ini:33: map.h.offset: ", "missing"},
+    B(26, NULL, "t.ini:25: map.g.type: ", "missing"),
+    B(26, "type = cubic", "t.ini:26: map.g.type: ", "not a map type"),
+    B(32, NULL,
+      "t.ini:25: map.g.angle_hi: ", "missing (type aloha_gripper_to_angular needs it)"),
+    B(32, "angle_hi = 1.6296\nscale = 1", "t.ini:33: map.g.scale: ", "not a constant of type"),
+    B(29, "horn_radius = nan", "t.ini:29: map.g.horn_radius: ", "not a finite number"),
+    B(29, "horn_radius = 1e999", "t.ini:29: map.g.horn_radius: ", "not a finite number"),
+    B(29, "horn_radius = 0", "t.ini:29: map.g.horn_radius: ", "must be > 0"),
+    B(30, "arm_length = -0.036", "t.ini:30: map.g.arm_length: ", "must be > 0"),
+    B(28, "linear_open = 0.01844", "t.ini:28: map.g.linear_open: ", "equals linear_closed"),
+    B(32, "angle_hi = 0.5476", "t.ini:32: map.g.angle_hi: ", "equals angle_lo"),
+    B(35, "scale = 0", "t.ini:35: map.h.scale: ", "must not be 0"),
+    B(36, "foo = 1", "t.ini:36: map.h.foo: ", "unknown key"),
+    B(36, NULL, "t.ini:33: map.h.offset: ", "missing"),
 };
 
 static void test_broken_files(void) {
@@ -316,7 +357,7 @@ static void test_broken_files(void) {
     pi0_calib_destroy(c);
     for (size_t i = 0; i < sizeof BROKEN / sizeof BROKEN[0]; i++) {
         const broken *b = &BROKEN[i];
-        n = edit_base(buf, sizeof buf, b->line, b->text);
+        n = edit_base2(buf, sizeof buf, b->line, b->text, b->line2, b->text2);
         c = (pi0_calib *)&c; /* must stay untouched on failure */
         pi0_calib *before = c;
         int rc = pi0_calib_parse("t.ini", buf, n, &c);
@@ -451,8 +492,9 @@ static void test_fuzz_mutations(void) {
     long iters = e ? atol(e) : 30000;
     uint64_t seed = 0x9e3779b97f4a7c15ull;
     long loaded = 0, rejected = 0;
-    char *src[N_READY];
-    size_t len[N_READY];
+    /* The ready files, and BASE (which uses every key kind). */
+    char *src[N_READY + 1];
+    size_t len[N_READY + 1];
     for (int r = 0; r < N_READY; r++) {
         char path[256];
         snprintf(path, sizeof path, "calib/robots/%s.ini", READY[r]);
@@ -460,10 +502,12 @@ static void test_fuzz_mutations(void) {
         CHECK(src[r] != NULL);
         if (!src[r]) return;
     }
+    src[N_READY] = malloc(8192);
+    len[N_READY] = edit_base(src[N_READY], 8192, 0, NULL);
     enum { CAP = 16384 };
     char *buf = malloc(CAP);
     for (long it = 0; it < iters; it++) {
-        int r = (int)(rng_next(&seed) % N_READY);
+        int r = (int)(rng_next(&seed) % (N_READY + 1));
         size_t n = len[r];
         memcpy(buf, src[r], n);
         int edits = 1 + (int)(rng_next(&seed) % 6);
@@ -796,6 +840,17 @@ static void test_tool(void) {
                                        T, tmp, tmp, tmp, tmp),
                      1);
         CHECK_EQ_INT(pi0_test_sh("grep -q 'needs \\[H, >= 14\\]' %s/err", tmp), 0);
+        CHECK_EQ_INT(pi0_test_sh("cd %s && /usr/bin/python3 -c \"import numpy as np; "
+                                 "np.save('c3.npy', np.zeros((3, 5, 14), np.float32)); "
+                                 "np.save('r2.npy', np.zeros((2, 14)))\"",
+                                 tmp),
+                     0);
+        CHECK_EQ_INT(pi0_test_sh_quiet("%s actions calib/robots/sim.ini --in %s/c3.npy --state "
+                                       "%s/r2.npy --out %s/o.npy 2>%s/err",
+                                       T, tmp, tmp, tmp, tmp),
+                     1);
+        CHECK_EQ_INT(pi0_test_sh("grep -q '3 chunks but .*r2.npy has 2 states' %s/err", tmp),
+                     0);
         CHECK(access("/nonexistent", F_OK) != 0);
     }
     pi0_test_rmrf(tmp);
@@ -808,19 +863,13 @@ int main(int argc, char **argv) {
     exe[n > 0 ? n : 0] = 0;
     snprintf(g_tool, sizeof g_tool, "%s/../pi0rt-calib", dirname(exe));
     static const pi0_test tests[] = {
-        TEST(test_ready_files),
-        TEST(test_numpy_reference),
-        TEST(test_numpy_reference_catches_a_wrong_file),
-        TEST(test_broken_files),
-        TEST(test_broken_bytes),
-        TEST(test_fuzz_mutations),
-        TEST(test_no_allocation),
-        TEST(test_buffers),
-        TEST(test_nan_passes_through),
-        TEST(test_padding_and_maps),
-        TEST(test_clamp),
-        TEST(test_threads),
-        TEST(test_tool),
+        TEST(test_ready_files),      TEST(test_ready_files_documented),
+        TEST(test_numpy_reference),  TEST(test_numpy_reference_catches_a_wrong_file),
+        TEST(test_broken_files),     TEST(test_broken_bytes),
+        TEST(test_fuzz_mutations),   TEST(test_no_allocation),
+        TEST(test_buffers),          TEST(test_nan_passes_through),
+        TEST(test_padding_and_maps), TEST(test_clamp),
+        TEST(test_threads),          TEST(test_tool),
     };
     return pi0_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

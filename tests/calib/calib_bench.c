@@ -6,20 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
 #include "calib/pi0_calib.h"
+#include "common/pi0_time.h"
 
 #define H      50
 #define D      32
 #define REPS   2000
 #define ROUNDS 31
-
-static double now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec * 1e-3;
-}
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -33,11 +26,11 @@ static volatile float g_sink;
     do {                                                                                       \
         double r_[ROUNDS];                                                                     \
         for (int k_ = 0; k_ < ROUNDS; k_++) {                                                  \
-            double t0_ = now_us();                                                             \
+            double t0_ = (double)pi0__now_ns() * 1e-3;                                         \
             for (int i_ = 0; i_ < REPS; i_++) {                                                \
                 body;                                                                          \
             }                                                                                  \
-            r_[k_] = (now_us() - t0_) / REPS;                                                  \
+            r_[k_] = ((double)pi0__now_ns() * 1e-3 - t0_) / REPS;                              \
         }                                                                                      \
         qsort(r_, ROUNDS, sizeof r_[0], cmp_d);                                                \
         med = r_[ROUNDS / 2];                                                                  \
