@@ -26,6 +26,7 @@ and detail text. Timestamps are CLOCK_MONOTONIC nanoseconds, as in every pi0rt p
 """
 import ctypes
 import ctypes.util
+import glob
 import os
 import time
 
@@ -42,8 +43,10 @@ def _load_library():
         candidates.append(os.environ["PI0SHM_LIB"])
     build = os.environ.get("BUILD", "build")
     root = os.path.dirname(os.path.dirname(_HERE))
-    candidates.append(build if os.path.isabs(build) else os.path.join(root, build))
-    candidates[-1] = os.path.join(candidates[-1], "libpi0shm.so")
+    bdir = build if os.path.isabs(build) else os.path.join(root, build)
+    candidates.append(os.path.join(bdir, "libpi0shm.so"))
+    # a versioned soname (libpi0shm.so.1) without the development symlink
+    candidates += sorted(glob.glob(os.path.join(bdir, "libpi0shm.so.*")))
     found = ctypes.util.find_library("pi0shm")
     candidates += [found] if found else []
     candidates.append("libpi0shm.so")
