@@ -64,27 +64,33 @@ static double parse_num(const char *s, double lo, double hi, int *bad) {
     return v;
 }
 
-/* Draws frame `fid` of camera `cam` into im (header already filled). */
-static void draw(pi0_image *im, int cam, uint64_t fid) {
+/* The static background of camera `cam` (gradients), stride * h bytes. */
+static void draw_background(uint8_t *bg, uint32_t w, uint32_t h, uint32_t bpp, int cam) {
+    for (uint32_t y = 0; y < h; y++) {
+        uint8_t *row = bg + (size_t)y * w * bpp;
+        uint8_t r = (uint8_t)(40 + 60 * cam), g = (uint8_t)(y * 200 / h);
+        for (uint32_t x = 0; x < w; x++) {
+            uint8_t *px = row + (size_t)x * bpp;
+            uint8_t b = (uint8_t)(x * 200 / w);
+            if (bpp == 1)
+                px[0] = (uint8_t)((r + b) / 2);
+            else
+                px[0] = r, px[1] = g, px[2] = b;
+        }
+    }
+}
+
+/* Draws frame `fid` of camera `cam` into im (header already filled): the background, a
+ * square moving with the frame number, the frame counter. */
+static void draw(pi0_image *im, const uint8_t *bg, int cam, uint64_t fid) {
     uint32_t w = im->width, h = im->height, bpp = pi0_pixel_bytes(im->format);
+    memcpy(im->data, bg, (size_t)im->stride * h);
     uint32_t sq = h / 4 < w / 4 ? h / 4 : w / 4;
     uint32_t sx = (uint32_t)((fid * 3) % (w - sq));
     double ph = (double)fid * 0.1 + cam;
     uint32_t sy = (uint32_t)((double)(h - sq) * (0.5 + 0.4 * sin(ph)));
-    for (uint32_t y = 0; y < h; y++) {
-        uint8_t *row = im->data + (size_t)y * im->stride;
-        uint8_t base[3] = {(uint8_t)(40 + 60 * cam), (uint8_t)(y * 200 / h), 90};
-        int in_y = y >= sy && y < sy + sq;
-        for (uint32_t x = 0; x < w; x++) {
-            uint8_t *px = row + (size_t)x * bpp;
-            int on = in_y && x >= sx && x < sx + sq;
-            uint8_t g = on ? 250 : (uint8_t)(x * 200 / w);
-            if (bpp == 1)
-                px[0] = on ? 250 : (uint8_t)((base[0] + g) / 2);
-            else
-                px[0] = on ? 250 : base[0], px[1] = on ? 250 : base[1], px[2] = g;
-        }
-    }
+    for (uint32_t y = sy; y < sy + sq; y++)
+        memset(im->data + (size_t)y * im->stride + (size_t)sx * bpp, 250, (size_t)sq * bpp);
     uint32_t cw = w / 32, rows = h < 8 ? h : 8;
     uint32_t id = (uint32_t)fid;
     for (uint32_t y = 0; y < rows; y++) {
@@ -186,6 +192,15 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
 
     pi0_pub *pub[MAX_CAMS] = {0};
+    uint8_t *bg[MAX_CAMS] = {0}; /* each camera's background, drawn once */
+    for (int i = 0; i < ncam; i++) {
+        bg[i] = malloc((size_t)w * h * pi0_pixel_bytes(format));
+        if (!bg[i]) {
+            fprintf(stderr, "pi0rt-camsim: out of memory for %ux%u frames\n", w, h);
+            return 1;
+        }
+        draw_background(bg[i], w, h, pi0_pixel_bytes(format), i);
+    }
     for (int i = 0; i < ncam; i++) {
         pi0_pub_opts po = {PI0_TYPE_IMAGE, (uint32_t)bytes, (uint32_t)slots, 0};
         if (pi0_pub_create(names[i], &po, &pub[i]) != 0) {
@@ -222,7 +237,7 @@ int main(int argc, char **argv) {
             im->data_bytes = im->stride * h;
             im->capture_ns = cap;
             im->frame_id = fid;
-            draw(im, i, fid);
+            draw(im, bg[i], i, fid);
             pi0_pub_commit(pub[i], 64 + (size_t)im->data_bytes);
             uint64_t d = (uint64_t)pi0__now_ns() - cap;
             if (d > draw_max) draw_max = d;
@@ -257,6 +272,6 @@ int main(int argc, char **argv) {
            (unsigned long long)skipped);
     fflush(stdout);
     for (int i = 0; i < ncam; i++)
-        pi0_pub_destroy(pub[i]);
+        pi0_pub_destroy(pub[i]), free(bg[i]);
     return 0;
 }

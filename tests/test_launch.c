@@ -5,6 +5,7 @@
  * every launch-file error. The launched processes are tests/launch/launch_peer, which
  * logs its start, the signals it gets and its exit with CLOCK_MONOTONIC times. */
 #include <errno.h>
+#include <sched.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -318,6 +319,46 @@ static void test_signal_to_launcher(void) {
     pi0_test_rmrf(dir);
 }
 
+/* A second Ctrl-C while stopping sends SIGKILL to everything at once. */
+static void test_second_sigint_kills(void) {
+    char *dir = pi0_test_tmpdir("pi0launch");
+    const char *names[] = {"a", "b"};
+    const char *args[] = {"--ignore INT,TERM", "--ignore INT,TERM"};
+    const char *keys[] = {"", "after = a"};
+    make_ini(dir, "grace = 20", 2, names, args, keys);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (chdir(dir) != 0) _exit(99);
+        if (!freopen("out", "w", stdout) || !freopen("err", "w", stderr)) _exit(99);
+        char exe[PATH_MAX + 32];
+        snprintf(exe, sizeof exe, "%s/pi0rt-launch", g_build);
+        execl(exe, exe, "l.ini", (char *)NULL);
+        _exit(98);
+    }
+    evlog L;
+    double t0 = pi0_test_now();
+    do {
+        usleep(20000);
+        read_log(dir, &L);
+    } while (count_ev(&L, "b", "start") == 0 && pi0_test_now() - t0 < 5);
+    kill(pid, SIGINT);
+    do {
+        usleep(10000);
+        read_log(dir, &L);
+    } while (count_ev(&L, "b", "SIGINT") == 0 && pi0_test_now() - t0 < 5);
+    t0 = pi0_test_now();
+    kill(pid, SIGINT);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(pi0_test_now() - t0 < 5.0); /* not the 20 s grace times */
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGKILL);
+    char *out = slurp_in(dir, "out");
+    CHECK_CONTAINS(out, "second SIGINT: sending SIGKILL to everything");
+    CHECK_CONTAINS(out, "summary: a            killed by SIGKILL");
+    CHECK_CONTAINS(out, "summary: b            killed by SIGKILL");
+    pi0_test_rmrf(dir);
+}
+
 static int pid_gone(int pid) {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
@@ -376,13 +417,22 @@ static void test_output_env_cpus(void) {
     const char *args[] = {
         "--run 0 --say 'two words' --say-err \"an error\" --print-env GREETING "
         "--print-cpus"};
-    const char *keys[] = {"env = GREETING=hi OTHER=1\ncpus = 0"};
+    /* pin to the last CPU this process may use */
+    cpu_set_t set;
+    int cpu = 0;
+    CHECK_EQ_INT(sched_getaffinity(0, sizeof set, &set), 0);
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &set)) cpu = c;
+    char k0[96], want[64];
+    snprintf(k0, sizeof k0, "env = GREETING=hi OTHER=1\ncpus = %d", cpu);
+    snprintf(want, sizeof want, "[talker] cpus %d\n", cpu);
+    const char *keys[] = {k0};
     make_ini(dir, "", 1, names, args, keys);
     CHECK_EQ_INT(run_launch(dir, ""), 0);
     char *out = slurp_in(dir, "out"), *err = slurp_in(dir, "err");
     CHECK_CONTAINS(out, "[talker] two words\n");
     CHECK_CONTAINS(out, "[talker] GREETING=hi\n");
-    CHECK_CONTAINS(out, "[talker] cpus 0\n");
+    CHECK_CONTAINS(out, want);
     CHECK_CONTAINS(err, "[talker:err] an error\n");
     CHECK(!strstr(out, "an error"));
     CHECK_CONTAINS(out, "stopping (every process ended)");
@@ -527,6 +577,7 @@ int main(int argc, char **argv) {
         TEST(test_required),
         TEST(test_stop_escalation),
         TEST(test_signal_to_launcher),
+        TEST(test_second_sigint_kills),
         TEST(test_sigkill_launcher),
         TEST(test_output_env_cpus),
         TEST(test_topic_cleanup),
