@@ -308,8 +308,12 @@ static int on_process_key(launch *L, proc *p, const char *key, const char *v) {
         if (k < 0) return cfg_error(L, "[process %s] env: more than %d", p->name, MAX_ENV);
         for (int i = 0; i < k; i++) {
             char *eq = strchr(w[i], '=');
-            if (!eq || eq == w[i])
-                return cfg_error(L, "[process %s] env: \"%s\": want NAME=VALUE", p->name, w[i]);
+            if (!eq || eq == w[i]) {
+                cfg_error(L, "[process %s] env: \"%s\": want NAME=VALUE", p->name, w[i]);
+                for (int m = i; m < k; m++)
+                    free(w[m]);
+                return 0;
+            }
             p->env[p->nenv++] = w[i];
         }
     } else if (!strcmp(key, "cpus")) {

@@ -2,10 +2,11 @@
  * follows pi0.Action.
  *
  * Each joint is a first-order system toward its commanded position: v = (target - q) /
- * tau, clipped to ±vmax, integrated at the simulation rate and clipped to the position
- * limits. It holds (v = 0, position kept) on a PI0_ACTION_HOLD action, when the newest
- * action is older than --stale, before the first action, and when the action topic's
- * publisher dies; the next non-hold action from a live publisher resumes motion.
+ * tau, clipped to ±vmax, integrated with explicit Euler steps of 1/rate (one per period
+ * elapsed, so a late tick catches up) and clipped to the position limits. It holds (v = 0,
+ * position kept) on a PI0_ACTION_HOLD action, when the newest action is older than --stale,
+ * before the first action, and when the action topic's publisher dies; the next non-hold action
+ * from a live publisher resumes motion.
  *
  * It counts every action (read in order, so none is missed unless the ring overran:
  * `lost`), late ones (committed more than --late-ms after they were due), missing ones
@@ -176,7 +177,7 @@ int main(int argc, char **argv) {
     pi0_sub *sub = NULL;
     stats S = {0}, R = {0}; /* whole run, current report interval */
     int hold = HOLD_START;
-    uint64_t period = (uint64_t)(1e9 / rate), t0 = (uint64_t)pi0__now_ns(), next = t0 + period;
+    uint64_t period = (uint64_t)(1e9 / rate), t0 = (uint64_t)pi0__now_ns(), steps_done = 0;
     uint64_t last_check = 0, last_report = t0, last_action_stamp = 0, prev_due = 0;
     uint64_t action_period = 0, first_action = 0, last_action = 0;
     int pub_dead = 0;
@@ -243,23 +244,30 @@ int main(int argc, char **argv) {
             fflush(stdout);
             hold = new_hold;
         }
-        /* dynamics */
+        /* dynamics: one step of dt per period elapsed since the last tick, so simulated
+         * time keeps up with the clock when a tick was late (at most 1000 at once) */
+        uint64_t due = (t - t0) / period;
+        uint64_t steps = due > steps_done ? due - steps_done : 1;
+        if (steps > 1000) steps = 1000;
+        steps_done = steps_done + steps > due ? steps_done + steps : due;
         double err = 0;
         for (int j = 0; j < n; j++) {
             if (hold != FOLLOWING) {
                 v[j] = 0;
                 continue;
             }
-            double e = target[j] - q[j];
-            if (fabs(e) > err) err = fabs(e);
-            double vj = e / tau;
-            if (vj > vmax) vj = vmax;
-            if (vj < -vmax) vj = -vmax;
-            double qn = q[j] + vj * dt;
-            if (qn > limit) qn = limit, vj = 0;
-            if (qn < -limit) qn = -limit, vj = 0;
-            q[j] = qn;
-            v[j] = vj;
+            double e0 = fabs(target[j] - q[j]);
+            if (e0 > err) err = e0;
+            for (uint64_t k = 0; k < steps; k++) {
+                double vj = (target[j] - q[j]) / tau;
+                if (vj > vmax) vj = vmax;
+                if (vj < -vmax) vj = -vmax;
+                double qn = q[j] + vj * dt;
+                if (qn > limit) qn = limit, vj = 0;
+                if (qn < -limit) qn = -limit, vj = 0;
+                q[j] = qn;
+                v[j] = vj;
+            }
         }
         S.ticks++, R.ticks++;
         if (hold != FOLLOWING)
@@ -290,12 +298,10 @@ int main(int argc, char **argv) {
             memset(&R, 0, sizeof R);
             last_report = t;
         }
-        uint64_t after = (uint64_t)pi0__now_ns();
-        if (after > next + period) next += (after - next) / period * period;
+        uint64_t next = t0 + (steps_done + 1) * period;
         struct timespec ts = {(time_t)(next / 1000000000ull), (long)(next % 1000000000ull)};
         while (!g_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
         }
-        next += period;
     }
     double secs = (double)((uint64_t)pi0__now_ns() - t0) / 1e9;
     double ahz = S.actions > 1 && last_action > first_action
