@@ -83,12 +83,16 @@ struct pi0_calib {
 #define MAX_KEYS     512
 #define MAX_SECTIONS 32
 #define MAX_MAPS     16
-#define LINE_MAX_LEN 190 /* libinih reads lines of up to INI_MAX_LINE (200) bytes */
+#define LINE_MAX_LEN 190        /* libinih reads lines of up to INI_MAX_LINE (200) bytes */
+#define POOL_BYTES   (1u << 16) /* every value of one file */
 
+/* A key as read, parsed once the whole file is read (so a value may continue on indented
+ * lines). */
 typedef struct key_seen {
     char section[40];
     char key[40];
-    int line;
+    int line;       /* of the key */
+    size_t val_off; /* its value in parser.pool (continuation lines appended) */
 } key_seen;
 
 typedef struct map_sec {
@@ -112,12 +116,15 @@ typedef struct parser {
     size_t len, pos;
     int line;        /* of the line the reader handed out last ... */
     size_t line_off; /* ... and where it starts in text */
+    int lines;       /* in the file */
     int err;         /* first error (status), 0 while none */
     int err_line;
     char err_msg[400];
 
     key_seen keys[MAX_KEYS];
     int n_keys;
+    char pool[POOL_BYTES]; /* the values of keys[], NUL-terminated, in file order */
+    size_t pool_used;
     struct {
         char name[64];
         int line;
@@ -135,10 +142,11 @@ typedef struct parser {
     pi0_calib *c;
 } parser;
 
-/* Records the first error as `path:line: key: reason`; later ones are dropped. */
+/* Records an error as `path:line: key: reason`; of several, the one on the earliest line is
+ * kept (the file is read, then its keys are parsed, then checked as a whole). */
 static int perr(parser *p, int line, const char *key, const char *fmt, ...) PI0_PRINTF(4, 5);
 static int perr(parser *p, int line, const char *key, const char *fmt, ...) {
-    if (p->err) return 0;
+    if (p->err && line >= p->err_line) return 0;
     char reason[256];
     va_list ap;
     va_start(ap, fmt);
@@ -154,7 +162,7 @@ static int perr(parser *p, int line, const char *key, const char *fmt, ...) {
 static int section_line(const parser *p, const char *section) {
     for (int i = 0; i < p->n_sections; i++)
         if (strcmp(p->sections[i].name, section) == 0) return p->sections[i].line;
-    return p->line > 0 ? p->line : 1;
+    return p->lines > 0 ? p->lines : 1;
 }
 
 static int key_line(const parser *p, const char *section, const char *key) {
@@ -208,7 +216,7 @@ static int parse_int(const char *s, long lo, long hi, int *out) {
     return 0;
 }
 
-/* Comma-separated list into items[PI0_CALIB_DIM_MAX] of `want` kind. Each item is a finite
+/* Comma-separated list into items[PI0_CALIB_DIM_MAX]. Each item is a finite
  * number, or "-" when allow_unset (stored as NAN). Returns the count, or -1 with *bad set
  * to the 1-based position of the first bad item (0: too many items). */
 static int parse_list(const char *s, double *items, int allow_unset, int *bad) {
@@ -525,28 +533,12 @@ static int on_map(parser *p, const char *section, const char *key, const char *v
     return perr(p, p->line, kq, "unknown key (type or a constant of the map's type)");
 }
 
-static int handler(void *user, const char *section, const char *key, const char *value) {
-    parser *p = user;
-    if (p->err) return 0;
+/* Parses one key of the file once all of it is read; p->line is the key's line. */
+static int parse_key(parser *p, const key_seen *k) {
+    const char *section = k->section, *key = k->key, *value = p->pool + k->val_off;
     char kq[96];
-    if (!*section) return perr(p, p->line, key, "key outside any section");
     snprintf(kq, sizeof kq, "%s.%s", section, key);
-    char first = p->text[p->line_off];
-    if (first == ' ' || first == '\t')
-        return perr(p, p->line, kq, "indented line (continuation lines are not allowed)");
-    /* Duplicate keys (and inih's continuation lines, which repeat the key) are errors. */
-    for (int i = 0; i < p->n_keys; i++)
-        if (!strcmp(p->keys[i].section, section) && !strcmp(p->keys[i].key, key))
-            return perr(p, p->line, kq, "given twice (first at line %d)", p->keys[i].line);
-    if (strlen(section) >= sizeof p->keys[0].section || strlen(key) >= sizeof p->keys[0].key)
-        return perr(p, p->line, kq, "unknown key (name too long)");
-    if (p->n_keys == MAX_KEYS) return perr(p, p->line, kq, "more than %d keys", MAX_KEYS);
-    key_seen *ks = &p->keys[p->n_keys++];
-    snprintf(ks->section, sizeof ks->section, "%s", section);
-    snprintf(ks->key, sizeof ks->key, "%s", key);
-    ks->line = p->line;
-    if (!*value) return perr(p, p->line, kq, "empty value");
-
+    if (!*skip_ws(value)) return perr(p, p->line, kq, "empty value");
     if (!strcmp(section, "robot")) return on_robot(p, key, value, kq);
     if (!strcmp(section, "state")) return on_state(p, key, value, kq);
     if (!strcmp(section, "actions")) return on_actions(p, key, value, kq);
@@ -555,6 +547,44 @@ static int handler(void *user, const char *section, const char *key, const char 
     if (!strncmp(section, "map.", 4)) return on_map(p, section, key, value, kq);
     return perr(p, p->line, kq,
                 "unknown section (robot, state, actions, limits, cameras, map.NAME)");
+}
+
+/* inih's callback: records the key and its value. An indented line after a key is inih's
+ * continuation of that key: its text is appended to the value, after a space. */
+static int handler(void *user, const char *section, const char *key, const char *value) {
+    parser *p = user;
+    if (p->err) return 0;
+    char kq[96];
+    if (!*section) return perr(p, p->line, key, "key outside any section");
+    snprintf(kq, sizeof kq, "%s.%s", section, key);
+    size_t vl = strlen(value);
+    char first = p->text[p->line_off];
+    key_seen *last = p->n_keys ? &p->keys[p->n_keys - 1] : NULL;
+    if ((first == ' ' || first == '\t') && last && !strcmp(last->section, section) &&
+        !strcmp(last->key, key)) {
+        if (p->pool_used + vl + 1 > POOL_BYTES)
+            return perr(p, p->line, kq, "values longer than %u bytes in all", POOL_BYTES);
+        p->pool[p->pool_used - 1] = ' '; /* the value is the pool's last string */
+        memcpy(p->pool + p->pool_used, value, vl + 1);
+        p->pool_used += vl + 1;
+        return 1;
+    }
+    for (int i = 0; i < p->n_keys; i++)
+        if (!strcmp(p->keys[i].section, section) && !strcmp(p->keys[i].key, key))
+            return perr(p, p->line, kq, "given twice (first at line %d)", p->keys[i].line);
+    if (strlen(section) >= sizeof p->keys[0].section || strlen(key) >= sizeof p->keys[0].key)
+        return perr(p, p->line, kq, "unknown key (name too long)");
+    if (p->n_keys == MAX_KEYS) return perr(p, p->line, kq, "more than %d keys", MAX_KEYS);
+    if (p->pool_used + vl + 1 > POOL_BYTES)
+        return perr(p, p->line, kq, "values longer than %u bytes in all", POOL_BYTES);
+    key_seen *ks = &p->keys[p->n_keys++];
+    snprintf(ks->section, sizeof ks->section, "%s", section);
+    snprintf(ks->key, sizeof ks->key, "%s", key);
+    ks->line = p->line;
+    ks->val_off = p->pool_used;
+    memcpy(p->pool + p->pool_used, value, vl + 1);
+    p->pool_used += vl + 1;
+    return 1;
 }
 
 // ---- reading the file ------------------------------------------------------------------
@@ -629,6 +659,7 @@ static char *reader(char *str, int num, void *stream) {
     p->line_off = p->pos;
     p->pos += n;
     p->line++;
+    p->lines = p->line;
     note_section(p, s, n);
     return str;
 }
@@ -641,7 +672,9 @@ static int prescan(parser *p) {
         if (i < p->len && p->text[i] == 0) return perr(p, line, "file", "NUL byte");
         if (i == p->len || p->text[i] == '\n') {
             if (i - start > LINE_MAX_LEN)
-                return perr(p, line, "file", "line longer than %d bytes", LINE_MAX_LEN);
+                return perr(p, line, "file",
+                            "line longer than %d bytes (continue the value on indented lines)",
+                            LINE_MAX_LEN);
             line++;
             start = i + 1;
         }
@@ -847,13 +880,17 @@ PI0_API int pi0_calib_parse(const char *name, const char *text, size_t len, pi0_
         int bad = ini_parse_stream(reader, p, handler, p);
         /* inih's first error line is the earlier of a syntax error and a handler error. */
         if (bad > 0 && (!p->err || bad < p->err_line)) {
-            p->err = 0;
             char lt[48];
             char q[64];
             snprintf(q, sizeof q, "'%s'", line_text(p, bad, lt, sizeof lt));
             perr(p, bad, q, "syntax error (expected [section], key = value or a comment)");
         } else if (!p->err && bad < 0)
             perr(p, 0, "file", "libinih failed (%d)", bad);
+        /* Keys in file order; an earlier error from reading still wins (perr). */
+        for (int i = 0; i < p->n_keys; i++) {
+            p->line = p->keys[i].line;
+            if (!parse_key(p, &p->keys[i])) break;
+        }
         if (!p->err) validate(p);
     }
     if (p->err) {

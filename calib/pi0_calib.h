@@ -22,7 +22,9 @@
  * Limits (position range, maximum change per control tick) are parsed and exposed for the
  * node's safety clamp; actions_out does not apply them.
  *
- * The robot file (INI; `;` or `#` comments; lists are comma-separated; dims count from 0).
+ * The robot file (INI; `;` or `#` comments; lists are comma-separated; dims count from 0;
+ * lines of at most 190 bytes: a longer value continues on indented lines, joined with a
+ * space, so end the line before with a comma).
  * Every key below is required unless marked optional; unknown sections or keys, a key
  * given twice, a list of the wrong length, a dim out of range, a non-finite number or a
  * map constant missing/unknown for its type is an error `file:line: section.key: reason`.
@@ -123,7 +125,8 @@ PI0_API const char *pi0_calib_name(const pi0_calib *c);   /* [robot] name, "" = 
 /* "base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb"; NULL for an out-of-range slot. */
 PI0_API const char *pi0_calib_slot_name(int slot);
 /* The resolved transform, one line per dim, as snprintf into buf[cap] (always
- * NUL-terminated when cap > 0); returns the length it needed. */
+ * NUL-terminated when cap > 0; buf may be NULL when cap is 0); returns the length it
+ * needed, without the NUL. */
 PI0_API size_t pi0_calib_describe(const pi0_calib *c, char *buf, size_t cap);
 
 /* ---- transforms (pure, no allocation, any thread) ---- */

@@ -220,9 +220,12 @@ static int cmd_show(const pi0_calib *c, const char *path) {
         printf("  %-18s %s%s\n", pi0_calib_slot_name(s),
                cam->topic[0] ? cam->topic : "(masked)", cam->rotate180 ? ", rotated 180°" : "");
     }
-    char buf[4096];
-    pi0_calib_describe(c, buf, sizeof buf);
+    size_t need = pi0_calib_describe(c, NULL, 0) + 1;
+    char *buf = malloc(need);
+    if (!buf) return pi0_errorf(PI0_ENOMEM, "out of memory");
+    pi0_calib_describe(c, buf, need);
     fputs(buf, stdout);
+    free(buf);
     show_limits(c);
     return 0;
 }

@@ -238,7 +238,8 @@ static const broken BROKEN[] = {
     B(5, "dim 3", "t.ini:5: 'dim 3': ", "syntax error"),
     B(4, "[state", "t.ini:4: '[state': ", "syntax error"),
     B(3, "control_hz = 50\nname = u", "t.ini:4: robot.name: ", "given twice (first at line 2)"),
-    B(3, "control_hz = 50\n  60", "t.ini:4: robot.control_hz: ", "indented line"),
+    B(3, "control_hz = 50\n  60", "t.ini:3: robot.control_hz: ", "'50 60' is not a rate"),
+    B(6, "index = 0, 1\n  2", "t.ini:6: state.index: ", "item 2 is not a number"),
     B(6, "index =", "t.ini:6: state.index: ", "empty value"),
     B(25, "[map.]", "t.ini:25: [map.]: ", "map name empty"),
     B(25, "[map.g23456789012345678901234567890123]", "t.ini:25: [map.g2345", "longer than 31"),
@@ -383,7 +384,8 @@ static void test_broken_bytes(void) {
     char longl[400];
     snprintf(longl, sizeof longl, "[robot]\n\n; %0250d\n", 0);
     CHECK_EQ_INT(pi0_calib_parse("l.ini", longl, strlen(longl), &c), PI0_ECONFIG);
-    CHECK_EQ_STR(pi0_last_error(), "l.ini:3: file: line longer than 190 bytes");
+    CHECK_EQ_STR(pi0_last_error(), "l.ini:3: file: line longer than 190 bytes (continue the "
+                                   "value on indented lines)");
     /* Not NUL-terminated: only len bytes are read. */
     char buf[8192];
     size_t n = edit_base(buf, sizeof buf, 0, NULL);
@@ -689,6 +691,58 @@ static void test_padding_and_maps(void) {
     pi0_calib_destroy(c);
 }
 
+/* The largest file: 64 dims in and out, each through a map; all of it is described. */
+static void test_largest_file(void) {
+    static char f[32768];
+    size_t o = 0;
+    /* Lists of 64 do not fit on one line: they continue on indented lines. */
+#define SEP(i) ((i) == 0 ? "" : (i) % 16 == 0 ? ",\n    " : ",")
+    o += (size_t)snprintf(f + o, sizeof f - o, "[state]\ndim = 64\nindex = ");
+    for (int i = 0; i < 64; i++)
+        o += (size_t)snprintf(f + o, sizeof f - o, "%s%d", SEP(i), 63 - i);
+    o += (size_t)snprintf(f + o, sizeof f - o, "\nsign = ");
+    for (int i = 0; i < 64; i++)
+        o += (size_t)snprintf(f + o, sizeof f - o, "%s-1", SEP(i));
+    for (int i = 0; i < 64; i++)
+        o += (size_t)snprintf(f + o, sizeof f - o, "\nmap.%d = g", i);
+    o += (size_t)snprintf(f + o, sizeof f - o,
+                          "\n[actions]\nout_dims = 64\ndelta = 32, -32\nsign = ");
+    for (int i = 0; i < 64; i++)
+        o += (size_t)snprintf(f + o, sizeof f - o, "%s1", SEP(i));
+    for (int i = 0; i < 64; i++)
+        o += (size_t)snprintf(f + o, sizeof f - o, "\nmap.%d = h", i);
+    o += (size_t)snprintf(f + o, sizeof f - o,
+                          "\n[cameras]\nbase_0_rgb = a\nleft_wrist_0_rgb = none\n"
+                          "right_wrist_0_rgb = none\n[map.g]\ntype = linear\nscale = 0.5\n"
+                          "offset = 1\n[map.h]\ntype = aloha_gripper_from_angular\n"
+                          "offset = 0.5476\njoint_closed = -0.6213\njoint_open = 1.4910\n");
+    pi0_calib *c = NULL;
+    CHECK_EQ_INT(pi0_calib_parse("big.ini", f, o, &c), 0);
+    if (!c) {
+        fprintf(stderr, "  %s\n", pi0_last_error());
+        return;
+    }
+    CHECK_EQ_INT(pi0_calib_raw_dim(c), 64);
+    double raw[64], st[64];
+    for (int i = 0; i < 64; i++)
+        raw[i] = i;
+    CHECK_EQ_INT(pi0_calib_state_in(c, raw, 64, st), 0);
+    CHECK_NEAR(st[0], 0.5 * -63 + 1, 0);
+    CHECK_NEAR(st[63], 1, 0);
+    size_t need = pi0_calib_describe(c, NULL, 0);
+    char *d = malloc(need + 1);
+    CHECK_EQ_INT(pi0_calib_describe(c, d, need + 1), need);
+    CHECK_EQ_INT(strlen(d), need);
+    int lines = 0;
+    for (const char *q = d; *q; q++)
+        lines += *q == '\n';
+    CHECK_EQ_INT(lines, 1 + 64 + 1 + 64);
+    CHECK(strstr(d, "out 63 = chunk[63], then aloha_gripper_from_angular") != NULL);
+    free(d);
+    pi0_calib_destroy(c);
+#undef SEP
+}
+
 static void test_clamp(void) {
     pi0_calib *c = load_ready("sim");
     if (!c) return;
@@ -863,13 +917,21 @@ int main(int argc, char **argv) {
     exe[n > 0 ? n : 0] = 0;
     snprintf(g_tool, sizeof g_tool, "%s/../pi0rt-calib", dirname(exe));
     static const pi0_test tests[] = {
-        TEST(test_ready_files),      TEST(test_ready_files_documented),
-        TEST(test_numpy_reference),  TEST(test_numpy_reference_catches_a_wrong_file),
-        TEST(test_broken_files),     TEST(test_broken_bytes),
-        TEST(test_fuzz_mutations),   TEST(test_no_allocation),
-        TEST(test_buffers),          TEST(test_nan_passes_through),
-        TEST(test_padding_and_maps), TEST(test_clamp),
-        TEST(test_threads),          TEST(test_tool),
+        TEST(test_ready_files),
+        TEST(test_ready_files_documented),
+        TEST(test_numpy_reference),
+        TEST(test_numpy_reference_catches_a_wrong_file),
+        TEST(test_broken_files),
+        TEST(test_broken_bytes),
+        TEST(test_fuzz_mutations),
+        TEST(test_no_allocation),
+        TEST(test_buffers),
+        TEST(test_nan_passes_through),
+        TEST(test_padding_and_maps),
+        TEST(test_largest_file),
+        TEST(test_clamp),
+        TEST(test_threads),
+        TEST(test_tool),
     };
     return pi0_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }
