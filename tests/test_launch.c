@@ -415,17 +415,19 @@ static void test_sigkill_launcher(void) {
 static void test_output_env_cpus(void) {
     char *dir = pi0_test_tmpdir("pi0launch");
     const char *names[] = {"talker"};
-    const char *args[] = {
-        "--run 0 --say 'two words' --say-err \"an error\" --print-env GREETING "
-        "--print-cpus"};
+    const char *args[] = {"--run 0 --say 'two words' --say-err \"an error\""};
     /* pin to the last CPU this process may use */
     cpu_set_t set;
     int cpu = 0;
     CHECK_EQ_INT(sched_getaffinity(0, sizeof set, &set), 0);
     for (int c = 0; c < CPU_SETSIZE; c++)
         if (CPU_ISSET(c, &set)) cpu = c;
-    char k0[96], want[64];
-    snprintf(k0, sizeof k0, "env = GREETING=hi OTHER=1\ncpus = %d", cpu);
+    char k0[160], want[64];
+    /* a second args line, and an indented continuation line, append */
+    snprintf(
+        k0, sizeof k0,
+        "env = GREETING=hi OTHER=1\ncpus = %d\nargs = --print-env GREETING\n  --print-cpus",
+        cpu);
     snprintf(want, sizeof want, "[talker] cpus %d\n", cpu);
     const char *keys[] = {k0};
     make_ini(dir, "", 1, names, args, keys);
