@@ -657,6 +657,10 @@ static int start_proc(launch *L, int i) {
         int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD};
         for (size_t k = 0; k < sizeof sigs / sizeof sigs[0]; k++)
             signal(sigs[k], SIG_DFL);
+        /* stdin from /dev/null: in its own process group a child reading the terminal
+         * would be stopped (SIGTTIN) */
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0) dup2(devnull, 0), close(devnull);
         dup2(out[1], 1);
         dup2(err[1], 2);
         if (rdy[1] >= 0) {

@@ -434,6 +434,7 @@ static void test_output_env_cpus(void) {
     CHECK_EQ_INT(run_launch(dir, ""), 0);
     char *out = slurp_in(dir, "out"), *err = slurp_in(dir, "err");
     CHECK_CONTAINS(out, "[talker] two words\n");
+    CHECK_CONTAINS(out, "[talker] stdin /dev/null\n");
     CHECK_CONTAINS(out, "[talker] GREETING=hi\n");
     CHECK_CONTAINS(out, want);
     CHECK_CONTAINS(err, "[talker:err] an error\n");

@@ -85,6 +85,12 @@ int main(int argc, char **argv) {
         if (f) fprintf(f, "%d\n", (int)getpid()), fclose(f);
     }
     if (say) printf("%s\n", say), fflush(stdout);
+    if (say) {
+        char in[256] = "";
+        ssize_t k = readlink("/proc/self/fd/0", in, sizeof in - 1);
+        printf("stdin %s\n", k > 0 ? in : "(none)");
+        fflush(stdout);
+    }
     if (say_err) fprintf(stderr, "%s\n", say_err);
     if (env) printf("%s=%s\n", env, getenv(env) ? getenv(env) : "(unset)"), fflush(stdout);
     if (print_cpus) {
