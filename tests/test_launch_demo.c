@@ -200,7 +200,8 @@ static void test_demo_end_to_end(void) {
         CHECK(c && sscanf(c, "chunks %llu", &chunks) == 1 && chunks >= 1);
         CHECK_NEAR(node_hz, 50.0, 1e-9);
         CHECK(actions >= 100);
-        CHECK(hz > 45.0 && hz < 55.0);
+        /* the node's missed ticks (a loaded machine) are missing actions, nothing else */
+        CHECK(hz > 45.0 * (1.0 - (double)missed / (double)(node_ticks + 1)) && hz < 55.0);
         CHECK_EQ_INT(lost, 0);
         CHECK(missing <= missed);
         CHECK(actions <= node_ticks);
