@@ -100,7 +100,7 @@ typedef struct pi0_calib_limit {
 } pi0_calib_limit;
 
 /* Reads and validates a robot file. On failure *out is untouched, nothing leaks and
- * pi0_last_error() says `file:line: key: reason`. */
+ * pi0_last_error_for(status) says `file:line: key: reason`. */
 PI0_API int pi0_calib_load(const char *path, pi0_calib **out);
 /* The same from a file already in memory (text[len], need not be NUL-terminated); `name`
  * is what error messages call the file. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pi0_calib.h"
+#include "common/pi0_cli.h"
 #include "common/pi0_file.h"
 
 static const char USAGE[] =
@@ -233,7 +234,7 @@ static int cmd_show(const pi0_calib *c, const char *path) {
 /* Prefixes the last error with the file and row it came from. */
 static int row_error(int rc, const char *path, int64_t row) {
     char detail[512];
-    snprintf(detail, sizeof detail, "%s", pi0_last_error()); /* copied: errorf rewrites it */
+    snprintf(detail, sizeof detail, "%s", pi0_last_error_for(rc)); /* errorf rewrites it */
     return pi0_errorf(rc, "%s: row %lld: %s", path, (long long)row, detail);
 }
 
@@ -338,7 +339,8 @@ int main(int argc, char **argv) {
     const char *in = NULL, *outp = NULL, *statep = NULL;
     int o;
     /* GNU getopt_long permutes: options may come before or after COMMAND ROBOT.ini. */
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (o) {
         case 'h':
             fputs(USAGE, stdout);
@@ -353,8 +355,7 @@ int main(int argc, char **argv) {
             statep = optarg;
             break;
         default:
-            fputs(USAGE, stderr);
-            return 2;
+            return pi0__opt_error("pi0rt-calib", argv, o);
         }
     }
     if (optind >= argc) {
@@ -392,7 +393,7 @@ int main(int argc, char **argv) {
     pi0_calib *c;
     int rc = pi0_calib_load(path, &c);
     if (rc) {
-        fprintf(stderr, "pi0rt-calib: %s\n", pi0_last_error());
+        fprintf(stderr, "pi0rt-calib: %s\n", pi0_last_error_for(rc));
         return 1;
     }
     if (is_show)
@@ -403,7 +404,7 @@ int main(int argc, char **argv) {
         rc = cmd_state(c, in, outp);
     else
         rc = cmd_actions(c, in, statep, outp);
-    if (rc) fprintf(stderr, "pi0rt-calib: %s\n", pi0_last_error());
+    if (rc) fprintf(stderr, "pi0rt-calib: %s\n", pi0_last_error_for(rc));
     pi0_calib_destroy(c);
     return rc ? 1 : 0;
 }

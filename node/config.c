@@ -120,7 +120,7 @@ static int parse_list(parse_ctx *p, const key *k, const char *v, int32_t *out, i
         char *end;
         errno = 0;
         long x = strtol(s, &end, 10);
-        if (errno || end == s || x < (long)(k->kind == K_CPUS ? 0 : 0) || x > INT32_MAX)
+        if (errno || end == s || x < 0 || x > INT32_MAX)
             return set_err(p, k->section, k->name,
                            "'%s' is not a comma-separated list of "
                            "non-negative integers",

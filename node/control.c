@@ -98,7 +98,6 @@ void *node_control_main(void *arg) {
             late -= skip * P;
         }
         node_hist_add(&n->tick_late, late);
-        atomic_store_explicit(&n->last_tick_ns, now, memory_order_relaxed);
         PI0_PROBE2(tick, k, late);
 
         if (node_handover_take(hv)) {
@@ -201,8 +200,7 @@ void *node_control_main(void *arg) {
                                 last_trigger, n->cfg.every_ticks, free)) {
             atomic_fetch_add_explicit(&n->inflight, 1, memory_order_relaxed);
             atomic_store_explicit(&n->a_busy, 1, memory_order_relaxed);
-            atomic_store_explicit(&n->trigger_k, k, memory_order_relaxed);
-            /* release: stage A sees inflight, a_busy and trigger_k with the flag */
+            /* release: stage A sees inflight and a_busy with the flag */
             atomic_store_explicit(&n->trigger_pending, 1, memory_order_release);
             node_event_post(&n->trigger_ev);
             last_trigger = k;
@@ -250,6 +248,9 @@ static void publish_status(node *n, uint64_t now) {
     memset(s, 0, sizeof *s);
     s->stamp_ns = now;
     s->state = atomic_load(&n->state);
+    /* holding because the stages fail (not because inputs are stale): error */
+    if (s->state == PI0_NODE_HOLDING && atomic_load(&n->recent_error))
+        s->state = PI0_NODE_ERROR;
     s->last_error = atomic_load(&n->last_error);
     s->ticks = atomic_load(&n->ticks);
     s->missed_ticks = atomic_load(&n->missed);
@@ -358,6 +359,8 @@ void node_print_summary(node *n, FILE *f) {
     hist_line(f, "encode (stage A)", &n->encode_lat);
     hist_line(f, "denoise (stage B)", &n->denoise_lat);
     hist_line(f, "obs -> chunk", &n->infer_lat);
+    hist_line(f, "camera age at obs", &n->cam_age);
+    hist_line(f, "joint age at obs", &n->joint_age);
     uint64_t dc = atomic_load(&n->delay_ticks.count);
     if (dc)
         fprintf(f, "  %-18s n=%llu p50 %.0f p99 %.0f max %.0f ticks\n", "chunk delay d",

@@ -28,10 +28,10 @@ static void usage(FILE *f) {
             "Exit status: 0 ok, 1 failure, 2 usage error.\n");
 }
 
-static int fail(const char *what, int rc) {
+/* Prints the calling thread's error detail (prefixed with `what` when given); returns 1. */
+static int fail(const char *what) {
     fprintf(stderr, "pi0rt-node: %s%s%s\n", what ? what : "", what ? ": " : "",
             pi0_last_error());
-    (void)rc;
     return 1;
 }
 
@@ -173,8 +173,8 @@ static void print_check(const node *n) {
 }
 
 static void init_stats(node *n) {
-    node_hist *hs[] = {&n->tick_late,  &n->infer_lat,   &n->sched_lat,
-                       &n->encode_lat, &n->denoise_lat, &n->delay_ticks};
+    node_hist *hs[] = {&n->tick_late,   &n->infer_lat,   &n->sched_lat, &n->encode_lat,
+                       &n->denoise_lat, &n->delay_ticks, &n->cam_age,   &n->joint_age};
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
         node_hist_init(hs[i]);
     node_handover_init(&n->hand);
@@ -230,10 +230,10 @@ int main(int argc, char **argv) {
 
     static node nd; /* large (histograms, chunk buffers): static, zero-initialized */
     node *n = &nd;
-    if (node_config_load(&n->cfg, config, sets, n_sets)) return fail(NULL, 1);
+    if (node_config_load(&n->cfg, config, sets, n_sets)) return fail(NULL);
     int rc = load(n);
     if (rc) {
-        fail(NULL, rc);
+        fail(NULL);
         cleanup(n);
         return 1;
     }
@@ -253,12 +253,12 @@ int main(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     if ((rc = open_topics(n))) {
-        fail(NULL, rc);
+        fail(NULL);
         cleanup(n);
         return 1;
     }
     if (n->cfg.warmup && (rc = node_warmup(n))) {
-        fail("warm-up inference", rc);
+        fail("warm-up inference");
         cleanup(n);
         return 1;
     }
@@ -274,7 +274,7 @@ int main(int argc, char **argv) {
 
     pthread_t stages[2], control, monitor;
     if ((rc = node_stages_start(n, stages))) {
-        fail(NULL, rc);
+        fail(NULL);
         cleanup(n);
         return 1;
     }

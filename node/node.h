@@ -129,8 +129,8 @@ void node_merge(int policy, int blend_ticks, double weight_old, const float *old
                 const float *new_row, int dim, uint64_t j, float *out);
 
 /* Fixed-size latency histogram (no allocation): 1 µs buckets below 1 ms, then
- * log-spaced (64 per octave, 1.1 % wide) up to ~130 s. Single writer; readers may see a slightly
- * inconsistent snapshot (counts are relaxed atomics). */
+ * log-spaced (64 per octave, 1.1 % wide) up to ~130 s. Single writer; readers may see a
+ * slightly inconsistent snapshot (counts are relaxed atomics). */
 #define NODE_HIST_LINEAR  1000
 #define NODE_HIST_LOG     (64 * 17)
 #define NODE_HIST_BUCKETS (NODE_HIST_LINEAR + NODE_HIST_LOG)
@@ -233,19 +233,15 @@ typedef struct node {
 
     /* scheduler <-> stages */
     node_event trigger_ev;            /* control -> stage A */
-    _Atomic uint64_t trigger_k;       /* tick of the pending trigger */
     _Atomic uint32_t trigger_pending; /* 1 while stage A has not taken it */
     _Atomic int inflight;             /* observations in stage A or B */
     _Atomic int a_busy;
-    _Atomic uint64_t inflight_cover; /* covered_until of the newest triggered observation */
-    node_event b_ev;                 /* stage A -> stage B */
-    node_obs q[2];                   /* A -> B queue (two prefix slots) */
+    node_event b_ev; /* stage A -> stage B */
+    node_obs q[2];   /* A -> B queue (two prefix slots) */
     _Atomic uint32_t q_head, q_tail;
     node_event b_free_ev; /* stage B released a slot */
     node_handover hand;
-    _Atomic uint64_t chunk_seq;      /* chunks built (noise draws) */
     _Atomic uint32_t nonfinite_flag; /* the newest chunk was dropped as non-finite */
-    _Atomic uint64_t good_obs_after; /* chunks must be observed after this tick */
 
     /* monitor -> control: publishers found dead (bit i = camera i, bit 8 = joints) */
     _Atomic uint32_t dead_mask;
@@ -255,6 +251,7 @@ typedef struct node {
     node_hist infer_lat; /* observation taken -> chunk published */
     node_hist sched_lat; /* due time of row 0 -> chunk published (what triggers need) */
     node_hist encode_lat, denoise_lat;
+    node_hist cam_age, joint_age; /* input ages when an observation was taken */
     node_hist delay_ticks;  /* d: ticks from row 0's due time to the tick the chunk landed */
     _Atomic int need_ticks; /* ticks a chunk needs (p99 of sched_lat + margin), monitor */
     _Atomic uint64_t ticks, missed, chunks, dropped, holds, triggers, skipped_obs;
@@ -263,8 +260,8 @@ typedef struct node {
     _Atomic uint32_t stale_cams;       /* current: bit i = camera i stale */
     _Atomic uint64_t hold_since_ns;    /* start of the current hold, 0 = none */
     _Atomic uint32_t state;            /* enum pi0_node_state */
-    _Atomic int32_t last_error;
-    _Atomic uint64_t last_tick_ns;
+    _Atomic int32_t last_error;        /* first-seen code of the latest stage error */
+    _Atomic int32_t recent_error;      /* a stage failed since the last good chunk (0 = none) */
     _Atomic int stop;
     _Atomic int err_claimed; /* stage_err written (by the first stage error) */
     char stage_err[256];
@@ -285,7 +282,9 @@ void node_hold_text(const node *n, uint32_t reason, uint32_t dead_mask, uint32_t
                     char *buf, size_t cap);
 
 /* The project clock (CLOCK_MONOTONIC) as the unsigned ns the node computes with. */
-static inline uint64_t node_now_ns(void) { return (uint64_t)pi0__now_ns(); }
+static inline uint64_t node_now_ns(void) {
+    return (uint64_t)pi0__now_ns();
+}
 /* First tick whose due time is >= t (t before tick 0: 0). */
 uint64_t node_tick_at(const node *n, uint64_t t_ns);
 

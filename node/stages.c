@@ -146,6 +146,7 @@ static int take_and_encode(node *n, node_obs *o) {
 
 static void stage_error(node *n, int rc) {
     atomic_store(&n->last_error, rc);
+    atomic_store(&n->recent_error, rc);
     /* the message of the first error (of either stage) is kept for the summary */
     if (!atomic_exchange(&n->err_claimed, 1))
         snprintf(n->stage_err, sizeof n->stage_err, "%s", pi0_last_error());
@@ -165,7 +166,6 @@ static void *stage_a_main(void *arg) {
         if (!atomic_load_explicit(&n->trigger_pending, memory_order_acquire)) continue;
         node_obs o;
         memset(&o, 0, sizeof o);
-        uint64_t k = atomic_load(&n->trigger_k);
         atomic_store(&n->trigger_pending, 0);
         /* a free queue entry (= a free prefix slot) first: stage B may still hold both */
         uint32_t fseen = atomic_load(&n->b_free_ev.seq);
@@ -183,8 +183,9 @@ static void *stage_a_main(void *arg) {
         }
         o.encode_end_ns = node_now_ns();
         o.k0 = o.obs_ns >= n->t_start_ns ? (o.obs_ns - n->t_start_ns) / n->period_ns : 0;
-        (void)k;
         node_hist_add(&n->encode_lat, o.encode_end_ns - o.trigger_ns);
+        node_hist_add(&n->cam_age, o.camera_age_ns);
+        node_hist_add(&n->joint_age, o.joint_age_ns);
         uint32_t h = atomic_load(&n->q_head);
         n->q[h & 1] = o;
         atomic_store_explicit(&n->q_head, h + 1, memory_order_release);
@@ -215,6 +216,7 @@ static void finish_chunk(node *n, const node_obs *o, float *chunk, uint32_t deno
         }
     }
     atomic_store(&n->nonfinite_flag, 0);
+    atomic_store(&n->recent_error, 0);
     uint64_t seq = atomic_fetch_add(&n->chunks, 1) + 1;
     pi0_action_chunk *m = pi0_pub_loan(n->chunk_pub);
     memset(m, 0, offsetof(pi0_action_chunk, actions));

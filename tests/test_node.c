@@ -24,7 +24,7 @@
 
 static char g_build[4096]; /* build/ */
 static char *g_dir;        /* scratch dir shared by the tests (models) */
-static char g_model[4200], g_nanmodel[4200];
+static char g_model[4200], g_nanmodel[4200], g_model05[4200];
 
 #define CAM_W 64
 #define CAM_H 48
@@ -434,8 +434,119 @@ static const pi0_action_chunk *find_chunk(const seen *v, uint64_t seq) {
 
 // ---- closed loop ----
 
+/* Checks every action the test saw against the chunks: due at t0 + row·period of the chunk
+ * it names, and equal to that row merged with the previous chunk's row at the same tick
+ * (policy as configured; the merge starts at the first action naming the new chunk),
+ * clamped to the test robot's limits and step from the previous action. Returns the number
+ * of mismatches; *running gets the actions checked. */
+static size_t check_actions(const seen *v, int policy, int blend, double w_old,
+                            size_t *running) {
+    size_t bad = 0;
+    float prev[4];
+    int have_prev = 0;
+    uint64_t cur_seq = 0, old_seq = 0, land_due = 0;
+    *running = 0;
+    for (size_t i = 0; i < v->n_act; i++) {
+        const pi0_action *x = &v->act[i];
+        if (x->chunk_seq != cur_seq) { /* a new chunk took over at this tick */
+            old_seq = cur_seq;
+            cur_seq = x->chunk_seq;
+            land_due = x->due_ns;
+        }
+        if (x->flags & PI0_ACTION_HOLD) {
+            if (x->dim == 4) memcpy(prev, x->values, sizeof prev), have_prev = 1;
+            continue;
+        }
+        const pi0_action_chunk *c = find_chunk(v, x->chunk_seq), *o = find_chunk(v, old_seq);
+        if (!c || (old_seq && !o)) { /* published before we subscribed */
+            memcpy(prev, x->values, sizeof prev);
+            have_prev = 1;
+            continue;
+        }
+        (*running)++;
+        bad += x->dim != 4 || x->index >= c->horizon ||
+               x->due_ns != c->t0_ns + x->index * c->period_ns;
+        uint64_t j = (x->due_ns - land_due) / c->period_ns;
+        int64_t orow =
+            o && x->due_ns >= o->t0_ns ? (int64_t)((x->due_ns - o->t0_ns) / o->period_ns) : -1;
+        int has_old = o && orow >= 0 && orow < (int64_t)o->horizon;
+        for (int d = 0; d < 4 && x->dim == 4; d++) {
+            double nw = c->actions[x->index * c->dim + (uint32_t)d], want = nw;
+            if (has_old && policy != NODE_MERGE_REPLACE) {
+                double od = o->actions[(uint64_t)orow * o->dim + (uint32_t)d];
+                if (policy == NODE_MERGE_WEIGHTED) {
+                    want = w_old * od + (1 - w_old) * nw;
+                } else {
+                    double w = j + 1 >= (uint64_t)blend ? 1.0 : (double)(j + 1) / blend;
+                    want = od + (nw - od) * w;
+                }
+            }
+            want = want < lim_lo ? lim_lo : want > lim_hi ? lim_hi : want;
+            if (have_prev) {
+                double p = prev[d];
+                want = want < p - lim_step   ? p - lim_step
+                       : want > p + lim_step ? p + lim_step
+                                             : want;
+            }
+            if (fabs(x->values[d] - want) > 1e-5 * (1 + fabs(want))) {
+                if (bad < 5)
+                    fprintf(
+                        stderr,
+                        "  action %zu (chunk %llu row %u, j %llu) dim %d: %.7g, want %.7g\n", i,
+                        (unsigned long long)x->chunk_seq, x->index, (unsigned long long)j, d,
+                        (double)x->values[d], want);
+                bad++;
+            }
+        }
+        memcpy(prev, x->values, sizeof prev);
+        have_prev = 1;
+    }
+    return bad;
+}
+
+/* The blend and weighted merges in the running node, checked action by action. */
+static void closed_loop_merge(const char *policy, int id) {
+    names t;
+    make_names(&t);
+    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200], extra[256];
+    snprintf(log, sizeof log, "%s/node.log", dir);
+    snprintf(plog, sizeof plog, "%s/peers.log", dir);
+    /* trigger every 10 ticks: chunks overlap for ~40 ticks, so the merge is exercised */
+    snprintf(extra, sizeof extra,
+             "[schedule]\ntrigger = every\nevery = 10\nmerge = %s\nblend_ticks = 6\n"
+             "weight_old = 0.25\n",
+             policy);
+    write_configs(dir, &t, g_model, extra);
+    pid_t cam = start_cam(&t, plog), js = start_joints(&t, plog);
+    pid_t nd = start_node(dir, log, "30");
+    seen v;
+    int ok = seen_open(&v, &t);
+    CHECK(ok);
+    if (ok) seen_collect(&v, 4, NULL, NULL);
+    CHECK_EQ_INT(reap(nd, SIGINT, 20), 0);
+    if (ok) seen_collect(&v, 0.2, NULL, NULL);
+    reap(cam, SIGTERM, 5);
+    reap(js, SIGTERM, 5);
+    CHECK(v.n_chunk >= 3);
+    size_t running = 0, bad = check_actions(&v, id, 6, 0.25, &running);
+    CHECK(running > 100);
+    CHECK_EQ_INT(bad, 0);
+    if (!ok || pi0__test_failures) dump_log(log);
+    seen_close(&v);
+    remove_topics(&t);
+    pi0_test_rmrf(dir);
+}
+
+static void test_closed_loop_blend(void) {
+    closed_loop_merge("blend", NODE_MERGE_BLEND);
+}
+
+static void test_closed_loop_weighted(void) {
+    closed_loop_merge("weighted", NODE_MERGE_WEIGHTED);
+}
+
 /* pi0rt-infer on the test camera image, the normalized test state, tokens 1 2 3, SEED. */
-static float *reference_chunk(const char *dir, int *h, int *a) {
+static float *reference_chunk(const char *dir, const char *model, int *h, int *a) {
     char p[4300];
     snprintf(p, sizeof p, "%s/img.npy", dir);
     static uint8_t img[CAM_H][CAM_W][3];
@@ -455,11 +566,11 @@ static float *reference_chunk(const char *dir, int *h, int *a) {
                     "x=np.array([%g,%g,%g,%g]); m=np.array(s['mean'][:4]); "
                     "d=np.array(s['std'][:4]); "
                     "np.save('%s/state.npy',((x-m)/(d+1e-6)).astype(np.float32))\"",
-                    g_model, joint_pos[0], joint_pos[1], joint_pos[2], joint_pos[3], dir))
+                    model, joint_pos[0], joint_pos[1], joint_pos[2], joint_pos[3], dir))
         return NULL;
     if (pi0_test_sh("%s/pi0rt-infer --model %s --image base=%s/img.npy --state %s/state.npy "
                     "--tokens %s/tokens.npy --seed %d --unnormalize --out %s/ref.npy",
-                    g_build, g_model, dir, dir, dir, SEED, dir))
+                    g_build, model, dir, dir, dir, SEED, dir))
         return NULL;
     snprintf(p, sizeof p, "%s/ref.npy", dir);
     pi0_npy r = {0};
@@ -470,6 +581,27 @@ static float *reference_chunk(const char *dir, int *h, int *a) {
     memcpy(out, r.data, (size_t)*h * (size_t)*a * sizeof(float));
     pi0_npy_free(&r);
     return out;
+}
+
+/* The first chunk of the run equals pi0rt-infer (same image, state, tokens, seed). */
+static void check_first_chunk(const seen *v, const char *dir, const char *model) {
+    int H = 0, A = 0;
+    float *ref = reference_chunk(dir, model, &H, &A);
+    const pi0_action_chunk *c1 = find_chunk(v, 1);
+    CHECK(ref && c1);
+    if (ref && c1) {
+        CHECK_EQ_INT(c1->horizon, H);
+        CHECK_EQ_INT(c1->dim, 4);
+        double maxd = 0;
+        for (int r = 0; r < H && r < (int)c1->horizon; r++)
+            for (int j = 0; j < 4; j++) {
+                double d = fabs(c1->actions[r * 4 + j] - ref[r * A + j]);
+                maxd = d > maxd ? d : maxd;
+            }
+        CHECK_MSG(maxd <= 1e-5, "first chunk vs pi0rt-infer: max |diff| %.3g", maxd);
+        CHECK(c1->total_us > 0 && c1->denoise_us > 0 && c1->encode_us > 0);
+    }
+    free(ref);
 }
 
 static void test_closed_loop(void) {
@@ -509,60 +641,11 @@ static void test_closed_loop(void) {
     }
     /* every action equals the clamped row of the chunk it names, due at t0 + row·period */
     CHECK(v.n_chunk >= 2);
-    size_t running = 0, bad = 0;
-    float prev[4];
-    int have_prev = 0;
-    for (size_t i = 0; i < v.n_act; i++) {
-        const pi0_action *x = &v.act[i];
-        if (x->flags & PI0_ACTION_HOLD) {
-            if (x->dim == 4) memcpy(prev, x->values, sizeof prev), have_prev = 1;
-            continue;
-        }
-        const pi0_action_chunk *c = find_chunk(&v, x->chunk_seq);
-        if (!c) continue; /* published before we subscribed */
-        running++;
-        bad += x->dim != 4 || x->index >= c->horizon ||
-               x->due_ns != c->t0_ns + x->index * c->period_ns;
-        for (int j = 0; j < 4 && x->dim == 4; j++) {
-            double want = c->actions[x->index * c->dim + (uint32_t)j];
-            want = want < lim_lo ? lim_lo : want > lim_hi ? lim_hi : want;
-            if (have_prev) {
-                double p = prev[j];
-                want = want < p - lim_step   ? p - lim_step
-                       : want > p + lim_step ? p + lim_step
-                                             : want;
-            }
-            if (fabs(x->values[j] - want) > 1e-6 * (1 + fabs(want))) {
-                if (bad < 5)
-                    fprintf(stderr, "  action %zu dim %d: %.7g, want %.7g\n", i, j,
-                            (double)x->values[j], want);
-                bad++;
-            }
-        }
-        memcpy(prev, x->values, sizeof prev);
-        have_prev = 1;
-    }
+    size_t running = 0, bad = check_actions(&v, NODE_MERGE_REPLACE, 0, 0, &running);
     CHECK(running > 200);
     CHECK_EQ_INT(bad, 0);
-    /* the first chunk equals pi0rt-infer (same image, state, tokens, seed) */
-    int H = 0, A = 0;
-    float *ref = reference_chunk(dir, &H, &A);
-    const pi0_action_chunk *c1 = find_chunk(&v, 1);
-    CHECK(ref && c1);
-    if (ref && c1) {
-        CHECK_EQ_INT(c1->horizon, H);
-        CHECK_EQ_INT(c1->dim, 4);
-        double maxd = 0;
-        for (int r = 0; r < H && r < (int)c1->horizon; r++)
-            for (int j = 0; j < 4; j++) {
-                double d = fabs(c1->actions[r * 4 + j] - ref[r * A + j]);
-                maxd = d > maxd ? d : maxd;
-            }
-        CHECK_MSG(maxd <= 1e-5, "first chunk vs pi0rt-infer: max |diff| %.3g", maxd);
-        CHECK(c1->total_us > 0 && c1->denoise_us > 0 && c1->encode_us > 0);
-    }
-    free(ref);
-    const pi0_action_chunk *c2 = find_chunk(&v, 2);
+    check_first_chunk(&v, dir, g_model);
+    const pi0_action_chunk *c1 = find_chunk(&v, 1), *c2 = find_chunk(&v, 2);
     if (c1 && c2) CHECK(memcmp(c1->actions, c2->actions, 4 * sizeof(float)) != 0);
     /* status */
     CHECK(v.n_status > 20);
@@ -570,6 +653,117 @@ static void test_closed_loop(void) {
     CHECK(v.last_status.chunks >= 2);
     CHECK(v.last_status.infer_p50_us > 0);
     CHECK(v.last_status.tick_late_max_us >= v.last_status.tick_late_p50_us);
+    if (!ok || pi0__test_failures) dump_log(log);
+    seen_close(&v);
+    remove_topics(&t);
+    pi0_test_rmrf(dir);
+}
+
+/* π0.5 (the state enters only through the prompt; fixed tokens here): the node's first
+ * chunk equals pi0rt-infer on the same inputs. */
+static void test_first_chunk_pi05(void) {
+    names t;
+    make_names(&t);
+    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200];
+    snprintf(log, sizeof log, "%s/node.log", dir);
+    snprintf(plog, sizeof plog, "%s/peers.log", dir);
+    write_configs(dir, &t, g_model05, NULL);
+    pid_t cam = start_cam(&t, plog), js = start_joints(&t, plog);
+    pid_t nd = start_node(dir, log, "30");
+    seen v;
+    int ok = seen_open(&v, &t);
+    CHECK(ok);
+    size_t from = 0;
+    if (ok) CHECK(seen_collect(&v, 20, pred_running, &from));
+    CHECK_EQ_INT(reap(nd, SIGINT, 20), 0);
+    if (ok) seen_collect(&v, 0.2, NULL, NULL);
+    reap(cam, SIGTERM, 5);
+    reap(js, SIGTERM, 5);
+    check_first_chunk(&v, dir, g_model05);
+    if (!ok || pi0__test_failures) dump_log(log);
+    seen_close(&v);
+    remove_topics(&t);
+    pi0_test_rmrf(dir);
+}
+
+/* π0.5 with a text prompt: the node builds "Task: …, State: <digitized state>;\nAction: "
+ * with the tokenizer each observation; the first chunk equals pi0rt-infer --prompt on the
+ * same state (quantile-normalized here with numpy) and tokenizer (a small SentencePiece
+ * model trained with spm_train). */
+static void test_pi05_prompt_with_state(void) {
+    if (pi0_test_sh_quiet("command -v spm_train > /dev/null")) SKIP("spm_train not installed");
+    names t;
+    make_names(&t);
+    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200], extra[4400];
+    snprintf(log, sizeof log, "%s/node.log", dir);
+    snprintf(plog, sizeof plog, "%s/peers.log", dir);
+    CHECK_EQ_INT(
+        pi0_test_sh("/usr/bin/python3 -c \"import random; r=random.Random(5); "
+                    "w=['pick','up','the','red','cube','task','state','action','place',"
+                    "'it','on','table','Task:','State:','Action:']; "
+                    "open('%s/corpus.txt','w').write(''.join(' '.join(r.choice(w) for _ "
+                    "in range(8))+' '+' '.join(str(r.randrange(256)) for _ in range(6))"
+                    "+'\\n' for _ in range(400)))\" && spm_train --input=%s/corpus.txt "
+                    "--model_prefix=%s/tok --vocab_size=300 --hard_vocab_limit=false "
+                    "--byte_fallback=true --minloglevel=2 --num_threads=1 > /dev/null 2>&1",
+                    dir, dir, dir),
+        0);
+    snprintf(extra, sizeof extra,
+             "[model]\nprompt = pick up the red cube\ntokenizer = %s/tok.model\n", dir);
+    write_configs(dir, &t, g_model05, extra);
+    /* the prompt replaces the tokens line */
+    CHECK_EQ_INT(pi0_test_sh("sed -i '/^tokens = /d' %s/node.ini", dir), 0);
+    pid_t cam = start_cam(&t, plog), js = start_joints(&t, plog);
+    pid_t nd = start_node(dir, log, "30");
+    seen v;
+    int ok = seen_open(&v, &t);
+    CHECK(ok);
+    size_t from = 0;
+    if (ok) CHECK(seen_collect(&v, 20, pred_running, &from));
+    CHECK_EQ_INT(reap(nd, SIGINT, 20), 0);
+    if (ok) seen_collect(&v, 0.2, NULL, NULL);
+    reap(cam, SIGTERM, 5);
+    reap(js, SIGTERM, 5);
+    /* the reference: numpy quantile normalization, pi0rt-infer's own prompt building */
+    char p[4300];
+    snprintf(p, sizeof p, "%s/img.npy", dir);
+    static uint8_t img[CAM_H][CAM_W][3];
+    for (int y = 0; y < CAM_H; y++)
+        for (int x = 0; x < CAM_W; x++)
+            for (int c = 0; c < 3; c++)
+                img[y][x][c] = node_peer_pixel((uint32_t)x, (uint32_t)y, (uint32_t)c, SEED);
+    int64_t shape[3] = {CAM_H, CAM_W, 3};
+    CHECK_EQ_INT(pi0_npy_write(p, PI0_U8, 3, shape, img), 0);
+    CHECK_EQ_INT(
+        pi0_test_sh("/usr/bin/python3 -c \"import json,numpy as np; "
+                    "s=json.load(open('%s/norm_stats.json'))['norm_stats']['state']; "
+                    "x=np.array([%g,%g,%g,%g]); lo=np.array(s['q01'][:4]); "
+                    "hi=np.array(s['q99'][:4]); "
+                    "np.save('%s/state.npy',((x-lo)/(hi-lo+1e-6)*2-1).astype(np.float32))\"",
+                    g_model05, joint_pos[0], joint_pos[1], joint_pos[2], joint_pos[3], dir),
+        0);
+    CHECK_EQ_INT(
+        pi0_test_sh("%s/pi0rt-infer --model %s --image base=%s/img.npy --state "
+                    "%s/state.npy --prompt 'pick up the red cube' --tokenizer %s/tok.model "
+                    "--seed %d --unnormalize --out %s/ref.npy",
+                    g_build, g_model05, dir, dir, dir, SEED, dir),
+        0);
+    snprintf(p, sizeof p, "%s/ref.npy", dir);
+    pi0_npy r = {0};
+    const pi0_action_chunk *c1 = find_chunk(&v, 1);
+    int rd = pi0_npy_read(p, &r);
+    CHECK(!rd && c1 && r.ndim == 2);
+    if (!rd && c1 && r.ndim == 2) {
+        const float *ref = r.data;
+        double maxd = 0;
+        for (int64_t i = 0; i < r.shape[0] && i < (int64_t)c1->horizon; i++)
+            for (int j = 0; j < 4; j++) {
+                double d = fabs(c1->actions[i * 4 + j] - ref[i * r.shape[1] + j]);
+                maxd = d > maxd ? d : maxd;
+            }
+        CHECK_MSG(maxd <= 1e-5, "π0.5 prompt chunk vs pi0rt-infer: max |diff| %.3g", maxd);
+    }
+    pi0_npy_free(&r);
     if (!ok || pi0__test_failures) dump_log(log);
     seen_close(&v);
     remove_topics(&t);
@@ -816,6 +1010,20 @@ static void test_check_and_bad_config(void) {
     pi0_test_rmrf(dir);
 }
 
+/* The shipped examples pass --check (run from the repository root, as make test does). */
+static void test_examples_check(void) {
+    if (access("node/examples/demo.ini", R_OK)) SKIP("not run from the repository root");
+    CHECK_EQ_INT(pi0_test_sh("%s/pi0rt-node --check --config node/examples/demo.ini --set "
+                             "model.dir=%s > /dev/null",
+                             g_build, g_model),
+                 0);
+    CHECK_EQ_INT(
+        pi0_test_sh("%s/pi0rt-node --check --config node/examples/aloha.ini --set "
+                    "model.dir=%s --set model.prompt= --set model.tokens=1,2 > /dev/null",
+                    g_build, g_model),
+        0);
+}
+
 int main(int argc, char **argv) {
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -825,8 +1033,11 @@ int main(int argc, char **argv) {
     g_dir = pi0_test_tmpdir("pi0node.models");
     snprintf(g_model, sizeof g_model, "%s/tiny", g_dir);
     snprintf(g_nanmodel, sizeof g_nanmodel, "%s/nan", g_dir);
+    snprintf(g_model05, sizeof g_model05, "%s/tiny05", g_dir);
     if (pi0_test_sh("%s/pi0rt-mkmodel --size tiny --variant pi0 --out %s > /dev/null", g_build,
                     g_model) ||
+        pi0_test_sh("%s/pi0rt-mkmodel --size tiny --variant pi05 --out %s > /dev/null", g_build,
+                    g_model05) ||
         pi0_test_sh(
             "%s/pi0rt-mkmodel --size tiny --variant pi0 --nan-head --out %s > /dev/null",
             g_build, g_nanmodel))
@@ -840,9 +1051,14 @@ int main(int argc, char **argv) {
         TEST(test_handover_threads),
         TEST(test_image_to_rgb),
         TEST(test_check_and_bad_config),
+        TEST(test_examples_check),
         TEST(test_missing_topic_times_out),
         TEST(test_short_run_clean_exit),
         TEST(test_closed_loop),
+        TEST(test_closed_loop_blend),
+        TEST(test_closed_loop_weighted),
+        TEST(test_first_chunk_pi05),
+        TEST(test_pi05_prompt_with_state),
         TEST(test_fault_camera_killed_and_restarted),
         TEST(test_fault_joints_killed_then_node_killed),
         TEST(test_fault_nan_model_drops_chunks),

@@ -27,8 +27,8 @@ extern "C" {
 
 typedef struct pi0_st_file pi0_st_file;
 
-/* Opens and validates `path`. On failure *out is untouched and pi0_last_error() says what
- * was wrong (PI0_ENOENT/PI0_EIO: cannot open/map; PI0_EFORMAT: bad header/offsets;
+/* Opens and validates `path`. On failure *out is untouched and pi0_last_error_for(status) says
+ * what was wrong (PI0_ENOENT/PI0_EIO: cannot open/map; PI0_EFORMAT: bad header/offsets;
  * PI0_ETYPE: unsupported dtype; PI0_ENOTSUP: more than 4 dims; PI0_ENOMEM). */
 int pi0_st_open(const char *path, pi0_st_file **out);
 
