@@ -35,7 +35,13 @@ static int fail(const char *what) {
     return 1;
 }
 
-/* Opens a topic, waiting up to timeout_s for its publisher to create it. */
+/* SIGINT and SIGTERM: blocked in every thread from the start (the model's worker threads
+ * inherit the mask), taken by main with sigwaitinfo; set by open_sub on one while waiting. */
+static sigset_t g_sigs;
+static int g_interrupted;
+
+/* Opens a topic, waiting up to timeout_s for its publisher to create it (or for SIGINT /
+ * SIGTERM: PI0_EAGAIN with g_interrupted set). */
 static int open_sub(const char *topic, const char *type, double timeout_s, pi0_sub **out) {
     pi0_sub_opts o = {type, -1};
     uint64_t t_end = node_now_ns() + (uint64_t)(timeout_s * 1e9);
@@ -48,7 +54,10 @@ static int open_sub(const char *topic, const char *type, double timeout_s, pi0_s
                               timeout_s);
         if (!said++) fprintf(stderr, "pi0rt-node: waiting for topic %s ...\n", topic);
         struct timespec ts = {0, 50000000};
-        nanosleep(&ts, NULL);
+        if (sigtimedwait(&g_sigs, NULL, &ts) > 0) {
+            g_interrupted = 1;
+            return pi0_errorf(PI0_EAGAIN, "topic %s: interrupted while waiting", topic);
+        }
     }
 }
 
@@ -228,6 +237,13 @@ int main(int argc, char **argv) {
         return 2;
     }
 
+    /* before any thread exists: a signal must never reach a thread that does not block it
+     * (its default action would kill the process without the summary) */
+    sigemptyset(&g_sigs);
+    sigaddset(&g_sigs, SIGINT);
+    sigaddset(&g_sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &g_sigs, NULL);
+
     static node nd; /* large (histograms, chunk buffers): static, zero-initialized */
     node *n = &nd;
     if (node_config_load(&n->cfg, config, sets, n_sets)) return fail(NULL);
@@ -245,14 +261,12 @@ int main(int argc, char **argv) {
     init_stats(n);
     n->period_ns = (uint64_t)(1e9 / n->cfg.control_hz + 0.5);
 
-    /* signals go to main only (sigtimedwait below); the threads inherit the mask */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-
     if ((rc = open_topics(n))) {
+        if (g_interrupted) {
+            fprintf(stderr, "pi0rt-node: stopped by a signal while starting\n");
+            cleanup(n);
+            return 0;
+        }
         fail(NULL);
         cleanup(n);
         return 1;
@@ -296,7 +310,7 @@ int main(int argc, char **argv) {
                           (long)((duration - (double)(time_t)duration) * 1e9)};
     int sig;
     do {
-        sig = duration > 0 ? sigtimedwait(&sigs, NULL, &ts) : sigwaitinfo(&sigs, NULL);
+        sig = duration > 0 ? sigtimedwait(&g_sigs, NULL, &ts) : sigwaitinfo(&g_sigs, NULL);
     } while (sig < 0 && errno == EINTR);
     atomic_store(&n->stop, 1);
     pthread_join(control, NULL); /* finishes its tick */

@@ -958,6 +958,37 @@ static void test_missing_topic_times_out(void) {
     pi0_test_rmrf(dir);
 }
 
+/* SIGINT while the node waits for its input topics stops it at once (exit 0), not after
+ * start_timeout. */
+static void test_sigint_while_waiting_for_topics(void) {
+    names t;
+    make_names(&t);
+    char *dir = pi0_test_tmpdir("pi0node"), log[4200];
+    snprintf(log, sizeof log, "%s/node.log", dir);
+    write_configs(dir, &t, g_model, "");
+    char path[4200], cfg[4300];
+    snprintf(path, sizeof path, "%s/pi0rt-node", g_build);
+    snprintf(cfg, sizeof cfg, "%s/node.ini", dir);
+    char *argv[] = {path, "--config", cfg, "--set", "node.start_timeout=60", NULL};
+    pid_t nd = spawn(log, argv);
+    /* wait until it says it waits, then interrupt it */
+    double end = pi0_test_now() + 30;
+    char *txt = NULL;
+    while (pi0_test_now() < end) {
+        free(txt);
+        txt = pi0_test_slurp(log, NULL);
+        if (txt && strstr(txt, "waiting for topic")) break;
+        usleep(20000);
+    }
+    CHECK_MSG(txt && strstr(txt, "waiting for topic"), "%s", txt ? txt : "");
+    free(txt);
+    double t0 = pi0_test_now();
+    CHECK_EQ_INT(reap(nd, SIGINT, 10), 0);
+    CHECK(pi0_test_now() - t0 < 5);
+    remove_topics(&t);
+    pi0_test_rmrf(dir);
+}
+
 // ---- configuration ----
 
 static void test_check_and_bad_config(void) {
@@ -1067,6 +1098,7 @@ int main(int argc, char **argv) {
         TEST(test_check_and_bad_config),
         TEST(test_examples_check),
         TEST(test_missing_topic_times_out),
+        TEST(test_sigint_while_waiting_for_topics),
         TEST(test_short_run_clean_exit),
         TEST(test_closed_loop),
         TEST(test_closed_loop_blend),
