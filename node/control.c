@@ -90,15 +90,15 @@ void *node_control_main(void *arg) {
         uint64_t due = n->t_start_ns + k * P;
         sleep_until(due);
         uint64_t now = node_now_ns(), late = now > due ? now - due : 0;
+        /* the real wake-up lateness, before the skip hides all but a period of it */
+        node_hist_add(&n->tick_late, late);
+        PI0_PROBE2(tick, k, late);
         if (late >= P) { /* skip the periods we overslept, stay on the grid */
             uint64_t skip = late / P;
             atomic_fetch_add_explicit(&n->missed, skip, memory_order_relaxed);
             k += skip;
             due += skip * P;
-            late -= skip * P;
         }
-        node_hist_add(&n->tick_late, late);
-        PI0_PROBE2(tick, k, late);
 
         if (node_handover_take(hv)) {
             const node_chunk *c = &hv->buf[hv->cur];

@@ -938,6 +938,43 @@ static void test_short_run_clean_exit(void) {
     pi0_test_rmrf(dir);
 }
 
+static int pred_status(const seen *v, void *ctx) {
+    return v->n_status >= *(int *)ctx;
+}
+
+/* The node stopped for 300 ms (SIGSTOP) wakes that late: the ticks it skipped count as
+ * missed and the lateness it reports is the real one, not what is left after skipping. */
+static void test_missed_ticks_report_real_lateness(void) {
+    names t;
+    make_names(&t);
+    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200];
+    snprintf(log, sizeof log, "%s/node.log", dir);
+    snprintf(plog, sizeof plog, "%s/peers.log", dir);
+    write_configs(dir, &t, g_model, "[node]\ncontrol_hz = 100\n");
+    pid_t cam = start_cam(&t, plog), js = start_joints(&t, plog);
+    pid_t nd = start_node(dir, log, "60");
+    seen v;
+    int ok = seen_open(&v, &t), want = 2;
+    CHECK(ok);
+    if (ok) CHECK(seen_collect(&v, 30, pred_status, &want));
+    kill(nd, SIGSTOP);
+    usleep(300000);
+    kill(nd, SIGCONT);
+    want = v.n_status + 4;
+    if (ok) CHECK(seen_collect(&v, 20, pred_status, &want));
+    CHECK_MSG(v.last_status.missed_ticks >= 20, "missed %llu",
+              (unsigned long long)v.last_status.missed_ticks);
+    CHECK_MSG(v.last_status.tick_late_max_us >= 200000, "max lateness %u us",
+              v.last_status.tick_late_max_us);
+    CHECK_EQ_INT(reap(nd, SIGINT, 30), 0);
+    reap(cam, SIGTERM, 5);
+    reap(js, SIGTERM, 5);
+    if (pi0__test_failures) dump_log(log);
+    seen_close(&v);
+    remove_topics(&t);
+    pi0_test_rmrf(dir);
+}
+
 static void test_missing_topic_times_out(void) {
     names t;
     make_names(&t);
@@ -1098,6 +1135,7 @@ int main(int argc, char **argv) {
         TEST(test_check_and_bad_config),
         TEST(test_examples_check),
         TEST(test_missing_topic_times_out),
+        TEST(test_missed_ticks_report_real_lateness),
         TEST(test_sigint_while_waiting_for_topics),
         TEST(test_short_run_clean_exit),
         TEST(test_closed_loop),

@@ -40,12 +40,11 @@ static int bare(double hz, double secs, int prio) {
         struct timespec ts = {(time_t)(due / 1000000000ull), (long)(due % 1000000000ull)};
         clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
         uint64_t now = node_now_ns(), late = now > due ? now - due : 0;
+        node_hist_add(&h, late); /* the real lateness, as the node records it */
         if (late >= P) {
             missed += late / P;
             k += late / P;
-            late %= P;
         }
-        node_hist_add(&h, late);
         ticks++;
     }
     printf("{\"hz\":%g,\"seconds\":%g,\"sched_fifo\":%d,\"ticks\":%llu,\"missed\":%llu,"
