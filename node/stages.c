@@ -7,7 +7,8 @@
  * overwrote meanwhile makes encode start again with the newer frame (a torn image is
  * never used). Then the newest joint state (copied),
  * calib state_in, normalization, the prompt (π0.5: with the digitized state) and the
- * encode into a free prefix slot. The observation's time is the joint state's stamp: the
+ * encode into a free prefix slot. The observation's time is the joint state's stamp (its
+ * commit stamp when the driver's own is not on CLOCK_MONOTONIC): the
  * chunk's row 0 is due at the control tick at or before it (both ages are recorded).
  *
  * Stage B (denoise): denoise the prefix with the next draw of the model's generator,
@@ -42,7 +43,13 @@ static int take_state(node *n, node_obs *o, int32_t *ids, uint8_t *mask, int *n_
     if (rc) return rc;
     if ((rc = pi0_joint_state_check(&js, s.size))) return rc;
     uint64_t now = node_now_ns();
-    o->obs_ns = js.stamp_ns ? js.stamp_ns : s.stamp_ns;
+    /* the driver's measurement stamp when it is on this clock (CLOCK_MONOTONIC: not after
+     * the commit, not older than the age limit); else (0, wall-clock or another machine's
+     * time) the commit stamp: row 0 would otherwise be due far off the control grid */
+    o->obs_ns = js.stamp_ns && js.stamp_ns <= s.stamp_ns &&
+                        (double)(s.stamp_ns - js.stamp_ns) <= n->cfg.joints_max_age_ms * 1e6
+                    ? js.stamp_ns
+                    : s.stamp_ns;
     o->joint_age_ns = now > s.stamp_ns ? now - s.stamp_ns : 0;
     if ((double)o->joint_age_ns > n->cfg.joints_max_age_ms * 1e6)
         return pi0_errorf(PI0_ESTALE, "%s: joint state %.1f ms old", n->cfg.joints_topic,

@@ -281,13 +281,17 @@ static pid_t start_cam(const names *t, const char *log) {
     return spawn(log, argv);
 }
 
-static pid_t start_joints(const names *t, const char *log) {
+static pid_t start_joints_stamped(const names *t, const char *log, const char *clock) {
     char path[4200], vals[256];
     snprintf(path, sizeof path, "%s/tests/node/node_peer", g_build);
     snprintf(vals, sizeof vals, "%g,%g,%g,%g", joint_pos[0], joint_pos[1], joint_pos[2],
              joint_pos[3]);
-    char *argv[] = {path, "joints", (char *)t->joints, "200", vals, NULL};
+    char *argv[] = {path, "joints", (char *)t->joints, "200", vals, (char *)clock, NULL};
     return spawn(log, argv);
+}
+
+static pid_t start_joints(const names *t, const char *log) {
+    return start_joints_stamped(t, log, NULL);
 }
 
 /* A robot file (1 camera, 4 joints, identity transforms, limits) and a node file. */
@@ -975,6 +979,34 @@ static void test_missed_ticks_report_real_lateness(void) {
     pi0_test_rmrf(dir);
 }
 
+/* A driver that stamps its joint state with wall-clock time (CLOCK_REALTIME): the node
+ * cannot place that stamp on its control grid, so it uses the sample's commit time and
+ * runs instead of holding forever. */
+static void test_joint_stamp_on_another_clock(void) {
+    names t;
+    make_names(&t);
+    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200];
+    snprintf(log, sizeof log, "%s/node.log", dir);
+    snprintf(plog, sizeof plog, "%s/peers.log", dir);
+    write_configs(
+        dir, &t, g_model,
+        "camera_max_age_ms = 5000\njoints_max_age_ms = 5000\n[node]\ncontrol_hz = 20\n");
+    pid_t cam = start_cam(&t, plog), js = start_joints_stamped(&t, plog, "realtime");
+    pid_t nd = start_node(dir, log, "60");
+    seen v;
+    int ok = seen_open(&v, &t);
+    CHECK(ok);
+    size_t from = 0;
+    if (ok) CHECK(seen_collect(&v, 40, pred_running, &from));
+    CHECK_EQ_INT(reap(nd, SIGINT, 30), 0);
+    reap(cam, SIGTERM, 5);
+    reap(js, SIGTERM, 5);
+    if (pi0__test_failures) dump_log(log);
+    seen_close(&v);
+    remove_topics(&t);
+    pi0_test_rmrf(dir);
+}
+
 static void test_missing_topic_times_out(void) {
     names t;
     make_names(&t);
@@ -1135,6 +1167,7 @@ int main(int argc, char **argv) {
         TEST(test_check_and_bad_config),
         TEST(test_examples_check),
         TEST(test_missing_topic_times_out),
+        TEST(test_joint_stamp_on_another_clock),
         TEST(test_missed_ticks_report_real_lateness),
         TEST(test_sigint_while_waiting_for_topics),
         TEST(test_short_run_clean_exit),

@@ -2,8 +2,9 @@
  *
  *   node_peer cam TOPIC WIDTH HEIGHT rgb|bgr|gray HZ SEED
  *       frames with a fixed pattern (node_peer_pixel(), the same every frame) at HZ
- *   node_peer joints TOPIC HZ V0,V1,...
- *       joint state with those positions at HZ
+ *   node_peer joints TOPIC HZ V0,V1,... [realtime]
+ *       joint state with those positions at HZ (stamped with CLOCK_REALTIME when asked, as
+ *       drivers that stamp wall time do; else CLOCK_MONOTONIC)
  *
  * Runs until SIGTERM/SIGINT/SIGKILL (exits 0 on the first two). */
 #include <signal.h>
@@ -34,7 +35,7 @@ static void sleep_until(uint64_t t) {
 
 static int usage(void) {
     fprintf(stderr, "usage: node_peer cam TOPIC W H rgb|bgr|gray HZ SEED\n"
-                    "       node_peer joints TOPIC HZ V0,V1,...\n");
+                    "       node_peer joints TOPIC HZ V0,V1,... [realtime]\n");
     return 2;
 }
 
@@ -81,7 +82,8 @@ int main(int argc, char **argv) {
             t += period;
             sleep_until(t);
         }
-    } else if (!strcmp(argv[1], "joints") && argc == 5) {
+    } else if (!strcmp(argv[1], "joints") && (argc == 5 || argc == 6)) {
+        int realtime = argc == 6 && !strcmp(argv[5], "realtime");
         double hz = atof(argv[3]), v[PI0_JOINTS_MAX];
         int n = 0;
         for (char *s = argv[4]; *s && n < PI0_JOINTS_MAX;) {
@@ -99,7 +101,10 @@ int main(int argc, char **argv) {
         while (!g_stop) {
             pi0_joint_state *js = pi0_pub_loan(pub);
             memset(js, 0, sizeof *js);
-            js->stamp_ns = now_ns();
+            struct timespec rt;
+            clock_gettime(CLOCK_REALTIME, &rt);
+            js->stamp_ns = realtime ? (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec
+                                    : now_ns();
             js->n = (uint32_t)n;
             memcpy(js->position, v, (size_t)n * sizeof(double));
             pi0_pub_commit(pub, sizeof *js);
