@@ -142,7 +142,10 @@ void *node_control_main(void *arg) {
             int orow = o->seq && (int64_t)o->k_taken > last_bad
                            ? node_row_due(o->k0, o->horizon, k)
                            : -1;
-            node_merge(n->cfg.merge, n->cfg.blend_ticks, n->cfg.weight_old,
+            int bt = orow >= 0 ? node_blend_ticks(n->cfg.blend_ticks, land,
+                                                  o->k0 + (uint64_t)o->horizon)
+                               : n->cfg.blend_ticks;
+            node_merge(n->cfg.merge, bt, n->cfg.weight_old,
                        orow >= 0 ? &o->a[(size_t)orow * (size_t)D] : NULL, orow >= 0,
                        &c->a[(size_t)row * (size_t)D], D, k - land, vals);
             pi0_calib_clamp(n->calib, have_prev ? prev : NULL, vals);

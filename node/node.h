@@ -128,6 +128,12 @@ int node_should_trigger(int mode, uint64_t k, uint64_t covered_until, int need_t
 void node_merge(int policy, int blend_ticks, double weight_old, const float *old, int has_old,
                 const float *new_row, int dim, uint64_t j, float *out);
 
+/* Cross-fade length the blend uses for a new chunk that took over at tick `land` from an old
+ * chunk whose rows end before tick old_end: blend_ticks, shortened to the overlap
+ * (old_end - land) so the fade is complete before the old chunk runs out (else the value
+ * jumps to the new chunk's when it does). */
+int node_blend_ticks(int blend_ticks, uint64_t land, uint64_t old_end);
+
 /* Fixed-size latency histogram (no allocation): 1 µs buckets below 1 ms, then
  * log-spaced (64 per octave, 1.1 % wide) up to ~130 s. Single writer; readers may see a
  * slightly inconsistent snapshot (counts are relaxed atomics). */

@@ -51,6 +51,11 @@ void node_merge(int policy, int blend_ticks, double weight_old, const float *old
         out[i] = (float)(weight_old * (double)old[i] + (1.0 - weight_old) * (double)new_row[i]);
 }
 
+int node_blend_ticks(int blend_ticks, uint64_t land, uint64_t old_end) {
+    if (old_end <= land) return blend_ticks; /* no overlap: nothing is blended */
+    return old_end - land < (uint64_t)blend_ticks ? (int)(old_end - land) : blend_ticks;
+}
+
 // ---- histogram ----
 
 static int bucket_of(uint64_t ns) {

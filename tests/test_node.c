@@ -115,6 +115,29 @@ static void test_merge_table(void) {
     }
 }
 
+/* Blend over more ticks than the chunks overlap: the fade is shortened to the overlap, so
+ * the value never jumps when the old chunk runs out. */
+static void test_blend_longer_than_overlap(void) {
+    CHECK_EQ_INT(node_blend_ticks(10, 100, 103), 3);
+    CHECK_EQ_INT(node_blend_ticks(10, 100, 150), 10);
+    CHECK_EQ_INT(node_blend_ticks(10, 100, 110), 10);
+    CHECK_EQ_INT(node_blend_ticks(10, 100, 100), 10); /* no overlap */
+    CHECK_EQ_INT(node_blend_ticks(1, 100, 101), 1);
+    /* old chunk 0 until tick 103 (exclusive), new chunk 1 from tick 100: steps of 1/3 */
+    const float old = 0.0f, nw = 1.0f;
+    float last = 0.0f, max_step = 0.0f;
+    for (uint64_t k = 100; k < 110; k++) {
+        int has_old = k < 103;
+        float out;
+        node_merge(NODE_MERGE_BLEND, has_old ? node_blend_ticks(10, 100, 103) : 10, 0.3,
+                   has_old ? &old : NULL, has_old, &nw, 1, k - 100, &out);
+        if (fabsf(out - last) > max_step) max_step = fabsf(out - last);
+        last = out;
+    }
+    CHECK_MSG(max_step < 1.0f / 3.0f + 1e-6f, "largest step %g", (double)max_step);
+    CHECK(last == 1.0f);
+}
+
 static void test_hist_quantiles(void) {
     static node_hist h;
     node_hist_init(&h);
@@ -486,7 +509,11 @@ static size_t check_actions(const seen *v, int policy, int blend, double w_old,
                 if (policy == NODE_MERGE_WEIGHTED) {
                     want = w_old * od + (1 - w_old) * nw;
                 } else {
-                    double w = j + 1 >= (uint64_t)blend ? 1.0 : (double)(j + 1) / blend;
+                    /* the fade ends with the overlap when that is shorter */
+                    uint64_t ov =
+                        (o->t0_ns + o->horizon * o->period_ns - land_due) / c->period_ns;
+                    int bt = ov < (uint64_t)blend ? (int)ov : blend;
+                    double w = j + 1 >= (uint64_t)bt ? 1.0 : (double)(j + 1) / bt;
                     want = od + (nw - od) * w;
                 }
             }
@@ -1161,6 +1188,7 @@ int main(int argc, char **argv) {
         TEST(test_ticks_needed),
         TEST(test_trigger_table),
         TEST(test_merge_table),
+        TEST(test_blend_longer_than_overlap),
         TEST(test_hist_quantiles),
         TEST(test_handover_threads),
         TEST(test_image_to_rgb),
