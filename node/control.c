@@ -10,7 +10,10 @@
  * chunk on their overlap), clamps it with the calib limits and the step limit from the
  * last command, and publishes pi0.Action. It allocates nothing and makes no system call
  * besides the sleep, the clock and the publish (whose futex wake happens only when a
- * subscriber sleeps); new chunks arrive by the hand-over's atomic exchange.
+ * subscriber sleeps); new chunks arrive by the hand-over's atomic exchange. Only while an
+ * input is stale does the tick also let its subscriber check (an fstat, at most every
+ * 100 ms) whether the topic moved to a new segment (a publisher restarted after its
+ * segment was removed) and re-attach: a hold tick may then take longer.
  *
  * Hold (PI0_ACTION_HOLD): a camera or the joint state older than its limit, a publisher
  * dead, the newest chunk dropped as non-finite, or no chunk covering this tick. A hold
@@ -115,13 +118,17 @@ void *node_control_main(void *arg) {
             have_js = 1;
         }
         if (!have_js ||
-            (double)(now > js_stamp ? now - js_stamp : 0) > n->cfg.joints_max_age_ms * 1e6)
+            (double)(now > js_stamp ? now - js_stamp : 0) > n->cfg.joints_max_age_ms * 1e6) {
             reason |= PI0_HOLD_JOINTS_STALE;
+            pi0_sub_wait(n->joint_sub_c, 0); /* re-attaches to a replaced segment */
+        }
         for (int c = 0; c < n->n_cams; c++) {
             if (pi0_sub_latest_view(n->cam_sub_c[c], &s) ||
                 (double)(now > s.stamp_ns ? now - s.stamp_ns : 0) >
-                    n->cfg.camera_max_age_ms * 1e6)
+                    n->cfg.camera_max_age_ms * 1e6) {
                 stale |= 1u << c;
+                pi0_sub_wait(n->cam_sub_c[c], 0);
+            }
         }
         if (stale) reason |= PI0_HOLD_CAMERA_STALE;
         if (atomic_load_explicit(&n->dead_mask, memory_order_relaxed))

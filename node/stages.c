@@ -39,6 +39,7 @@ static int pix_format(uint32_t f) {
 static int take_state(node *n, node_obs *o, int32_t *ids, uint8_t *mask, int *n_ids) {
     pi0_joint_state js;
     pi0_sample s;
+    pi0_sub_wait(n->joint_sub_a, 0); /* re-attaches to a replaced segment (fstat per 100 ms) */
     int rc = pi0_sub_latest_copy(n->joint_sub_a, &js, sizeof js, &s);
     if (rc) return rc;
     if ((rc = pi0_joint_state_check(&js, s.size))) return rc;
@@ -111,6 +112,7 @@ static int take_and_encode(node *n, node_obs *o) {
         uint64_t now = node_now_ns(), oldest = 0;
         PI0_PROBE1(observation, attempt);
         for (int c = 0; c < n->n_cams; c++) {
+            pi0_sub_wait(n->cam_sub_a[c], 0); /* re-attaches to a replaced segment */
             int rc = pi0_sub_latest_view(n->cam_sub_a[c], &vs.v[c]);
             if (rc) return rc;
             if ((rc = pi0_image_check(vs.v[c].data, vs.v[c].size))) return rc;

@@ -866,6 +866,41 @@ static void test_fault_camera_killed_and_restarted(void) {
     pi0_test_rmrf(dir);
 }
 
+/* The camera dies, its segment is removed (pi0rt-shm gc, a launcher's clean-up) and it
+ * comes back in a new segment: the node re-attaches and runs again by itself. */
+static void test_fault_camera_restarted_in_new_segment(void) {
+    names t;
+    make_names(&t);
+    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200];
+    snprintf(log, sizeof log, "%s/node.log", dir);
+    snprintf(plog, sizeof plog, "%s/peers.log", dir);
+    write_configs(dir, &t, g_model, NULL);
+    pid_t cam = start_cam(&t, plog), js = start_joints(&t, plog);
+    pid_t nd = start_node(dir, log, "40");
+    seen v;
+    int ok = seen_open(&v, &t);
+    CHECK(ok);
+    size_t from = 0;
+    if (ok) CHECK(seen_collect(&v, 15, pred_running, &from));
+    reap(cam, SIGKILL, 5);
+    CHECK_EQ_INT(pi0_topic_remove(t.cam), 0);
+    from = v.n_act;
+    if (ok) CHECK(seen_collect(&v, 5, pred_hold, &from));
+    if (ok) seen_collect(&v, 1, NULL, NULL); /* the dead camera's last frame is stale */
+    cam = start_cam(&t, plog);
+    from = v.n_act;
+    if (ok) CHECK(seen_collect(&v, 10, pred_running, &from));
+    if (ok) seen_collect(&v, 1, NULL, NULL); /* and it stays running */
+    CHECK(v.n_act > 0 && !(v.act[v.n_act - 1].flags & PI0_ACTION_HOLD));
+    reap(nd, SIGINT, 20);
+    reap(cam, SIGTERM, 5);
+    reap(js, SIGTERM, 5);
+    if (pi0__test_failures) dump_log(log);
+    seen_close(&v);
+    remove_topics(&t);
+    pi0_test_rmrf(dir);
+}
+
 static void test_fault_joints_killed_then_node_killed(void) {
     names t;
     make_names(&t);
@@ -1205,6 +1240,7 @@ int main(int argc, char **argv) {
         TEST(test_first_chunk_pi05),
         TEST(test_pi05_prompt_with_state),
         TEST(test_fault_camera_killed_and_restarted),
+        TEST(test_fault_camera_restarted_in_new_segment),
         TEST(test_fault_joints_killed_then_node_killed),
         TEST(test_fault_nan_model_drops_chunks),
     };
