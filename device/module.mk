@@ -26,6 +26,7 @@ $(BUILD)/tests/test_device: $(OBJ)/tests/test_device.o $(DEVICE_OBJS) $(COMMON_O
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DEVICE_LIBS)
 
-$(BUILD)/pi0rt-bench: $(OBJ)/tests/bench/bench_kernels.o $(DEVICE_OBJS) $(COMMON_OBJS)
+$(BUILD)/pi0rt-bench: $(OBJ)/tests/bench/bench_kernels.o $(OBJ)/tests/bench/bench_peak.o \
+                     $(DEVICE_OBJS) $(COMMON_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DEVICE_LIBS)

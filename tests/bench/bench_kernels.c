@@ -8,6 +8,9 @@
  *       the `kernels` GEMM lines for one shape.
  *   pi0rt-bench blas M N K [--threads N] [--reps N]
  *       raw cblas_sgemm y[M,N] = x[M,K] · W[N,K]ᵀ (the baseline other benchmarks use).
+ *   pi0rt-bench peak [--threads N]
+ *       the machine's f32 FMA and bf16 dot-product peaks (bench_peak.c). `kernels` and
+ *       `gemm` measure them first and report every line as a fraction of the f32 peak.
  *
  * Timings are the best of --reps runs (default: as many as fit in ~2 s per shape, 5 to
  * 200), runs of ours and of raw BLAS interleaved so both see the same machine load. */
@@ -22,6 +25,7 @@
 #include "common/pi0_cli.h"
 #include "common/pi0_time.h"
 #include "device/pi0_device.h"
+#include "tests/bench/bench_peak.h"
 
 static void usage(FILE *f) {
     fprintf(
@@ -29,12 +33,15 @@ static void usage(FILE *f) {
         "usage: pi0rt-bench kernels [--backend NAME] [--threads N] [--reps N] [--quick]\n"
         "       pi0rt-bench gemm M N K [--backend NAME] [--threads N] [--reps N]\n"
         "       pi0rt-bench blas M N K [--threads N] [--reps N]\n"
+        "       pi0rt-bench peak [--threads N]\n"
         "Kernel benchmarks: one JSON object per line. `kernels` times GEMM (f32 and bf16\n"
         "weights) on pi0's shapes against raw cblas_sgemm in the same run, and attention;\n"
         "`gemm` prints those lines for one shape; `blas` times raw cblas_sgemm\n"
         "x[M,K]·W[N,K]^T (OpenBLAS with --threads threads). --threads defaults to all allowed\n"
         "CPUs; --reps N: best of N runs (default: as many as fit in ~2 s, 5..200);\n"
-        "--quick runs the smallest shapes only.\n");
+        "--quick runs the smallest shapes only. `peak` measures the f32 FMA and bf16 dot\n"
+        "product peaks (register-resident loops, one pinned thread per CPU); `kernels` and\n"
+        "`gemm` measure them first and add each line's fraction of the f32 peak.\n");
 }
 
 static float *frand(size_t n, float scale) {
@@ -49,6 +56,12 @@ static float *frand(size_t n, float scale) {
         p[i] = ((float)(s >> 8) / 16777216.0f - 0.5f) * scale;
     }
     return p;
+}
+
+static double f32_peak; /* GFLOP/s on the benchmark's threads, measured first (0: unknown) */
+
+static double of_peak(double gflops) {
+    return f32_peak > 0 ? gflops / f32_peak : 0.0;
 }
 
 static int allowed_cpus(void) {
@@ -161,9 +174,10 @@ static void bench_gemm(pi0_dev *d, pi0_stream *s, int m, int n, int k, int threa
         printf(
             "{\"bench\":\"gemm\",\"group\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d,\"wdtype\":\"%s\","
             "\"gflops\":%.1f,\"blas_gflops\":%.1f,\"ratio\":%.3f,\"ms\":%.3f,"
-            "\"weight_mib\":%.1f,\"threads\":%d",
+            "\"weight_mib\":%.1f,\"threads\":%d,\"of_f32_peak\":%.3f,\"blas_of_f32_peak\":%.3f",
             group, m, n, k, t ? "bf16" : "f32", fl / ours[t], raw_g, raw / ours[t],
-            ours[t] * 1e3, (double)n * k * (t ? 2 : 4) / 1048576.0, threads);
+            ours[t] * 1e3, (double)n * k * (t ? 2 : 4) / 1048576.0, threads,
+            of_peak(fl / ours[t]), of_peak(raw_g));
         if (t)
             printf(",\"of_f32\":%.3f,\"rel_diff_vs_f32\":%.1e", ours[0] / ours[1], maxd / maxy);
         else if (epi)
@@ -208,15 +222,18 @@ static void bench_attention(pi0_dev *d, pi0_stream *s, int nq, int nk, int nh, i
         if (r && dt < best) best = dt;
     }
     double fl = 4.0 * nq * nk * nh * hd * 1e-9;
-    printf("{\"bench\":\"attention\",\"group\":\"%s\",\"n_q\":%d,\"n_k\":%d,\"heads\":%d,"
-           "\"kv_heads\":%d,\"head_dim\":%d,\"gflops\":%.1f,\"ms\":%.3f}\n",
-           group, nq, nk, nh, nkv, hd, fl / best, best * 1e3);
+    printf(
+        "{\"bench\":\"attention\",\"group\":\"%s\",\"n_q\":%d,\"n_k\":%d,\"heads\":%d,"
+        "\"kv_heads\":%d,\"head_dim\":%d,\"gflops\":%.1f,\"ms\":%.3f,\"of_f32_peak\":%.3f}\n",
+        group, nq, nk, nh, nkv, hd, fl / best, best * 1e3, of_peak(fl / best));
     fflush(stdout);
     pi0_buf_free(bq), pi0_buf_free(bk), pi0_buf_free(bo), pi0_buf_free(bm);
     free(q), free(k), free(mask);
 }
 
 static int cmd_kernels(const char *backend, int threads, int reps, int quick) {
+    double bf16_peak;
+    f32_peak = pi0__bench_peaks(threads, &bf16_peak);
     pi0_dev_opts o = {.n_threads = threads};
     pi0_dev *d;
     pi0_stream *s;
@@ -304,6 +321,8 @@ int main(int argc, char **argv) {
             fprintf(stderr, "pi0rt-bench gemm: want three positive sizes M N K\n");
             return 2;
         }
+        double bf16_peak;
+        f32_peak = pi0__bench_peaks(threads, &bf16_peak);
         pi0_dev_opts o = {.n_threads = threads};
         pi0_dev *d;
         pi0_stream *s;
@@ -314,6 +333,14 @@ int main(int argc, char **argv) {
         DIE(pi0_dev_close(d), "close");
         return 0;
     }
+    if (!strcmp(argv[1], "peak")) {
+        if (npos) {
+            fprintf(stderr, "pi0rt-bench peak: unexpected size arguments\n");
+            return 2;
+        }
+        double bf16_peak;
+        return pi0__bench_peaks(threads, &bf16_peak) > 0 ? 0 : 1;
+    }
     if (!strcmp(argv[1], "kernels")) {
         if (npos) {
             fprintf(stderr, "pi0rt-bench kernels: unexpected size arguments\n");
@@ -321,7 +348,9 @@ int main(int argc, char **argv) {
         }
         return cmd_kernels(backend, threads, reps, quick);
     }
-    fprintf(stderr, "pi0rt-bench: unknown command \"%s\" (want kernels or blas; see --help)\n",
-            argv[1]);
+    fprintf(
+        stderr,
+        "pi0rt-bench: unknown command \"%s\" (want kernels, gemm, blas or peak; see --help)\n",
+        argv[1]);
     return 2;
 }
