@@ -51,6 +51,12 @@ void pi0__pin_self(int cpu);
 
 // ---- device ----
 
+/* The instruction sets the backend's own kernels are built for, best last. The best one
+ * the CPU has is used unless PI0_CPU_ISA=avx512|avx2|portable forces one (open fails if
+ * the CPU lacks it); PI0_CPU_NO_AVX512=1 is PI0_CPU_ISA=avx2 where the CPU has AVX2. The
+ * row loops of cpu_vec.h follow the CPU, not this setting (GCC picks their clone at load). */
+enum { CPU_ISA_PORTABLE, CPU_ISA_AVX2, CPU_ISA_AVX512 };
+
 typedef struct cpu_dev {
     int n_threads;
     int *cpus; /* n_cpus entries, or NULL */
@@ -63,7 +69,8 @@ typedef struct cpu_dev {
      * still a lower bound when the kernel runs. Read the size with cpu_scratch_bytes. */
     char *scratch;
     atomic_size_t scratch_per_thread;
-    int avx512; /* run the AVX-512 kernels: the CPU has them, PI0_CPU_NO_AVX512 is unset */
+    int isa;          /* CPU_ISA_*: the kernels' instruction set (cpu_backend.c: pick_isa) */
+    int avx512;       /* isa == CPU_ISA_AVX512: run the AVX-512 kernels */
     int direct_large; /* also for GEMMs with many rows: OpenBLAS's own kernels are not
                          AVX-512 ones (e.g. its core is pinned to Haswell, or unknown) */
 } cpu_dev;

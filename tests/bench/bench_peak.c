@@ -7,7 +7,7 @@
  *     binary runs on any x86-64);
  * on one thread per allowed CPU (the first `threads` of sched_getaffinity), each pinned to
  * its CPU, started together; the time is from the first start to the last finish, best of
- * a few rounds. */
+ * 15 rounds. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -138,17 +138,18 @@ static double run_peak(loop_fn fn, int threads, int *used) {
         if (CPU_ISSET(c, &set)) cpus[n++] = c;
     if (n == 0) return 0;
     *used = n;
-    /* calibrate: about 50 ms per round on one thread */
+    /* calibrate: about 20 ms per round on one thread; many short rounds, so that on a
+     * shared machine the best one likely ran undisturbed */
     double t0 = pi0__now_s();
     double fl = fn(1 << 16);
     double per_it = (pi0__now_s() - t0) / (1 << 16);
-    long it = per_it > 0 ? (long)(0.05 / per_it) : (1L << 22);
+    long it = per_it > 0 ? (long)(0.02 / per_it) : (1L << 22);
     if (it < (1 << 16)) it = 1 << 16;
     (void)fl;
     double best = 0;
     peak_thread th[256];
     pthread_t id[256];
-    for (int round = 0; round < 5; round++) {
+    for (int round = 0; round < 15; round++) {
         pthread_barrier_t bar;
         pthread_barrier_init(&bar, NULL, (unsigned)n);
         int started = 0;
