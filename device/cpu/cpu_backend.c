@@ -139,6 +139,7 @@ static void cpu_close(pi0_dev *dev) {
     cpu_dev *d = cpu_of(dev);
     pi0__pool_deinit(&d->pool);
     pthread_mutex_destroy(&d->compute_mu);
+    free(d->rope_tab);
     free(d->scratch);
     free(d->cpus);
     free(d);
