@@ -137,8 +137,9 @@ int pi0__cpu_copy_mat(cpu_dev *d, const cpu_args *a);    /* dst src */
 
 /* The f32 product every kernel uses, one dispatch rule for all (cpu_gemm.c):
  * t[m, n] (= when beta1 == 0, += when 1) x[m, k] · w[n, k]ᵀ, rows of w contiguous along k.
- * direct: run cpu_gemm_avx512.c's kernel instead of cblas_sgemm; pass what
- * pi0__cpu_gemm_direct says for the operation's row count. */
+ * direct: CPU_ISA_AVX512 / CPU_ISA_AVX2 run cpu_gemm_avx512.c's / cpu_gemm_avx2.c's kernel
+ * instead of cblas_sgemm (0: cblas_sgemm); pass what pi0__cpu_gemm_direct says for the
+ * operation's row count. */
 int pi0__cpu_gemm_direct(const cpu_dev *d, int m);
 void pi0__cpu_sgemm_nt(int direct, int m, int n, int k, const float *x, int ldx, const float *w,
                        int ldw, float *t, int ldt, int beta1);
@@ -149,6 +150,12 @@ void pi0__gemm_bf16_smallm_avx512(int m, int nn, int k, const float *x, int ldx,
                                   const uint16_t *w, int ldw, float *t, int ldt, int beta1);
 void pi0__gemm_f32_smallm_avx512(int m, int nn, int k, const float *x, int ldx, const float *w,
                                  int ldw, float *t, int ldt, int beta1);
+
+/* cpu_gemm_avx2.c (x86-64 builds; call only when cpu_dev.isa >= CPU_ISA_AVX2): the same */
+void pi0__gemm_bf16_smallm_avx2(int m, int nn, int k, const float *x, int ldx,
+                                const uint16_t *w, int ldw, float *t, int ldt, int beta1);
+void pi0__gemm_f32_smallm_avx2(int m, int nn, int k, const float *x, int ldx, const float *w,
+                               int ldw, float *t, int ldt, int beta1);
 
 /* Attention scratch (cpu_kernels.c): a thread works on tiles of query tokens and needs
  * pi0__cpu_attention_scratch floats per token of its tile; pi0__cpu_attention_tile is the
