@@ -25,12 +25,18 @@ BUILD   := build/$(SANITIZE)
 CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
+# -fsanitize=undefined leaves out float-to-int overflow; any report ends the program
+ifeq ($(SANITIZE),undefined)
+CFLAGS  += -fsanitize=float-cast-overflow -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=float-cast-overflow
+endif
 OBJ := $(BUILD)/obj
 
 # Debian packages the build, the tests and the benchmarks need. `make deps` installs the
 # missing ones; it is a prerequisite of `test` and `run` so a fresh machine just works.
 DEB_PKGS := gcc make pkg-config libopenblas-dev libinih-dev libcjson-dev liblz4-dev \
-            python3 python3-numpy python3-pil sentencepiece
+            python3 python3-numpy python3-pil sentencepiece nodejs \
+            systemtap-sdt-dev
 
 BINS       :=   # build/pi0rt-* executables (modules append)
 LIBS       :=   # static / shared libraries (modules append)

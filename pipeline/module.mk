@@ -41,7 +41,8 @@ $(BUILD)/pi0rt-tokenize: $(OBJ)/pipeline/tools/tokenize.o $(OBJ)/pipeline/checkp
 TEST_BINS  += $(BUILD)/tests/test_loader $(BUILD)/tests/preprocess_tool $(BUILD)/tests/bench_loader \
               $(BUILD)/tests/test_tokenizer $(BUILD)/tests/test_pipeline_api
 TEST_CMDS  += $(BUILD)/tests/test_loader tests/test_preprocess.py tests/loader/check_mkmodel.py \
-              $(BUILD)/tests/test_tokenizer $(BUILD)/tests/test_pipeline_api tests/test_pipeline.py
+              $(BUILD)/tests/test_tokenizer tests/tokenizer/ubsan-suite $(BUILD)/tests/test_pipeline_api \
+              tests/test_pipeline.py
 BENCH_CMDS += BUILD=$(BUILD) tests/loader/bench.sh; BUILD=$(BUILD) tests/tokenizer/bench.py; \
               BUILD=$(BUILD) tests/bench/bench_model.py;
 RUN_CMDS   += BUILD=$(BUILD) pipeline/tools/run-demo.sh;

@@ -72,12 +72,18 @@ typedef struct pi0_model_info {
     int has_norm_stats; /* norm_stats.json was loaded */
 } pi0_model_info;
 
-/* One camera image: uint8 RGB, HWC, any size. Not used when valid == 0. */
+/* Pixel layouts encode reads (the model sees RGB; BGR and gray are converted on the fly,
+ * so a camera's shared-memory frame can be passed in place). */
+enum pi0_image_format { PI0_IMAGE_RGB = 0, PI0_IMAGE_BGR = 1, PI0_IMAGE_GRAY = 2 };
+
+/* One camera image: uint8 HWC, any size. Not used when valid == 0. */
 typedef struct pi0_image_view {
-    const uint8_t *rgb; /* height rows of `stride` bytes, 3 bytes per pixel */
+    const uint8_t *rgb; /* height rows of `stride` bytes (3 bytes per pixel, 1 for gray) */
     int width, height;
-    int stride; /* bytes per row; 0 = 3 · width */
-    int valid;  /* 0 = masked camera (skipped entirely) */
+    int stride;    /* bytes per row; 0 = packed */
+    int valid;     /* 0 = masked camera (skipped entirely) */
+    int format;    /* enum pi0_image_format; 0 = RGB */
+    int rotate180; /* 1: the model sees the image rotated by 180° */
 } pi0_image_view;
 
 typedef struct pi0_observation {
@@ -85,6 +91,12 @@ typedef struct pi0_observation {
     const int32_t *tokens;     /* [n_tokens] prompt ids (e.g. from pi0_prompt_pi0) */
     const uint8_t *token_mask; /* [n_tokens] 1 = real token, 0 = padding; NULL = all real */
     int n_tokens;              /* <= max_token_len */
+    /* Optional: called by encode once the images are preprocessed into the staging
+     * buffer (they are not read after it). A non-zero return aborts encode with that
+     * status and frees the slot (e.g. PI0_EOVERRUN: a zero-copy frame was overwritten
+     * while it was read). */
+    int (*images_done)(void *ctx);
+    void *images_ctx;
 } pi0_observation;
 
 /* Wall-clock milliseconds of each stage (each measured up to its stream's completion). */
@@ -122,7 +134,9 @@ PI0_API int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefi
  * pointers, no copy kept) before it returns. `timing` may be NULL; fills denoise/total.
  * Writes the slot's suffix rows (behind the prefix's cached K/V, which it only reads):
  * a second stage-B call on the same slot meanwhile gets PI0_EBUSY. The slot stays held
- * (denoise may be repeated on it) until pi0_prefix_release. */
+ * (denoise may be repeated on it) until pi0_prefix_release.
+ * PI0_EINVAL (nothing computed, chunk untouched) when state or noise holds a NaN or ±Inf,
+ * naming the input and its first bad index. */
 PI0_API int pi0_model_denoise(pi0_model *m, pi0_prefix *p, const float *state,
                               const float *noise, float *chunk, pi0_timing *timing);
 
@@ -135,7 +149,8 @@ PI0_API int pi0_prefix_release(pi0_model *m, pi0_prefix *p);
 
 /* state: raw robot state [n] → normalized, zero-padded to [state_dim] in out.
  * π0: z-score (x − mean)/(std + 1e-6); π0.5: quantile (x − q01)/(q99 − q01 + 1e-6)·2 − 1.
- * PI0_ENOENT when the model has no norm stats, PI0_ESHAPE when n exceeds their length. */
+ * PI0_ENOENT when the model has no norm stats, PI0_ESHAPE when n exceeds their length,
+ * PI0_EINVAL naming the first NaN or ±Inf value. */
 PI0_API int pi0_model_normalize_state(const pi0_model *m, const float *state, int n,
                                       float *out);
 /* Inverse for the action chunk, in place on the first min(action_dim, stats dim) columns

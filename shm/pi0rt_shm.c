@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +63,18 @@ static const char *const USAGE =
     "                          topic on exit, otherwise it stays for a restart or gc)\n"
     "  gc [PREFIX]             remove topics (whose name starts with PREFIX) whose\n"
     "                          publisher is dead; never one with a live publisher\n"
+    "  record -o FILE.mcap (TOPIC... | --all) [--duration S] [--compression lz4|none]\n"
+    "         [--chunk-size BYTES]\n"
+    "                          record topics into an MCAP file (ROS 2 messages, LZ4\n"
+    "                          chunks); Ctrl-C / SIGTERM finish the file; exit 1 if a\n"
+    "                          sample was lost\n"
+    "  record --recover BROKEN.mcap -o FIXED.mcap\n"
+    "                          rebuild a complete file from every intact chunk\n"
+    "  play FILE.mcap [--rate X] [--loop] [--topics T1,T2,...] [--prefix P] [--delay S]\n"
+    "                          republish a recording into topics with its timing\n"
+    "                          (topics are created first, then --delay S passes)\n"
+    "  info FILE.mcap          channels, types, counts, time range, compression,\n"
+    "                          damage and what is salvageable (exit 1 if damaged)\n"
     "  bench [--quick] [--other]\n"
     "                          latency benchmark: shm (futex and polling) vs a Unix\n"
     "                          socket, JSON lines; publisher and sleeping subscribers run\n"
@@ -204,6 +217,10 @@ static int ls_one(const char *topic, void *ctx) {
     (void)ctx;
     pi0_sub *sub;
     int st = pi0_sub_open(topic, NULL, &sub);
+    if (st == PI0_EPERM) { /* not ours (planted by another user, a FIFO, a link): skip */
+        fprintf(stderr, "pi0rt-shm: ls: skipping %s\n", pi0_last_error());
+        return 0;
+    }
     if (st) {
         printf("%-24s %-16s %8s %-6s %9s %9s  (%s)\n", topic, "?", "-", "?", "-", "-",
                pi0_last_error_for(st));
@@ -241,8 +258,16 @@ static int cmd_info(const args *a) {
     fmt_age(age, sizeof age, pi.sample_age_ns);
     fmt_age(hb, sizeof hb, pi.heartbeat_age_ns);
     printf("topic:         %s\n", ti.topic);
-    printf("segment:       /dev/shm%s (%llu bytes, mode %03o)\n", seg,
-           (unsigned long long)ti.segment_size, ti.mode);
+    printf("segment:       /dev/shm%s (mode %03o)\n", seg, ti.mode);
+    /* what the topic costs in /dev/shm, all of it reserved when the publisher creates it */
+    printf("size:          %llu bytes = 4096 header + %u x %u slots, page-rounded, + 4096 "
+           "waiter page\n",
+           (unsigned long long)ti.segment_size, ti.slot_count, ti.slot_size);
+    struct statvfs vfs;
+    if (statvfs("/dev/shm", &vfs) == 0)
+        printf("/dev/shm:      %.1f MiB free of %.1f MiB\n",
+               (double)vfs.f_bavail * (double)vfs.f_frsize / 1048576.0,
+               (double)vfs.f_blocks * (double)vfs.f_frsize / 1048576.0);
     printf("type:          %s (message version %u, segment ABI %u)\n", ti.type_name,
            ti.msg_version, ti.abi_version);
     printf("slots:         %u x %u bytes (payload up to %u bytes)\n", ti.slot_count,
@@ -273,6 +298,8 @@ static int gc_one(const char *topic, void *ctx) {
         g->removed++;
     } else if (st == PI0_EBUSY) {
         g->kept++;
+    } else if (st == PI0_EPERM) { /* not ours to remove: say so and go on */
+        fprintf(stderr, "pi0rt-shm: gc: skipping %s\n", pi0_last_error());
     } else if (st != PI0_ENOENT) {
         return st; /* stops the walk; the detail stays recorded with st */
     }
@@ -658,6 +685,10 @@ int main(int argc, char **argv) {
             fputs(USAGE, stdout);
             return 0;
         }
+    if (!strcmp(cmd, "record")) return shm__record_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "play")) return shm__play_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "info") && argc == 3 && shm__is_mcap_file(argv[2]))
+        return shm__info_file(argv[2]);
     args a;
     int need_topic = !strcmp(cmd, "info") || !strcmp(cmd, "echo") || !strcmp(cmd, "hz") ||
                      !strcmp(cmd, "bw") || !strcmp(cmd, "pub");

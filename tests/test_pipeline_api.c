@@ -63,7 +63,8 @@ static void make_obs(obs_data *d, int k, const pi0_model_info *in) {
             x = x * 1664525u + 1013904223u;
             d->img[c][i] = (uint8_t)(x >> 24);
         }
-        d->obs.images[c == 0 ? 0 : 2] = (pi0_image_view){d->img[c], w, h, 0, c == 0 || k % 2};
+        d->obs.images[c == 0 ? 0 : 2] =
+            (pi0_image_view){d->img[c], w, h, 0, c == 0 || k % 2, 0, 0};
     }
     for (int i = 0; i < 3 + k; i++)
         d->tokens[i] = 1 + (int32_t)((k * 31 + i * 7) % 1000);
@@ -463,6 +464,54 @@ static void test_norm_stats(void) {
     }
 }
 
+/* NaN or ±Inf in the inputs that feed the model is PI0_EINVAL naming the input and the
+ * first bad index, before anything is computed (the chunk is left untouched). */
+static void test_nonfinite_inputs(void) {
+    pi0_model *m = load("pi0", 2, 1);
+    CHECK(m != NULL);
+    if (!m) return;
+    pi0_model_info in;
+    pi0_model_get_info(m, &in);
+    obs_data d;
+    make_obs(&d, 1, &in);
+    pi0_prefix *p = NULL;
+    CHECK_STATUS(pi0_model_encode(m, &d.obs, &p, NULL), PI0_OK);
+    int hA = in.action_horizon * in.action_dim;
+    float *chunk = malloc((size_t)hA * sizeof(float));
+    for (int i = 0; i < hA; i++)
+        chunk[i] = 7.0f;
+    const float bad[] = {NAN, INFINITY, -INFINITY};
+    for (int b = 0; b < 3; b++) {
+        float state[64], noise[64 * 64];
+        memcpy(state, d.state, sizeof state);
+        memcpy(noise, d.noise, sizeof noise);
+        state[3] = bad[b];
+        CHECK_STATUS(pi0_model_denoise(m, p, state, d.noise, chunk, NULL), PI0_EINVAL);
+        CHECK_MSG(strstr(pi0_last_error(), "state[3]"), "error: %s", pi0_last_error());
+        CHECK_STATUS(pi0_model_denoise(m, p, state, NULL, chunk, NULL), PI0_EINVAL);
+        noise[17] = bad[b];
+        CHECK_STATUS(pi0_model_denoise(m, p, d.state, noise, chunk, NULL), PI0_EINVAL);
+        CHECK_MSG(strstr(pi0_last_error(), "noise[17]"), "error: %s", pi0_last_error());
+        CHECK_STATUS(pi0_model_velocity(m, p, d.state, noise, 0, chunk), PI0_EINVAL);
+        CHECK_STATUS(pi0_model_velocity(m, p, state, d.noise, 0, chunk), PI0_EINVAL);
+        float raw[8] = {0}, norm[64];
+        raw[2] = bad[b];
+        CHECK_STATUS(pi0_model_normalize_state(m, raw, 8, norm), PI0_EINVAL);
+        CHECK_MSG(strstr(pi0_last_error(), "state[2]"), "error: %s", pi0_last_error());
+    }
+    int untouched = 1;
+    for (int i = 0; i < hA; i++)
+        untouched &= chunk[i] == 7.0f;
+    CHECK(untouched);
+    /* finite inputs still work */
+    CHECK_STATUS(pi0_model_denoise(m, p, d.state, d.noise, chunk, NULL), PI0_OK);
+    pi0_prefix_release(m, p);
+    free(chunk);
+    free_obs(&d);
+    pi0_model_destroy(m);
+    remove_model();
+}
+
 int main(int argc, char **argv) {
     static const pi0_test tests[] = {
         TEST(test_slots),
@@ -474,6 +523,7 @@ int main(int argc, char **argv) {
         TEST(test_euler_pi05),
         TEST(test_default_noise),
         TEST(test_norm_stats),
+        TEST(test_nonfinite_inputs),
     };
     return pi0_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

@@ -104,6 +104,9 @@ int pi0_model_load(const char *dir, const pi0_model_opts *opts, pi0_model **out)
     if ((rc = pi0_dev_open(o.backend ? o.backend : "cpu", &dopts, &m->dev))) goto fail;
     if ((rc = pi0_stream_create(m->dev, &m->sa))) goto fail;
     if ((rc = pi0_stream_create(m->dev, &m->sb))) goto fail;
+    /* the robot waits for denoise: its stream goes first when encode runs alongside */
+    if ((rc = pi0_stream_set_priority(m->sb, 1)) && rc != PI0_ENOTSUP) goto fail;
+    rc = PI0_OK;
     if ((rc = pi0__vision_load(&m->vis, m->dev, m->sa, m->w, PI0_MAX_CAMERAS))) goto fail;
     if ((rc = pi0__vlm_load(&m->vlm, m->dev, m->sa, m->w, m->n_max))) goto fail;
     if ((rc = pi0__expert_load(&m->exp, m->dev, m->sa, m->w, m->num_steps))) goto fail;
@@ -141,6 +144,7 @@ int pi0_model_destroy(pi0_model *m) {
     pi0_dev_close(m->dev);
     free(m->h_patches);
     pi0_preproc_destroy(m->prep);
+    free(m->h_conv);
     free(m->h_ids);
     free(m->h_noise);
     pi0_weights_destroy(m->w);
@@ -238,10 +242,12 @@ static int check_obs(const pi0_model *m, const pi0_observation *obs, int *n_cams
     for (int i = 0; i < PI0_MAX_CAMERAS; i++) {
         const pi0_image_view *im = &obs->images[i];
         if (!im->valid) continue;
+        int bpp = im->format == PI0_IMAGE_GRAY ? 1 : 3;
         if (!im->rgb || im->width <= 0 || im->height <= 0 || im->width > 16384 ||
-            im->height > 16384 || (im->stride && im->stride < 3 * im->width))
-            return pi0_errorf(PI0_EINVAL, "camera %d: bad image %dx%d (stride %d)", i,
-                              im->width, im->height, im->stride);
+            im->height > 16384 || (im->stride && im->stride < bpp * im->width) ||
+            im->format < PI0_IMAGE_RGB || im->format > PI0_IMAGE_GRAY)
+            return pi0_errorf(PI0_EINVAL, "camera %d: bad image %dx%d (stride %d, format %d)",
+                              i, im->width, im->height, im->stride, im->format);
         (*n_cams)++;
     }
     if (obs->n_tokens < 0 || obs->n_tokens > c->max_token_len)
@@ -269,9 +275,20 @@ static int ensure_preproc(pi0_model *m, int w, int h) {
     pi0_preproc *pp = NULL;
     PI0__TRY(pi0_preproc_create(nw, nh, &pp));
     pi0_preproc_destroy(m->prep);
+    free(m->h_conv); /* regrown by ensure_conv when needed */
+    m->h_conv = NULL;
     m->prep = pp;
     m->prep_w = nw;
     m->prep_h = nh;
+    return PI0_OK;
+}
+
+/* RGB scratch for frames in another layout or rotated, allocated on the first such frame
+ * for the preprocessor's maximum size (a one-time growth, like ensure_preproc). */
+static int ensure_conv(pi0_model *m) {
+    if (m->h_conv) return PI0_OK;
+    m->h_conv = malloc((size_t)m->prep_w * (size_t)m->prep_h * 3);
+    if (!m->h_conv) return pi0_errorf(PI0_ENOMEM, "encode: out of memory (RGB scratch)");
     return PI0_OK;
 }
 
@@ -293,10 +310,20 @@ int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefix **out,
         const pi0_image_view *im = &obs->images[i];
         if (!im->valid) continue;
         rc = ensure_preproc(m, im->width, im->height);
+        const uint8_t *src = im->rgb;
+        size_t stride = im->stride ? (size_t)im->stride
+                                   : (im->format == PI0_IMAGE_GRAY ? 1 : 3) * (size_t)im->width;
+        if (!rc && (im->format != PI0_IMAGE_RGB || im->rotate180)) rc = ensure_conv(m);
+        if (!rc && (im->format != PI0_IMAGE_RGB || im->rotate180)) {
+            /* other layouts: one pass into RGB scratch (sized with the preprocessor) */
+            pi0_image_to_rgb(src, im->width, im->height, stride, im->format, im->rotate180,
+                             m->h_conv);
+            src = m->h_conv;
+            stride = 3 * (size_t)im->width;
+        }
         if (!rc)
-            rc = pi0_preproc_patches(m->prep, im->rgb, im->width, im->height,
-                                     im->stride ? (size_t)im->stride : 3 * (size_t)im->width,
-                                     c->patch, m->h_patches + (size_t)ci * per_cam);
+            rc = pi0_preproc_patches(m->prep, src, im->width, im->height, stride, c->patch,
+                                     m->h_patches + (size_t)ci * per_cam);
         if (rc) {
             char msg[512];
             snprintf(msg, sizeof msg, "%s", pi0_last_error_for(rc));
@@ -304,6 +331,7 @@ int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefix **out,
         }
         ci++;
     }
+    if (!rc && obs->images_done) rc = obs->images_done(obs->images_ctx);
     int nt = 0;
     for (int i = 0; i < obs->n_tokens; i++)
         if (!obs->token_mask || obs->token_mask[i]) m->h_ids[nt++] = obs->tokens[i];
@@ -359,6 +387,25 @@ static void draw_noise(pi0_model *m, float *x, size_t n) {
 
 /* π0: uploads the caller's state (read before the caller's sync: the API functions sync
  * before returning) and enqueues the state token's per-denoise work on slot p. */
+/* PI0_EINVAL naming `what` and the first index of v[0..n) that is NaN or ±Inf: a single
+ * one would spread through attention into an all-NaN chunk. */
+static int check_finite(const char *what, const float *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return pi0_errorf(PI0_EINVAL, "%s[%zu] is %g: inputs must be finite", what, i,
+                              (double)v[i]);
+    return PI0_OK;
+}
+
+/* The π0 state (π0.5 takes none) and the [horizon, action_dim] x_t / noise, if given. */
+static int check_inputs(const pi0_model *m, const float *state, const float *x,
+                        const char *xn) {
+    const pi0_config *c = &m->cfg;
+    if (!c->pi05 && state) PI0__TRY(check_finite("state", state, (size_t)c->state_dim));
+    if (x) PI0__TRY(check_finite(xn, x, (size_t)c->action_horizon * (size_t)c->action_dim));
+    return PI0_OK;
+}
+
 static int begin_state(pi0_model *m, pi0_prefix *p, const float *state) {
     const pi0_config *c = &m->cfg;
     if (c->pi05) return PI0_OK;
@@ -400,6 +447,7 @@ static int denoise(pi0_model *m, pi0_prefix *p, const float *state, const float 
 int pi0_model_denoise(pi0_model *m, pi0_prefix *p, const float *state, const float *noise,
                       float *chunk, pi0_timing *timing) {
     if (!m || !chunk) return pi0_errorf(PI0_EINVAL, "pi0_model_denoise: NULL argument");
+    PI0__TRY(check_inputs(m, state, noise, "noise"));
     PI0__TRY(slot_use(m, p));
     int rc = denoise(m, p, state, noise, chunk, timing);
     slot_done(m, p);
@@ -411,6 +459,7 @@ int pi0_model_velocity(pi0_model *m, pi0_prefix *p, const float *state, const fl
     if (!m || !x_t || !v) return pi0_errorf(PI0_EINVAL, "pi0_model_velocity: NULL argument");
     if (step < 0 || step >= m->num_steps)
         return pi0_errorf(PI0_ERANGE, "step %d outside [0, %d)", step, m->num_steps);
+    PI0__TRY(check_inputs(m, state, x_t, "x_t"));
     PI0__TRY(slot_use(m, p));
     const pi0_config *c = &m->cfg;
     size_t HA = (size_t)c->action_horizon * (size_t)c->action_dim;
@@ -467,6 +516,7 @@ int pi0_model_normalize_state(const pi0_model *m, const float *state, int n, flo
                           st->dim, m->cfg.state_dim);
     if (m->cfg.pi05 && (!st->q01 || !st->q99))
         return pi0_errorf(PI0_ENOENT, "π0.5 needs q01/q99 state norm stats");
+    if (n > 0) PI0__TRY(check_finite("state", state, (size_t)n));
     for (int i = 0; i < m->cfg.state_dim; i++) {
         if (i >= n) {
             out[i] = 0.0f;
