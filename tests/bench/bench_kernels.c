@@ -27,7 +27,7 @@
 #include "common/pi0_cli.h"
 #include "common/pi0_time.h"
 #include "device/pi0_device.h"
-#include "tests/bench/bench_peak.h"
+#include "bench_peak.h"
 
 static void usage(FILE *f) {
     fprintf(

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "common/pi0_time.h"
-#include "tests/bench/bench_peak.h"
+#include "bench_peak.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
