@@ -8,7 +8,7 @@ PIPELINE_OBJS := $(MODEL_OBJS) $(LOADER_OBJS) $(TOKENIZER_OBJS)
 PIPELINE_LIBS := $(LOADER_LIBS) $(DEVICE_LIBS) -lcjson -lm
 
 ifneq ($(TOKENIZER_OBJS),)
-$(OBJ)/pipeline/infer.o: CFLAGS += -DPI0_HAVE_TOKENIZER
+$(OBJ)/pipeline/infer.o: PI0_CFLAGS += -DPI0_HAVE_TOKENIZER
 endif
 
 BINS += $(BUILD)/pi0rt-infer
