@@ -16,7 +16,7 @@ CFLAGS  ?=
 # The project's flags; the user's CFLAGS / CPPFLAGS come last (`make CFLAGS=-O3` overrides
 # -O2 and keeps -std, -I and -pthread). Modules add per-target flags to PI0_CFLAGS.
 INCLUDES   := -Icommon -Ishm -Idevice -Ipipeline -Icalib -Inode
-PI0_CFLAGS := -std=c11 $(OPT) -g -D_GNU_SOURCE -fPIC -pthread \
+PI0_CFLAGS := -std=c11 $(OPT) -g -D_GNU_SOURCE -fPIC -pthread -fvisibility=hidden \
               -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
               -Wno-unused-parameter -Werror=implicit-function-declaration -Werror=int-conversion \
               $(INCLUDES)

@@ -1,2 +1,5 @@
-# tests/: checks of the tree itself (each a script ending in `N passed, N failed, N skipped`).
-TEST_CMDS += tests/check-format
+# tests/: checks of the tree itself (each a script ending in `N passed, N failed, N skipped`):
+# formatting, public headers compiled in pairs as C11 and C++ (with the include flags
+# below), and the shared library's soname and exported symbols.
+TEST_CMDS += tests/check-format tests/check-headers tests/check-exports
+test: export PI0_INCLUDES := $(INCLUDES)
