@@ -186,14 +186,22 @@ static int precompute_pi05(pi0_model *m, pi0_mat temb, pi0_mat tmp) {
     return rc ? rc : src;
 }
 
-/* The time conditioning depends only on the step index t_s = 1 − s/T: computed here once. */
+/* openpi's schedule (sample_actions), in float32: dt = −1/T rounded to float, t_0 = 1 and
+ * t_{s+1} = t_s + dt accumulated in float (0.9f, 0.79999995f, … for T = 10, not 1 − s/T).
+ * The Euler step uses the same float dt. */
+static float step_dt(int num_steps) {
+    return (float)(-1.0 / num_steps);
+}
+
+/* The time conditioning depends only on the step index (t_s above): computed here once. */
 static int precompute_cond(pi0_model *m) {
     int E = m->cfg.expert.width, T = m->num_steps;
     pi0_buf *temb = NULL, *tmp = NULL;
     float *h = calloc((size_t)T * (size_t)E, sizeof(float));
     if (!h) return PI0_ENOMEM;
-    for (int i = 0; i < T; i++)
-        time_embedding(1.0 - (double)i / T, E, h + (size_t)i * E);
+    float t = 1.0f, dt = step_dt(T);
+    for (int i = 0; i < T; i++, t += dt)
+        time_embedding((double)t, E, h + (size_t)i * E);
     int rc = pi0_buf_alloc(m->dev, (size_t)T * E * 4, &temb);
     if (!rc) rc = pi0_buf_alloc(m->dev, (size_t)T * E * 4, &tmp);
     if (!rc) rc = pi0_dev_upload(m->sa, temb, 0, h, (size_t)T * E * 4);
@@ -706,7 +714,7 @@ int pi0_model_denoise(pi0_model *m, const pi0_prefix *pc, const float *state,
     if (!rc) rc = pi0_dev_upload(m->sb, m->xt, 0, noise, HA * 4);
     pi0_mat xt = pi0_mat_f32(m->xt, 0, c->action_horizon, c->action_dim);
     pi0_mat vt = pi0_mat_f32(m->vt, 0, c->action_horizon, c->action_dim);
-    float dt = -1.0f / (float)m->num_steps;
+    float dt = step_dt(m->num_steps); /* x += dt · v, as openpi */
     for (int i = 0; i < m->num_steps && !rc; i++) {
         rc = pi0__expert_velocity(m, p, i);
         if (!rc) rc = pi0_dev_unary(m->sb, PI0_UN_SCALE, vt, vt, dt);
