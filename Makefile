@@ -15,7 +15,7 @@ OPT     ?= -O2
 CFLAGS  ?=
 # The project's flags; the user's CFLAGS / CPPFLAGS come last (`make CFLAGS=-O3` overrides
 # -O2 and keeps -std, -I and -pthread). Modules add per-target flags to PI0_CFLAGS.
-INCLUDES   := -Icommon -Ishm -Idevice -Ipipeline -Icalib -Inode
+INCLUDES   := -I.
 PI0_CFLAGS := -std=c11 $(OPT) -g -D_GNU_SOURCE -fPIC -pthread -fvisibility=hidden \
               -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
               -Wno-unused-parameter -Werror=implicit-function-declaration -Werror=int-conversion \
@@ -91,6 +91,9 @@ all:
 include common/module.mk
 -include shm/module.mk device/module.mk pipeline/loader.mk pipeline/tokenizer.mk pipeline/module.mk calib/module.mk \
          node/module.mk launch/module.mk tests/module.mk
+
+# include rules between modules (the layering table in README.md) and other source rules
+TEST_CMDS += tests/check-source
 
 all: $(BINS) $(LIBS) $(TEST_BINS)
 

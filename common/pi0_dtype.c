@@ -16,6 +16,8 @@ size_t pi0_dtype_size(pi0_dtype t) {
         return 4;
     case PI0_U8:
         return 1;
+    case PI0_F64:
+        return 8;
     }
     return 0;
 }
@@ -32,6 +34,8 @@ const char *pi0_dtype_name(pi0_dtype t) {
         return "i32";
     case PI0_U8:
         return "u8";
+    case PI0_F64:
+        return "f64";
     }
     return "?";
 }

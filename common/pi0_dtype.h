@@ -21,6 +21,7 @@ typedef enum pi0_dtype {
     PI0_F16 = 2,
     PI0_I32 = 3,
     PI0_U8 = 4,
+    PI0_F64 = 5, /* .npy files only (numpy's default float) */
 } pi0_dtype;
 
 /* Bytes per element (0 for an unknown value) and a short name ("f32", "bf16", ...). */

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pi0_device_impl.h"
+#include "device_impl.h"
 
 // ---- backends and devices ----
 

@@ -34,8 +34,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pi0_dtype.h" /* pi0_dtype, bf16/f16 conversions */
-#include "pi0_status.h"
+#include "common/pi0_dtype.h" /* pi0_dtype, bf16/f16 conversions */
+#include "common/pi0_status.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,7 +1,8 @@
 # pipeline/loader.mk — checkpoint loading (safetensors, config, weights table), .npy I/O,
 # image preprocessing, pi0rt-mkmodel, and their tests. LOADER part of issue 4.
 # Users link $(LOADER_OBJS) $(COMMON_OBJS) ... $(LOADER_LIBS).
-LOADER_SRCS := pipeline/safetensors.c pipeline/weights.c pipeline/npy.c pipeline/preprocess.c
+LOADER_SRCS := pipeline/checkpoint/safetensors.c pipeline/checkpoint/weights.c pipeline/checkpoint/npy.c \
+               pipeline/preprocess/preprocess.c
 LOADER_OBJS := $(LOADER_SRCS:%.c=$(OBJ)/%.o)
 LOADER_LIBS := -lcjson -lm
 
@@ -9,7 +10,7 @@ BINS      += $(BUILD)/pi0rt-mkmodel
 TEST_BINS += $(BUILD)/tests/test_loader $(BUILD)/tests/preprocess_tool
 TEST_CMDS += $(BUILD)/tests/test_loader tests/test_preprocess.py
 
-$(BUILD)/pi0rt-mkmodel: $(OBJ)/pipeline/mkmodel.o $(LOADER_OBJS) $(COMMON_OBJS)
+$(BUILD)/pi0rt-mkmodel: $(OBJ)/pipeline/tools/mkmodel.o $(LOADER_OBJS) $(COMMON_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(LOADER_LIBS)
 

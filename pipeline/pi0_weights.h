@@ -32,8 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pi0_dtype.h"
-#include "pi0_status.h"
+#include "common/pi0_dtype.h"
+#include "common/pi0_status.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/pi0_time.h"
 #include "pi0_shm.h"
 
 #if defined(__SANITIZE_THREAD__)
@@ -114,12 +115,6 @@ struct pi0__waiters {
 
 static uint64_t round_up(uint64_t x, uint64_t a) {
     return (x + a - 1) / a * a;
-}
-
-static int64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
 static void cpu_relax(void) {
@@ -486,7 +481,7 @@ static int pub_init_fresh(pi0_pub *p, const layout *l, uint32_t flags) {
     p->epoch = 1;
     p->head = 0;
     ident_write(h, p->epoch);
-    atomic_store_explicit(&h->heartbeat_ns, (uint64_t)mono_ns(), memory_order_relaxed);
+    atomic_store_explicit(&h->heartbeat_ns, (uint64_t)pi0__now_ns(), memory_order_relaxed);
     /* release: publishes every header field above to subscribers that acquire magic */
     atomic_store_explicit(&h->magic, PI0__MAGIC, memory_order_release);
     return 0;
@@ -505,7 +500,7 @@ static int pub_init_restart(pi0_pub *p, const layout *l) {
     p->epoch = atomic_load_explicit(&h->epoch, memory_order_relaxed) + 1;
     if (p->epoch == 0) p->epoch = 1;
     ident_write(h, p->epoch);
-    atomic_store_explicit(&h->heartbeat_ns, (uint64_t)mono_ns(), memory_order_relaxed);
+    atomic_store_explicit(&h->heartbeat_ns, (uint64_t)pi0__now_ns(), memory_order_relaxed);
     return 0;
 }
 
@@ -631,7 +626,7 @@ int pi0_pub_commit(pi0_pub *pub, size_t size) {
                           pub->topic, size, pub->payload_max);
     uint64_t s = pub->head;
     struct pi0__slot *slot = pub_slot(pub, s);
-    uint64_t now = (uint64_t)mono_ns();
+    uint64_t now = (uint64_t)pi0__now_ns();
     atomic_store_explicit(&slot->stamp_ns, now, memory_order_relaxed);
     atomic_store_explicit(&slot->size, (uint32_t)size, memory_order_relaxed);
     atomic_store_explicit(&slot->epoch, pub->epoch, memory_order_relaxed);
@@ -664,7 +659,8 @@ int pi0_pub_publish(pi0_pub *pub, const void *data, size_t size) {
 }
 
 void pi0_pub_heartbeat(pi0_pub *pub) {
-    atomic_store_explicit(&pub->hdr->heartbeat_ns, (uint64_t)mono_ns(), memory_order_relaxed);
+    atomic_store_explicit(&pub->hdr->heartbeat_ns, (uint64_t)pi0__now_ns(),
+                          memory_order_relaxed);
 }
 
 uint64_t pi0_pub_seq(const pi0_pub *pub) {
@@ -975,13 +971,13 @@ static int sub_maybe_reattach(pi0_sub *s) {
 }
 
 static int sub_wait(pi0_sub *s, int64_t timeout_ns, int spin) {
-    int64_t now = mono_ns();
+    int64_t now = pi0__now_ns();
     int64_t deadline =
         timeout_ns < 0 || timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
     int64_t next_check = now + PI0__WAIT_SLICE_NS;
     for (;;) {
         if (sub_head(s) > s->next_seq) return 0;
-        now = mono_ns();
+        now = pi0__now_ns();
         if (now >= deadline) break;
         if (now >= next_check) {
             sub_maybe_reattach(s);
@@ -1047,7 +1043,7 @@ int pi0_sub_publisher(pi0_sub *sub, pi0_pub_info *info) {
     info->epoch = id.epoch;
     info->restarted = id.epoch != sub->epoch_seen;
     sub->epoch_seen = id.epoch;
-    int64_t now = mono_ns();
+    int64_t now = pi0__now_ns();
     uint64_t hb = atomic_load_explicit(&sub->hdr->heartbeat_ns, memory_order_relaxed);
     info->heartbeat_age_ns = hb ? now - (int64_t)hb : -1;
     info->head = sub_head(sub);

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/pi0_hash.h"
+#include "common/pi0_time.h"
 #include "pi0_shm.h"
 #include "shm_internal.h"
 
@@ -27,15 +29,6 @@ static void install_signals(void) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-}
-
-/* FNV-1a 64 of n bytes (echo prints it as a fingerprint of an image). */
-static uint64_t fnv1a(const void *p, size_t n) {
-    const uint8_t *b = p;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
 }
 
 static int fail(int status, const char *what) {
@@ -294,7 +287,7 @@ static void print_sample(const char *type, const uint8_t *p, uint32_t size, int6
             return;
         }
         const pi0_image *im = (const pi0_image *)p;
-        uint64_t sum = fnv1a(im->data, im->data_bytes);
+        uint64_t sum = pi0__fnv1a(im->data, im->data_bytes);
         printf("image %ux%u %s stride=%u frame=%llu capture_age=%.3fms fnv=%016llx", im->width,
                im->height, pix_name(im->format), im->stride, (unsigned long long)im->frame_id,
                (double)(now - (int64_t)im->capture_ns) / 1e6, (unsigned long long)sum);
@@ -357,7 +350,7 @@ static void print_sample(const char *type, const uint8_t *p, uint32_t size, int6
 }
 
 static int64_t deadline_of(double duration) {
-    return duration < 0 ? INT64_MAX : shm__now_ns() + (int64_t)(duration * 1e9);
+    return duration < 0 ? INT64_MAX : pi0__now_ns() + (int64_t)(duration * 1e9);
 }
 
 static int cmd_echo(const args *a) {
@@ -377,7 +370,7 @@ static int cmd_echo(const args *a) {
     long printed = 0;
     int rc = 0;
     while (!g_stop && (a->count < 0 || printed < a->count)) {
-        int64_t left = deadline - shm__now_ns();
+        int64_t left = deadline - pi0__now_ns();
         if (left <= 0) break;
         st = pi0_sub_wait(sub, left < 200000000 ? left : 200000000);
         if (st == PI0_ETIMEDOUT) continue;
@@ -389,10 +382,10 @@ static int cmd_echo(const args *a) {
             break;
         }
         printf("seq=%llu epoch=%u age=%.3fms", (unsigned long long)s.seq, s.epoch,
-               (double)(shm__now_ns() - (int64_t)s.stamp_ns) / 1e6);
+               (double)(pi0__now_ns() - (int64_t)s.stamp_ns) / 1e6);
         if (s.lost) printf(" lost=%llu", (unsigned long long)s.lost);
         printf(" ");
-        print_sample(ti.type_name, buf, s.size, shm__now_ns());
+        print_sample(ti.type_name, buf, s.size, pi0__now_ns());
         printf("\n");
         fflush(stdout);
         printed++;
@@ -409,12 +402,12 @@ static int cmd_rate(const args *a, int bandwidth) {
     if (st) return fail(st, bandwidth ? "bw" : "hz");
     install_signals();
     int64_t deadline = deadline_of(a->duration);
-    int64_t window_start = shm__now_ns();
+    int64_t window_start = pi0__now_ns();
     uint64_t n = 0, bytes = 0, lost = 0, last_stamp = 0;
     double sum_dt = 0, sum_dt2 = 0, min_dt = 1e30, max_dt = 0;
     int printed = 0;
     while (!g_stop) {
-        int64_t t = shm__now_ns();
+        int64_t t = pi0__now_ns();
         if (t >= deadline) break;
         if (t - window_start >= 1000000000ll) {
             double secs = (double)(t - window_start) * 1e-9;
@@ -539,11 +532,11 @@ static int cmd_pub(const args *a) {
     install_signals();
     fprintf(stderr, "pi0rt-shm: publishing %s on %s at %.2f Hz (pid %d, epoch %u)\n",
             o.type_name, a->topic, rate, (int)getpid(), pi0_pub_epoch(pub));
-    int64_t period = (int64_t)(1e9 / rate), t0 = shm__now_ns(), next = t0;
+    int64_t period = (int64_t)(1e9 / rate), t0 = pi0__now_ns(), next = t0;
     int64_t deadline = deadline_of(a->duration);
     long n = 0;
-    while (!g_stop && (a->count < 0 || n < a->count) && shm__now_ns() < deadline) {
-        int64_t t = shm__now_ns();
+    while (!g_stop && (a->count < 0 || n < a->count) && pi0__now_ns() < deadline) {
+        int64_t t = pi0__now_ns();
         double ph = (double)(t - t0) * 1e-9;
         void *p = pi0_pub_loan(pub);
         size_t size = o.payload_max;
@@ -605,8 +598,8 @@ static int cmd_pub(const args *a) {
         if ((st = pi0_pub_commit(pub, size))) break;
         n++;
         next += period;
-        if (next < shm__now_ns() - period)
-            next = shm__now_ns(); /* fell far behind: do not burst */
+        if (next < pi0__now_ns() - period)
+            next = pi0__now_ns(); /* fell far behind: do not burst */
         shm__sleep_until(next, &g_stop);
     }
     pi0_pub_destroy(pub);

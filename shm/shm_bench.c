@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/pi0_time.h"
 #include "pi0_shm.h"
 #include "shm_internal.h"
 
@@ -121,14 +122,14 @@ static void print_result(const char *bench, const char *mode, size_t payload, co
 }
 
 static int wait_child(pid_t pid, shared_area *ar, int64_t grace_ns) {
-    int64_t until = shm__now_ns() + grace_ns;
+    int64_t until = pi0__now_ns() + grace_ns;
     int st = 0;
     for (;;) {
         pid_t r = waitpid(pid, &st, WNOHANG);
         if (r == pid) break;
-        if (shm__now_ns() > until) {
+        if (pi0__now_ns() > until) {
             atomic_store(&ar->stop, 1);
-            if (shm__now_ns() > until + 2000000000ll) kill(pid, SIGKILL);
+            if (pi0__now_ns() > until + 2000000000ll) kill(pid, SIGKILL);
         }
         usleep(2000);
     }
@@ -165,7 +166,7 @@ static void shm_subscriber(const char *topic, int polling, int full, size_t payl
                     acc += v;
                 }
             }
-            int64_t t = shm__now_ns();
+            int64_t t = pi0__now_ns();
             if (pi0_sub_view_valid(sub, &s)) { /* lapped while reading: detected, dropped */
                 ar->torn++;
                 continue;
@@ -212,11 +213,11 @@ static int run_shm(int polling, int full, size_t payload, int n, int64_t interva
     if (pid == 0) shm_subscriber(topic, polling, full, payload, n, ar);
     pin(0);
     g_sched_name[0] = set_sched(g_fifo);
-    int64_t t_ready = shm__now_ns() + 5000000000ll;
-    while (!atomic_load(&ar->ready) && shm__now_ns() < t_ready)
+    int64_t t_ready = pi0__now_ns() + 5000000000ll;
+    while (!atomic_load(&ar->ready) && pi0__now_ns() < t_ready)
         usleep(1000);
     usleep(20000);
-    int64_t next = shm__now_ns();
+    int64_t next = pi0__now_ns();
     for (int i = 0; i < n && pid > 0; i++) {
         uint8_t *p = pi0_pub_loan(pub);
         uint64_t seq = pi0_pub_seq(pub);
@@ -314,7 +315,7 @@ static int run_uds(size_t payload, int n, int64_t interval_ns, result *out) {
             if (read_full(sv[1], &h, sizeof h) || h.size != payload ||
                 read_full(sv[1], buf, payload))
                 _exit(1);
-            int64_t t = shm__now_ns();
+            int64_t t = pi0__now_ns();
             ar->lat_ns[ar->count++] = t - h.stamp_ns;
         }
         _exit(0);
@@ -322,15 +323,15 @@ static int run_uds(size_t payload, int n, int64_t interval_ns, result *out) {
     close(sv[1]);
     pin(0);
     g_sched_name[0] = set_sched(g_fifo);
-    int64_t t_ready = shm__now_ns() + 5000000000ll;
-    while (!atomic_load(&ar->ready) && shm__now_ns() < t_ready)
+    int64_t t_ready = pi0__now_ns() + 5000000000ll;
+    while (!atomic_load(&ar->ready) && pi0__now_ns() < t_ready)
         usleep(1000);
     usleep(20000);
-    int64_t next = shm__now_ns();
+    int64_t next = pi0__now_ns();
     for (int i = 0; i < n && pid > 0; i++) {
         uds_hdr h = {0, (uint64_t)i, payload};
         struct iovec iov[2] = {{&h, sizeof h}, {buf, payload}};
-        h.stamp_ns = shm__now_ns();
+        h.stamp_ns = pi0__now_ns();
         if (write_full(sv[0], iov, 2)) break;
         next += interval_ns;
         shm__sleep_until(next, NULL);

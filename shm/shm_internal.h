@@ -7,13 +7,6 @@
 #include <stdint.h>
 #include <time.h>
 
-/* CLOCK_MONOTONIC in nanoseconds (the clock of the library's stamps). */
-static inline int64_t shm__now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
 /* Sleeps until CLOCK_MONOTONIC time t (ns). A signal ends the sleep early only once *stop
  * is set (stop may be NULL: sleep through every signal). */
 static inline void shm__sleep_until(int64_t t, const volatile sig_atomic_t *stop) {

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/pi0_time.h"
+
 typedef struct pi0_test {
     const char *name;
     void (*fn)(void);
@@ -106,9 +108,7 @@ static int pi0__test_skipped;
     } while (0)
 
 static inline double pi0_test_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    return pi0__now_s();
 }
 
 // ---- scratch directories, files and shell commands --------------------------------

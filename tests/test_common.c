@@ -1,7 +1,8 @@
 /* test_common.c — the status table and per-thread error details. */
 #include "harness.h"
-#include "pi0_dtype.h"
-#include "pi0_status.h"
+#include "common/pi0_dtype.h"
+#include "common/pi0_hash.h"
+#include "common/pi0_status.h"
 
 static void test_strerror_names_every_code(void) {
 #define X(name, value, msg)                                                                    \
@@ -46,11 +47,21 @@ static void test_f16_conversions(void) {
     CHECK_EQ_STR(pi0_dtype_name(PI0_F16), "f16");
 }
 
+/* FNV-1a 64 against the published test vectors (Fowler/Noll/Vo reference code). */
+static void test_fnv1a_vectors(void) {
+    CHECK(pi0__fnv1a_str("") == 0xcbf29ce484222325ull);
+    CHECK(pi0__fnv1a_str("a") == 0xaf63dc4c8601ec8cull);
+    CHECK(pi0__fnv1a_str("foobar") == 0x85944171f73967e8ull);
+    CHECK(pi0__fnv1a("foobar", 6) == 0x85944171f73967e8ull);
+    CHECK(pi0__fnv1a("a\0b", 3) != pi0__fnv1a_str("a"));
+}
+
 int main(int argc, char **argv) {
     static const pi0_test tests[] = {
         TEST(test_strerror_names_every_code),
         TEST(test_errorf_keeps_detail_and_status),
         TEST(test_f16_conversions),
+        TEST(test_fnv1a_vectors),
     };
     return pi0_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

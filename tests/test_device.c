@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "harness.h"
-#include "pi0_device.h"
-#include "pi0_device_impl.h" /* only for test_optional_fallbacks */
+#include "device/pi0_device.h"
+#include "device/device_impl.h" /* only for test_optional_fallbacks */
 
 // ---- helpers ----
 

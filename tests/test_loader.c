@@ -11,11 +11,11 @@
 #include <sys/stat.h>
 
 #include "harness.h"
-#include "npy.h"
-#include "pi0_file.h"
-#include "pi0_weights.h"
-#include "preprocess.h"
-#include "safetensors.h"
+#include "pipeline/checkpoint/npy.h"
+#include "common/pi0_file.h"
+#include "pipeline/pi0_weights.h"
+#include "pipeline/preprocess/preprocess.h"
+#include "pipeline/checkpoint/safetensors.h"
 
 static char MKMODEL[4096];
 
@@ -867,15 +867,15 @@ static void test_npy_roundtrip(void) {
     double f64[3] = {0.1, -1e300, 3.0};
     int64_t s_u8[3] = {2, 3, 3}, s_i32[1] = {5}, s_f32[2] = {50, 32}, s_f64[1] = {3};
     struct {
-        pi0_npy_dtype t;
+        pi0_dtype t;
         int nd;
         int64_t *s;
         void *p;
         size_t bytes;
     } cases[] = {
-        {PI0_NPY_U8, 3, s_u8, u8, sizeof u8},     {PI0_NPY_I32, 1, s_i32, i32, sizeof i32},
-        {PI0_NPY_F32, 2, s_f32, f32, sizeof f32}, {PI0_NPY_F32, 0, NULL, f32, 4},
-        {PI0_NPY_F64, 1, s_f64, f64, sizeof f64},
+        {PI0_U8, 3, s_u8, u8, sizeof u8},     {PI0_I32, 1, s_i32, i32, sizeof i32},
+        {PI0_F32, 2, s_f32, f32, sizeof f32}, {PI0_F32, 0, NULL, f32, 4},
+        {PI0_F64, 1, s_f64, f64, sizeof f64},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char *p = fmt("%s/a%zu.npy", d, c);
@@ -895,18 +895,18 @@ static void test_npy_roundtrip(void) {
         CHECK_EQ_INT((uintptr_t)a.data % 64, 0);
         int64_t want[3] = {-1, 3, 3};
         if (c == 0) {
-            CHECK_STATUS(pi0_npy_expect(&a, "img", PI0_NPY_U8, 3, want), 0);
-            CHECK_STATUS(pi0_npy_expect(&a, "img", PI0_NPY_F32, 3, want), PI0_ETYPE);
+            CHECK_STATUS(pi0_npy_expect(&a, "img", PI0_U8, 3, want), 0);
+            CHECK_STATUS(pi0_npy_expect(&a, "img", PI0_F32, 3, want), PI0_ETYPE);
             CHECK_ERR_HAS("img: dtype is uint8, expected float32");
             want[1] = 4;
-            CHECK_STATUS(pi0_npy_expect(&a, "img", PI0_NPY_U8, 3, want), PI0_ESHAPE);
+            CHECK_STATUS(pi0_npy_expect(&a, "img", PI0_U8, 3, want), PI0_ESHAPE);
             CHECK_ERR_HAS("img: shape is (2, 3, 3), expected (*, 4, 3)");
-            CHECK_STATUS(pi0_npy_expect(&a, "img", PI0_NPY_U8, 2, want), PI0_ESHAPE);
+            CHECK_STATUS(pi0_npy_expect(&a, "img", PI0_U8, 2, want), PI0_ESHAPE);
             CHECK_STATUS(pi0_npy_to_f32(&a, "img"), PI0_ETYPE);
         }
-        if (cases[c].t == PI0_NPY_F64) { /* float64 -> float32 rounds to nearest */
+        if (cases[c].t == PI0_F64) { /* float64 -> float32 rounds to nearest */
             CHECK_STATUS(pi0_npy_to_f32(&a, "state"), 0);
-            CHECK_EQ_INT(a.dtype, PI0_NPY_F32);
+            CHECK_EQ_INT(a.dtype, PI0_F32);
             const float *v = a.data;
             CHECK(v[0] == 0.1f && isinf(v[1]) && v[1] < 0 && v[2] == 3.0f);
         }
@@ -1014,7 +1014,7 @@ static void test_npy_bad(void) {
     uint8_t buf[256];
     int64_t shape[2] = {3, 4};
     float z[12] = {0};
-    PI0_ASSERT(pi0_npy_write(p, PI0_NPY_F32, 2, shape, z) == 0);
+    PI0_ASSERT(pi0_npy_write(p, PI0_F32, 2, shape, z) == 0);
     size_t len;
     uint8_t *orig = pi0_test_slurp(p, &len);
     PI0_ASSERT(len <= sizeof buf);

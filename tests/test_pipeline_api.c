@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "harness.h"
-#include "npy.h"
-#include "pi0_pipeline.h"
+#include "pipeline/checkpoint/npy.h"
+#include "pipeline/pi0_pipeline.h"
 
 static char g_dir[256];
 
@@ -358,13 +358,13 @@ static int ref_norm(const char *tmp, const char *mode, const float *in, int ndim
     char fin[512], fout[512];
     snprintf(fin, sizeof fin, "%s/in.npy", tmp);
     snprintf(fout, sizeof fout, "%s/out.npy", tmp);
-    if (pi0_npy_write(fin, PI0_NPY_F32, ndim, shape, in)) return -1;
+    if (pi0_npy_write(fin, PI0_F32, ndim, shape, in)) return -1;
     if (pi0_test_sh("/usr/bin/python3 tests/ref/pi0_ref.py --model %s --%s %s --out %s", g_dir,
                     mode, fin, fout))
         return -1;
     pi0_npy a;
     if (pi0_npy_read(fout, &a)) return -1;
-    int rc = a.dtype == PI0_NPY_F64 && a.numel == n ? 0 : -1;
+    int rc = a.dtype == PI0_F64 && a.numel == n ? 0 : -1;
     if (!rc) memcpy(out, a.data, (size_t)n * sizeof(double));
     pi0_npy_free(&a);
     return rc;

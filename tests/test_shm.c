@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 
 #include "harness.h"
-#include "pi0_shm.h"
-#include "shm/shm_sample.h"
+#include "shm/pi0_shm.h"
+#include "tests/shm/shm_sample.h"
 
 // ---- helpers ----
 

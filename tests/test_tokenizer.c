@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 
 #include "harness.h"
-#include "pi0_tokenizer.h"
+#include "pipeline/pi0_tokenizer.h"
 
 static char g_tool[4096]; // build/pi0rt-tokenize, next to build/tests/
 

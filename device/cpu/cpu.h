@@ -18,7 +18,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "pi0_device_impl.h"
+#include "device/device_impl.h"
 
 // ---- thread pool ----
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "common/pi0_time.h"
 #include "cpu.h"
 
 void pi0__pin_self(int cpu) {
@@ -32,12 +33,6 @@ typedef struct helper_arg {
  * producer needs (measured: 100 us of spinning made 51x1024 kernels 7x slower). */
 #define POOL_SPIN_NS 5000
 
-static uint64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -52,12 +47,12 @@ static void *helper_main(void *arg) {
     uint64_t seen = 0;
     for (;;) {
         /* spin briefly for the next region, then sleep */
-        uint64_t t0 = mono_ns();
+        int64_t t0 = pi0__now_ns();
         for (int i = 0; atomic_load_explicit(&p->gen, memory_order_acquire) == seen &&
                         !atomic_load_explicit(&p->quit, memory_order_relaxed);
              i++) {
             cpu_relax();
-            if ((i & 63) == 63 && mono_ns() - t0 > POOL_SPIN_NS) break;
+            if ((i & 63) == 63 && pi0__now_ns() - t0 > POOL_SPIN_NS) break;
         }
         pthread_mutex_lock(&p->mu);
         while (atomic_load_explicit(&p->gen, memory_order_relaxed) == seen &&
@@ -145,10 +140,10 @@ void pi0__pool_run(pi0__pool *p, pi0__task_fn fn, void *ctx, int n_tasks) {
     pthread_cond_broadcast(&p->cv_work);
     pthread_mutex_unlock(&p->mu);
     run_tasks(p, 0);
-    uint64_t t0 = mono_ns();
+    int64_t t0 = pi0__now_ns();
     for (int i = 0; atomic_load_explicit(&p->running, memory_order_acquire) > 0; i++) {
         cpu_relax();
-        if ((i & 63) == 63 && mono_ns() - t0 > POOL_SPIN_NS) break;
+        if ((i & 63) == 63 && pi0__now_ns() - t0 > POOL_SPIN_NS) break;
     }
     if (atomic_load_explicit(&p->running, memory_order_acquire) > 0) {
         pthread_mutex_lock(&p->mu);

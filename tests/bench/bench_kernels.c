@@ -19,13 +19,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "pi0_device.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "common/pi0_time.h"
+#include "device/pi0_device.h"
 
 static void usage(FILE *f) {
     fprintf(
@@ -72,9 +67,9 @@ static int auto_reps(int reps, double one_round_s) {
 static double raw_sgemm_s(int m, int n, int k, const float *x, const float *w, float *y,
                           int threads) {
     openblas_set_num_threads(threads);
-    double t0 = now();
+    double t0 = pi0__now_s();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w, k, 0.0f, y, n);
-    double t = now() - t0;
+    double t = pi0__now_s() - t0;
     openblas_set_num_threads(1); /* the cpu backend runs OpenBLAS single-threaded */
     return t;
 }
@@ -90,9 +85,9 @@ static double raw_sgemm_s(int m, int n, int k, const float *x, const float *w, f
 static int cmd_blas(int m, int n, int k, int threads, int reps) {
     float *x = frand((size_t)m * k, 1), *w = frand((size_t)n * k, 1),
           *y = frand((size_t)m * n, 1);
-    double t_warm = now();
+    double t_warm = pi0__now_s();
     raw_sgemm_s(m, n, k, x, w, y, threads); /* warm-up */
-    reps = auto_reps(reps, now() - t_warm);
+    reps = auto_reps(reps, pi0__now_s() - t_warm);
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         double t = raw_sgemm_s(m, n, k, x, w, y, threads);
@@ -126,22 +121,22 @@ static void bench_gemm(pi0_dev *d, pi0_stream *s, int m, int n, int k, int threa
     pi0_weight *W[2];
     DIE(pi0_weight_create(d, w, PI0_F32, n, k, k, &W[0]), "weight");
     DIE(pi0_weight_create(d, wb, PI0_BF16, n, k, k, &W[1]), "weight");
-    double t_warm = now();
+    double t_warm = pi0__now_s();
     for (int t = 0; t < 2; t++) { /* warm-up */
         DIE(pi0_dev_gemm(s, my, mx, W[t], NULL, PI0_ACT_NONE, 0), "gemm");
         DIE(pi0_stream_sync(s), "sync");
     }
     raw_sgemm_s(m, n, k, x, w, y, threads);
-    reps = auto_reps(reps, now() - t_warm);
+    reps = auto_reps(reps, pi0__now_s() - t_warm);
     for (int r = 0; r < reps; r++) {
         for (int t = 0; t < (epi ? 3 : 2); t++) {
-            double t0 = now();
+            double t0 = pi0__now_s();
             if (t == 2)
                 DIE(pi0_dev_gemm(s, my, mx, W[0], &mb, PI0_ACT_GELU_TANH, 0), "gemm");
             else
                 DIE(pi0_dev_gemm(s, my, mx, W[t], NULL, PI0_ACT_NONE, 0), "gemm");
             DIE(pi0_stream_sync(s), "sync");
-            double dt = now() - t0;
+            double dt = pi0__now_s() - t0;
             if (dt < ours[t]) ours[t] = dt;
         }
         double dt = raw_sgemm_s(m, n, k, x, w, y, threads);
@@ -204,10 +199,10 @@ static void bench_attention(pi0_dev *d, pi0_stream *s, int nq, int nk, int nh, i
     pi0_mat mm = {bm, 0, nq, nk, nk, PI0_U8};
     double best = 1e30;
     for (int r = 0; r <= reps; r++) {
-        double t0 = now();
+        double t0 = pi0__now_s();
         DIE(pi0_dev_attention(s, mo, mq, mk, mk, &mm, nh, nkv, hd, 0.0625f), "attention");
         DIE(pi0_stream_sync(s), "sync");
-        double dt = now() - t0;
+        double dt = pi0__now_s() - t0;
         if (r == 0) reps = auto_reps(reps, dt); /* run 0 is the warm-up */
         if (r && dt < best) best = dt;
     }

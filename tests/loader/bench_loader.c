@@ -9,14 +9,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "pi0_weights.h"
-#include "preprocess.h"
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
+#include "common/pi0_time.h"
+#include "pipeline/pi0_weights.h"
+#include "pipeline/preprocess/preprocess.h"
 
 static long status_kb(const char *key) {
     FILE *fp = fopen("/proc/self/status", "r");
@@ -31,10 +26,10 @@ static long status_kb(const char *key) {
 
 static int bench_load(const char *dir) {
     long rss0 = status_kb("VmRSS");
-    double t0 = now_ms();
+    double t0 = (pi0__now_s() * 1e3);
     pi0_weights *w = NULL;
     int rc = pi0_weights_load(dir, &w);
-    double t1 = now_ms();
+    double t1 = (pi0__now_s() * 1e3);
     if (rc) {
         fprintf(stderr, "bench_loader: %s\n", pi0_last_error());
         return 1;
@@ -58,9 +53,9 @@ static int bench_load(const char *dir) {
            "\"load_ms\":%.2f,\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,\"vm_size_kb\":%ld}\n",
            dir, pi0_weights_count(w), w->cfg.pi05, w->embed.dtype == PI0_F32 ? "F32" : "BF16",
            t1 - t0, rss0, rss1, status_kb("VmSize"));
-    double t2 = now_ms();
+    double t2 = (pi0__now_s() * 1e3);
     pi0_weights_destroy(w);
-    printf("{\"bench\":\"loader_destroy\",\"ms\":%.2f}\n", now_ms() - t2);
+    printf("{\"bench\":\"loader_destroy\",\"ms\":%.2f}\n", (pi0__now_s() * 1e3) - t2);
     return 0;
 }
 
@@ -76,17 +71,17 @@ static int bench_preprocess(void) {
     for (int s = 0; s < 3; s++) {
         int w = sizes[s][0], h = sizes[s][1], iters = 200;
         pi0_preproc_patches(pp, img, w, h, (size_t)w * 3, 14, patches); /* warm */
-        double t0 = now_ms();
+        double t0 = (pi0__now_s() * 1e3);
         for (int i = 0; i < iters; i++)
             pi0_preproc_patches(pp, img, w, h, (size_t)w * 3, 14, patches);
-        double ms = (now_ms() - t0) / iters;
-        t0 = now_ms();
+        double ms = ((pi0__now_s() * 1e3) - t0) / iters;
+        t0 = (pi0__now_s() * 1e3);
         for (int i = 0; i < iters; i++) {
             memcpy(copy, img, (size_t)w * h * 3);
             memset(base_out, i & 1, sizeof(float) * 256 * 588);
             __asm__ volatile("" ::"r"(copy), "r"(base_out) : "memory");
         }
-        double base = (now_ms() - t0) / iters;
+        double base = ((pi0__now_s() * 1e3) - t0) / iters;
         printf("{\"bench\":\"preprocess\",\"src\":\"%dx%d\",\"ms_per_image\":%.3f,"
                "\"baseline_copy_ms\":%.3f,\"ratio_to_copy\":%.1f}\n",
                w, h, ms, base, ms / base);

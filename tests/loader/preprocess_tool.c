@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "npy.h"
-#include "preprocess.h"
+#include "pipeline/checkpoint/npy.h"
+#include "pipeline/preprocess/preprocess.h"
 
 int main(int argc, char **argv) {
     if (argc != 3 && argc != 5) {
@@ -16,20 +16,20 @@ int main(int argc, char **argv) {
     pi0_npy in;
     int64_t want[3] = {-1, -1, 3};
     int rc = pi0_npy_read(argv[1], &in);
-    if (!rc) rc = pi0_npy_expect(&in, argv[1], PI0_NPY_U8, 3, want);
+    if (!rc) rc = pi0_npy_expect(&in, argv[1], PI0_U8, 3, want);
     pi0_preproc *pp = NULL;
     int h = (int)in.shape[0], w = (int)in.shape[1];
     if (!rc) rc = pi0_preproc_create(w, h, &pp);
     static uint8_t out[224 * 224 * 3];
     if (!rc) rc = pi0_preproc_resize_pad(pp, in.data, w, h, (size_t)w * 3, out);
     int64_t shape[3] = {224, 224, 3};
-    if (!rc) rc = pi0_npy_write(argv[2], PI0_NPY_U8, 3, shape, out);
+    if (!rc) rc = pi0_npy_write(argv[2], PI0_U8, 3, shape, out);
     if (!rc && argc == 5) {
         int p = atoi(argv[4]), g = 224 / (p > 0 ? p : 1);
         float *patches = malloc(sizeof(float) * (size_t)g * g * 3 * p * p);
         rc = pi0_preproc_patches(pp, in.data, w, h, (size_t)w * 3, p, patches);
         int64_t ps[2] = {(int64_t)g * g, 3LL * p * p};
-        if (!rc) rc = pi0_npy_write(argv[3], PI0_NPY_F32, 2, ps, patches);
+        if (!rc) rc = pi0_npy_write(argv[3], PI0_F32, 2, ps, patches);
         free(patches);
     }
     pi0_preproc_destroy(pp);

@@ -17,19 +17,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pi0_shm.h"
+#include "common/pi0_time.h"
+#include "shm/pi0_shm.h"
 #include "shm_sample.h"
 
 static volatile sig_atomic_t g_stop;
 static void on_term(int sig) {
     (void)sig;
     g_stop = 1;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static int do_pub(const char *topic, uint32_t max, uint32_t slots, double secs) {
@@ -40,9 +35,9 @@ static int do_pub(const char *topic, uint32_t max, uint32_t slots, double secs) 
         return 1;
     }
     uint64_t salt = ((uint64_t)getpid() << 32) | pi0_pub_epoch(pub);
-    double end = secs > 0 ? now_s() + secs : 1e300;
+    double end = secs > 0 ? pi0__now_s() + secs : 1e300;
     uint64_t n = 0;
-    while (!g_stop && (n & 255 || now_s() < end)) {
+    while (!g_stop && (n & 255 || pi0__now_s() < end)) {
         uint64_t seq = pi0_pub_seq(pub);
         uint32_t len = shm_sample_len(seq, max);
         shm_sample_fill(pi0_pub_loan(pub), seq, salt, len);
@@ -56,8 +51,8 @@ static int do_pub(const char *topic, uint32_t max, uint32_t slots, double secs) 
 
 static int do_sub(const char *topic, const char *mode, double secs) {
     pi0_sub *sub = NULL;
-    double end = secs > 0 ? now_s() + secs : 1e300;
-    while (!g_stop && now_s() < end) {
+    double end = secs > 0 ? pi0__now_s() + secs : 1e300;
+    while (!g_stop && pi0__now_s() < end) {
         if (pi0_sub_open(topic, NULL, &sub) == 0) break;
         usleep(1000);
     }
@@ -71,7 +66,7 @@ static int do_sub(const char *topic, const char *mode, double secs) {
     uint64_t delivered = 0, lost = 0, torn = 0, bad = 0, epochs = 0;
     uint32_t last_epoch = 0;
     int view = !strcmp(mode, "view"), wait = !strcmp(mode, "wait");
-    while (!g_stop && now_s() < end) {
+    while (!g_stop && pi0__now_s() < end) {
         if (wait && pi0_sub_wait(sub, 50000000)) continue;
         pi0_sample s;
         int st =

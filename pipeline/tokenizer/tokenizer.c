@@ -6,7 +6,7 @@
  * PopulateSentencePieceText and Decode); spm_encode / spm_decode from Debian's
  * `sentencepiece` package are the reference in tests/test_tokenizer.c. No code is shared
  * with sentencepiece; only the observable behaviour is reproduced. */
-#include "pi0_tokenizer.h"
+#include "pipeline/pi0_tokenizer.h"
 
 #include <float.h>
 #include <pthread.h>
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pi0_file.h"
+#include "common/pi0_file.h"
 
 /* Largest .model file read (PaliGemma's, 257k pieces, is about 4 MB). */
 #define TOKENIZER_MAX_FILE ((size_t)256 << 20)

@@ -2,7 +2,7 @@
  * xoshiro256** (Blackman & Vigna, 2018) seeded through splitmix64. Fast and well
  * distributed; not cryptographic. Used for the default denoising noise (model.c) and for
  * random checkpoints (mkmodel.c). A pi0__rng is owned by one thread at a time.
- * Also the pipeline's one string hash, pi0__hash_str (tensor-name tables, mkmodel seeds). */
+ */
 #ifndef PI0_RNG_H
 #define PI0_RNG_H
 
@@ -38,17 +38,6 @@ static inline uint64_t pi0__rng_next(pi0__rng *r) {
     s[2] ^= t;
     s[3] = pi0__rotl(s[3], 45);
     return out;
-}
-
-/* FNV-1a (64-bit prime) of a NUL-terminated string. The offset basis is
- * 1469598103934665603, one digit short of the published 14695981039346656037: harmless for
- * hashing, and kept because pi0rt-mkmodel seeds every tensor with this hash of its name
- * (changing it would change every generated checkpoint). */
-static inline uint64_t pi0__hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
 }
 
 #endif /* PI0_RNG_H */

@@ -6,7 +6,7 @@
  * refused with a message naming the file and what was found. The shape is parsed from the
  * header and checked against the file size (a truncated or over-long file is an error).
  *
- * Self-contained: depends only on pi0_status.h (errors via pi0_errorf / pi0_last_error).
+ * Self-contained: depends only on common/ (dtypes; errors via pi0_errorf / pi0_last_error).
  * Functions allocate only where said; they may be called from any thread. */
 #ifndef PI0_NPY_H
 #define PI0_NPY_H
@@ -14,7 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pi0_status.h"
+#include "common/pi0_dtype.h"
+#include "common/pi0_status.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -22,26 +23,15 @@ extern "C" {
 
 #define PI0_NPY_MAX_DIMS 8
 
-typedef enum pi0_npy_dtype {
-    PI0_NPY_U8 = 1,  /* '|u1' */
-    PI0_NPY_I32 = 2, /* '<i4' */
-    PI0_NPY_F32 = 3, /* '<f4' */
-    PI0_NPY_F64 = 4, /* '<f8' */
-} pi0_npy_dtype;
-
 /* An array read from a file. `data` is malloc'ed (64-byte aligned) and owned by the
  * struct; free it with pi0_npy_free. */
 typedef struct pi0_npy {
-    pi0_npy_dtype dtype;
+    pi0_dtype dtype;                 /* PI0_U8, PI0_I32, PI0_F32 or PI0_F64 */
     int ndim;                        /* 0..PI0_NPY_MAX_DIMS */
     int64_t shape[PI0_NPY_MAX_DIMS]; /* unused dims are 1 */
     int64_t numel;                   /* product of shape (1 for a 0-d array) */
     void *data;                      /* [numel] elements of dtype, C order */
 } pi0_npy;
-
-/* Element size in bytes (1, 4 or 8) and numpy descr ('|u1', '<i4', '<f4', '<f8'). */
-size_t pi0_npy_dtype_size(pi0_npy_dtype dtype);
-const char *pi0_npy_dtype_descr(pi0_npy_dtype dtype);
 
 /* Reads `path` into *out (allocates). On failure *out is zeroed, nothing is allocated,
  * and the error names the file: PI0_ENOENT / PI0_EIO (cannot read), PI0_EFORMAT (not an
@@ -59,7 +49,7 @@ void pi0_npy_free(pi0_npy *a);
 /* Checks a read array: dtype must be `dtype`, ndim `ndim`, and each shape[i] must equal
  * want[i] unless want[i] < 0 (any). `what` names the array in the message
  * (e.g. "--state FILE"). PI0_ETYPE / PI0_ESHAPE on mismatch. */
-int pi0_npy_expect(const pi0_npy *a, const char *what, pi0_npy_dtype dtype, int ndim,
+int pi0_npy_expect(const pi0_npy *a, const char *what, pi0_dtype dtype, int ndim,
                    const int64_t *want);
 
 /* Formats a shape as "(2, 3)" (brackets "()") or "[2, 3]" (brackets "[]") into buf,
@@ -73,7 +63,7 @@ int pi0__shape_matches(const int64_t *shape, int ndim, const int64_t *want, int 
 
 /* Writes a C-order array as .npy version 1.0 (header padded to 64 bytes as numpy does).
  * The file is written to `path`.tmp and renamed, so readers never see a partial file. */
-int pi0_npy_write(const char *path, pi0_npy_dtype dtype, int ndim, const int64_t *shape,
+int pi0_npy_write(const char *path, pi0_dtype dtype, int ndim, const int64_t *shape,
                   const void *data);
 
 /* Parses an in-memory .npy image (used by pi0_npy_read and the fuzz tests): on success

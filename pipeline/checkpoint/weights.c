@@ -10,11 +10,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "pi0_weights.h"
+#include "pipeline/pi0_weights.h"
 #include "npy.h"
-#include "pi0_file.h"
-#include "preprocess.h" /* PI0_IMAGE_SIZE */
-#include "rng.h"        /* pi0__hash_str */
+#include "common/pi0_file.h"
+#include "pipeline/preprocess/preprocess.h" /* PI0_IMAGE_SIZE */
+#include "common/pi0_hash.h"
 #include "safetensors.h"
 
 #define PG      "paligemma_with_expert.paligemma."
@@ -187,7 +187,7 @@ static int canonical_key(const char *key, char *buf, size_t cap) {
 }
 
 static int idx_slot(const struct wfiles *x, const char *canon) {
-    unsigned mask = (unsigned)x->n_slots - 1, i = (unsigned)pi0__hash_str(canon) & mask;
+    unsigned mask = (unsigned)x->n_slots - 1, i = (unsigned)pi0__fnv1a_str(canon) & mask;
     while (x->slots[i] >= 0 && strcmp(x->canon[x->slots[i]], canon) != 0)
         i = (i + 1) & mask;
     return (int)i;

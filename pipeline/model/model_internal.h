@@ -11,10 +11,10 @@
 
 #include <pthread.h>
 
-#include "pi0_device.h"
-#include "pi0_pipeline.h"
-#include "pi0_weights.h"
-#include "preprocess.h"
+#include "device/pi0_device.h"
+#include "pipeline/pi0_pipeline.h"
+#include "pipeline/pi0_weights.h"
+#include "pipeline/preprocess/preprocess.h"
 #include "rng.h"
 
 #define PI0__TRY(expr)                                                                         \

@@ -11,7 +11,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "rng.h" /* pi0__hash_str */
+#include "common/pi0_hash.h"
 
 #define ST_MAX_HEADER (100u << 20)       /* same cap as the reference implementation */
 #define ST_MAX_INT    9007199254740992.0 /* 2^53: exact in a JSON double */
@@ -60,7 +60,7 @@ const char *pi0__st_dtype_name(pi0_dtype dtype) {
 /* Returns the slot holding `key`, or the empty slot where it would go. */
 static int slot_of(const pi0__st_file *f, const char *key) {
     unsigned mask = (unsigned)f->n_slots - 1;
-    unsigned i = (unsigned)pi0__hash_str(key) & mask;
+    unsigned i = (unsigned)pi0__fnv1a_str(key) & mask;
     while (f->slots[i] >= 0 && strcmp(f->t[f->slots[i]].name, key) != 0)
         i = (i + 1) & mask;
     return (int)i;

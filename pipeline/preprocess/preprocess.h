@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pi0_status.h"
+#include "common/pi0_status.h"
 
 #ifdef __cplusplus
 extern "C" {

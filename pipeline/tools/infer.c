@@ -7,10 +7,10 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-#include "npy.h"
-#include "pi0_pipeline.h"
+#include "pipeline/checkpoint/npy.h"
+#include "pipeline/pi0_pipeline.h"
 #ifdef PI0_HAVE_TOKENIZER
-#include "pi0_tokenizer.h"
+#include "pipeline/pi0_tokenizer.h"
 #endif
 
 static void usage(FILE *f) {
@@ -112,7 +112,7 @@ static int save_f32(const char *dir, const char *name, const float *x, int64_t r
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     int64_t shape[2] = {rows, cols};
-    int rc = pi0_npy_write(path, PI0_NPY_F32, 2, shape, x);
+    int rc = pi0_npy_write(path, PI0_F32, 2, shape, x);
     if (rc) return fail_npy(rc);
     return 0;
 }
@@ -286,7 +286,7 @@ int main(int argc, char **argv) {
             fail_npy(rc);
             goto out;
         }
-        if ((rc = pi0_npy_expect(&imgs[c], img_path[c], PI0_NPY_U8, 3, hw3))) {
+        if ((rc = pi0_npy_expect(&imgs[c], img_path[c], PI0_U8, 3, hw3))) {
             fail_npy(rc);
             goto out;
         }
@@ -297,7 +297,7 @@ int main(int argc, char **argv) {
     }
 
     if ((rc = pi0_npy_read(state_path, &st)) || (rc = pi0_npy_to_f32(&st, state_path)) ||
-        (rc = pi0_npy_expect(&st, state_path, PI0_NPY_F32, 1, any1))) {
+        (rc = pi0_npy_expect(&st, state_path, PI0_F32, 1, any1))) {
         fail_npy(rc);
         goto out;
     }
@@ -311,7 +311,7 @@ int main(int argc, char **argv) {
 
     if (tokens_path) {
         if ((rc = pi0_npy_read(tokens_path, &tk)) ||
-            (rc = pi0_npy_expect(&tk, tokens_path, PI0_NPY_I32, 1, any1))) {
+            (rc = pi0_npy_expect(&tk, tokens_path, PI0_I32, 1, any1))) {
             fail_npy(rc);
             goto out;
         }
@@ -353,7 +353,7 @@ int main(int argc, char **argv) {
     if (noise_path) {
         int64_t ha[2] = {in.action_horizon, in.action_dim};
         if ((rc = pi0_npy_read(noise_path, &nz)) || (rc = pi0_npy_to_f32(&nz, noise_path)) ||
-            (rc = pi0_npy_expect(&nz, noise_path, PI0_NPY_F32, 2, ha))) {
+            (rc = pi0_npy_expect(&nz, noise_path, PI0_F32, 2, ha))) {
             fail_npy(rc);
             goto out;
         }
@@ -387,7 +387,7 @@ int main(int argc, char **argv) {
         goto out;
     }
     int64_t shape[2] = {in.action_horizon, in.action_dim};
-    if ((rc = pi0_npy_write(out_path, PI0_NPY_F32, 2, shape, chunk))) {
+    if ((rc = pi0_npy_write(out_path, PI0_F32, 2, shape, chunk))) {
         fail_npy(rc);
         goto out;
     }

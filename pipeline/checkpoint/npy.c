@@ -8,22 +8,36 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-size_t pi0_npy_dtype_size(pi0_npy_dtype dtype) {
-    return dtype == PI0_NPY_U8 ? 1 : dtype == PI0_NPY_F64 ? 8 : 4;
+/* numpy's descr of a dtype .npy files may hold, NULL for the others. */
+static const char *npy_descr(pi0_dtype dtype) {
+    switch (dtype) {
+    case PI0_U8:
+        return "|u1";
+    case PI0_I32:
+        return "<i4";
+    case PI0_F32:
+        return "<f4";
+    case PI0_F64:
+        return "<f8";
+    default:
+        return NULL;
+    }
 }
 
-const char *pi0_npy_dtype_descr(pi0_npy_dtype dtype) {
+/* numpy's name of a dtype, for messages. */
+static const char *numpy_name(pi0_dtype dtype) {
     switch (dtype) {
-    case PI0_NPY_U8:
-        return "|u1";
-    case PI0_NPY_I32:
-        return "<i4";
-    case PI0_NPY_F32:
-        return "<f4";
-    case PI0_NPY_F64:
-        return "<f8";
+    case PI0_U8:
+        return "uint8";
+    case PI0_I32:
+        return "int32";
+    case PI0_F32:
+        return "float32";
+    case PI0_F64:
+        return "float64";
+    default:
+        return pi0_dtype_name(dtype);
     }
-    return "?";
 }
 
 // ---- header parsing ---------------------------------------------------------------
@@ -142,13 +156,13 @@ static int parse_dict(const char *hdr, size_t len, const char *what, pi0_npy *ou
         return pi0_errorf(PI0_EFORMAT, "%s: .npy header lacks descr, fortran_order or shape",
                           what);
     if (!strcmp(descr, "|u1") || !strcmp(descr, "<u1") || !strcmp(descr, "u1"))
-        out->dtype = PI0_NPY_U8;
+        out->dtype = PI0_U8;
     else if (!strcmp(descr, "<i4"))
-        out->dtype = PI0_NPY_I32;
+        out->dtype = PI0_I32;
     else if (!strcmp(descr, "<f4"))
-        out->dtype = PI0_NPY_F32;
+        out->dtype = PI0_F32;
     else if (!strcmp(descr, "<f8"))
-        out->dtype = PI0_NPY_F64;
+        out->dtype = PI0_F64;
     else
         return pi0_errorf(PI0_ETYPE,
                           "%s: dtype '%s' is not supported (uint8 '|u1', int32 '<i4', "
@@ -192,7 +206,7 @@ static int parse_header(const uint8_t *b, size_t avail, const char *what, pi0_np
 }
 
 static int check_size(pi0_npy *a, size_t size, size_t off, const char *what) {
-    uint64_t need = (uint64_t)a->numel * pi0_npy_dtype_size(a->dtype);
+    uint64_t need = (uint64_t)a->numel * pi0_dtype_size(a->dtype);
     if ((uint64_t)(size - off) == need) return 0;
     int64_t numel = a->numel;
     memset(a, 0, sizeof *a);
@@ -247,7 +261,7 @@ int pi0_npy_read(const char *path, pi0_npy *out) {
                          : parse_header(head, got, path, &a, &off);
     if (!rc) rc = check_size(&a, size, off, path);
     void *data = NULL;
-    size_t nbytes = rc ? 0 : (size_t)a.numel * pi0_npy_dtype_size(a.dtype);
+    size_t nbytes = rc ? 0 : (size_t)a.numel * pi0_dtype_size(a.dtype);
     if (!rc && posix_memalign(&data, 64, nbytes ? nbytes : 64) != 0) {
         data = NULL;
         rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory for %zu bytes", path, nbytes);
@@ -290,26 +304,25 @@ int pi0__shape_matches(const int64_t *shape, int ndim, const int64_t *want, int 
 }
 
 int pi0_npy_to_f32(pi0_npy *a, const char *what) {
-    if (a->dtype == PI0_NPY_F32) return 0;
-    if (a->dtype != PI0_NPY_F64)
+    if (a->dtype == PI0_F32) return 0;
+    if (a->dtype != PI0_F64)
         return pi0_errorf(PI0_ETYPE, "%s: dtype is %s, expected float32 or float64", what,
-                          pi0_npy_dtype_descr(a->dtype));
+                          npy_descr(a->dtype));
     const double *d = a->data;
     float *f = a->data; /* f[i] is written after d[i] was read, and i*4 <= i*8 */
     for (int64_t i = 0; i < a->numel; i++) {
         double x = d[i];
         f[i] = (float)x;
     }
-    a->dtype = PI0_NPY_F32;
+    a->dtype = PI0_F32;
     return 0;
 }
 
-int pi0_npy_expect(const pi0_npy *a, const char *what, pi0_npy_dtype dtype, int ndim,
+int pi0_npy_expect(const pi0_npy *a, const char *what, pi0_dtype dtype, int ndim,
                    const int64_t *want) {
-    static const char *const names[] = {"?", "uint8", "int32", "float32", "float64"};
     if (a->dtype != dtype)
-        return pi0_errorf(PI0_ETYPE, "%s: dtype is %s, expected %s", what, names[a->dtype],
-                          names[dtype]);
+        return pi0_errorf(PI0_ETYPE, "%s: dtype is %s, expected %s", what, numpy_name(a->dtype),
+                          numpy_name(dtype));
     if (!pi0__shape_matches(a->shape, a->ndim, want, ndim)) {
         char got[192], exp[192];
         return pi0_errorf(PI0_ESHAPE, "%s: shape is %s, expected %s", what,
@@ -319,16 +332,16 @@ int pi0_npy_expect(const pi0_npy *a, const char *what, pi0_npy_dtype dtype, int 
     return 0;
 }
 
-int pi0_npy_write(const char *path, pi0_npy_dtype dtype, int ndim, const int64_t *shape,
+int pi0_npy_write(const char *path, pi0_dtype dtype, int ndim, const int64_t *shape,
                   const void *data) {
-    if (ndim < 0 || ndim > PI0_NPY_MAX_DIMS || dtype < PI0_NPY_U8 || dtype > PI0_NPY_F64)
+    if (ndim < 0 || ndim > PI0_NPY_MAX_DIMS || !npy_descr(dtype))
         return pi0_errorf(PI0_EINVAL, "%s: bad dtype or ndim %d", path, ndim);
     char dict[512];
     size_t o = 0;
     int64_t numel = 1;
     o += (size_t)snprintf(dict + o, sizeof dict - o,
                           "{'descr': '%s', 'fortran_order': False, 'shape': (",
-                          pi0_npy_dtype_descr(dtype));
+                          npy_descr(dtype));
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) return pi0_errorf(PI0_EINVAL, "%s: negative shape", path);
         numel *= shape[i];
@@ -345,7 +358,7 @@ int pi0_npy_write(const char *path, pi0_npy_dtype dtype, int ndim, const int64_t
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *fp = fopen(tmp, "wb");
     if (!fp) return pi0_errorf(PI0_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-    size_t nbytes = (size_t)numel * pi0_npy_dtype_size(dtype);
+    size_t nbytes = (size_t)numel * pi0_dtype_size(dtype);
     int ok = fwrite(pre, 1, 10, fp) == 10 && fwrite(dict, 1, o, fp) == o;
     for (size_t i = 0; ok && i < pad; i++)
         ok = fputc(' ', fp) != EOF;

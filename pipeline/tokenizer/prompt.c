@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pi0_tokenizer.h"
+#include "pipeline/pi0_tokenizer.h"
 
 /* Length of the Python-whitespace character (str.isspace) at s, or 0. */
 static size_t py_space_len(const unsigned char *s, size_t n) {

@@ -16,10 +16,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pi0_status.h"
-#include "pi0_weights.h"
-#include "safetensors.h"
-#include "rng.h"
+#include "common/pi0_status.h"
+#include "pipeline/pi0_weights.h"
+#include "pipeline/checkpoint/safetensors.h"
+#include "common/pi0_hash.h"
+#include "pipeline/model/rng.h"
 
 // ---- sizes ------------------------------------------------------------------------
 
@@ -206,7 +207,7 @@ typedef pi0__rng rng;
 /* Each tensor's values come from (seed, released key name) alone, so every key spelling,
  * dtype and shard layout of a checkpoint holds the same numbers. */
 static void rng_seed(rng *r, uint64_t seed, const char *name) {
-    pi0__rng_seed(r, seed * 0x9e3779b97f4a7c15ull ^ pi0__hash_str(name));
+    pi0__rng_seed(r, seed * 0x9e3779b97f4a7c15ull ^ pi0__fnv1a_str(name));
 }
 
 /* n values uniform in [center - a, center + a], two per 64-bit draw (24 bits each). */

@@ -6,14 +6,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/pi0_time.h"
 #include "model_internal.h"
-#include "preprocess.h"
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
+#include "pipeline/preprocess/preprocess.h"
 
 /* ---- small vectors: converted to f32 on the host, uploaded once ------------------- */
 
@@ -609,7 +604,7 @@ int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefix **out,
     if (!m || !obs || !out) return pi0_errorf(PI0_EINVAL, "pi0_model_encode: NULL argument");
     const pi0_config *c = &m->cfg;
     int n_cams, n_tok;
-    double t0 = now_ms();
+    double t0 = (double)pi0__now_ns() * 1e-6;
     PI0__TRY(check_obs(m, obs, &n_cams, &n_tok));
     pi0_prefix *p = slot_acquire(m);
     if (!p) return pi0_errorf(PI0_EAGAIN, "pi0_model_encode: both prefix slots are held");
@@ -639,7 +634,7 @@ int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefix **out,
     if (!rc && n_cams)
         rc = pi0_dev_upload(m->sa, m->patches, 0, m->h_patches, (size_t)n_cams * per_cam * 4);
     if (!rc && n_tok) rc = pi0_dev_upload(m->sa, m->ids, 0, m->h_ids, (size_t)n_tok * 4);
-    double t1 = now_ms();
+    double t1 = (double)pi0__now_ns() * 1e-6;
     if (!rc && n_cams) rc = pi0__vision_forward(m, n_cams);
     if (!rc && m->keep_vision && n_cams)
         rc = pi0_dev_copy(m->sa, m->vis_copy, 0, m->ph, 0,
@@ -648,11 +643,11 @@ int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefix **out,
      * costs nothing (the host would only wait later), on a GPU one queue drain */
     int src = pi0_stream_sync(m->sa);
     if (!rc) rc = src;
-    double t2 = now_ms();
+    double t2 = (double)pi0__now_ns() * 1e-6;
     if (!rc) rc = pi0__prefix_forward(m, p, n_cams * c->n_patches, n_tok);
     src = pi0_stream_sync(m->sa);
     if (!rc) rc = src;
-    double t3 = now_ms();
+    double t3 = (double)pi0__now_ns() * 1e-6;
     if (rc) {
         pi0_prefix_release(m, p);
         return rc;
@@ -705,7 +700,7 @@ int pi0_model_denoise(pi0_model *m, const pi0_prefix *pc, const float *state,
     pi0_prefix *p = (pi0_prefix *)pc; /* only its suffix tail rows are written */
     const pi0_config *c = &m->cfg;
     size_t HA = (size_t)c->action_horizon * (size_t)c->action_dim;
-    double t0 = now_ms();
+    double t0 = (double)pi0__now_ns() * 1e-6;
     if (!noise) {
         draw_noise(m, m->h_noise, HA);
         noise = m->h_noise;
@@ -723,7 +718,7 @@ int pi0_model_denoise(pi0_model *m, const pi0_prefix *pc, const float *state,
     if (!rc) rc = pi0_dev_download(m->sb, chunk, m->xt, 0, HA * 4);
     int src = pi0_stream_sync(m->sb);
     if (!rc) rc = src;
-    double t1 = now_ms();
+    double t1 = (double)pi0__now_ns() * 1e-6;
     if (!rc && timing) {
         timing->denoise_ms = t1 - t0;
         timing->total_ms = t1 - t0;

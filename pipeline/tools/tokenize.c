@@ -9,8 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "pi0_tokenizer.h"
-#include "npy.h"
+#include "pipeline/pi0_tokenizer.h"
+#include "pipeline/checkpoint/npy.h"
 
 static void usage(FILE *f) {
     fputs(

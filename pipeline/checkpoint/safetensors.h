@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pi0_weights.h" /* pi0_tensor */
+#include "pipeline/pi0_weights.h" /* pi0_tensor */
 
 #ifdef __cplusplus
 extern "C" {
