@@ -429,8 +429,10 @@ def velocity(m, Ks, Vs, pad_mask, state, x_t, t):
     return linear(x[-H:], m, "action_out_proj")
 
 
-def infer(m, images_u8, state, tokens, noise, steps=None, dump=None):
-    """images_u8: dict camera → uint8 HWC; returns the normalized chunk [H, A] (float64)."""
+def infer(m, images_u8, state, tokens, noise, steps=None, dump=None, exact_time=False):
+    """images_u8: dict camera → uint8 HWC; returns the normalized chunk [H, A] (float64).
+    exact_time: t_s = 1 − s/steps and dt in float64 instead of openpi's float32 schedule
+    (only to show that the tests can tell the two apart)."""
     imgs, valid = [], []
     for cam in CAMERAS:
         if cam in images_u8:
@@ -454,6 +456,8 @@ def infer(m, images_u8, state, tokens, noise, steps=None, dump=None):
     t, dt = np.float32(1.0), np.float32(-1.0 / steps)
     v0 = None
     for s in range(steps):
+        if exact_time:
+            t, dt = 1.0 - s / steps, -1.0 / steps
         v = velocity(m, Ks, Vs, pad_mask, st, x, float(t))
         if s == 0:
             v0 = v
