@@ -31,6 +31,11 @@ BUILD   := build/$(SANITIZE)
 PI0_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
+# -fsanitize=undefined leaves out float-to-int overflow; any report ends the program
+ifeq ($(SANITIZE),undefined)
+CFLAGS  += -fsanitize=float-cast-overflow -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=float-cast-overflow
+endif
 OBJ := $(BUILD)/obj
 
 # Debian packages the build, the tests and the benchmarks need. `make deps` installs the
@@ -89,11 +94,13 @@ RUN_CMDS   :=   # shell commands `make run` runs, each ending in ";" (modules ap
 all:
 
 include common/module.mk
--include shm/module.mk device/module.mk pipeline/loader.mk pipeline/tokenizer.mk pipeline/module.mk calib/module.mk \
+-include shm/module.mk device/module.mk pipeline/module.mk calib/module.mk \
          node/module.mk launch/module.mk tests/module.mk
 
 # include rules between modules (the layering table in README.md) and other source rules
 TEST_CMDS += tests/check-source
+# every pi0rt-* tool: --help, usage errors exit 2, failures exit 1 (common/pi0_cli.h)
+TEST_CMDS += tests/test_cli.py
 
 all: $(BINS) $(LIBS) $(TEST_BINS)
 

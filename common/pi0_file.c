@@ -16,8 +16,12 @@ int pi0__read_file(const char *path, size_t max, char **buf, size_t *len) {
      * anything else, or a file that grows meanwhile, doubles the buffer up to max + 1. */
     size_t cap = 1 << 16;
     struct stat st;
-    if (fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
-        cap = (size_t)st.st_size + 1;
+    int have_st = fstat(fileno(fp), &st) == 0;
+    if (have_st && S_ISDIR(st.st_mode)) {
+        fclose(fp);
+        return pi0_errorf(PI0_EIO, "%s: is a directory, not a file", path);
+    }
+    if (have_st && S_ISREG(st.st_mode) && st.st_size > 0) cap = (size_t)st.st_size + 1;
     if (cap - 1 > max) cap = max + 1;
     char *b = malloc(cap);
     size_t n = 0;

@@ -39,6 +39,16 @@ int pi0_errorf(int status, const char *fmt, ...) {
     return status;
 }
 
+int pi0_errorc(int status) {
+    detail[0] = 0;
+    detail_status = status;
+    return status;
+}
+
+const char *pi0_last_error_for(int status) {
+    return status == detail_status && detail[0] ? detail : pi0_strerror(status);
+}
+
 const char *pi0_last_error(void) {
     return detail[0] ? detail : pi0_strerror(detail_status);
 }

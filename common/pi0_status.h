@@ -1,9 +1,15 @@
 /* pi0_status.h — the one status type of pi0rt.
  *
  * Every fallible function returns int: 0 (PI0_OK) on success or a negative PI0_E* code
- * from the table below. On error the function leaves its objects unchanged and may attach
- * a human-readable detail (which file, key, topic or value was wrong) with pi0_errorf();
- * the caller reads it with pi0_last_error() on the same thread.
+ * from the table below. On error the function leaves its objects unchanged and records,
+ * for the calling thread, the code together with a detail (which file, key, topic or
+ * value was wrong): `return pi0_errorf(PI0_EFORMAT, "%s: bad magic", path);`. Routine
+ * outcomes on hot paths (an empty poll's PI0_EAGAIN, a wait's PI0_ETIMEDOUT) record the
+ * code alone with pi0_errorc(), which formats nothing.
+ *
+ * The caller reports a status it got with pi0_last_error_for(status): the recorded detail
+ * when it was recorded with that same code, else the code's generic text — never the
+ * detail of an earlier, unrelated failure.
  *
  * To add a code: append one line to PI0_STATUS_TABLE (never renumber existing codes). */
 #ifndef PI0_STATUS_H
@@ -62,15 +68,25 @@ PI0_API const char *pi0_strerror(int status);
 /* Symbolic name of a status code ("PI0_EINVAL"); never NULL. */
 PI0_API const char *pi0_errname(int status);
 
-/* Records a detail message for the calling thread and returns `status` unchanged, so
- * callers can write `return pi0_errorf(PI0_EFORMAT, "%s: bad magic", path);`. */
+/* Records `status` and a detail message for the calling thread and returns `status`
+ * unchanged. */
 PI0_API int pi0_errorf(int status, const char *fmt, ...) PI0_PRINTF(2, 3);
 
-/* The calling thread's last detail message, or pi0_strerror(last status) when none was
- * recorded; never NULL. Valid until the next pi0_errorf() on this thread. */
+/* Records `status` with no detail (nothing formatted: a few stores) and returns it. For
+ * routine outcomes on hot paths, where the code says everything. */
+PI0_API int pi0_errorc(int status);
+
+/* What to print for a status a call returned: the calling thread's recorded detail if it
+ * was recorded with `status`, else pi0_strerror(status). Never NULL; valid until the next
+ * pi0_errorf()/pi0_errorc() on this thread. */
+PI0_API const char *pi0_last_error_for(int status);
+
+/* The calling thread's last recorded detail (whatever its code), or the generic text of
+ * the last recorded code; never NULL. For code that has just seen the status recorded
+ * (tests); to report a status, use pi0_last_error_for. */
 PI0_API const char *pi0_last_error(void);
 
-/* Forgets the calling thread's detail message. */
+/* Forgets the calling thread's recorded code and detail. */
 PI0_API void pi0_clear_error(void);
 
 /* Always-on assertion for our own invariants (never for bad input): prints file:line and

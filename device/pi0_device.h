@@ -142,8 +142,8 @@ typedef struct pi0_mat {
 } pi0_mat;
 
 /* Copies the view src into the view dst (same dtype and shape, any row strides; they
- * must not overlap), in stream order: e.g. concatenation along columns into sub-views.
- * (Added by the device engineer; a 2-D pi0_dev_copy.) */
+ * must not overlap), in stream order: e.g. concatenation along columns into sub-views
+ * (a 2-D pi0_dev_copy). */
 PI0_API int pi0_dev_copy_mat(pi0_stream *s, pi0_mat dst, pi0_mat src);
 
 /* Contiguous f32 [rows, cols] at byte offset `off`. */

@@ -100,7 +100,7 @@ typedef struct pi0_timing {
 
 /* Loads checkpoint directory `dir` (see pi0_weights.h), opens the device and allocates
  * everything for the worst case. opts may be NULL. On failure nothing leaks, *out is
- * untouched and pi0_last_error() says what was wrong. */
+ * untouched and pi0_last_error_for(status) says what was wrong. */
 PI0_API int pi0_model_load(const char *dir, const pi0_model_opts *opts, pi0_model **out);
 /* PI0_EBUSY (nothing freed) while a prefix slot is still held. NULL ok. */
 PI0_API int pi0_model_destroy(pi0_model *m);
@@ -120,18 +120,25 @@ PI0_API int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefi
  * state: [state_dim] normalized, zero-padded (π0; ignored and may be NULL for π0.5).
  * Blocks until the chunk is written; state and noise are read (uploaded from these
  * pointers, no copy kept) before it returns. `timing` may be NULL; fills denoise/total.
- * The slot stays held (denoise may be repeated on it) until pi0_prefix_release. */
-PI0_API int pi0_model_denoise(pi0_model *m, const pi0_prefix *p, const float *state,
+ * Writes the slot's suffix rows (behind the prefix's cached K/V, which it only reads):
+ * a second stage-B call on the same slot meanwhile gets PI0_EBUSY. The slot stays held
+ * (denoise may be repeated on it) until pi0_prefix_release.
+ * PI0_EINVAL (nothing computed, chunk untouched) when state or noise holds a NaN or ±Inf,
+ * naming the input and its first bad index. */
+PI0_API int pi0_model_denoise(pi0_model *m, pi0_prefix *p, const float *state,
                               const float *noise, float *chunk, pi0_timing *timing);
 
-/* Gives the slot back for a later encode. NULL ok. Any thread. */
-PI0_API void pi0_prefix_release(pi0_model *m, pi0_prefix *p);
+/* Gives the slot back for a later encode. Does not wait: PI0_EBUSY (slot still held,
+ * nothing changed) while a denoise, velocity or read_kv runs on it — release after it
+ * returns. PI0_EINVAL for a pointer that is not one of m's slots. NULL ok. Any thread. */
+PI0_API int pi0_prefix_release(pi0_model *m, pi0_prefix *p);
 
 /* ---- normalization (openpi norm_stats.json, PI0-SPEC.md §6) ------------------------ */
 
 /* state: raw robot state [n] → normalized, zero-padded to [state_dim] in out.
  * π0: z-score (x − mean)/(std + 1e-6); π0.5: quantile (x − q01)/(q99 − q01 + 1e-6)·2 − 1.
- * PI0_ENOENT when the model has no norm stats, PI0_ESHAPE when n exceeds their length. */
+ * PI0_ENOENT when the model has no norm stats, PI0_ESHAPE when n exceeds their length,
+ * PI0_EINVAL naming the first NaN or ±Inf value. */
 PI0_API int pi0_model_normalize_state(const pi0_model *m, const float *state, int n,
                                       float *out);
 /* Inverse for the action chunk, in place on the first min(action_dim, stats dim) columns
@@ -144,8 +151,7 @@ PI0_API int pi0_model_unnormalize_actions(const pi0_model *m, float *chunk);
 PI0_API int pi0_prefix_len(const pi0_prefix *p);
 /* Copies layer `layer`'s cached K and V rows of the valid prefix tokens
  * ([pi0_prefix_len, kv_dim] each, f32) to k and v (either may be NULL). Stage-B thread. */
-PI0_API int pi0_prefix_read_kv(pi0_model *m, const pi0_prefix *p, int layer, float *k,
-                               float *v);
+PI0_API int pi0_prefix_read_kv(pi0_model *m, pi0_prefix *p, int layer, float *k, float *v);
 /* Image tokens after the projector of the last encode, valid cameras only
  * ([n_valid_cameras · n_patches, vlm width] f32); *n_rows gets the row count. Only
  * available when the model was loaded with opts.keep_vision (it costs one device copy per
@@ -155,7 +161,7 @@ PI0_API int pi0_model_read_vision(pi0_model *m, float *out, size_t cap_floats, i
  * t_{s+1} = t_s + dt with dt = (float)(−1/num_steps)), x_t [horizon,
  * action_dim] → v [horizon, action_dim]. Blocks; state and x_t are read before it
  * returns. Stage-B thread. */
-PI0_API int pi0_model_velocity(pi0_model *m, const pi0_prefix *p, const float *state,
+PI0_API int pi0_model_velocity(pi0_model *m, pi0_prefix *p, const float *state,
                                const float *x_t, int step, float *v);
 
 #ifdef __cplusplus

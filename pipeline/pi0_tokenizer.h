@@ -11,7 +11,7 @@
  * Encode and decode keep per-thread working memory that grows to the largest input seen
  * and is freed at thread exit, so repeated calls of a similar size allocate nothing; the
  * prompt functions format prompts up to 2 KiB on the stack. On error nothing is written
- * that the caller may rely on, and pi0_last_error() says what was wrong. */
+ * that the caller may rely on, and pi0_last_error_for(status) says what was wrong. */
 #ifndef PI0_TOKENIZER_H
 #define PI0_TOKENIZER_H
 

@@ -174,8 +174,8 @@ typedef struct pi0_weights {
 
 /* Loads checkpoint directory `dir` (see the top of this file). Allocates the table and
  * maps the files; touches only headers. On success *out owns everything; on failure *out
- * is untouched, nothing leaks, and pi0_last_error() names the file and the key/value that
- * was wrong. Codes: PI0_ENOENT (missing file or tensor key), PI0_EFORMAT (corrupt
+ * is untouched, nothing leaks, and pi0_last_error_for(status) names the file and the key/value
+ * that was wrong. Codes: PI0_ENOENT (missing file or tensor key), PI0_EFORMAT (corrupt
  * safetensors/JSON), PI0_ESHAPE (mis-shaped tensor), PI0_ETYPE (unsupported dtype),
  * PI0_ECONFIG (bad or contradicting config.json / norm_stats.json), PI0_EIO, PI0_ENOMEM.
  * Not thread-affine; may be called from any thread. */

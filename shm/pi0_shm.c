@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,6 +61,10 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free (sha
 #define PI0__SEG_MAX       (64ull << 30) /* refuse to map anything larger */
 #define PI0__DIR           "/dev/shm"
 #define PI0__WAIT_SLICE_NS 100000000ll /* re-check period of a sleeping waiter */
+/* Every open of a segment: never block (a FIFO planted under the name would block an
+ * O_RDONLY open until a writer comes), never follow a symbolic link, never leak into a
+ * child. What was opened is then checked with fstat (seg_check). */
+#define PI0__OPEN_FLAGS (O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)
 
 /* The header page. Line 0-2 are written once, before magic is published; line 3 (the
  * publisher identity) is written by each new publisher under its own small seqlock;
@@ -262,6 +267,35 @@ static int lock_or_busy(int fd, const char *topic) {
                       (int)pid);
 }
 
+/* PI0_EPERM or PI0_EIO for a failed shm_open of segment `name` (errno still set). */
+static int open_error(const char *topic, const char *name) {
+    int e = errno;
+    if (e == ELOOP)
+        return pi0_errorf(PI0_EPERM, "topic %s: %s%s is a symbolic link", topic, PI0__DIR,
+                          name);
+    return pi0_errorf(e == EACCES ? PI0_EPERM : PI0_EIO, "topic %s: shm_open %s%s: %s", topic,
+                      PI0__DIR, name, strerror(e));
+}
+
+/* Checks what an open of segment `name` gave: a regular file owned by `uid`, and, when
+ * `check_mode`, writable by nobody else. Fills *sb. 0 or PI0_EPERM / PI0_EIO naming why. */
+static int seg_check(int fd, const char *topic, const char *name, int64_t uid, int check_mode,
+                     struct stat *sb) {
+    if (fstat(fd, sb) < 0)
+        return pi0_errorf(PI0_EIO, "topic %s: fstat %s%s: %s", topic, PI0__DIR, name,
+                          strerror(errno));
+    if (!S_ISREG(sb->st_mode))
+        return pi0_errorf(PI0_EPERM, "topic %s: %s%s is not a regular file (mode %06o)", topic,
+                          PI0__DIR, name, (unsigned)sb->st_mode);
+    if ((int64_t)sb->st_uid != uid)
+        return pi0_errorf(PI0_EPERM, "topic %s: %s%s is owned by uid %u, expected %lld", topic,
+                          PI0__DIR, name, (unsigned)sb->st_uid, (long long)uid);
+    if (check_mode && (sb->st_mode & 022))
+        return pi0_errorf(PI0_EPERM, "topic %s: %s%s has mode %03o (writable by others)", topic,
+                          PI0__DIR, name, (unsigned)(sb->st_mode & 0777));
+    return 0;
+}
+
 typedef struct ident {
     int32_t pid;
     uint32_t epoch;
@@ -442,7 +476,34 @@ static void ident_write(struct pi0__hdr *h, uint32_t epoch) {
     atomic_store_explicit(&h->ident_seq, s + 2, memory_order_release);
 }
 
+/* Reserves every page of the segment (and sets its size) so that no later store into it
+ * can fault: on a full tmpfs a sparse segment maps fine, then SIGBUSes at the first write
+ * into a page that cannot be allocated. PI0_ENOMEM names the sizes when /dev/shm is full. */
+static int pub_reserve(pi0_pub *p, const layout *l) {
+    if (fallocate(p->fd, 0, 0, (off_t)l->segment_size) == 0) return 0;
+    int e = errno;
+    if (e == EOPNOTSUPP && ftruncate(p->fd, (off_t)l->segment_size) == 0)
+        return 0; /* a file system without fallocate: sparse, as good as it gets */
+    if (e != ENOSPC)
+        return pi0_errorf(PI0_EIO, "topic %s: reserving %llu bytes in %s: %s", p->topic,
+                          (unsigned long long)l->segment_size, PI0__DIR, strerror(e));
+    struct statvfs vfs;
+    unsigned long long total = 0, avail = 0;
+    if (fstatvfs(p->fd, &vfs) == 0) {
+        total = (unsigned long long)vfs.f_blocks * vfs.f_frsize;
+        avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+    }
+    return pi0_errorf(PI0_ENOMEM,
+                      "topic %s: %s is full: the topic needs %llu bytes, %llu bytes free of "
+                      "%llu (make %s larger, e.g. docker run --shm-size=1g, or use fewer or "
+                      "smaller slots)",
+                      p->topic, PI0__DIR, (unsigned long long)l->segment_size, avail, total,
+                      PI0__DIR);
+}
+
 static int pub_map(pi0_pub *p, const layout *l) {
+    int st = pub_reserve(p, l);
+    if (st) return st;
     void *m = mmap(NULL, l->segment_size, PROT_READ | PROT_WRITE, MAP_SHARED, p->fd, 0);
     if (m == MAP_FAILED)
         return pi0_errorf(PI0_EIO, "topic %s: mmap %llu bytes: %s", p->topic,
@@ -460,9 +521,6 @@ static int pub_map(pi0_pub *p, const layout *l) {
 
 /* Fresh segment: we created it (O_EXCL) and hold its lock. */
 static int pub_init_fresh(pi0_pub *p, const layout *l, uint32_t flags) {
-    if (ftruncate(p->fd, (off_t)l->segment_size) < 0)
-        return pi0_errorf(PI0_EIO, "topic %s: ftruncate %llu bytes: %s", p->topic,
-                          (unsigned long long)l->segment_size, strerror(errno));
     int st = pub_map(p, l);
     if (st) return st;
     struct pi0__hdr *h = p->hdr; /* tmpfs pages start zeroed: every slot seq is 0 */
@@ -521,31 +579,18 @@ int pi0_pub_create(const char *topic, const pi0_pub_opts *opts, pi0_pub **out) {
     for (int attempt = 0; attempt < 8; attempt++) {
         if (p->fd >= 0) close(p->fd);
         int created = 1;
-        p->fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        p->fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | PI0__OPEN_FLAGS, 0600);
         if (p->fd < 0 && errno == EEXIST) {
             created = 0;
-            p->fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+            p->fd = shm_open(name, O_RDWR | PI0__OPEN_FLAGS, 0);
             if (p->fd < 0 && errno == ENOENT) continue; /* removed meanwhile: create */
         }
         if (p->fd < 0) {
-            st = pi0_errorf(errno == EACCES ? PI0_EPERM : PI0_EIO, "topic %s: shm_open %s: %s",
-                            topic, name, strerror(errno));
+            st = open_error(topic, name);
             goto fail;
         }
         struct stat sb;
-        if (fstat(p->fd, &sb) < 0) {
-            st = pi0_errorf(PI0_EIO, "topic %s: fstat: %s", topic, strerror(errno));
-            goto fail;
-        }
-        if (!S_ISREG(sb.st_mode)) {
-            st = pi0_errorf(PI0_EPERM, "topic %s: %s is not a regular file", topic, name);
-            goto fail;
-        }
-        if (sb.st_uid != geteuid()) {
-            st = pi0_errorf(PI0_EPERM, "topic %s: segment %s is owned by uid %u, not %u", topic,
-                            name, (unsigned)sb.st_uid, (unsigned)geteuid());
-            goto fail;
-        }
+        if ((st = seg_check(p->fd, topic, name, (int64_t)geteuid(), 0, &sb))) goto fail;
         if ((st = lock_or_busy(p->fd, topic))) goto fail;
         /* gc (or a racing publisher) may have unlinked the name between our open and our
          * lock; then this file is orphaned and we start over. */
@@ -689,6 +734,7 @@ struct pi0_sub {
     uint64_t lost;     /* skipped samples not yet reported */
     uint32_t epoch_seen;
     uint32_t mode;
+    int64_t next_check; /* when a wait next checks for a replaced segment (pi0__now_ns) */
     int64_t uid;
     char topic[PI0_TOPIC_NAME_MAX + 1];
     char type_req[PI0_TYPE_NAME_MAX + 1]; /* empty: any */
@@ -705,37 +751,19 @@ static int sub_attach(pi0_sub *s) {
     int st = pi0_topic_segment_name(s->topic, s->uid, name, sizeof name);
     if (st) return st;
     int writable = 1;
-    int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+    int fd = shm_open(name, O_RDWR | PI0__OPEN_FLAGS, 0);
     if (fd < 0 && errno == EACCES) {
         writable = 0;
-        fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+        fd = shm_open(name, O_RDONLY | PI0__OPEN_FLAGS, 0);
     }
     if (fd < 0) {
         if (errno == ENOENT)
             return pi0_errorf(PI0_ENOENT, "topic %s: no such topic (%s%s)", s->topic, PI0__DIR,
                               name);
-        return pi0_errorf(errno == EACCES ? PI0_EPERM : PI0_EIO, "topic %s: shm_open %s: %s",
-                          s->topic, name, strerror(errno));
+        return open_error(s->topic, name);
     }
     struct stat sb;
-    if (fstat(fd, &sb) < 0) {
-        st = pi0_errorf(PI0_EIO, "topic %s: fstat: %s", s->topic, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        st = pi0_errorf(PI0_EFORMAT, "topic %s: %s is not a regular file", s->topic, name);
-        goto fail;
-    }
-    if ((int64_t)sb.st_uid != s->uid) {
-        st = pi0_errorf(PI0_EPERM, "topic %s: segment %s is owned by uid %u, expected %lld",
-                        s->topic, name, (unsigned)sb.st_uid, (long long)s->uid);
-        goto fail;
-    }
-    if (sb.st_mode & 022) {
-        st = pi0_errorf(PI0_EPERM, "topic %s: segment %s has mode %03o (writable by others)",
-                        s->topic, name, (unsigned)(sb.st_mode & 0777));
-        goto fail;
-    }
+    if ((st = seg_check(fd, s->topic, name, s->uid, 1, &sb))) goto fail;
     if (sb.st_size < (off_t)PI0__PAGE || (uint64_t)sb.st_size > PI0__SEG_MAX) {
         if (sb.st_size < (off_t)PI0__PAGE && publisher_lock_held(fd) == 1)
             st = pi0_errorf(PI0_EAGAIN, "topic %s: its publisher is still creating it",
@@ -764,8 +792,12 @@ static int sub_attach(pi0_sub *s) {
         munmap(m, size);
         goto fail;
     }
+    /* The waiter page is the one we write: make sure it is allocated (a segment of an older
+     * publisher may be sparse, and a store into a page a full tmpfs cannot allocate is a
+     * SIGBUS). Without it our waits poll. */
     struct pi0__waiters *w = NULL;
     if (writable &&
+        (fallocate(fd, 0, (off_t)l.waiters_offset, PI0__PAGE) == 0 || errno == EOPNOTSUPP) &&
         mprotect((uint8_t *)m + l.waiters_offset, PI0__PAGE, PROT_READ | PROT_WRITE) == 0)
         w = (struct pi0__waiters *)((uint8_t *)m + l.waiters_offset);
     s->fd = fd;
@@ -780,6 +812,7 @@ static int sub_attach(pi0_sub *s) {
     /* acquire: pairs with commit's release of head (see sub_head) */
     s->next_seq = atomic_load_explicit(&s->hdr->head, memory_order_acquire);
     s->lost = 0;
+    s->next_check = pi0__now_ns() + PI0__WAIT_SLICE_NS;
     return 0;
 fail:
     close(fd);
@@ -877,8 +910,7 @@ static int read_slot(const pi0_sub *s, uint64_t seq, void *buf, size_t cap, pi0_
 static int sub_latest(pi0_sub *s, void *buf, size_t cap, pi0_sample *out) {
     for (int attempt = 0; attempt < 64; attempt++) {
         uint64_t head = sub_head(s);
-        if (head == 0)
-            return pi0_errorf(PI0_EAGAIN, "topic %s: nothing published yet", s->topic);
+        if (head == 0) return pi0_errorc(PI0_EAGAIN); /* routine: no message formatted */
         int r = read_slot(s, head - 1, buf, cap, out);
         if (r < 0) return r;
         if (r == READ_OK) {
@@ -907,7 +939,7 @@ static int sub_next(pi0_sub *s, void *buf, size_t cap, pi0_sample *out) {
     for (int attempt = 0; attempt < 64; attempt++) {
         uint64_t head = sub_head(s);
         if (s->next_seq >= head)
-            return pi0_errorf(PI0_EAGAIN, "topic %s: no new sample", s->topic);
+            return pi0_errorc(PI0_EAGAIN); /* routine: no message formatted */
         uint64_t n = s->l.slot_count;
         if (head - s->next_seq > n) { /* lapped: skip to the oldest sample still in the ring */
             s->lost += head - n - s->next_seq;
@@ -974,15 +1006,16 @@ static int sub_wait(pi0_sub *s, int64_t timeout_ns, int spin) {
     int64_t now = pi0__now_ns();
     int64_t deadline =
         timeout_ns < 0 || timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
-    int64_t next_check = now + PI0__WAIT_SLICE_NS;
     for (;;) {
         if (sub_head(s) > s->next_seq) return 0;
         now = pi0__now_ns();
-        if (now >= deadline) break;
-        if (now >= next_check) {
-            sub_maybe_reattach(s);
-            next_check = now + PI0__WAIT_SLICE_NS;
+        /* The re-check period runs across calls (s->next_check), so waits of any length,
+         * 0 included, re-attach to a replaced segment within one period. */
+        if (now >= s->next_check) {
+            s->next_check = now + PI0__WAIT_SLICE_NS;
+            if (sub_maybe_reattach(s)) continue;
         }
+        if (now >= deadline) break;
         if (spin) {
             for (int i = 0; i < 256; i++) {
                 if (sub_head(s) > s->next_seq) return 0;
@@ -990,7 +1023,7 @@ static int sub_wait(pi0_sub *s, int64_t timeout_ns, int spin) {
             }
             continue;
         }
-        int64_t until = deadline < next_check ? deadline : next_check;
+        int64_t until = deadline < s->next_check ? deadline : s->next_check;
         if (!s->waiters && until > now + 1000000) until = now + 1000000;
         struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
         _Atomic uint32_t *word = (_Atomic uint32_t *)&s->hdr->futex;
@@ -1011,8 +1044,7 @@ static int sub_wait(pi0_sub *s, int64_t timeout_ns, int spin) {
             atomic_fetch_sub_explicit(&s->waiters->sleeping, 1, memory_order_relaxed);
     }
     if (sub_head(s) > s->next_seq) return 0;
-    return pi0_errorf(PI0_ETIMEDOUT, "topic %s: no sample within %.3f s", s->topic,
-                      (double)timeout_ns * 1e-9);
+    return pi0_errorc(PI0_ETIMEDOUT); /* routine: no message formatted */
 }
 
 int pi0_sub_wait(pi0_sub *sub, int64_t timeout_ns) {
@@ -1119,15 +1151,15 @@ int pi0_topic_remove(const char *topic) {
     char name[128];
     int st = pi0_topic_segment_name(topic, -1, name, sizeof name);
     if (st) return st;
-    int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+    int fd = shm_open(name, O_RDWR | PI0__OPEN_FLAGS, 0);
     if (fd < 0) {
         if (errno == ENOENT) return pi0_errorf(PI0_ENOENT, "topic %s: no such topic", topic);
-        return pi0_errorf(PI0_EIO, "topic %s: shm_open %s: %s", topic, name, strerror(errno));
+        return open_error(topic, name);
     }
     struct stat sb;
-    if (fstat(fd, &sb) < 0 || sb.st_uid != geteuid()) {
+    if ((st = seg_check(fd, topic, name, (int64_t)geteuid(), 0, &sb))) {
         close(fd);
-        return pi0_errorf(PI0_EPERM, "topic %s: %s is not our segment", topic, name);
+        return st;
     }
     /* Take the publisher lock ourselves while unlinking: a live publisher makes this fail,
      * and a publisher starting meanwhile fails to lock, or locks after us and finds the

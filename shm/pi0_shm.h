@@ -285,9 +285,14 @@ typedef struct pi0_pub_opts {
 /* Creates the topic (O_EXCL, then fchmod to 0600/0640) or, if its segment exists and its
  * publisher is dead, takes it over: same type and layout → re-initialized in place with
  * the epoch bumped (subscribers continue); different → unlinked and created anew.
- * Allocates and maps everything here; nothing after. Errors: PI0_EINVAL (name, options),
- * PI0_EBUSY (a live publisher holds the topic), PI0_EPERM (segment owned by another
- * user), PI0_EIO (system call failed), PI0_ENOMEM. */
+ * Allocates and maps everything here; nothing after: every page of the segment is
+ * reserved now (fallocate), so a full /dev/shm is an error here, never a SIGBUS later.
+ * Errors: PI0_EINVAL (name, options), PI0_EBUSY (a live publisher holds the topic),
+ * PI0_EPERM (the name is taken by another user's file, a non-regular file or a link),
+ * PI0_EIO (system call failed), PI0_ENOMEM (out of memory, or /dev/shm cannot hold the
+ * segment: the message names the size asked for and the space left; nothing is left
+ * behind). A topic takes 4096 + slot_count * round_up(64 + payload_max, 64) bytes,
+ * rounded up to a page, + 4096 (pi0rt-shm info prints it). */
 PI0_API int pi0_pub_create(const char *topic, const pi0_pub_opts *opts, pi0_pub **out);
 
 /* Unmaps and releases the lock; the segment stays (subscribers then see the publisher
@@ -328,12 +333,13 @@ typedef struct pi0_sub_opts {
     int64_t uid;           /* owner of the topic; -1 = our effective uid */
 } pi0_sub_opts;
 
-/* Opens and validates an existing topic. The segment must be owned by `uid` and not be
- * writable by group or others. Errors: PI0_EINVAL (bad name), PI0_ENOENT (no such topic),
- * PI0_EPERM (owner or mode wrong), PI0_EFORMAT (truncated, bad magic, bad layout),
- * PI0_EVERSION (other ABI or message-layout version), PI0_ETYPE (other type), PI0_EAGAIN
- * (the publisher is still creating it), PI0_EIO, PI0_ENOMEM. The subscriber starts at the
- * newest committed sample: next() returns samples committed after the open. */
+/* Opens and validates an existing topic. The segment must be a regular file (opened
+ * without blocking or following links) owned by `uid` and not be writable by group or
+ * others. Errors: PI0_EINVAL (bad name), PI0_ENOENT (no such topic), PI0_EPERM (not a
+ * regular file, a symbolic link, owner or mode wrong), PI0_EFORMAT (truncated, bad magic, bad
+ * layout), PI0_EVERSION (other ABI or message-layout version), PI0_ETYPE (other type),
+ * PI0_EAGAIN (the publisher is still creating it), PI0_EIO, PI0_ENOMEM. The subscriber starts
+ * at the newest committed sample: next() returns samples committed after the open. */
 PI0_API int pi0_sub_open(const char *topic, const pi0_sub_opts *opts, pi0_sub **out);
 PI0_API void pi0_sub_close(pi0_sub *sub); /* NULL is fine */
 
@@ -359,7 +365,10 @@ PI0_API int pi0_sub_latest_view(pi0_sub *sub, pi0_sample *out);
 
 /* Oldest sample not yet returned (in order). If the publisher lapped us, skips to the
  * oldest one still intact and reports the skipped count in out->lost. PI0_EAGAIN if
- * there is no new sample, PI0_ERANGE if cap < size (the sample is not consumed). */
+ * there is no new sample, PI0_ERANGE if cap < size (the sample is not consumed).
+ * The routine PI0_EAGAIN of an empty poll (and PI0_ETIMEDOUT of a wait) records only
+ * the code, no detail (pi0_errorc): a poll that finds nothing costs no more than one that
+ * finds a sample. */
 PI0_API int pi0_sub_next_copy(pi0_sub *sub, void *buf, size_t cap, pi0_sample *out);
 PI0_API int pi0_sub_next_view(pi0_sub *sub, pi0_sample *out);
 
@@ -369,7 +378,9 @@ PI0_API int pi0_sub_view_valid(const pi0_sub *sub, const pi0_sample *view);
 
 /* Sleeps (futex) until a sample newer than the cursor is committed or timeout_ns passes
  * (< 0: forever). 0 when one is available, PI0_ETIMEDOUT otherwise. Re-attaches a topic
- * whose segment was replaced. Restarts after signals. */
+ * whose segment was replaced: checked every 100 ms across calls, so also by waits shorter
+ * than that (0 included); the re-attach never blocks, so the timeout holds through it.
+ * Restarts after signals. */
 PI0_API int pi0_sub_wait(pi0_sub *sub, int64_t timeout_ns);
 /* Same, busy-polling (burns a CPU; lowest latency). */
 PI0_API int pi0_sub_spin(pi0_sub *sub, int64_t timeout_ns);

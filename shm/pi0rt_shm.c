@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common/pi0_cli.h"
 #include "common/pi0_hash.h"
 #include "common/pi0_time.h"
 #include "pi0_shm.h"
@@ -32,7 +34,7 @@ static void install_signals(void) {
 }
 
 static int fail(int status, const char *what) {
-    fprintf(stderr, "pi0rt-shm: %s: %s\n", what, status ? pi0_last_error() : "error");
+    fprintf(stderr, "pi0rt-shm: %s: %s\n", what, status ? pi0_last_error_for(status) : "error");
     return 1;
 }
 
@@ -93,55 +95,90 @@ static int parse_num(const char *opt, const char *v, double lo, double hi, doubl
 
 enum { NO_TOPIC, NEED_TOPIC, OPT_PREFIX };
 
-/* Parses the positional argument (TOPIC, or gc's optional PREFIX: `positional`) and the
- * options after the command into *a (a->topic). Returns 0, or 2 after a message. */
+/* Parses the options and the positional argument (TOPIC, or gc's optional PREFIX:
+ * `positional`) after the command, argv[1..argc), into *a (a->topic). Returns 0, or 2
+ * after a message. */
 static int parse_args(int argc, char **argv, int positional, args *a) {
+    enum {
+        O_TYPE = 256,
+        O_SIZE,
+        O_RATE,
+        O_DURATION,
+        O_COUNT,
+        O_SLOTS,
+        O_BYTES,
+        O_UNLINK,
+        O_QUICK,
+        O_OTHER
+    };
+    static const struct option opts[] = {{"type", required_argument, NULL, O_TYPE},
+                                         {"size", required_argument, NULL, O_SIZE},
+                                         {"rate", required_argument, NULL, O_RATE},
+                                         {"duration", required_argument, NULL, O_DURATION},
+                                         {"count", required_argument, NULL, O_COUNT},
+                                         {"slots", required_argument, NULL, O_SLOTS},
+                                         {"bytes", required_argument, NULL, O_BYTES},
+                                         {"unlink", no_argument, NULL, O_UNLINK},
+                                         {"quick", no_argument, NULL, O_QUICK},
+                                         {"other", no_argument, NULL, O_OTHER},
+                                         {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof *a);
     a->count = -1;
     a->duration = -1;
-    for (int i = 0; i < argc; i++) {
-        const char *o = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    opterr = 0;
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, ":", opts, NULL)) != -1;) {
+        const char *v = optarg;
         double d;
-        if (!strcmp(o, "--type")) {
-            if (!v) return usage_error("%s needs a value", o);
-            a->type = v, i++;
-        } else if (!strcmp(o, "--size")) {
-            if (!v) return usage_error("%s needs a value", o);
-            a->size = v, i++;
-        } else if (!strcmp(o, "--rate")) {
-            if (parse_num(o, v, 0.001, 1e6, &a->rate)) return 2;
-            i++;
-        } else if (!strcmp(o, "--duration")) {
-            if (parse_num(o, v, 0, 1e9, &a->duration)) return 2;
-            i++;
-        } else if (!strcmp(o, "--count")) {
-            if (parse_num(o, v, 0, 1e15, &d)) return 2;
-            a->count = (long)d, i++;
-        } else if (!strcmp(o, "--slots")) {
-            if (parse_num(o, v, 2, PI0_SHM_SLOTS_MAX, &d)) return 2;
-            a->slots = (long)d, i++;
-        } else if (!strcmp(o, "--bytes")) {
-            if (parse_num(o, v, 1, PI0_SHM_PAYLOAD_MAX, &d)) return 2;
-            a->bytes = (long)d, i++;
-        } else if (!strcmp(o, "--unlink")) {
+        switch (c) {
+        case O_TYPE:
+            a->type = v;
+            break;
+        case O_SIZE:
+            a->size = v;
+            break;
+        case O_RATE:
+            if (parse_num("--rate", v, 0.001, 1e6, &a->rate)) return 2;
+            break;
+        case O_DURATION:
+            if (parse_num("--duration", v, 0, 1e9, &a->duration)) return 2;
+            break;
+        case O_COUNT:
+            if (parse_num("--count", v, 0, 1e15, &d)) return 2;
+            a->count = (long)d;
+            break;
+        case O_SLOTS:
+            if (parse_num("--slots", v, 2, PI0_SHM_SLOTS_MAX, &d)) return 2;
+            a->slots = (long)d;
+            break;
+        case O_BYTES:
+            if (parse_num("--bytes", v, 1, PI0_SHM_PAYLOAD_MAX, &d)) return 2;
+            a->bytes = (long)d;
+            break;
+        case O_UNLINK:
             a->unlink_on_exit = 1;
-        } else if (!strcmp(o, "--quick")) {
+            break;
+        case O_QUICK:
             a->quick = 1;
-        } else if (!strcmp(o, "--other")) {
+            break;
+        case O_OTHER:
             a->other = 1;
-        } else if (o[0] == '-' && o[1]) {
-            return usage_error("unknown option %s", o);
-        } else if (positional != NO_TOPIC && !a->topic) {
-            a->topic = o;
-        } else {
-            return usage_error("unexpected argument \"%s\"", o);
+            break;
+        default:
+            return pi0__opt_error("pi0rt-shm", argv, c);
         }
+    }
+    for (int i = optind; i < argc; i++) {
+        if (positional != NO_TOPIC && !a->topic)
+            a->topic = argv[i];
+        else
+            return usage_error("unexpected argument \"%s\"", argv[i]);
     }
     if (positional == NEED_TOPIC && !a->topic) return usage_error("%s", "missing TOPIC");
     /* a PREFIX of some topic name is itself a valid name */
-    if (a->topic && pi0_topic_name_check(a->topic)) {
-        fprintf(stderr, "pi0rt-shm: %s\n", pi0_last_error());
+    int st = a->topic ? pi0_topic_name_check(a->topic) : 0;
+    if (st) {
+        fprintf(stderr, "pi0rt-shm: %s\n", pi0_last_error_for(st));
         return 2;
     }
     return 0;
@@ -168,9 +205,13 @@ static int ls_one(const char *topic, void *ctx) {
     (void)ctx;
     pi0_sub *sub;
     int st = pi0_sub_open(topic, NULL, &sub);
+    if (st == PI0_EPERM) { /* not ours (planted by another user, a FIFO, a link): skip */
+        fprintf(stderr, "pi0rt-shm: ls: skipping %s\n", pi0_last_error());
+        return 0;
+    }
     if (st) {
         printf("%-24s %-16s %8s %-6s %9s %9s  (%s)\n", topic, "?", "-", "?", "-", "-",
-               pi0_last_error());
+               pi0_last_error_for(st));
         return 0;
     }
     pi0_pub_info pi;
@@ -205,8 +246,16 @@ static int cmd_info(const args *a) {
     fmt_age(age, sizeof age, pi.sample_age_ns);
     fmt_age(hb, sizeof hb, pi.heartbeat_age_ns);
     printf("topic:         %s\n", ti.topic);
-    printf("segment:       /dev/shm%s (%llu bytes, mode %03o)\n", seg,
-           (unsigned long long)ti.segment_size, ti.mode);
+    printf("segment:       /dev/shm%s (mode %03o)\n", seg, ti.mode);
+    /* what the topic costs in /dev/shm, all of it reserved when the publisher creates it */
+    printf("size:          %llu bytes = 4096 header + %u x %u slots, page-rounded, + 4096 "
+           "waiter page\n",
+           (unsigned long long)ti.segment_size, ti.slot_count, ti.slot_size);
+    struct statvfs vfs;
+    if (statvfs("/dev/shm", &vfs) == 0)
+        printf("/dev/shm:      %.1f MiB free of %.1f MiB\n",
+               (double)vfs.f_bavail * (double)vfs.f_frsize / 1048576.0,
+               (double)vfs.f_blocks * (double)vfs.f_frsize / 1048576.0);
     printf("type:          %s (message version %u, segment ABI %u)\n", ti.type_name,
            ti.msg_version, ti.abi_version);
     printf("slots:         %u x %u bytes (payload up to %u bytes)\n", ti.slot_count,
@@ -237,8 +286,10 @@ static int gc_one(const char *topic, void *ctx) {
         g->removed++;
     } else if (st == PI0_EBUSY) {
         g->kept++;
+    } else if (st == PI0_EPERM) { /* not ours to remove: say so and go on */
+        fprintf(stderr, "pi0rt-shm: gc: skipping %s\n", pi0_last_error());
     } else if (st != PI0_ENOENT) {
-        return st; /* stops the walk; the message stays in pi0_last_error() */
+        return st; /* stops the walk; the detail stays recorded with st */
     }
     return 0;
 }
@@ -281,9 +332,10 @@ static const char *node_state_name(uint32_t s) {
 
 /* Decodes one sample (untrusted bytes) onto stdout, without the trailing newline. */
 static void print_sample(const char *type, const uint8_t *p, uint32_t size, int64_t now) {
+    int st;
     if (!strcmp(type, PI0_TYPE_IMAGE)) {
-        if (pi0_image_check(p, size)) {
-            printf("image INVALID: %s", pi0_last_error());
+        if ((st = pi0_image_check(p, size))) {
+            printf("image INVALID: %s", pi0_last_error_for(st));
             return;
         }
         const pi0_image *im = (const pi0_image *)p;
@@ -292,8 +344,8 @@ static void print_sample(const char *type, const uint8_t *p, uint32_t size, int6
                im->height, pix_name(im->format), im->stride, (unsigned long long)im->frame_id,
                (double)(now - (int64_t)im->capture_ns) / 1e6, (unsigned long long)sum);
     } else if (!strcmp(type, PI0_TYPE_JOINT_STATE)) {
-        if (pi0_joint_state_check(p, size)) {
-            printf("joints INVALID: %s", pi0_last_error());
+        if ((st = pi0_joint_state_check(p, size))) {
+            printf("joints INVALID: %s", pi0_last_error_for(st));
             return;
         }
         const pi0_joint_state *js = (const pi0_joint_state *)p;
@@ -305,8 +357,8 @@ static void print_sample(const char *type, const uint8_t *p, uint32_t size, int6
         printf(" eff=");
         print_floats_d(js->effort, js->n);
     } else if (!strcmp(type, PI0_TYPE_ACTION_CHUNK)) {
-        if (pi0_action_chunk_check(p, size)) {
-            printf("chunk INVALID: %s", pi0_last_error());
+        if ((st = pi0_action_chunk_check(p, size))) {
+            printf("chunk INVALID: %s", pi0_last_error_for(st));
             return;
         }
         const pi0_action_chunk *c = (const pi0_action_chunk *)p;
@@ -318,8 +370,8 @@ static void print_sample(const char *type, const uint8_t *p, uint32_t size, int6
                c->denoise_us, c->postprocess_us, c->total_us);
         print_floats_f(c->actions, c->dim);
     } else if (!strcmp(type, PI0_TYPE_ACTION)) {
-        if (pi0_action_check(p, size)) {
-            printf("action INVALID: %s", pi0_last_error());
+        if ((st = pi0_action_check(p, size))) {
+            printf("action INVALID: %s", pi0_last_error_for(st));
             return;
         }
         const pi0_action *a = (const pi0_action *)p;
@@ -328,8 +380,8 @@ static void print_sample(const char *type, const uint8_t *p, uint32_t size, int6
                a->index, a->dim, (a->flags & PI0_ACTION_HOLD) ? " HOLD" : "");
         print_floats_f(a->values, a->dim);
     } else if (!strcmp(type, PI0_TYPE_NODE_STATUS)) {
-        if (pi0_node_status_check(p, size)) {
-            printf("status INVALID: %s", pi0_last_error());
+        if ((st = pi0_node_status_check(p, size))) {
+            printf("status INVALID: %s", pi0_last_error_for(st));
             return;
         }
         const pi0_node_status *s = (const pi0_node_status *)p;
@@ -628,7 +680,7 @@ int main(int argc, char **argv) {
     int known = need_topic || is_gc || !strcmp(cmd, "ls") || !strcmp(cmd, "bench");
     if (!known) return usage_error("unknown command \"%s\"", cmd);
     int positional = need_topic ? NEED_TOPIC : is_gc ? OPT_PREFIX : NO_TOPIC;
-    int rc = parse_args(argc - 2, argv + 2, positional, &a);
+    int rc = parse_args(argc - 1, argv + 1, positional, &a);
     if (rc) return rc;
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (!strcmp(cmd, "ls")) return cmd_ls();

@@ -145,13 +145,14 @@ static void shm_subscriber(const char *topic, int polling, int full, size_t payl
     set_sched(g_fifo);
     pi0_sub *sub;
     pi0_sub_opts o = {PI0_TYPE_RAW, -1};
-    if (pi0_sub_open(topic, &o, &sub)) {
-        fprintf(stderr, "bench subscriber: %s\n", pi0_last_error());
+    int st = pi0_sub_open(topic, &o, &sub);
+    if (st) {
+        fprintf(stderr, "bench subscriber: %s\n", pi0_last_error_for(st));
         _exit(1);
     }
     atomic_store(&ar->ready, 1);
     while (ar->count < (uint64_t)n && !atomic_load(&ar->stop)) {
-        int st = polling ? pi0_sub_spin(sub, 100000000) : pi0_sub_wait(sub, 100000000);
+        st = polling ? pi0_sub_spin(sub, 100000000) : pi0_sub_wait(sub, 100000000);
         if (st) continue;
         pi0_sample s;
         while (ar->count < (uint64_t)n && pi0_sub_next_view(sub, &s) == 0) {
@@ -190,8 +191,9 @@ static int run_shm(int polling, int full, size_t payload, int n, int64_t interva
     snprintf(topic, sizeof topic, "bench.%d.%zu", (int)getpid(), payload);
     pi0_pub_opts o = {PI0_TYPE_RAW, (uint32_t)payload, 8, 0};
     pi0_pub *pub;
-    if (pi0_pub_create(topic, &o, &pub)) {
-        fprintf(stderr, "pi0rt-shm: bench: %s\n", pi0_last_error());
+    int st = pi0_pub_create(topic, &o, &pub);
+    if (st) {
+        fprintf(stderr, "pi0rt-shm: bench: %s\n", pi0_last_error_for(st));
         return -1;
     }
     shared_area *ar =
@@ -354,6 +356,64 @@ static void target(const char *what, double value, const char *unit, double limi
            what, value, unit, limit, pass ? "true" : "false");
 }
 
+// ---- cost of a poll ----
+
+/* Nanoseconds per call of fn, best of 5 rounds of n calls (the machine is shared; the
+ * minimum is the least disturbed measurement). Returns -1 if a call returned != want. */
+static double per_call_ns(int (*fn)(pi0_sub *, pi0_sample *), pi0_sub *sub, int want, int n) {
+    double best = 1e30;
+    pi0_sample smp;
+    for (int round = 0; round < 5; round++) {
+        int64_t t0 = pi0__now_ns();
+        for (int i = 0; i < n; i++)
+            if (fn(sub, &smp) != want) return -1;
+        double ns = (double)(pi0__now_ns() - t0) / n;
+        if (ns < best) best = ns;
+    }
+    return best;
+}
+
+/* One subscriber call that finds a sample (latest_view) against one that finds nothing
+ * new (next_view → PI0_EAGAIN): the routine empty poll should cost no more than a hit. */
+static int bench_poll_cost(int quick) {
+    char topic[64];
+    snprintf(topic, sizeof topic, "pi0bench_poll_%d", (int)getpid());
+    pi0_pub *pub = NULL;
+    pi0_sub *sub = NULL;
+    pi0_pub_opts po = {NULL, 64, 8, 0};
+    pi0_sub_opts so = {NULL, -1};
+    uint64_t x = 42;
+    int rc = pi0_pub_create(topic, &po, &pub);
+    if (!rc) rc = pi0_sub_open(topic, &so, &sub);
+    if (!rc) rc = pi0_pub_publish(pub, &x, sizeof x);
+    if (rc) {
+        fprintf(stderr, "pi0rt-shm: bench: topic %s: %s\n", topic, pi0_last_error_for(rc));
+        pi0_sub_close(sub);
+        pi0_pub_destroy(pub);
+        pi0_topic_remove(topic);
+        return -1;
+    }
+    int n = quick ? 20000 : 200000;
+    double hit = per_call_ns(pi0_sub_latest_view, sub, 0, n);
+    double empty = per_call_ns(pi0_sub_next_view, sub, PI0_EAGAIN, n);
+    pi0_sub_close(sub);
+    pi0_pub_destroy(pub);
+    pi0_topic_remove(topic);
+    if (hit < 0 || empty < 0) {
+        fprintf(stderr, "pi0rt-shm: bench: poll: a call returned an unexpected status\n");
+        return -1;
+    }
+    printf("{\"bench\":\"shm_poll\",\"call\":\"latest_view\",\"result\":\"sample\","
+           "\"ns\":%.1f}\n",
+           hit);
+    printf("{\"bench\":\"shm_poll\",\"call\":\"next_view\",\"result\":\"PI0_EAGAIN\","
+           "\"ns\":%.1f}\n",
+           empty);
+    double r = hit > 0 ? empty / hit : 0;
+    target("empty poll / successful poll", r, "ratio", 2.0, r <= 2.0);
+    return 0;
+}
+
 int shm__bench(int quick, int fifo) {
     static const size_t payloads[3] = {64, 65536, 2764800};
     pick_cpus();
@@ -402,6 +462,7 @@ int shm__bench(int quick, int fifo) {
     double sp = poll[2].p50 > 0 ? uds[2].p50 / poll[2].p50 : 0;
     target("uds p50 / shm polling p50 at 2764800B (8B touched)", sp, "speedup", 50.0,
            sp >= 50.0);
+    rc |= bench_poll_cost(quick);
     for (int k = 0; k < 3; k++)
         if (futex[k].bad || poll[k].bad || full.bad) rc = -1;
     if (rc) fprintf(stderr, "pi0rt-shm: bench: a run failed or delivered a corrupt sample\n");

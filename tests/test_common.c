@@ -20,6 +20,24 @@ static void test_errorf_keeps_detail_and_status(void) {
     CHECK_EQ_STR(pi0_last_error(), "success");
 }
 
+/* A detail is shown only for the code it was recorded with: a later failure that
+ * recorded nothing, or recorded only its code, never shows an earlier one's detail. */
+static void test_detail_belongs_to_its_code(void) {
+    CHECK_EQ_INT(pi0_errorf(PI0_ENOENT, "model.safetensors: no such file"), PI0_ENOENT);
+    CHECK_EQ_STR(pi0_last_error_for(PI0_ENOENT), "model.safetensors: no such file");
+    CHECK_EQ_STR(pi0_last_error_for(PI0_ENOMEM), "out of memory");
+    CHECK_EQ_INT(pi0_errorc(PI0_EAGAIN), PI0_EAGAIN);
+    CHECK_EQ_STR(pi0_last_error_for(PI0_EAGAIN), "nothing available yet, try again");
+    CHECK_EQ_STR(pi0_last_error_for(PI0_ENOENT), "no such file, topic or key");
+    CHECK_EQ_STR(pi0_last_error(), "nothing available yet, try again");
+    pi0_errorf(PI0_EIO, "first");
+    pi0_errorf(PI0_EIO, "second");
+    CHECK_EQ_STR(pi0_last_error_for(PI0_EIO), "second");
+    CHECK_EQ_STR(pi0_last_error_for(PI0_OK), "success");
+    pi0_clear_error();
+    CHECK_EQ_STR(pi0_last_error_for(PI0_EIO), "input/output error");
+}
+
 /* f16 <-> f32: every finite or infinite half survives the round trip; rounding cases
  * checked by hand (ties to even, overflow to Inf, subnormals). */
 static void test_f16_conversions(void) {
@@ -60,6 +78,7 @@ int main(int argc, char **argv) {
     static const pi0_test tests[] = {
         TEST(test_strerror_names_every_code),
         TEST(test_errorf_keeps_detail_and_status),
+        TEST(test_detail_belongs_to_its_code),
         TEST(test_f16_conversions),
         TEST(test_fnv1a_vectors),
     };

@@ -5,6 +5,7 @@
  * temp dir under /tmp; the full-size key set is checked with `--list` (nothing written). */
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -145,6 +146,24 @@ static int64_t numel(const pi0_tensor *t) {
 
 // ---- safetensors reader -----------------------------------------------------------
 
+/* The reader must hand cJSON NUL-terminated text: cJSON <= 1.7.17 reads one byte past a
+ * buffer that is not (CVE-2023-53154). This definition, which the linker prefers to
+ * libcjson's for the reader linked into this binary, counts calls whose text has no NUL
+ * as its last byte or right after it, then forwards to the library. */
+static int g_json_calls, g_json_unterminated;
+__attribute__((visibility("default"))) cJSON *
+cJSON_ParseWithLengthOpts(const char *value, size_t len, const char **end,
+                          cJSON_bool require_null_terminated) {
+    typedef cJSON *(*parse_fn)(const char *, size_t, const char **, cJSON_bool);
+    static parse_fn real;
+    if (!real) real = (parse_fn)dlsym(RTLD_NEXT, "cJSON_ParseWithLengthOpts");
+    PI0_ASSERT(real);
+    g_json_calls++;
+    if (value && !(len > 0 && value[len - 1] == '\0') && value[len] != '\0')
+        g_json_unterminated++;
+    return real(value, len, end, require_null_terminated);
+}
+
 static void test_st_valid(void) {
     char *d = pi0_test_tmpdir("pi0ldr"), *p = keep(fmt("%s/a.safetensors", d));
     /* listed out of order, a gap-free layout: b [0,8) f16[4]; a [8,32) f32[2,3]; c empty */
@@ -175,6 +194,26 @@ static void test_st_valid(void) {
     CHECK_EQ_INT(((const uint8_t *)b->data)[0], 1); /* ramp byte 0 */
     CHECK_EQ_INT(((const uint8_t *)a->data)[0], (uint8_t)(8 * 7 + 1));
     pi0__st_close(f);
+    pi0_test_rmrf(d);
+}
+
+/* Headers, valid and cut inside a string, followed by data: cJSON sees a terminated copy. */
+static void test_st_header_parsed_nul_terminated(void) {
+    char *d = pi0_test_tmpdir("pi0ldr");
+    const char *headers[] = {
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+        "{\"a\":{\"dtype\":\"F32",
+    };
+    for (int i = 0; i < 2; i++) {
+        char *p = fmt("%s/h%d.safetensors", d, i);
+        write_st(p, headers[i], 8, 8); /* data right after the header: ramp bytes 1, 2, ... */
+        g_json_calls = g_json_unterminated = 0;
+        pi0__st_file *f = NULL;
+        CHECK_STATUS(pi0__st_open(p, &f), i == 0 ? PI0_OK : PI0_EFORMAT);
+        pi0__st_close(f);
+        CHECK_EQ_INT(g_json_calls, 1);
+        CHECK_EQ_INT(g_json_unterminated, 0);
+    }
     pi0_test_rmrf(d);
 }
 
@@ -528,6 +567,31 @@ typedef struct key_case {
     int pi05;
 } key_case;
 
+/* Loading checkpoint m fails with `code` and an error containing `msg`. */
+static void check_load_fails(const char *m, const char *what, int code, const char *msg) {
+    pi0_weights *w = NULL;
+    int rc = pi0_weights_load(m, &w);
+    CHECK_MSG(rc == code && !w, "case '%s': got %d (%s), want %d", what, rc, pi0_last_error(),
+              code);
+    CHECK_MSG(strstr(pi0_last_error(), msg) != NULL, "case '%s': error \"%s\" lacks \"%s\"",
+              what, pi0_last_error(), msg);
+    pi0_weights_destroy(w);
+}
+
+/* For each case: a fresh tiny checkpoint in d/mN, edited; loading it gives c->code and an
+ * error containing c->msg. */
+static void check_key_cases(const char *d, const key_case *cases, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const key_case *c = &cases[i];
+        char *m = keep(fmt("%s/m%zu", d, i));
+        PI0_ASSERT(mkmodel(c->pi05 ? "--size tiny --variant pi05" : "--size tiny --variant pi0",
+                           m) == 0);
+        edit_st(fmt("%s/model.safetensors", m), c->edit, c->key);
+        check_load_fails(m, c->what, c->code, c->msg);
+        free(m);
+    }
+}
+
 static void test_weights_bad_keys(void) {
     static const key_case cases[] = {
         {"missing mlp weight", ed_delete,
@@ -570,20 +634,7 @@ static void test_weights_bad_keys(void) {
          PI0_ESHAPE, "multi_modal_projector.linear.weight", 0},
     };
     char *d = pi0_test_tmpdir("pi0ldr");
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const key_case *c = &cases[i];
-        char *m = keep(fmt("%s/m%zu", d, i));
-        PI0_ASSERT(mkmodel(c->pi05 ? "--size tiny --variant pi05" : "--size tiny --variant pi0",
-                           m) == 0);
-        edit_st(fmt("%s/model.safetensors", m), c->edit, c->key);
-        pi0_weights *w = NULL;
-        int rc = pi0_weights_load(m, &w);
-        CHECK_MSG(rc == c->code && !w, "case '%s': got %d (%s), want %d", c->what, rc,
-                  pi0_last_error(), c->code);
-        CHECK_MSG(strstr(pi0_last_error(), c->msg) != NULL,
-                  "case '%s': error \"%s\" lacks \"%s\"", c->what, pi0_last_error(), c->msg);
-        pi0_weights_destroy(w);
-    }
+    check_key_cases(d, cases, sizeof cases / sizeof cases[0]);
     /* sharded: a shard is missing / a key is not in its shard */
     char *m = keep(fmt("%s/sh", d));
     PI0_ASSERT(mkmodel("--size tiny --variant pi0 --shards 2", m) == 0);
@@ -623,6 +674,129 @@ typedef struct cfg_case {
     int code;
     const char *msg;
 } cfg_case;
+
+/* Replaces 2-D tensor `key` [r, c] by an empty F32 [0, c] (a legal empty tensor). */
+static void ed_empty_rows(cJSON *root, const void *key) {
+    cJSON *old = cJSON_GetObjectItemCaseSensitive(root, key);
+    PI0_ASSERT(old);
+    int cols = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(old, "shape"), 1)->valueint;
+    cJSON_DeleteItemFromObjectCaseSensitive(root, key);
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "dtype", "F32");
+    cJSON *s = cJSON_AddArrayToObject(e, "shape");
+    cJSON_AddItemToArray(s, cJSON_CreateNumber(0));
+    cJSON_AddItemToArray(s, cJSON_CreateNumber(cols));
+    cJSON *o = cJSON_AddArrayToObject(e, "data_offsets");
+    cJSON_AddItemToArray(o, cJSON_CreateNumber(0));
+    cJSON_AddItemToArray(o, cJSON_CreateNumber(0));
+    cJSON_AddItemToObject(root, key, e);
+}
+
+/* Deletes the tensors "A|B". */
+static void ed_delete_two(cJSON *root, const void *keys) {
+    char *a = keep(keys), *b = strchr(a, '|');
+    PI0_ASSERT(b);
+    *b++ = 0;
+    cJSON_DeleteItemFromObjectCaseSensitive(root, a);
+    cJSON_DeleteItemFromObjectCaseSensitive(root, b);
+    free(a);
+}
+
+/* Loads `m` with stderr captured into *err (malloc'ed). */
+static int load_capturing_stderr(const char *m, pi0_weights **w, char **err) {
+    char *path = fmt("%s/stderr.txt", m);
+    fflush(stderr);
+    int saved = dup(2), fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    PI0_ASSERT(saved >= 0 && fd >= 0 && dup2(fd, 2) == 2);
+    int rc = pi0_weights_load(m, w);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    *err = pi0_test_slurp(path, NULL);
+    PI0_ASSERT(*err);
+    return rc;
+}
+
+#define VLAYER "paligemma_with_expert.paligemma.model.vision_tower.vision_model.encoder.layers."
+#define LLAYER "paligemma_with_expert.paligemma.model.language_model.layers."
+#define ELAYER "paligemma_with_expert.gemma_expert.model.layers."
+
+/* Layer counts come from every key: a layer missing one tensor, the last layer missing in
+ * both towers, or a stray key of a deeper layer is an error naming the first missing key,
+ * never a shallower network; an unknown extra tensor loads with a warning. */
+static void test_weights_layers_counted_from_every_key(void) {
+    char *d = pi0_test_tmpdir("pi0ldr");
+    static const key_case cases[] = {
+        {"vision layer 1 without layer_norm1", ed_delete, VLAYER "1.layer_norm1.weight",
+         PI0_ENOENT, "missing tensor " VLAYER "1.layer_norm1.weight", 0},
+        {"last q_proj of both towers", ed_delete_two,
+         LLAYER "1.self_attn.q_proj.weight|" ELAYER "1.self_attn.q_proj.weight", PI0_ENOENT,
+         "missing tensor " LLAYER "1.self_attn.q_proj.weight", 0},
+        {"stray key of a deeper VLM layer", ed_add_empty, LLAYER "3.mlp.extra", PI0_ENOENT,
+         "missing tensor " LLAYER "2.", 0},
+        {"absurd layer index", ed_add_empty, ELAYER "99999999999.x", PI0_EFORMAT,
+         ELAYER "99999999999.x", 0},
+    };
+    check_key_cases(d, cases, sizeof cases / sizeof cases[0]);
+    /* an unknown extra tensor: loads, and says so on stderr (the released extras do not) */
+    char *m = keep(fmt("%s/extra", d));
+    PI0_ASSERT(mkmodel("--size tiny --variant pi05", m) == 0);
+    pi0_weights *w = NULL;
+    char *err = NULL;
+    CHECK_STATUS(load_capturing_stderr(m, &w, &err), 0);
+    CHECK_MSG(err[0] == 0, "stderr of a clean load: %s", err);
+    CHECK_EQ_INT(w ? w->cfg.vlm.depth : -1, 2);
+    pi0_weights_destroy(w);
+    free(err);
+    edit_st(fmt("%s/model.safetensors", m), ed_add_empty, "my_adapter.weight");
+    w = NULL;
+    CHECK_STATUS(load_capturing_stderr(m, &w, &err), 0);
+    CHECK_MSG(strstr(err, "warning") && strstr(err, "my_adapter.weight") && strstr(err, m) &&
+                  strchr(err, '\n') == err + strlen(err) - 1,
+              "stderr: %s", err);
+    pi0_weights_destroy(w);
+    free(err);
+    pi0_test_rmrf(d);
+}
+
+/* Sizes derived from the checkpoint are validated before use: an empty q_proj never
+ * divides by zero, an odd Gemma head_dim is refused at load naming config.json. */
+static void test_weights_derived_sizes_validated(void) {
+    char *d = pi0_test_tmpdir("pi0ldr");
+    typedef struct {
+        const char *what, *tensor, *cfg_key, *cfg_val;
+        int code;
+        const char *msg;
+    } size_case;
+    static const size_case cases[] = {
+        {"empty VLM q_proj, no head_dim", LLAYER "0.self_attn.q_proj.weight", "vlm", NULL,
+         PI0_ESHAPE, LLAYER "0.self_attn.q_proj.weight has shape [0, 64]"},
+        {"empty expert q_proj, no head_dim", ELAYER "0.self_attn.q_proj.weight", "expert", NULL,
+         PI0_ESHAPE, ELAYER "0.self_attn.q_proj.weight has shape [0, 32]"},
+        {"odd VLM head_dim", NULL, "vlm_num_heads", "64", PI0_ECONFIG, "VLM head_dim 1 ("},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const size_case *c = &cases[i];
+        char *m = keep(fmt("%s/m%zu", d, i));
+        PI0_ASSERT(mkmodel("--size tiny --variant pi0", m) == 0);
+        if (c->tensor) { /* the head count stays; head_dim and kv heads are inferred */
+            edit_st(fmt("%s/model.safetensors", m), ed_empty_rows, c->tensor);
+            edit_config(m, fmt("%s_head_dim", c->cfg_key), NULL);
+            edit_config(m, fmt("%s_num_kv_heads", c->cfg_key), NULL);
+        } else { /* 64 heads x head_dim 1 = q rows; 16 kv heads x 1 = k rows */
+            edit_config(m, c->cfg_key, c->cfg_val);
+            edit_config(m, "vlm_head_dim", NULL);
+            edit_config(m, "vlm_num_kv_heads", NULL);
+            edit_config(m, "expert_num_heads", "64");
+            edit_config(m, "expert_head_dim", NULL);
+            edit_config(m, "expert_num_kv_heads", NULL);
+        }
+        check_load_fails(m, c->what, c->code, c->msg);
+        if (c->code == PI0_ECONFIG) CHECK_ERR_HAS("config.json");
+    }
+    pi0_test_rmrf(d);
+}
 
 static void test_weights_bad_config(void) {
     static const cfg_case cases[] = {
@@ -1440,10 +1614,13 @@ int main(int argc, char **argv) {
     static const pi0_test tests[] = {
         TEST(test_st_valid),
         TEST(test_st_bad_inputs),
+        TEST(test_st_header_parsed_nul_terminated),
         TEST(test_weights_tiny),
         TEST(test_weights_key_variants_and_shards),
         TEST(test_weights_more_key_variants),
         TEST(test_weights_bad_keys),
+        TEST(test_weights_layers_counted_from_every_key),
+        TEST(test_weights_derived_sizes_validated),
         TEST(test_weights_bad_config),
         TEST(test_weights_norm_stats),
         TEST(test_fuzz_checkpoint),

@@ -5,6 +5,7 @@
  * reference), bad observations.
  * Numerics against the independent reference are in tests/test_pipeline.py. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,78 @@ static void test_slots(void) {
     /* a released slot is no longer a valid handle for denoise */
     float chunk[64 * 64];
     CHECK_STATUS(pi0_model_denoise(m, c, d.state, d.noise, chunk, NULL), PI0_EINVAL);
+    free_obs(&d);
+    CHECK_STATUS(pi0_model_destroy(m), PI0_OK);
+    remove_model();
+}
+
+typedef struct denoise_job {
+    pi0_model *m;
+    pi0_prefix *p;
+    obs_data *d;
+    float chunk[64 * 64];
+    atomic_int started;
+    int rc;
+} denoise_job;
+
+static void *denoise_main(void *x) {
+    denoise_job *j = x;
+    atomic_store(&j->started, 1);
+    j->rc = pi0_model_denoise(j->m, j->p, j->d->state, j->d->noise, j->chunk, NULL);
+    return NULL;
+}
+
+/* Releasing a slot while a denoise runs on it answers PI0_EBUSY and changes nothing: the
+ * denoise finishes with the chunk of an undisturbed run, and the slot is released after. */
+static void test_release_while_denoising(void) {
+    pi0_model *m = load("pi0", 200, 0); /* a denoise of ~0.1–1 s on the tiny model */
+    CHECK(m != NULL);
+    if (!m) return;
+    pi0_model_info in;
+    pi0_model_get_info(m, &in);
+    obs_data d;
+    make_obs(&d, 0, &in);
+    int n = in.action_horizon * in.action_dim;
+    static float ref[64 * 64];
+    pi0_prefix *p = NULL;
+    CHECK_STATUS(pi0_model_encode(m, &d.obs, &p, NULL), PI0_OK);
+    CHECK_STATUS(pi0_model_denoise(m, p, d.state, d.noise, ref, NULL), PI0_OK);
+    static denoise_job j;
+    int busy_seen = 0;
+    /* The release races the thread's start: if it wins (the thread was not scheduled
+     * within 20 ms), the denoise must refuse the released slot; encode again and retry. */
+    for (int attempt = 0; attempt < 5 && !busy_seen; attempt++) {
+        j.m = m;
+        j.p = p;
+        j.d = &d;
+        atomic_store(&j.started, 0);
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, denoise_main, &j) == 0);
+        while (!atomic_load(&j.started))
+            usleep(100);
+        usleep(20000);
+        int rc = pi0_prefix_release(m, p);
+        if (rc == PI0_EBUSY) {
+            busy_seen = 1;
+            CHECK(strstr(pi0_last_error_for(rc), "a denoise is running on slot") != NULL);
+            float v[64 * 64];
+            int vr = pi0_model_velocity(m, p, d.state, d.noise, 0, v);
+            CHECK(vr == PI0_EBUSY || vr == PI0_OK); /* EBUSY unless the denoise just ended */
+        }
+        pthread_join(t, NULL);
+        if (busy_seen) {
+            CHECK_STATUS(j.rc, PI0_OK);
+            CHECK(max_diff(j.chunk, ref, n) == 0.0f);
+        } else {
+            CHECK_STATUS(rc, PI0_OK);
+            CHECK_STATUS(j.rc, PI0_EINVAL);
+            CHECK_STATUS(pi0_model_encode(m, &d.obs, &p, NULL), PI0_OK);
+        }
+    }
+    CHECK(busy_seen);
+    CHECK_STATUS(pi0_prefix_release(m, p), PI0_OK);
+    CHECK_STATUS(pi0_prefix_release(m, (pi0_prefix *)&d), PI0_EINVAL);
+    CHECK_STATUS(pi0_prefix_release(m, NULL), PI0_OK);
     free_obs(&d);
     CHECK_STATUS(pi0_model_destroy(m), PI0_OK);
     remove_model();
@@ -417,11 +490,66 @@ static void test_norm_stats(void) {
     free(tmp);
 }
 
+/* NaN or ±Inf in the inputs that feed the model is PI0_EINVAL naming the input and the
+ * first bad index, before anything is computed (the chunk is left untouched). */
+static void test_nonfinite_inputs(void) {
+    pi0_model *m = load("pi0", 2, 1);
+    CHECK(m != NULL);
+    if (!m) return;
+    pi0_model_info in;
+    pi0_model_get_info(m, &in);
+    obs_data d;
+    make_obs(&d, 1, &in);
+    pi0_prefix *p = NULL;
+    CHECK_STATUS(pi0_model_encode(m, &d.obs, &p, NULL), PI0_OK);
+    int hA = in.action_horizon * in.action_dim;
+    float *chunk = malloc((size_t)hA * sizeof(float));
+    for (int i = 0; i < hA; i++)
+        chunk[i] = 7.0f;
+    const float bad[] = {NAN, INFINITY, -INFINITY};
+    for (int b = 0; b < 3; b++) {
+        float state[64], noise[64 * 64];
+        memcpy(state, d.state, sizeof state);
+        memcpy(noise, d.noise, sizeof noise);
+        state[3] = bad[b];
+        CHECK_STATUS(pi0_model_denoise(m, p, state, d.noise, chunk, NULL), PI0_EINVAL);
+        CHECK_MSG(strstr(pi0_last_error(), "state[3]"), "error: %s", pi0_last_error());
+        CHECK_STATUS(pi0_model_denoise(m, p, state, NULL, chunk, NULL), PI0_EINVAL);
+        noise[17] = bad[b];
+        CHECK_STATUS(pi0_model_denoise(m, p, d.state, noise, chunk, NULL), PI0_EINVAL);
+        CHECK_MSG(strstr(pi0_last_error(), "noise[17]"), "error: %s", pi0_last_error());
+        CHECK_STATUS(pi0_model_velocity(m, p, d.state, noise, 0, chunk), PI0_EINVAL);
+        CHECK_STATUS(pi0_model_velocity(m, p, state, d.noise, 0, chunk), PI0_EINVAL);
+        float raw[8] = {0}, norm[64];
+        raw[2] = bad[b];
+        CHECK_STATUS(pi0_model_normalize_state(m, raw, 8, norm), PI0_EINVAL);
+        CHECK_MSG(strstr(pi0_last_error(), "state[2]"), "error: %s", pi0_last_error());
+    }
+    int untouched = 1;
+    for (int i = 0; i < hA; i++)
+        untouched &= chunk[i] == 7.0f;
+    CHECK(untouched);
+    /* finite inputs still work */
+    CHECK_STATUS(pi0_model_denoise(m, p, d.state, d.noise, chunk, NULL), PI0_OK);
+    pi0_prefix_release(m, p);
+    free(chunk);
+    free_obs(&d);
+    pi0_model_destroy(m);
+    remove_model();
+}
+
 int main(int argc, char **argv) {
     static const pi0_test tests[] = {
-        TEST(test_slots),          TEST(test_bad_observations), TEST(test_pipelined_pi0),
-        TEST(test_pipelined_pi05), TEST(test_euler_pi0),        TEST(test_euler_pi05),
-        TEST(test_default_noise),  TEST(test_norm_stats),
+        TEST(test_slots),
+        TEST(test_release_while_denoising),
+        TEST(test_bad_observations),
+        TEST(test_pipelined_pi0),
+        TEST(test_pipelined_pi05),
+        TEST(test_euler_pi0),
+        TEST(test_euler_pi05),
+        TEST(test_default_noise),
+        TEST(test_norm_stats),
+        TEST(test_nonfinite_inputs),
     };
     return pi0_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

@@ -9,7 +9,9 @@
 #include <libgen.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include "harness.h"
@@ -1119,7 +1121,8 @@ static void test_killed_subscriber_never_affects_publisher(void) {
 
 static int run_tool(const char *args, char *out, size_t cap) {
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s/../pi0rt-shm %s 2>&1", g_exe_dir, args);
+    /* bounded: a tool that hangs fails the test instead of blocking it */
+    snprintf(cmd, sizeof cmd, "timeout -s KILL 60 %s/../pi0rt-shm %s 2>&1", g_exe_dir, args);
     FILE *f = popen(cmd, "r");
     if (!f) return -1;
     size_t n = fread(out, 1, cap - 1, f);
@@ -1151,6 +1154,9 @@ static void test_tool_ls_info_echo_gc(void) {
     snprintf(args, sizeof args, "info %s", tl);
     CHECK_EQ_INT(run_tool(args, out, sizeof out), 0);
     CHECK(strstr(out, "alive") && strstr(out, "8 x 1664"));
+    /* 4096 + 8 x 1664 = 17408, page-rounded 20480, + the waiter page */
+    CHECK_MSG(strstr(out, "size:          24576 bytes") && strstr(out, "free of"), "info: %s",
+              out);
     snprintf(args, sizeof args, "info %s", td);
     CHECK_EQ_INT(run_tool(args, out, sizeof out), 0);
     CHECK(strstr(out, "dead") != NULL);
@@ -1204,6 +1210,296 @@ static void test_tool_ls_info_echo_gc(void) {
     pi0_topic_remove(tl);
 }
 
+// ---- faults in a private /dev/shm: planted files, a full tmpfs ----
+
+enum { VICTIM_UID = 4343, ATTACKER_UID = 4242 };
+
+/* Runs fn() in a child with its own mount namespace and a fresh tmpfs of `size` (mount
+ * option, e.g. "1m") on /dev/shm, so that these faults never touch the machine's
+ * /dev/shm. Returns 0 when fn passed, 1 when it failed or crashed, 77 when the namespace
+ * or the mount is not permitted here (the caller skips). */
+static int in_private_shm(const char *size, void (*fn)(void)) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char opts[64];
+        snprintf(opts, sizeof opts, "size=%s,mode=1777", size);
+        if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+            mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts))
+            _exit(77);
+        pi0__test_failures = 0;
+        fn();
+        fflush(stdout);
+        _exit(pi0__test_failures ? 1 : 0);
+    }
+    int rc = wait_exit(pid);
+    if (rc != 0 && rc != 1 && rc != 77) fprintf(stderr, "  namespace child: status %d\n", rc);
+    return rc == 0 || rc == 77 ? rc : 1;
+}
+
+/* Runs fn(arg) in a child as `uid` (groups dropped). Returns its exit status, or -1 when
+ * it was still running after limit_s seconds (it is then killed: a hang). */
+static int run_as(uid_t uid, double limit_s, int (*fn)(void *), void *arg) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setgroups(0, NULL) || setgid(uid) || setuid(uid)) _exit(100);
+        _exit(fn(arg));
+    }
+    double end = pi0_test_now() + limit_s;
+    int st = 0;
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (pi0_test_now() > end) {
+            kill(pid, SIGKILL);
+            wait_exit(pid);
+            return -1;
+        }
+        usleep(2000);
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* As root: puts a FIFO of mode 0444 owned by ATTACKER_UID under VICTIM_UID's topic name. */
+static void plant_fifo(const char *topic) {
+    char path[256];
+    snprintf(path, sizeof path, "/dev/shm/pi0rt.%u.%s", (unsigned)VICTIM_UID, topic);
+    CHECK_EQ_INT(mkfifo(path, 0444), 0);
+    CHECK_EQ_INT(chown(path, ATTACKER_UID, ATTACKER_UID), 0);
+    CHECK_EQ_INT(chmod(path, 0444), 0);
+}
+
+static char g_fifo_topic[96], g_link_topic[96], g_dead_topic[96], g_moved_topic[96];
+
+/* The victim opens the planted name: a prompt PI0_EPERM saying why, for subscribers and
+ * publishers alike. */
+static int victim_opens_fifo(void *arg) {
+    (void)arg;
+    pi0_sub *s = NULL;
+    int st = pi0_sub_open(g_fifo_topic, NULL, &s);
+    if (st != PI0_EPERM || !strstr(pi0_last_error(), "not a regular file")) {
+        fprintf(stderr, "  victim sub_open: %s (%s)\n", pi0_errname(st), pi0_last_error());
+        return 10;
+    }
+    pi0_pub_opts o = {NULL, 64, 4, 0};
+    pi0_pub *p = NULL;
+    st = pi0_pub_create(g_fifo_topic, &o, &p);
+    if (st != PI0_EPERM) {
+        fprintf(stderr, "  victim pub_create: %s (%s)\n", pi0_errname(st), pi0_last_error());
+        return 11;
+    }
+    st = pi0_sub_open(g_link_topic, NULL, &s); /* a link is never followed */
+    if (st != PI0_EPERM || !strstr(pi0_last_error(), "symbolic link")) {
+        fprintf(stderr, "  victim sub_open of a link: %s (%s)\n", pi0_errname(st),
+                pi0_last_error());
+        return 12;
+    }
+    return 0;
+}
+
+/* The victim's tools: ls and gc skip the planted entry with a warning and go on (gc still
+ * removes the victim's own dead topic); info fails at once naming the reason. */
+static int victim_tools(void *arg) {
+    (void)arg;
+    pi0_pub *p = NULL;
+    pi0_pub_opts o = {NULL, 64, 4, 0};
+    if (pi0_pub_create(g_dead_topic, &o, &p)) return 20;
+    pi0_pub_destroy(p); /* a dead topic for gc */
+    char out[16384], args[512];
+    if (run_tool("ls", out, sizeof out) != 0 || !strstr(out, g_dead_topic) ||
+        !strstr(out, "not a regular file")) {
+        fprintf(stderr, "  victim ls said: %s\n", out);
+        return 21;
+    }
+    snprintf(args, sizeof args, "info %s", g_fifo_topic);
+    if (run_tool(args, out, sizeof out) != 1 || !strstr(out, "not a regular file")) {
+        fprintf(stderr, "  victim info said: %s\n", out);
+        return 22;
+    }
+    if (run_tool("gc", out, sizeof out) != 0 || !strstr(out, "removed") ||
+        !strstr(out, g_dead_topic)) {
+        fprintf(stderr, "  victim gc said: %s\n", out);
+        return 23;
+    }
+    char path[256];
+    struct stat sb;
+    seg_path(path, sizeof path, g_dead_topic);
+    if (stat(path, &sb) == 0) return 24;
+    return 0;
+}
+
+/* A subscriber whose topic was removed, then replaced by a FIFO, waits 1 s: the wait and
+ * the re-attach inside it return within their timeout. fds: [0] to tell the parent the
+ * topic is gone, [1] to learn the FIFO is in place. */
+static int victim_waits_through_reattach(void *arg) {
+    int *fds = arg;
+    pi0_pub *p = NULL;
+    pi0_pub_opts o = {NULL, 64, 4, 0};
+    if (pi0_pub_create(g_moved_topic, &o, &p)) return 30;
+    pi0_sub *s = NULL;
+    if (pi0_sub_open(g_moved_topic, NULL, &s)) return 31;
+    pi0_pub_destroy(p);
+    if (pi0_topic_remove(g_moved_topic)) return 32;
+    char c = 'r';
+    if (write(fds[0], &c, 1) != 1 || read(fds[1], &c, 1) != 1) return 33;
+    double t0 = pi0_test_now();
+    int st = pi0_sub_wait(s, 1000000000);
+    double dt = pi0_test_now() - t0;
+    if (st != PI0_ETIMEDOUT || dt > 2.5) {
+        fprintf(stderr, "  victim wait: %s after %.2f s\n", pi0_errname(st), dt);
+        return 34;
+    }
+    pi0_pub_info pi;
+    pi0_sub_publisher(s, &pi);
+    if (pi.state != PI0_PUB_DEAD) return 35;
+    pi0_sub_close(s);
+    return 0;
+}
+
+static void fifo_scenario(void) {
+    CHECK_EQ_INT(chmod("/dev/shm", 01777), 0);
+    topic_name(g_fifo_topic, sizeof g_fifo_topic, "fifo");
+    topic_name(g_link_topic, sizeof g_link_topic, "link");
+    char path[256], target[256];
+    snprintf(path, sizeof path, "/dev/shm/pi0rt.%u.%s", (unsigned)VICTIM_UID, g_link_topic);
+    snprintf(target, sizeof target, "/dev/shm/pi0rt.%u.%s", (unsigned)VICTIM_UID, g_fifo_topic);
+    CHECK_EQ_INT(symlink(target, path), 0);
+    CHECK_EQ_INT(lchown(path, ATTACKER_UID, ATTACKER_UID), 0);
+    topic_name(g_dead_topic, sizeof g_dead_topic, "mine");
+    topic_name(g_moved_topic, sizeof g_moved_topic, "moved");
+    plant_fifo(g_fifo_topic);
+    int rc = run_as(VICTIM_UID, 10, victim_opens_fifo, NULL);
+    CHECK_MSG(rc == 0, "victim opening the FIFO: %s (%d)", rc < 0 ? "hung" : "failed", rc);
+    rc = run_as(VICTIM_UID, 30, victim_tools, NULL);
+    CHECK_MSG(rc == 0, "victim's ls/info/gc: %s (%d)", rc < 0 ? "hung" : "failed", rc);
+    int to_parent[2], to_child[2];
+    CHECK_EQ_INT(pipe(to_parent), 0);
+    CHECK_EQ_INT(pipe(to_child), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fds[2] = {to_parent[1], to_child[0]};
+        _exit(run_as(VICTIM_UID, 10, victim_waits_through_reattach, fds) & 0xff);
+    }
+    char c;
+    CHECK_EQ_INT(read(to_parent[0], &c, 1), 1);
+    plant_fifo(g_moved_topic);
+    CHECK_EQ_INT(write(to_child[1], "g", 1), 1);
+    rc = wait_exit(pid);
+    CHECK_MSG(rc == 0, "victim waiting through a re-attach: %s (%d)",
+              rc == 255 ? "hung" : "failed", rc);
+}
+
+static void test_fault_fifo_planted_under_topic_name(void) {
+    if (geteuid() != 0) SKIP("needs root to act as two other users");
+    int rc = in_private_shm("4m", fifo_scenario);
+    if (rc == 77) SKIP("no private mount namespace with a tmpfs on /dev/shm here");
+    CHECK_EQ_INT(rc, 0);
+}
+
+/* Fills the tmpfs: a file grown until the file system is full. Returns its fd. */
+static int fill_shm(void) {
+    int fd = open("/dev/shm/filler", O_RDWR | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0);
+    static char block[65536];
+    while (write(fd, block, sizeof block) > 0) {
+    }
+    while (write(fd, block, 1) > 0) {
+    }
+    return fd;
+}
+
+static void full_shm_scenario(void) {
+    char big[96], small[96], late[96], path[256];
+    topic_name(big, sizeof big, "big");
+    topic_name(small, sizeof small, "small");
+    topic_name(late, sizeof late, "late");
+    /* 8 slots of ~200 KB do not fit in 1 MiB: an error naming topic and sizes, no segment
+     * left behind, and (above all) no SIGBUS at the first write */
+    pi0_pub_opts o = {NULL, 200000, 8, 0};
+    pi0_pub *p = NULL;
+    int st = pi0_pub_create(big, &o, &p);
+    CHECK_MSG(st == PI0_ENOMEM, "oversized topic: %s (%s)", pi0_errname(st), pi0_last_error());
+    if (st == 0) {
+        publish_sample(p, 200000); /* today's SIGBUS */
+        pi0_pub_destroy(p);
+    }
+    CHECK(strstr(pi0_last_error(), big) && strstr(pi0_last_error(), "1609728 bytes") &&
+          strstr(pi0_last_error(), "free"));
+    seg_path(path, sizeof path, big);
+    struct stat sb;
+    CHECK(stat(path, &sb) != 0);
+    /* a topic that fits, then /dev/shm fills up: the subscriber's first wait and every
+     * publish still work (their pages were reserved at creation) */
+    pi0_pub *q = make_pub(small, NULL, 4000, 8);
+    int filler = fill_shm();
+    pi0_sub *s = make_sub(small, NULL);
+    if (!q || !s) return;
+    CHECK_STATUS(pi0_sub_wait(s, 10000000), PI0_ETIMEDOUT);
+    for (int i = 0; i < 16; i++)
+        publish_sample(q, 4000);
+    uint8_t buf[4000];
+    pi0_sample smp;
+    CHECK_STATUS(pi0_sub_latest_copy(s, buf, sizeof buf, &smp), 0);
+    CHECK(shm_sample_ok(buf, smp.size, 15));
+    /* the tool says so in one line */
+    char out[4096], args[256];
+    snprintf(args, sizeof args, "pub %s --type raw --bytes 100000 --count 1", late);
+    CHECK_EQ_INT(run_tool(args, out, sizeof out), 1);
+    CHECK_MSG(strstr(out, "--shm-size") && strchr(out, '\n') == out + strlen(out) - 1,
+              "pi0rt-shm pub said: %s", out);
+    close(filler);
+    unlink("/dev/shm/filler");
+    pi0_sub_close(s);
+    pi0_pub_destroy(q);
+    pi0_topic_remove(small);
+}
+
+static void test_fault_full_shm_is_an_error_not_sigbus(void) {
+    int rc = in_private_shm("1m", full_shm_scenario);
+    if (rc == 77) SKIP("no private mount namespace with a tmpfs on /dev/shm here");
+    CHECK_EQ_INT(rc, 0);
+}
+
+/* Waits shorter than the re-check period still re-attach to a publisher restarted with
+ * another layout. */
+static void test_restart_other_layout_short_waits(void) {
+    char t[96];
+    topic_name(t, sizeof t, "short");
+    const int64_t waits[] = {100000000, 20000000, 0};
+    for (int k = 0; k < 3; k++) {
+        pi0_pub *p = make_pub(t, NULL, 64, 4);
+        pi0_sub *s = make_sub(t, NULL);
+        publish_sample(p, 64);
+        uint8_t buf[1024];
+        pi0_sample smp;
+        CHECK_STATUS(pi0_sub_next_copy(s, buf, sizeof buf, &smp), 0);
+        pi0_pub_destroy(p);
+        p = make_pub(t, NULL, 256 << k, 8); /* other layout: a new segment */
+        publish_sample(p, 256 << k);
+        double end = pi0_test_now() + 3, longest = 0;
+        int st;
+        do {
+            double t0 = pi0_test_now();
+            st = k == 2 ? pi0_sub_spin(s, waits[k]) : pi0_sub_wait(s, waits[k]);
+            if (pi0_test_now() - t0 > longest) longest = pi0_test_now() - t0;
+        } while (st == PI0_ETIMEDOUT && pi0_test_now() < end);
+        CHECK_MSG(st == 0, "waits of %lld ns: %s", (long long)waits[k], pi0_errname(st));
+        /* each call kept its timeout, the one that re-attached included (generous slack:
+         * the machine is shared) */
+        CHECK_MSG(longest < (double)waits[k] * 1e-9 + 0.5, "a wait of %lld ns took %.3f s",
+                  (long long)waits[k], longest);
+        pi0_topic_info ti;
+        pi0_sub_topic_info(s, &ti);
+        CHECK_EQ_INT(ti.payload_max, 256 << k);
+        CHECK_STATUS(pi0_sub_next_copy(s, buf, sizeof buf, &smp), 0);
+        CHECK(shm_sample_ok(buf, smp.size, 0));
+        pi0_sub_close(s);
+        pi0_pub_destroy(p);
+        pi0_topic_remove(t);
+    }
+}
+
 int main(int argc, char **argv) {
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -1230,6 +1526,9 @@ int main(int argc, char **argv) {
         TEST(test_fault_injection_sigkill_publisher),
         TEST(test_killed_subscriber_never_affects_publisher),
         TEST(test_tool_ls_info_echo_gc),
+        TEST(test_fault_fifo_planted_under_topic_name),
+        TEST(test_fault_full_shm_is_an_error_not_sigbus),
+        TEST(test_restart_other_layout_short_waits),
     };
     return pi0_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

@@ -914,6 +914,11 @@ static void test_pi05_prompt_text(void) {
     CHECK_EQ_STR(out, "Task: x, State: ;\nAction: ");
     float bad = NAN;
     CHECK_STATUS(pi0_prompt_pi05_text("x", &bad, 1, out, sizeof out, &n), PI0_EINVAL);
+    /* far outside [-1, 1] and infinite: the end bins, as np.digitize gives (tests/tokenizer/
+     * ubsan-suite runs this under -fsanitize=float-cast-overflow) */
+    const float far[] = {1e10f, -1e10f, 3e38f, -3e38f, INFINITY, -INFINITY, 2e7f, -2e7f};
+    CHECK_STATUS(pi0_prompt_pi05_text("x", far, 8, out, sizeof out, &n), PI0_OK);
+    CHECK_EQ_STR(out, "Task: x, State: 255 -1 255 -1 255 -1 255 -1;\nAction: ");
     CHECK_STATUS(pi0_prompt_pi05_text("x", st, 10, out, 8, &n), PI0_ERANGE);
     CHECK_EQ_INT(strlen(out), 7);
 }
@@ -1044,6 +1049,71 @@ static void test_pi05_prompt_tokens_and_tool(void) {
     remove_dir();
 }
 
+/* Runs pi0rt-tokenize ARGS (printf-formatted) with stdout and stderr into out; returns its
+ * exit status. */
+static int tool_out(char *out, size_t cap, const char *fmt, ...) PI0_PRINTF(3, 4);
+static int tool_out(char *out, size_t cap, const char *fmt, ...) {
+    char args[2048], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1 </dev/null", g_tool, args);
+    FILE *f = popen(cmd, "r");
+    PI0_ASSERT(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = 0;
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int one_line(const char *s) {
+    return s[0] && strchr(s, '\n') == s + strlen(s) - 1;
+}
+
+/* Usage errors: one line and a --help hint, exit 2; negative ids reach the decoder (which
+ * names them); no TEXT is an error; a directory where a file belongs is named as one. */
+static void test_tool_usage_errors(void) {
+    load_pg();
+    char out[8192];
+    CHECK_EQ_INT(tool_out(out, sizeof out, "--model %s/pg.model --frob x", g_dir), 2);
+    CHECK_MSG(one_line(out) && strstr(out, "--frob") && strstr(out, "--help"), "said: %s", out);
+    CHECK_EQ_INT(tool_out(out, sizeof out, "--model %s/pg.model -q x", g_dir), 2);
+    CHECK_MSG(one_line(out) && strstr(out, "-q") && strstr(out, "--help"), "said: %s", out);
+    CHECK_EQ_INT(tool_out(out, sizeof out, "--model"), 2);
+    CHECK_MSG(one_line(out) && strstr(out, "--model") && strstr(out, "--help"), "said: %s",
+              out);
+    CHECK_EQ_INT(tool_out(out, sizeof out, "--model %s/pg.model", g_dir), 2);
+    CHECK_MSG(one_line(out) && strstr(out, "TEXT"), "said: %s", out);
+    CHECK_EQ_INT(tool_out(out, sizeof out, "--model %s/pg.model --decode", g_dir), 2);
+    CHECK_MSG(one_line(out) && strstr(out, "ID"), "said: %s", out);
+    CHECK_EQ_INT(tool_out(out, sizeof out, "--model %s/pg.model --decode 5 -1 7", g_dir), 1);
+    CHECK_MSG(one_line(out) && strstr(out, "invalid id -1 at position 1"), "said: %s", out);
+    CHECK_EQ_INT(tool_out(out, sizeof out, "--decode -12 --model %s/pg.model", g_dir), 1);
+    CHECK_MSG(one_line(out) && strstr(out, "invalid id -12"), "said: %s", out);
+    CHECK_EQ_INT(tool_out(out, sizeof out, "--model %s/pg.model --decode 5 7", g_dir), 0);
+    /* negative numbers in TEXT are text; an explicit empty TEXT is allowed */
+    char ref[8192];
+    CHECK_EQ_INT(tool_out(ref, sizeof ref, "--model %s/pg.model 'turn -5 x'", g_dir), 0);
+    CHECK_EQ_INT(tool_out(out, sizeof out, "--model %s/pg.model turn -5 x", g_dir), 0);
+    CHECK_EQ_STR(out, ref);
+    CHECK_EQ_INT(tool_out(out, sizeof out, "--model %s/pg.model -- turn -5 x", g_dir), 0);
+    CHECK_EQ_STR(out, ref);
+    CHECK_EQ_INT(tool_out(out, sizeof out, "--model %s/pg.model ''", g_dir), 0);
+    CHECK_EQ_STR(out, "\n");
+    /* a directory where a file belongs */
+    CHECK_EQ_INT(tool_out(out, sizeof out, "--model %s x", g_dir), 1);
+    CHECK_MSG(one_line(out) && strstr(out, g_dir) && strstr(out, "is a directory"), "said: %s",
+              out);
+    CHECK_EQ_INT(tool_out(out, sizeof out, "--model %s/pg.model --format pi05 --state %s x",
+                          g_dir, g_dir),
+                 1);
+    CHECK_MSG(one_line(out) && strstr(out, g_dir) && strstr(out, "is a directory"), "said: %s",
+              out);
+    pi0_tokenizer_destroy(g_pg);
+    remove_dir();
+}
+
 int main(int argc, char **argv) {
     char self[4096];
     snprintf(self, sizeof self, "%s", argv[0]);
@@ -1063,6 +1133,7 @@ int main(int argc, char **argv) {
         TEST(test_decode_random_ids),
         TEST(test_hand_built_bpe_matches_spm),
         TEST(test_pi0_prompt_hand_checked),
+        TEST(test_tool_usage_errors),
         TEST(test_threads_share_one_tokenizer),
         TEST(test_rejects_bad_models),
         TEST(test_fuzz_model_reader),

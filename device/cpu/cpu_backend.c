@@ -304,7 +304,7 @@ static void run_op(cpu_stream *s, const cpu_op *op) {
         pthread_mutex_lock(&s->mu);
         if (!s->err) {
             s->err = st;
-            snprintf(s->errmsg, sizeof s->errmsg, "%s", pi0_last_error());
+            snprintf(s->errmsg, sizeof s->errmsg, "%s", pi0_last_error_for(st));
         }
         pthread_mutex_unlock(&s->mu);
     }

@@ -88,7 +88,9 @@ int pi0__pool_init(pi0__pool *p, int n_threads, const int *cpus, int n_cpus) {
     p->helpers = NULL;
     if (n_threads > 1) {
         p->helpers = calloc((size_t)n_threads - 1, sizeof *p->helpers);
-        if (!p->helpers) return PI0_ENOMEM;
+        if (!p->helpers)
+            return pi0_errorf(PI0_ENOMEM, "cpu: out of memory for %d compute threads",
+                              n_threads);
     }
     for (int i = 1; i < n_threads; i++) {
         helper_arg *ha = malloc(sizeof *ha);

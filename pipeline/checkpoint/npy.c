@@ -240,10 +240,12 @@ int pi0_npy_read(const char *path, pi0_npy *out) {
     if (!fp)
         return pi0_errorf(errno == ENOENT ? PI0_ENOENT : PI0_EIO, "%s: cannot open: %s", path,
                           strerror(errno));
-    struct stat st;
+    struct stat st = {0};
     if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(fp);
-        return pi0_errorf(PI0_EIO, "%s: not a regular file", path);
+        return pi0_errorf(PI0_EIO, "%s: %s", path,
+                          S_ISDIR(st.st_mode) ? "is a directory, not a file"
+                                              : "not a regular file");
     }
     size_t size = (size_t)st.st_size;
     /* The header (numpy keeps it far below 64 KiB), then the data into an aligned buffer. */

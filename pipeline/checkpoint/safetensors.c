@@ -181,19 +181,29 @@ static int parse_header(pi0__st_file *f) {
     const char *hdr = (const char *)base + 8;
     if (hdr[0] != '{')
         return pi0_errorf(PI0_EFORMAT, "%s: header does not start with '{'", path);
+    /* cJSON gets a NUL-terminated copy: in the file the header runs straight into the
+     * data, and cJSON <= 1.7.17 reads one byte past an unterminated buffer. */
+    char *txt = malloc((size_t)hlen + 1);
+    if (!txt)
+        return pi0_errorf(PI0_ENOMEM, "%s: out of memory for a %llu-byte header", path,
+                          (unsigned long long)hlen);
+    memcpy(txt, hdr, (size_t)hlen);
+    txt[hlen] = 0;
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
+    cJSON *root = cJSON_ParseWithLengthOpts(txt, (size_t)hlen, &end, 0);
+    long at = end ? (long)(end - txt) : -1;
+    int trailing = 0;
+    for (const char *p = end; root && p < txt + hlen; p++)
+        trailing |= *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != '\0';
+    free(txt);
     if (!root || !cJSON_IsObject(root)) {
-        long at = end ? (long)(end - hdr) : -1;
         cJSON_Delete(root);
         return pi0_errorf(PI0_EFORMAT, "%s: header is not a valid JSON object (near byte %ld)",
                           path, at);
     }
-    for (const char *p = end; p < hdr + hlen; p++) {
-        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != '\0') {
-            cJSON_Delete(root);
-            return pi0_errorf(PI0_EFORMAT, "%s: trailing bytes after the JSON header", path);
-        }
+    if (trailing) {
+        cJSON_Delete(root);
+        return pi0_errorf(PI0_EFORMAT, "%s: trailing bytes after the JSON header", path);
     }
     const uint8_t *data = base + 8 + hlen;
     uint64_t data_size = f->map_size - 8 - hlen;

@@ -27,8 +27,8 @@ extern "C" {
 
 typedef struct pi0__st_file pi0__st_file;
 
-/* Opens and validates `path`. On failure *out is untouched and pi0_last_error() says what
- * was wrong (PI0_ENOENT/PI0_EIO: cannot open/map; PI0_EFORMAT: bad header/offsets;
+/* Opens and validates `path`. On failure *out is untouched and pi0_last_error_for(status) says
+ * what was wrong (PI0_ENOENT/PI0_EIO: cannot open/map; PI0_EFORMAT: bad header/offsets;
  * PI0_ETYPE: unsupported dtype; PI0_ENOTSUP: more than 4 dims; PI0_ENOMEM). */
 int pi0__st_open(const char *path, pi0__st_file **out);
 

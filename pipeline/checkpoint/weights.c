@@ -31,6 +31,7 @@ struct wfiles {
     const pi0_tensor **tens; /* [n] */
     int *slots;              /* hash canonical -> i, -1 empty */
     int n_slots;
+    unsigned char *used; /* [n] 1 once the model took tensor i */
 };
 
 /* A pi0_weights as allocated: the public table first, then the files only this file sees. */
@@ -208,7 +209,8 @@ static int build_index(struct wfiles *x, const char *dir) {
     while (x->n_slots < 2 * n)
         x->n_slots *= 2;
     x->slots = malloc((size_t)x->n_slots * sizeof *x->slots);
-    if (!x->canon || !x->tens || !x->slots)
+    x->used = calloc((size_t)n + 1, 1);
+    if (!x->canon || !x->tens || !x->slots || !x->used)
         return pi0_errorf(PI0_ENOMEM, "%s: out of memory", dir);
     for (int i = 0; i < x->n_slots; i++)
         x->slots[i] = -1;
@@ -331,23 +333,36 @@ static const char *K(char *buf, const char *fmt, ...) {
     return buf;
 }
 
+#define DIM_MAX (1 << 20) /* largest size of one tensor dimension (vocab 257152) */
+
 /* Looks up canonical `key`; checks ndim and the dims given (-1 = any). Absent: PI0_ENOENT
- * naming the key (or 0 with *dst zeroed when optional). */
+ * naming the key (or 0 with *dst zeroed when optional). Every dimension must be in
+ * [1, DIM_MAX]: the model has no empty tensor, and sizes derived from these dims (widths,
+ * head counts, head_dim) are then positive and small enough for int arithmetic. */
 static int get(ctx *c, pi0_tensor *dst, const char *key, int optional, int ndim, int64_t d0,
                int64_t d1, int64_t d2, int64_t d3) {
-    const pi0_tensor *t = lookup(c->x, key);
+    int s = idx_slot(c->x, key), i = c->x->slots[s];
+    const pi0_tensor *t = i >= 0 ? c->x->tens[i] : NULL;
     memset(dst, 0, sizeof *dst);
     if (!t) {
         if (optional) return 0;
         return pi0_errorf(PI0_ENOENT, "%s: missing tensor %s", c->dir, key);
     }
     int64_t want[4] = {d0, d1, d2, d3};
-    if (!pi0__shape_matches(t->shape, t->ndim, want, ndim)) {
-        char got[96], exp[96];
+    char got[96], exp[96];
+    if (!pi0__shape_matches(t->shape, t->ndim, want, ndim))
         return pi0_errorf(PI0_ESHAPE, "%s: tensor %s has shape %s, expected %s", c->dir,
                           t->name, pi0__shape_format(got, sizeof got, t->shape, t->ndim, "[]"),
                           pi0__shape_format(exp, sizeof exp, want, ndim, "[]"));
-    }
+    for (int d = 0; d < t->ndim; d++)
+        if (t->shape[d] < 1 || t->shape[d] > DIM_MAX)
+            return pi0_errorf(PI0_ESHAPE,
+                              "%s: tensor %s has shape %s: every size must be in "
+                              "[1, %d]",
+                              c->dir, t->name,
+                              pi0__shape_format(got, sizeof got, t->shape, t->ndim, "[]"),
+                              DIM_MAX);
+    c->x->used[i] = 1;
     *dst = *t;
     return 0;
 }
@@ -355,14 +370,27 @@ static int get(ctx *c, pi0_tensor *dst, const char *key, int optional, int ndim,
 #define GET1(dst, key, a)    get(c, dst, key, 0, 1, a, -1, -1, -1)
 #define GET2(dst, key, a, b) get(c, dst, key, 0, 2, a, b, -1, -1)
 
-static int count_layers(ctx *c, const char *fmt) {
-    char k[KEY_MAX];
-    int n = 0;
-    for (;;) {
-        snprintf(k, sizeof k, fmt, n);
-        if (!lookup(c->x, k)) return n;
-        n++;
+#define LAYERS_MAX 1000
+
+/* Depth of a tower: 1 + the largest N of any tensor named `prefix`N.*, so that a layer
+ * lacking some tensor (the last one included) is an error naming that tensor when the
+ * layers are mapped, never a shallower network. 0 when there is none; PI0_EFORMAT for an
+ * index beyond LAYERS_MAX. */
+static int count_layers(ctx *c, const char *prefix) {
+    size_t pl = strlen(prefix);
+    long depth = 0;
+    for (int i = 0; i < c->x->n; i++) {
+        const char *k = c->x->canon[i], *p = k + pl;
+        if (strncmp(k, prefix, pl) || *p < '0' || *p > '9') continue;
+        long n = 0;
+        for (; *p >= '0' && *p <= '9' && n < LAYERS_MAX; p++)
+            n = n * 10 + (*p - '0');
+        if (n >= LAYERS_MAX)
+            return pi0_errorf(PI0_EFORMAT, "%s: tensor %s: layer index beyond %d", c->dir,
+                              c->x->tens[i]->name, LAYERS_MAX - 1);
+        if (*p == '.' && n + 1 > depth) depth = n + 1;
     }
+    return (int)depth;
 }
 
 typedef struct variant {
@@ -450,6 +478,10 @@ static int gemma_heads(const char *path, const cJSON *root, const char *what, co
         return pi0_errorf(PI0_ECONFIG,
                           "%s: %s has %d heads x head_dim %d but q_proj has %lld rows", path,
                           what, heads, hd, (long long)q_rows);
+    if (hd % 2)
+        return pi0_errorf(PI0_ECONFIG,
+                          "%s: %s head_dim %d (%s) is odd: rotary embeddings need it even",
+                          path, what, hd, g3 ? k3 : "q_proj rows / heads");
     if (!g2) kv = (int)(k_rows / hd);
     if (kv <= 0 || (int64_t)kv * hd != k_rows || heads % kv != 0)
         return pi0_errorf(
@@ -518,7 +550,7 @@ static int map_tensors(ctx *c, pi0_weights *w, const cJSON *cfgj, const char *cf
     cf->patch = p;
     cf->n_patches = (cf->image / p) * (cf->image / p);
     cf->vision.width = vw;
-    cf->vision.depth = count_layers(c, V "encoder.layers.%d.layer_norm1.weight");
+    if ((cf->vision.depth = count_layers(c, V "encoder.layers.")) < 0) return cf->vision.depth;
     if (!cf->vision.depth)
         return pi0_errorf(
             PI0_ENOENT, "%s: missing tensor " V "encoder.layers.0.layer_norm1.weight", c->dir);
@@ -596,7 +628,7 @@ static int map_tensors(ctx *c, pi0_weights *w, const cJSON *cfgj, const char *cf
              GET2(&w->proj_w, PG "model.multi_modal_projector.linear.weight", lm->width, vw)) ||
         (rc = GET1(&w->proj_b, PG "model.multi_modal_projector.linear.bias", lm->width)))
         return rc;
-    lm->depth = count_layers(c, L "layers.%d.self_attn.q_proj.weight");
+    if ((lm->depth = count_layers(c, L "layers.")) < 0) return lm->depth;
     if (!lm->depth)
         return pi0_errorf(PI0_ENOENT,
                           "%s: missing tensor " L "layers.0.self_attn.q_proj.weight", c->dir);
@@ -612,7 +644,7 @@ static int map_tensors(ctx *c, pi0_weights *w, const cJSON *cfgj, const char *cf
 
     // expert sizes
     ex->vocab = 0;
-    ex->depth = count_layers(c, E "layers.%d.self_attn.q_proj.weight");
+    if ((ex->depth = count_layers(c, E "layers.")) < 0) return ex->depth;
     if (!ex->depth)
         return pi0_errorf(PI0_ENOENT,
                           "%s: missing tensor " E "layers.0.self_attn.q_proj.weight", c->dir);
@@ -626,15 +658,6 @@ static int map_tensors(ctx *c, pi0_weights *w, const cJSON *cfgj, const char *cf
     if ((rc = gemma_heads(cfg_path, cfgj, "action expert", "expert", "action_expert_variant",
                           ex, q0.shape[0], k0.shape[0])))
         return rc;
-    /* They attend jointly layer by layer (openpi concatenates their q/k/v per head). */
-    if (lm->depth != ex->depth || lm->head_dim != ex->head_dim || lm->n_heads != ex->n_heads ||
-        lm->n_kv_heads != ex->n_kv_heads)
-        return pi0_errorf(
-            PI0_ECONFIG,
-            "%s: VLM (depth %d, %d heads, %d kv heads, head_dim %d) and action expert "
-            "(depth %d, %d heads, %d kv heads, head_dim %d) must agree",
-            c->dir, lm->depth, lm->n_heads, lm->n_kv_heads, lm->head_dim, ex->depth,
-            ex->n_heads, ex->n_kv_heads, ex->head_dim);
 
     // π0 or π0.5
     int has05 = lookup(c->x, "time_mlp_in.weight") != NULL;
@@ -664,6 +687,17 @@ static int map_tensors(ctx *c, pi0_weights *w, const cJSON *cfgj, const char *cf
         return rc;
     }
 
+    /* They attend jointly layer by layer (openpi concatenates their q/k/v per head).
+     * Checked after mapping both, so a missing layer tensor is named first. */
+    if (lm->depth != ex->depth || lm->head_dim != ex->head_dim || lm->n_heads != ex->n_heads ||
+        lm->n_kv_heads != ex->n_kv_heads)
+        return pi0_errorf(
+            PI0_ECONFIG,
+            "%s: VLM (depth %d, %d heads, %d kv heads, head_dim %d) and action expert "
+            "(depth %d, %d heads, %d kv heads, head_dim %d) must agree",
+            c->dir, lm->depth, lm->n_heads, lm->n_kv_heads, lm->head_dim, ex->depth,
+            ex->n_heads, ex->n_kv_heads, ex->head_dim);
+
     // heads
     if ((rc = get(c, &w->action_in_w, "action_in_proj.weight", 0, 2, E_, -1, -1, -1)))
         return rc;
@@ -692,6 +726,34 @@ static int map_tensors(ctx *c, pi0_weights *w, const cJSON *cfgj, const char *cf
             return rc;
     }
     return 0;
+}
+
+/* Prints one warning line naming the checkpoint's tensors the model did not take (a
+ * fine-tune's extra adapter, a misspelt key): loading goes on, but not silently. Tensors
+ * released checkpoints carry and the model does not need are not reported. */
+static void warn_unused(const ctx *c) {
+    static const char *const known[] = {
+        PG "lm_head.weight",                                 /* tied to embed_tokens */
+        "paligemma_with_expert.gemma_expert.lm_head.weight", /* the expert has no head */
+        E "embed_tokens.weight",
+        "normalize_inputs.",
+        "normalize_targets.",
+        "unnormalize_outputs.", /* lerobot's normalization buffers */
+    };
+    const struct wfiles *x = c->x;
+    int n = 0, first = -1;
+    for (int i = 0; i < x->n; i++) {
+        if (x->used[i]) continue;
+        int k = 0;
+        for (; k < (int)(sizeof known / sizeof known[0]); k++)
+            if (starts(x->canon[i], known[k])) break;
+        if (k < (int)(sizeof known / sizeof known[0])) continue;
+        if (first < 0) first = i;
+        n++;
+    }
+    if (n)
+        fprintf(stderr, "pi0rt: warning: %s: %d tensor%s the model does not use, e.g. %s\n",
+                c->dir, n, n == 1 ? "" : "s", x->tens[first]->name);
 }
 
 // ---- config.json ------------------------------------------------------------------
@@ -859,6 +921,7 @@ void pi0_weights_destroy(pi0_weights *w) {
     free(x->canon);
     free(x->tens);
     free(x->slots);
+    free(x->used);
     for (int f = 0; f < x->n_files; f++)
         pi0__st_close(x->files[f]);
     free(x->files);
@@ -886,6 +949,7 @@ int pi0_weights_load(const char *dir, pi0_weights **out) {
     if ((rc = build_index(&wa->x, dir))) goto out;
     ctx c = {dir, &wa->x};
     if ((rc = map_tensors(&c, w, cfgj, cfg_path))) goto out;
+    warn_unused(&c);
     if ((rc = apply_config(w, cfgj, cfg_path))) goto out;
     if ((rc = load_norm_stats(w, dir))) goto out;
 out:

@@ -84,9 +84,10 @@ static int finish(writer *w, size_t *out_len, const char *what) {
  * (i = 0..255, exact in double) that are <= x, minus one; -1 below -1, 255 from 127/128. */
 static int digitize(float xf) {
     double x = (double)xf;
-    int k = (int)floor((x + 1.0) * 128.0);
-    if (k < -1) k = -1;
-    if (k > 255) k = 255;
+    /* clamped before the cast: converting an out-of-range double (±Inf, |x| > ~1.7e7) to
+     * int is undefined behaviour */
+    double f = floor((x + 1.0) * 128.0);
+    int k = f < -1.0 ? -1 : f > 255.0 ? 255 : (int)f;
     while (k < 255 && -1.0 + (double)(k + 1) / 128.0 <= x)
         k++;
     while (k >= 0 && -1.0 + (double)k / 128.0 > x)

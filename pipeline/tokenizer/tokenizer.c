@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/pi0_file.h"
+#include "common/pi0_hash.h"
 
 /* Largest .model file read (PaliGemma's, 257k pieces, is about 4 MB). */
 #define TOKENIZER_MAX_FILE ((size_t)256 << 20)
@@ -70,10 +71,11 @@ struct pi0_tokenizer {
 };
 
 static uint32_t hash_bytes(const char *s, size_t n) {
-    uint32_t h = 2166136261u; // FNV-1a
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 16777619u;
-    return h;
+    return (uint32_t)pi0__fnv1a(s, n);
+}
+
+static int no_memory(void) {
+    return pi0_errorf(PI0_ENOMEM, "tokenizer: out of memory");
 }
 
 static const char *piece_str(const pi0_tokenizer *t, int id) {
@@ -86,7 +88,7 @@ static int strmap_init(strmap *m, uint32_t n) {
         cap <<= 1;
     m->slot = malloc(sizeof *m->slot * cap);
     m->tag = malloc(sizeof *m->tag * cap);
-    if (!m->slot || !m->tag) return PI0_ENOMEM;
+    if (!m->slot || !m->tag) return no_memory();
     memset(m->slot, 0xff, sizeof *m->slot * cap);
     m->cap = cap;
     return 0;
@@ -134,7 +136,7 @@ static int trie_init(trie *tr, size_t n_bytes) {
     tr->child = malloc(sizeof *tr->child * cap);
     tr->value_cap = 64;
     tr->value = malloc(sizeof *tr->value * tr->value_cap);
-    if (!tr->key || !tr->child || !tr->value) return PI0_ENOMEM;
+    if (!tr->key || !tr->child || !tr->value) return no_memory();
     memset(tr->key, 0xff, sizeof *tr->key * cap);
     tr->cap = cap;
     tr->n_nodes = 1;
@@ -171,7 +173,7 @@ static int trie_insert(trie *tr, const char *s, size_t n, int id) {
         }
         if (tr->n_nodes == tr->value_cap) {
             int32_t *v = realloc(tr->value, sizeof *v * tr->value_cap * 2);
-            if (!v) return PI0_ENOMEM;
+            if (!v) return no_memory();
             tr->value = v;
             tr->value_cap *= 2;
         }
@@ -262,7 +264,7 @@ typedef struct spec {
 
 static int set_str(char **dst, const pb *sub) {
     char *s = dup_bytes(sub->p, (size_t)(sub->end - sub->p));
-    if (!s) return PI0_ENOMEM;
+    if (!s) return no_memory();
     free(*dst);
     *dst = s;
     return 0;
@@ -849,7 +851,7 @@ static int normalize(const pi0_tokenizer *t, const char *in, size_t len, buf *ou
     if (len == 0) return 0;
     const char *ws = t->escape_ws ? kSpace : " ";
     size_t ws_n = t->escape_ws ? 3 : 1;
-    if (!t->ws_suffix && t->add_dummy_prefix && !buf_put(out, ws, ws_n)) return PI0_ENOMEM;
+    if (!t->ws_suffix && t->add_dummy_prefix && !buf_put(out, ws, ws_n)) return no_memory();
     bool prev_space = t->remove_extra_ws;
     while (len > 0) {
         const char *sp = normalize_prefix(t, in, len, &ol, &used);
@@ -857,7 +859,7 @@ static int normalize(const pi0_tokenizer *t, const char *in, size_t len, buf *ou
             while (ol > 0 && sp[0] == ' ')
                 sp++, ol--;
         if (ol > 0) {
-            if (!buf_reserve(out, ol * 3)) return PI0_ENOMEM;
+            if (!buf_reserve(out, ol * 3)) return no_memory();
             for (size_t k = 0; k < ol; k++) {
                 if (t->escape_ws && sp[k] == ' ') {
                     memcpy(out->p + out->n, kSpace, 3);
@@ -875,7 +877,7 @@ static int normalize(const pi0_tokenizer *t, const char *in, size_t len, buf *ou
     if (t->remove_extra_ws)
         while (out->n >= ws_n && memcmp(out->p + out->n - ws_n, ws, ws_n) == 0)
             out->n -= ws_n;
-    if (t->ws_suffix && t->add_dummy_prefix && !buf_put(out, ws, ws_n)) return PI0_ENOMEM;
+    if (t->ws_suffix && t->add_dummy_prefix && !buf_put(out, ws, ws_n)) return no_memory();
     return 0;
 }
 
@@ -989,7 +991,7 @@ static scratch *get_scratch(void) {
  * min_score - 10 (in float). */
 static int encode_unigram(const pi0_tokenizer *t, const char *s, size_t n, spans *out,
                           scratch *ws) {
-    if (!grow((void **)&ws->best, &ws->best_cap, n + 1, sizeof *ws->best)) return PI0_ENOMEM;
+    if (!grow((void **)&ws->best, &ws->best_cap, n + 1, sizeof *ws->best)) return no_memory();
     vnode *best = ws->best;
     for (size_t i = 0; i <= n; i++)
         best[i] = (vnode){-1, -1, 0.0f};
@@ -1037,7 +1039,7 @@ static int encode_unigram(const pi0_tokenizer *t, const char *s, size_t n, spans
         if (v->start < 0) // cannot happen: every character has at least an unk node
             return pi0_errorf(PI0_EFORMAT, "tokenizer: Viterbi found no path");
         if (!spans_push(out, (uint32_t)v->start, (uint32_t)(end - (size_t)v->start), v->id))
-            return PI0_ENOMEM;
+            return no_memory();
         end = (size_t)v->start;
     }
     for (size_t a = first, b = out->n; a + 1 < b; a++, b--) {
@@ -1136,7 +1138,7 @@ static bool resegment(bpe_state *st, uint32_t off, uint32_t len, spans *out, int
 
 static int encode_bpe(const pi0_tokenizer *t, const char *s, size_t n, spans *out,
                       scratch *ws) {
-    if (!grow((void **)&ws->sy, &ws->sy_cap, n, sizeof *ws->sy)) return PI0_ENOMEM;
+    if (!grow((void **)&ws->sy, &ws->sy_cap, n, sizeof *ws->sy)) return no_memory();
     bpe_state st = {.t = t,
                     .s = s,
                     .sy = ws->sy,
@@ -1159,7 +1161,7 @@ static int encode_bpe(const pi0_tokenizer *t, const char *s, size_t n, spans *ou
     }
     for (int32_t i = 1; i < ns; i++)
         if (!maybe_add_pair(&st, i - 1, i)) {
-            rc = PI0_ENOMEM;
+            rc = no_memory();
             goto done;
         }
     while (st.nh > 0) {
@@ -1172,13 +1174,13 @@ static int encode_bpe(const pi0_tokenizer *t, const char *s, size_t n, spans *ou
         r->len = 0;
         if (!maybe_add_pair(&st, l->prev, top.left) ||
             !maybe_add_pair(&st, top.left, l->next)) {
-            rc = PI0_ENOMEM;
+            rc = no_memory();
             goto done;
         }
     }
     for (int32_t i = ns ? 0 : -1; i >= 0; i = st.sy[i].next)
         if (!resegment(&st, st.sy[i].off, st.sy[i].len, out, 0)) {
-            rc = PI0_ENOMEM;
+            rc = no_memory();
             goto done;
         }
 done: // keep the (possibly grown) arrays for the next call on this thread

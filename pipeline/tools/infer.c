@@ -1,12 +1,14 @@
 /* infer.c — pi0rt-infer: one π0 / π0.5 inference from .npy inputs (see usage()). */
 #include <errno.h>
 #include <float.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "common/pi0_cli.h"
 #include "pipeline/checkpoint/npy.h"
 #include "pipeline/pi0_pipeline.h"
 #ifdef PI0_HAVE_TOKENIZER
@@ -48,13 +50,26 @@ static void usage(FILE *f) {
         "--unnormalize)\n");
 }
 
+/* A wrong command line: one line, exit status 2. */
+static int usage_error(const char *fmt, ...) PI0_PRINTF(1, 2);
+static int usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("pi0rt-infer: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs(" (see --help)\n", stderr);
+    va_end(ap);
+    return PI0_EXIT_USAGE;
+}
+
 static int fail(const char *what) {
     fprintf(stderr, "pi0rt-infer: %s\n", what);
     return 1;
 }
 
 static int fail_status(const char *what, int rc) {
-    fprintf(stderr, "pi0rt-infer: %s: %s (%s)\n", what, pi0_last_error(), pi0_errname(rc));
+    fprintf(stderr, "pi0rt-infer: %s: %s (%s)\n", what, pi0_last_error_for(rc),
+            pi0_errname(rc));
     return 1;
 }
 
@@ -103,7 +118,7 @@ static double peak_rss_mb(void) {
 
 /* npy errors already name the file */
 static int fail_npy(int rc) {
-    fprintf(stderr, "pi0rt-infer: %s (%s)\n", pi0_last_error(), pi0_errname(rc));
+    fprintf(stderr, "pi0rt-infer: %s (%s)\n", pi0_last_error_for(rc), pi0_errname(rc));
     return 1;
 }
 
@@ -169,63 +184,96 @@ int main(int argc, char **argv) {
     uint64_t seed = 0;
     int json = 0, unnorm = 0;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    enum {
+        O_MODEL = 256,
+        O_STATE,
+        O_TOKENS,
+        O_PROMPT,
+        O_TOKENIZER,
+        O_NOISE,
+        O_OUT,
+        O_DUMP,
+        O_BACKEND,
+        O_STEPS,
+        O_THREADS,
+        O_REPEAT,
+        O_SEED,
+        O_IMAGE,
+        O_JSON,
+        O_UNNORM
+    };
+    static const struct option opts_long[] = {
+        {"model", required_argument, NULL, O_MODEL},
+        {"state", required_argument, NULL, O_STATE},
+        {"tokens", required_argument, NULL, O_TOKENS},
+        {"prompt", required_argument, NULL, O_PROMPT},
+        {"tokenizer", required_argument, NULL, O_TOKENIZER},
+        {"noise", required_argument, NULL, O_NOISE},
+        {"out", required_argument, NULL, O_OUT},
+        {"dump", required_argument, NULL, O_DUMP},
+        {"backend", required_argument, NULL, O_BACKEND},
+        {"steps", required_argument, NULL, O_STEPS},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"repeat", required_argument, NULL, O_REPEAT},
+        {"seed", required_argument, NULL, O_SEED},
+        {"image", required_argument, NULL, O_IMAGE},
+        {"json", no_argument, NULL, O_JSON},
+        {"unnormalize", no_argument, NULL, O_UNNORM},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, ":h", opts_long, NULL)) != -1;) {
+        const char *v = optarg;
+        switch (c) {
+        case 'h':
             usage(stdout);
             return 0;
-        }
-        if (!strcmp(a, "--json")) {
-            json = 1;
-            continue;
-        }
-        if (!strcmp(a, "--unnormalize")) {
-            unnorm = 1;
-            continue;
-        }
-        static const char *const with_value[] = {
-            "--model",   "--state",  "--tokens", "--prompt",  "--tokenizer",
-            "--noise",   "--out",    "--dump",   "--backend", "--steps",
-            "--threads", "--repeat", "--seed",   "--image"};
-        int known = 0;
-        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
-            known |= !strcmp(a, with_value[k]);
-        if (!known) {
-            fprintf(stderr, "pi0rt-infer: unknown option %s (see --help)\n", a);
-            return 1;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "pi0rt-infer: %s needs a value (see --help)\n", a);
-            return 1;
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--model"))
+        case O_MODEL:
             model_dir = v;
-        else if (!strcmp(a, "--state"))
+            break;
+        case O_STATE:
             state_path = v;
-        else if (!strcmp(a, "--tokens"))
+            break;
+        case O_TOKENS:
             tokens_path = v;
-        else if (!strcmp(a, "--prompt"))
+            break;
+        case O_PROMPT:
             prompt = v;
-        else if (!strcmp(a, "--tokenizer"))
+            break;
+        case O_TOKENIZER:
             tok_path = v;
-        else if (!strcmp(a, "--noise"))
+            break;
+        case O_NOISE:
             noise_path = v;
-        else if (!strcmp(a, "--out"))
+            break;
+        case O_OUT:
             out_path = v;
-        else if (!strcmp(a, "--dump"))
+            break;
+        case O_DUMP:
             dump_dir = v;
-        else if (!strcmp(a, "--backend"))
+            break;
+        case O_BACKEND:
             backend = v;
-        else if (!strcmp(a, "--steps")) {
-            if (parse_int(v, a, 1, 1000, &steps)) return 1;
-        } else if (!strcmp(a, "--threads")) {
-            if (parse_int(v, a, 1, 1024, &threads)) return 1;
-        } else if (!strcmp(a, "--repeat")) {
-            if (parse_int(v, a, 1, 1000000, &repeat)) return 1;
-        } else if (!strcmp(a, "--seed")) {
-            if (parse_u64(v, a, &seed)) return 1;
-        } else if (!strcmp(a, "--image")) {
+            break;
+        case O_STEPS:
+            if (parse_int(v, "--steps", 1, 1000, &steps)) return PI0_EXIT_USAGE;
+            break;
+        case O_THREADS:
+            if (parse_int(v, "--threads", 1, 1024, &threads)) return PI0_EXIT_USAGE;
+            break;
+        case O_REPEAT:
+            if (parse_int(v, "--repeat", 1, 1000000, &repeat)) return PI0_EXIT_USAGE;
+            break;
+        case O_SEED:
+            if (parse_u64(v, "--seed", &seed)) return PI0_EXIT_USAGE;
+            break;
+        case O_JSON:
+            json = 1;
+            break;
+        case O_UNNORM:
+            unnorm = 1;
+            break;
+        case O_IMAGE: {
             const char *eq = strchr(v, '=');
             int cam = eq ? camera_slot(v, (size_t)(eq - v)) : -1;
             if (cam < 0) {
@@ -233,26 +281,31 @@ int main(int argc, char **argv) {
                         "pi0rt-infer: --image %s: want CAM=FILE with CAM one of base, "
                         "left_wrist, right_wrist\n",
                         v);
-                return 1;
+                return PI0_EXIT_USAGE;
             }
             if (img_path[cam]) {
                 fprintf(stderr, "pi0rt-infer: --image: camera %.*s given twice\n",
                         (int)(eq - v), v);
-                return 1;
+                return PI0_EXIT_USAGE;
             }
             img_path[cam] = eq + 1;
-        } else {
-            PI0_ASSERT(!"an option in with_value[] has no branch");
+            break;
+        }
+        default:
+            return pi0__opt_error("pi0rt-infer", argv, c);
         }
     }
+    if (optind < argc) return usage_error("unexpected argument %s", argv[optind]);
     if (!model_dir || !state_path || !out_path)
-        return fail("--model, --state and --out are required (see --help)");
-    if (!tokens_path == !prompt) return fail("give exactly one of --tokens and --prompt");
+        return usage_error("%s", "--model, --state and --out are required");
+    if (!tokens_path == !prompt)
+        return usage_error("%s", "give exactly one of --tokens and --prompt");
 #ifndef PI0_HAVE_TOKENIZER
-    if (prompt) return fail("--prompt: this build has no tokenizer (pass --tokens)");
+    if (prompt)
+        return usage_error("%s", "--prompt: this build has no tokenizer (pass --tokens)");
 #endif
-    if (prompt && !tok_path) return fail("--prompt needs --tokenizer FILE.model");
-    if (dump_dir && !noise_path) return fail("--dump needs --noise");
+    if (prompt && !tok_path) return usage_error("%s", "--prompt needs --tokenizer FILE.model");
+    if (dump_dir && !noise_path) return usage_error("%s", "--dump needs --noise");
 
     pi0_model_opts opts = {0};
     opts.backend = backend;

@@ -19,6 +19,7 @@
 #include "common/pi0_status.h"
 #include "pipeline/pi0_weights.h"
 #include "pipeline/checkpoint/safetensors.h"
+#include "common/pi0_cli.h"
 #include "common/pi0_hash.h"
 #include "pipeline/model/rng.h"
 
@@ -438,64 +439,72 @@ int main(int argc, char **argv) {
     const char *size = NULL, *variant = NULL, *dtype = "f32", *out = NULL, *keys = "released";
     uint64_t seed = 0, shards = 1;
     int list_only = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    enum { O_SIZE = 256, O_VARIANT, O_DTYPE, O_OUT, O_KEYS, O_SEED, O_SHARDS, O_LIST };
+    static const struct option opts_long[] = {{"size", required_argument, NULL, O_SIZE},
+                                              {"variant", required_argument, NULL, O_VARIANT},
+                                              {"dtype", required_argument, NULL, O_DTYPE},
+                                              {"out", required_argument, NULL, O_OUT},
+                                              {"keys", required_argument, NULL, O_KEYS},
+                                              {"seed", required_argument, NULL, O_SEED},
+                                              {"shards", required_argument, NULL, O_SHARDS},
+                                              {"list", no_argument, NULL, O_LIST},
+                                              {"help", no_argument, NULL, 'h'},
+                                              {NULL, 0, NULL, 0}};
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, ":h", opts_long, NULL)) != -1;) {
+        const char *val = optarg;
+        switch (c) {
+        case 'h':
             usage(stdout);
             return 0;
-        }
-        if (!strcmp(a, "--list")) {
-            list_only = 1;
-            continue;
-        }
-        static const char *const with_value[] = {"--size", "--variant", "--dtype", "--out",
-                                                 "--keys", "--seed",    "--shards"};
-        int known = 0;
-        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
-            known |= !strcmp(a, with_value[k]);
-        if (!known) {
-            fprintf(stderr, "pi0rt-mkmodel: unknown option %s (see --help)\n", a);
-            return 2;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "pi0rt-mkmodel: %s needs a value (see --help)\n", a);
-            return 2;
-        }
-        const char *val = argv[++i];
-        if (!strcmp(a, "--size"))
+        case O_SIZE:
             size = val;
-        else if (!strcmp(a, "--variant"))
+            break;
+        case O_VARIANT:
             variant = val;
-        else if (!strcmp(a, "--dtype"))
+            break;
+        case O_DTYPE:
             dtype = val;
-        else if (!strcmp(a, "--out"))
+            break;
+        case O_OUT:
             out = val;
-        else if (!strcmp(a, "--keys"))
+            break;
+        case O_KEYS:
             keys = val;
-        else if (!strcmp(a, "--seed")) {
+            break;
+        case O_LIST:
+            list_only = 1;
+            break;
+        case O_SEED:
             if (parse_u64(val, &seed)) {
                 fprintf(stderr, "pi0rt-mkmodel: bad --seed %s\n", val);
-                return 2;
+                return PI0_EXIT_USAGE;
             }
-        } else if (!strcmp(a, "--shards")) {
+            break;
+        case O_SHARDS:
             if (parse_u64(val, &shards) || shards < 1 || shards > 999) {
                 fprintf(stderr, "pi0rt-mkmodel: bad --shards %s (1..999)\n", val);
-                return 2;
+                return PI0_EXIT_USAGE;
             }
-        } else {
-            PI0_ASSERT(!"an option in with_value[] has no branch");
+            break;
+        default:
+            return pi0__opt_error("pi0rt-mkmodel", argv, c);
         }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "pi0rt-mkmodel: unexpected argument %s (see --help)\n", argv[optind]);
+        return PI0_EXIT_USAGE;
     }
     const sizes *z = NULL;
     for (size_t i = 0; size && i < sizeof SIZES / sizeof SIZES[0]; i++)
         if (!strcmp(SIZES[i].name, size)) z = &SIZES[i];
     if (!z) {
         fprintf(stderr, "pi0rt-mkmodel: --size must be tiny, small or full\n");
-        return 2;
+        return PI0_EXIT_USAGE;
     }
     if (!variant || (strcmp(variant, "pi0") && strcmp(variant, "pi05"))) {
         fprintf(stderr, "pi0rt-mkmodel: --variant must be pi0 or pi05\n");
-        return 2;
+        return PI0_EXIT_USAGE;
     }
     int pi05 = !strcmp(variant, "pi05");
     list l = {0};
@@ -507,7 +516,7 @@ int main(int argc, char **argv) {
         l.big = PI0_F16;
     else {
         fprintf(stderr, "pi0rt-mkmodel: --dtype must be f32, bf16 or f16\n");
-        return 2;
+        return PI0_EXIT_USAGE;
     }
     if (!strcmp(keys, "released"))
         l.key_style = 0;
@@ -517,17 +526,17 @@ int main(int argc, char **argv) {
         l.key_style = 2;
     else {
         fprintf(stderr, "pi0rt-mkmodel: --keys must be released, embed or legacy\n");
-        return 2;
+        return PI0_EXIT_USAGE;
     }
     if (!out && !list_only) {
         fprintf(stderr, "pi0rt-mkmodel: --out DIR is required (or --list)\n");
-        return 2;
+        return PI0_EXIT_USAGE;
     }
     if ((int)shards > 1 && list_only) shards = 1;
     build_list(&l, z, pi05);
     if ((int64_t)shards > l.n) {
         fprintf(stderr, "pi0rt-mkmodel: more shards than tensors\n");
-        return 2;
+        return PI0_EXIT_USAGE;
     }
 
     uint64_t params = 0, bytes = 0;
@@ -633,7 +642,7 @@ int main(int argc, char **argv) {
     }
     free(l.v);
     if (rc) {
-        fprintf(stderr, "pi0rt-mkmodel: %s\n", pi0_last_error());
+        fprintf(stderr, "pi0rt-mkmodel: %s\n", pi0_last_error_for(rc));
         return 1;
     }
     return 0;

@@ -1,4 +1,4 @@
-/* tokenizer_main.c — pi0rt-tokenize: text -> SentencePiece ids (raw, π0 or π0.5 prompt
+/* tokenize.c — pi0rt-tokenize: text -> SentencePiece ids (raw, π0 or π0.5 prompt
  * format) and ids -> text. */
 #include <errno.h>
 #include <getopt.h>
@@ -9,8 +9,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "pipeline/pi0_tokenizer.h"
+#include "common/pi0_cli.h"
 #include "pipeline/checkpoint/npy.h"
+#include "pipeline/pi0_tokenizer.h"
 
 static void usage(FILE *f) {
     fputs(
@@ -38,8 +39,21 @@ static void usage(FILE *f) {
         f);
 }
 
+static int usage_error(const char *what, const char *arg) {
+    fprintf(stderr, "pi0rt-tokenize: %s%s (see pi0rt-tokenize --help)\n", what, arg);
+    return 2;
+}
+
+static int takes_value(const char *a) {
+    static const char *const v[] = {"--model", "--format", "--max-len", "--state", "--bench",
+                                    "-m",      "-f",       "-l",        "-s",      "-B"};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        if (!strcmp(a, v[i])) return 1;
+    return 0;
+}
+
 static int fail(const char *what, int rc) {
-    fprintf(stderr, "pi0rt-tokenize: %s: %s\n", what, rc ? pi0_last_error() : "error");
+    fprintf(stderr, "pi0rt-tokenize: %s: %s\n", what, rc ? pi0_last_error_for(rc) : "error");
     return 1;
 }
 
@@ -146,7 +160,25 @@ int main(int argc, char **argv) {
     bool decode = false, batch = false;
     long bench = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "m:f:l:s:dbB:ph", lo, NULL)) != -1) {
+    /* A negative number ("--decode -1", "turn -5 degrees") is an operand, not options
+     * "-1": getopt sees it behind a leading NUL byte (an empty non-option), and the text
+     * joined below starts one byte further. */
+    char **neg = calloc((size_t)argc + 1, sizeof *neg);
+    if (!neg) return fail("alloc", pi0_errorf(PI0_ENOMEM, "out of memory"));
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(argv[i - 1], "--")) break;
+        if (a[0] == '-' && a[1] >= '0' && a[1] <= '9' && !takes_value(argv[i - 1])) {
+            size_t k = strlen(a);
+            if (!(neg[i] = malloc(k + 2)))
+                return fail("alloc", pi0_errorf(PI0_ENOMEM, "out of memory"));
+            neg[i][0] = 0;
+            memcpy(neg[i] + 1, a, k + 1);
+            argv[i] = neg[i];
+        }
+    }
+    opterr = 0; /* our own one-line messages */
+    while ((c = getopt_long(argc, argv, ":m:f:l:s:dbB:ph", lo, NULL)) != -1) {
         switch (c) {
         case 'm':
             model = optarg;
@@ -200,11 +232,16 @@ int main(int argc, char **argv) {
         case 'h':
             usage(stdout);
             return 0;
+        case ':':
         default:
-            usage(stderr);
-            return 2;
+            return pi0__opt_error("pi0rt-tokenize", argv, c);
         }
     }
+    for (int i = optind; i < argc; i++) /* the negative numbers marked above */
+        for (int j = 1; j < argc; j++)
+            if (neg[j] && argv[i] == neg[j]) argv[i] = neg[j] + 1;
+    if (optind == argc && !batch)
+        return usage_error(decode ? "--decode needs ID..." : "no TEXT to tokenize", "");
     if (!model) {
         fprintf(stderr, "pi0rt-tokenize: --model FILE is required (see --help)\n");
         return 2;
@@ -323,5 +360,8 @@ out:
     free(mask);
     pi0_npy_free(&state);
     pi0_tokenizer_destroy(tok);
+    for (int i = 0; i < argc; i++)
+        free(neg[i]);
+    free(neg);
     return status;
 }

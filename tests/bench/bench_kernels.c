@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/pi0_cli.h"
 #include "common/pi0_time.h"
 #include "device/pi0_device.h"
 
@@ -247,25 +248,44 @@ int main(int argc, char **argv) {
     }
     int threads = allowed_cpus(), reps = 5, quick = 0, pos[3], npos = 0;
     const char *backend = "cpu";
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--threads") && i + 1 < argc) {
-            threads = atoi(argv[++i]);
-        } else if (!strcmp(a, "--reps") && i + 1 < argc) {
-            reps = atoi(argv[++i]);
+    enum { O_THREADS = 256, O_REPS, O_BACKEND, O_QUICK };
+    static const struct option opts[] = {{"threads", required_argument, NULL, O_THREADS},
+                                         {"reps", required_argument, NULL, O_REPS},
+                                         {"backend", required_argument, NULL, O_BACKEND},
+                                         {"quick", no_argument, NULL, O_QUICK},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    opterr = 0;
+    optind = 2; /* after the command */
+    for (int c; (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1;) {
+        switch (c) {
+        case O_THREADS:
+            threads = atoi(optarg);
+            break;
+        case O_REPS:
+            reps = atoi(optarg);
             reps_given = 1;
-        } else if (!strcmp(a, "--backend") && i + 1 < argc) {
-            backend = argv[++i];
-        } else if (!strcmp(a, "--quick")) {
+            break;
+        case O_BACKEND:
+            backend = optarg;
+            break;
+        case O_QUICK:
             quick = 1;
-        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            break;
+        case 'h':
             usage(stdout);
             return 0;
-        } else if (npos < 3 && a[0] >= '0' && a[0] <= '9') {
+        default:
+            return pi0__opt_error("pi0rt-bench", argv, c);
+        }
+    }
+    for (int i = optind; i < argc; i++) {
+        const char *a = argv[i];
+        if (npos < 3 && a[0] >= '0' && a[0] <= '9') {
             pos[npos++] = atoi(a);
         } else {
-            fprintf(stderr, "pi0rt-bench: unknown argument \"%s\" (see --help)\n", a);
-            return 2;
+            fprintf(stderr, "pi0rt-bench: unexpected argument \"%s\" (see --help)\n", a);
+            return PI0_EXIT_USAGE;
         }
     }
     if (threads < 1 || reps < 1) {

@@ -1,0 +1,33 @@
+/* pi0_cli.h — the command-line conventions of every pi0rt-* tool: options parsed with
+ * getopt_long (opterr = 0, an optstring starting with ':'), errors on one line naming the
+ * option or value, exit status 0 on success, PI0_EXIT_FAILURE when the work failed and
+ * PI0_EXIT_USAGE when the command line was wrong. */
+#ifndef PI0_CLI_H
+#define PI0_CLI_H
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#define PI0_EXIT_FAILURE 1 /* the command was fine, the work failed */
+#define PI0_EXIT_USAGE   2 /* unknown option, missing or bad value, missing argument */
+
+/* After getopt_long returned c = '?' (unknown option) or ':' (option without its value):
+ * prints "prog: unknown option --x (see --help)" or "prog: --x needs a value (see
+ * --help)" and returns PI0_EXIT_USAGE. */
+static inline int pi0__opt_error(const char *prog, char *const argv[], int c) {
+    const char *arg = argv[optind - 1];
+    int n = (int)strcspn(arg, "=");
+    char opt[3] = {'-', (char)optopt, 0};
+    if (strncmp(arg, "--", 2) != 0 && optopt > 0 && optopt < 128) { /* a short option */
+        arg = opt;
+        n = 2;
+    }
+    if (c == ':')
+        fprintf(stderr, "%s: %.*s needs a value (see --help)\n", prog, n, arg);
+    else
+        fprintf(stderr, "%s: unknown option %.*s (see --help)\n", prog, n, arg);
+    return PI0_EXIT_USAGE;
+}
+
+#endif /* PI0_CLI_H */
