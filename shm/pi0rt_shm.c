@@ -63,6 +63,18 @@ static const char *const USAGE =
     "                          topic on exit, otherwise it stays for a restart or gc)\n"
     "  gc [PREFIX]             remove topics (whose name starts with PREFIX) whose\n"
     "                          publisher is dead; never one with a live publisher\n"
+    "  record -o FILE.mcap (TOPIC... | --all) [--duration S] [--compression lz4|none]\n"
+    "         [--chunk-size BYTES]\n"
+    "                          record topics into an MCAP file (ROS 2 messages, LZ4\n"
+    "                          chunks); Ctrl-C / SIGTERM finish the file; exit 1 if a\n"
+    "                          sample was lost\n"
+    "  record --recover BROKEN.mcap -o FIXED.mcap\n"
+    "                          rebuild a complete file from every intact chunk\n"
+    "  play FILE.mcap [--rate X] [--loop] [--topics T1,T2,...] [--prefix P] [--delay S]\n"
+    "                          republish a recording into topics with its timing\n"
+    "                          (topics are created first, then --delay S passes)\n"
+    "  info FILE.mcap          channels, types, counts, time range, compression,\n"
+    "                          damage and what is salvageable (exit 1 if damaged)\n"
     "  bench [--quick] [--other]\n"
     "                          latency benchmark: shm (futex and polling) vs a Unix\n"
     "                          socket, JSON lines; publisher and sleeping subscribers run\n"
@@ -673,6 +685,10 @@ int main(int argc, char **argv) {
             fputs(USAGE, stdout);
             return 0;
         }
+    if (!strcmp(cmd, "record")) return shm__record_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "play")) return shm__play_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "info") && argc == 3 && shm__is_mcap_file(argv[2]))
+        return shm__info_file(argv[2]);
     args a;
     int need_topic = !strcmp(cmd, "info") || !strcmp(cmd, "echo") || !strcmp(cmd, "hz") ||
                      !strcmp(cmd, "bw") || !strcmp(cmd, "pub");

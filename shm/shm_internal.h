@@ -20,4 +20,12 @@ static inline void shm__sleep_until(int64_t t, const volatile sig_atomic_t *stop
  * and sleeping subscribers SCHED_FIFO when permitted. */
 int shm__bench(int quick, int fifo);
 
+/* record.c: `pi0rt-shm record` (also --recover), `play` and `info FILE.mcap`; each
+ * takes the arguments after the command and returns the exit status. */
+int shm__record_main(int argc, char **argv);
+int shm__play_main(int argc, char **argv);
+int shm__info_file(const char *path);
+/* True if the argument names an MCAP file (".mcap" suffix or the MCAP magic). */
+int shm__is_mcap_file(const char *arg);
+
 #endif
