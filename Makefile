@@ -33,7 +33,7 @@ LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 # -fsanitize=undefined leaves out float-to-int overflow; any report ends the program
 ifeq ($(SANITIZE),undefined)
-CFLAGS  += -fsanitize=float-cast-overflow -fno-sanitize-recover=all
+PI0_CFLAGS += -fsanitize=float-cast-overflow -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=float-cast-overflow
 endif
 OBJ := $(BUILD)/obj
@@ -114,13 +114,13 @@ $(BUILD)/flags: ;
 
 # Every suite runs even when an earlier one fails; tests/run-suites sums their closing
 # `N passed, N failed` lines into one and fails if any suite failed or crashed.
-test: all
+test: deps all
 	@BUILD=$(BUILD) tests/run-suites $(TEST_CMDS)
 
-bench: all
+bench: deps all
 	@set -e; $(BENCH_CMDS)
 
-run: all
+run: deps all
 	@set -e; $(RUN_CMDS)
 
 deps:
