@@ -42,7 +42,8 @@ OBJ := $(BUILD)/obj
 # missing ones; every goal that builds does the same first (below), so a fresh machine
 # just works.
 DEB_PKGS := gcc g++ make pkg-config libopenblas-dev libinih-dev libcjson-dev liblz4-dev \
-            python3 python3-numpy python3-pil sentencepiece clang-format nodejs
+            python3 python3-numpy python3-pil sentencepiece clang-format nodejs \
+            systemtap-sdt-dev
 DEPS_SH = missing=$$(for p in $(DEB_PKGS); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ] && command -v apt-get >/dev/null; then \

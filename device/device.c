@@ -221,6 +221,13 @@ int pi0_stream_sync(pi0_stream *s) {
     return s->dev->iface->stream_sync(s);
 }
 
+int pi0_stream_set_priority(pi0_stream *s, int high) {
+    if (!s) return pi0_errorf(PI0_EINVAL, "pi0_stream_set_priority: stream is NULL");
+    if (!s->dev->iface->stream_set_priority)
+        return pi0_errorf(PI0_ENOTSUP, "this backend has no stream priorities");
+    return s->dev->iface->stream_set_priority(s, high != 0);
+}
+
 int pi0_event_create(pi0_dev *dev, pi0_event **out) {
     if (!out) return pi0_errorf(PI0_EINVAL, "pi0_event_create: out is NULL");
     *out = NULL;

@@ -15,7 +15,8 @@
 
 #include "pi0_device.h"
 
-#define PI0_DEV_IFACE_VERSION 2 /* 2: reserve_attention, weight_create(dev, w) */
+#define PI0_DEV_IFACE_VERSION                                                                  \
+    3 /* 2: reserve_attention, weight_create(dev, w); 3: stream_set_priority */
 
 typedef struct pi0_dev_iface pi0_dev_iface;
 
@@ -78,6 +79,8 @@ struct pi0_dev_iface {
     int (*stream_create)(pi0_dev *dev, pi0_stream *s);
     void (*stream_destroy)(pi0_stream *s); /* waits for pending work */
     int (*stream_sync)(pi0_stream *s);
+    /* OPTIONAL: NULL = PI0_ENOTSUP */
+    int (*stream_set_priority)(pi0_stream *s, int high);
     int (*event_create)(pi0_dev *dev, pi0_event *e);
     void (*event_destroy)(pi0_event *e);
     int (*event_record)(pi0_event *e, pi0_stream *s);

@@ -22,9 +22,14 @@
  *     (opts.scratch_bytes) and grown only by pi0_dev_reserve, never inside a kernel.
  *
  * Threads: a pi0_dev and its objects may be used from several threads, but each stream
- * must be driven (enqueue / sync) by one thread at a time. Two streams may run kernels
- * concurrently; the backend shares its configured cores between them and never
- * oversubscribes the cores given in pi0_dev_opts.
+ * must be driven (enqueue / sync) by one thread at a time. Two streams may have work in
+ * flight at once; the backend shares its configured cores between them and never
+ * oversubscribes the cores given in pi0_dev_opts. The cpu backend runs one kernel (or
+ * copy) at a time on all its cores, interleaving the streams kernel by kernel; a stream
+ * marked high priority (pi0_stream_set_priority) is served first at every kernel
+ * boundary, so its ready kernel waits at most for the one kernel of another stream that
+ * is already running (the node's denoise stream is not slowed by more than that by a
+ * concurrent encode).
  *
  * Matrices are row-major with a leading dimension (row stride in elements). A pi0_mat
  * names a region of a buffer; helpers below build them. */
@@ -105,6 +110,10 @@ PI0_API void pi0_stream_destroy(pi0_stream *s);
 /* Blocks until everything enqueued so far has completed. Returns the first error a
  * queued operation hit since the last sync (then clears it), else PI0_OK. */
 PI0_API int pi0_stream_sync(pi0_stream *s);
+/* high = 1: this stream's kernels go before other streams' at every kernel boundary (see
+ * Threads above); 0: normal (the default). Call it while the stream is idle.
+ * PI0_ENOTSUP on a backend without priorities (the stream still works). */
+PI0_API int pi0_stream_set_priority(pi0_stream *s, int high);
 
 PI0_API int pi0_event_create(pi0_dev *dev, pi0_event **out);
 /* NULL ok. The caller ensures no record or wait of it is still pending (as for buffers). */

@@ -72,12 +72,18 @@ typedef struct pi0_model_info {
     int has_norm_stats; /* norm_stats.json was loaded */
 } pi0_model_info;
 
-/* One camera image: uint8 RGB, HWC, any size. Not used when valid == 0. */
+/* Pixel layouts encode reads (the model sees RGB; BGR and gray are converted on the fly,
+ * so a camera's shared-memory frame can be passed in place). */
+enum pi0_image_format { PI0_IMAGE_RGB = 0, PI0_IMAGE_BGR = 1, PI0_IMAGE_GRAY = 2 };
+
+/* One camera image: uint8 HWC, any size. Not used when valid == 0. */
 typedef struct pi0_image_view {
-    const uint8_t *rgb; /* height rows of `stride` bytes, 3 bytes per pixel */
+    const uint8_t *rgb; /* height rows of `stride` bytes (3 bytes per pixel, 1 for gray) */
     int width, height;
-    int stride; /* bytes per row; 0 = 3 · width */
-    int valid;  /* 0 = masked camera (skipped entirely) */
+    int stride;    /* bytes per row; 0 = packed */
+    int valid;     /* 0 = masked camera (skipped entirely) */
+    int format;    /* enum pi0_image_format; 0 = RGB */
+    int rotate180; /* 1: the model sees the image rotated by 180° */
 } pi0_image_view;
 
 typedef struct pi0_observation {
@@ -85,6 +91,12 @@ typedef struct pi0_observation {
     const int32_t *tokens;     /* [n_tokens] prompt ids (e.g. from pi0_prompt_pi0) */
     const uint8_t *token_mask; /* [n_tokens] 1 = real token, 0 = padding; NULL = all real */
     int n_tokens;              /* <= max_token_len */
+    /* Optional: called by encode once the images are preprocessed into the staging
+     * buffer (they are not read after it). A non-zero return aborts encode with that
+     * status and frees the slot (e.g. PI0_EOVERRUN: a zero-copy frame was overwritten
+     * while it was read). */
+    int (*images_done)(void *ctx);
+    void *images_ctx;
 } pi0_observation;
 
 /* Wall-clock milliseconds of each stage (each measured up to its stream's completion). */

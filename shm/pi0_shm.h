@@ -146,7 +146,9 @@ typedef struct pi0_joint_state {
 #define PI0_CHUNK_HORIZON_MAX 64
 #define PI0_CHUNK_DIM_MAX     64
 /* pi0.ActionChunk: `horizon` actions of `dim` values, action i due at t0_ns + i*period_ns.
- * The latency breakdown is in microseconds (0 = not measured). */
+ * The latency breakdown is in microseconds (0 = not measured). A sample may end right
+ * after its actions: 64 + 4 * horizon * dim bytes (the topic's payload_max is the whole
+ * struct). */
 typedef struct pi0_action_chunk {
     uint64_t seq;            /*  0 chunk counter of the producing node */
     uint64_t t0_ns;          /*  8 when action 0 is due */

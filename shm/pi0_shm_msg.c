@@ -61,9 +61,10 @@ int pi0_joint_state_check(const void *payload, size_t size) {
 }
 
 int pi0_action_chunk_check(const void *payload, size_t size) {
-    if (!payload || size < sizeof(pi0_action_chunk))
-        return pi0_errorf(PI0_EFORMAT, "action chunk: %zu bytes, expected %zu", size,
-                          sizeof(pi0_action_chunk));
+    size_t head = offsetof(pi0_action_chunk, actions);
+    if (!payload || size < head)
+        return pi0_errorf(PI0_EFORMAT, "action chunk: %zu bytes, less than its %zu-byte header",
+                          size, head);
     uint32_t horizon, dim;
     memcpy(&horizon, (const char *)payload + offsetof(pi0_action_chunk, horizon), 4);
     memcpy(&dim, (const char *)payload + offsetof(pi0_action_chunk, dim), 4);
@@ -73,6 +74,10 @@ int pi0_action_chunk_check(const void *payload, size_t size) {
     if (dim == 0 || dim > PI0_CHUNK_DIM_MAX)
         return pi0_errorf(PI0_EFORMAT, "action chunk: dim %u not in 1..%d", dim,
                           PI0_CHUNK_DIM_MAX);
+    size_t need = head + (size_t)horizon * dim * sizeof(float);
+    if (size < need)
+        return pi0_errorf(PI0_EFORMAT, "action chunk: %zu bytes, %u x %u actions need %zu",
+                          size, horizon, dim, need);
     return 0;
 }
 

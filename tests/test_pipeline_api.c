@@ -64,7 +64,8 @@ static void make_obs(obs_data *d, int k, const pi0_model_info *in) {
             x = x * 1664525u + 1013904223u;
             d->img[c][i] = (uint8_t)(x >> 24);
         }
-        d->obs.images[c == 0 ? 0 : 2] = (pi0_image_view){d->img[c], w, h, 0, c == 0 || k % 2};
+        d->obs.images[c == 0 ? 0 : 2] =
+            (pi0_image_view){d->img[c], w, h, 0, c == 0 || k % 2, 0, 0};
     }
     for (int i = 0; i < 3 + k; i++)
         d->tokens[i] = 1 + (int32_t)((k * 31 + i * 7) % 1000);

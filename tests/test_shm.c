@@ -524,6 +524,12 @@ static void test_type_mismatch_and_messages(void) {
     ch.horizon = 64, ch.dim = 0;
     CHECK_STATUS(pi0_action_chunk_check(&ch, sizeof ch), PI0_EFORMAT);
     CHECK_STATUS(pi0_action_chunk_check(&ch, 100), PI0_EFORMAT);
+    /* a sample may end after its horizon·dim actions (what a node publishes) */
+    size_t head = offsetof(pi0_action_chunk, actions);
+    ch.horizon = 50, ch.dim = 14;
+    CHECK_STATUS(pi0_action_chunk_check(&ch, head + 50 * 14 * 4), 0);
+    CHECK_STATUS(pi0_action_chunk_check(&ch, head + 50 * 14 * 4 - 1), PI0_EFORMAT);
+    CHECK_STATUS(pi0_action_chunk_check(&ch, head - 1), PI0_EFORMAT);
     pi0_action a;
     memset(&a, 0, sizeof a);
     a.dim = 7;

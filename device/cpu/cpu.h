@@ -56,6 +56,8 @@ typedef struct cpu_dev {
     int *cpus; /* n_cpus entries, or NULL */
     int n_cpus;
     pthread_mutex_t compute_mu; /* held by the stream worker running a kernel or copy */
+    atomic_int hi_pending;      /* ops queued on high-priority streams (compute_lock) */
+    pthread_cond_t prio_cv;     /* with compute_mu: hi_pending fell to 0 */
     pi0__pool pool;
     /* kernel scratch, split in n_threads equal slices (64-byte aligned). Both change only
      * in cpu_reserve, under compute_mu (so never under a running kernel), and the slice

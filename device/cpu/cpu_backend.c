@@ -94,8 +94,10 @@ static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
         return st;
     }
     pthread_mutex_init(&d->compute_mu, NULL);
+    pthread_cond_init(&d->prio_cv, NULL);
     st = pi0__pool_init(&d->pool, d->n_threads, d->cpus, d->n_cpus);
     if (st) {
+        pthread_cond_destroy(&d->prio_cv);
         pthread_mutex_destroy(&d->compute_mu);
         free(d->scratch);
         free(d->cpus);
@@ -112,6 +114,7 @@ static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
 static void cpu_close(pi0_dev *dev) {
     cpu_dev *d = cpu_of(dev);
     pi0__pool_deinit(&d->pool);
+    pthread_cond_destroy(&d->prio_cv);
     pthread_mutex_destroy(&d->compute_mu);
     free(d->scratch);
     free(d->cpus);
@@ -275,16 +278,45 @@ typedef struct cpu_stream {
     uint64_t head;              /* ops enqueued */
     uint64_t tail;              /* ops completed */
     int quit;
-    int err; /* first error since the last sync */
+    atomic_int prio; /* 1: high priority (compute_lock); changed only while idle */
+    int in_wait;     /* a high-priority worker waits for an event (under mu) */
+    int err;         /* first error since the last sync */
     char errmsg[256];
 } cpu_stream;
+
+/* compute_mu with priorities: d->hi_pending counts the operations queued on high-priority
+ * streams (not counting a stream while it waits for an event, so a high-priority stream
+ * waiting on a normal one cannot block it). A normal stream's worker takes the lock only
+ * while none is pending, so at every kernel boundary the high-priority kernels go first;
+ * a running kernel is never interrupted. The timed wait bounds a missed broadcast. */
+static void compute_lock(cpu_stream *s) {
+    cpu_dev *d = s->dev;
+    pthread_mutex_lock(&d->compute_mu);
+    if (atomic_load_explicit(&s->prio, memory_order_relaxed)) return;
+    while (atomic_load(&d->hi_pending) > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&d->prio_cv, &d->compute_mu, &ts);
+    }
+}
+
+/* hi_pending -= n for a high-priority stream (under s->mu); wakes normal streams at 0. */
+static void hi_pending_sub(cpu_stream *s, int n) {
+    if (n && atomic_fetch_sub(&s->dev->hi_pending, n) == n)
+        pthread_cond_broadcast(&s->dev->prio_cv);
+}
 
 static void run_op(cpu_stream *s, const cpu_op *op) {
     int st = PI0_OK;
     switch (op->kind) {
     case OP_COPY:
         /* a copy is CPU work too: it takes the compute lock like a kernel */
-        pthread_mutex_lock(&s->dev->compute_mu);
+        compute_lock(s);
         memmove(op->u.copy.dst, op->u.copy.src, op->u.copy.bytes);
         pthread_mutex_unlock(&s->dev->compute_mu);
         break;
@@ -292,10 +324,22 @@ static void run_op(cpu_stream *s, const cpu_op *op) {
         event_signal(op->u.ev.e, op->u.ev.gen);
         break;
     case OP_WAIT:
+        if (atomic_load(&s->prio)) { /* not pending while it waits (see compute_lock) */
+            pthread_mutex_lock(&s->mu);
+            s->in_wait = 1;
+            hi_pending_sub(s, (int)(s->head - s->tail));
+            pthread_mutex_unlock(&s->mu);
+        }
         event_wait_gen(op->u.ev.e, op->u.ev.gen);
+        if (atomic_load(&s->prio)) {
+            pthread_mutex_lock(&s->mu);
+            s->in_wait = 0;
+            atomic_fetch_add(&s->dev->hi_pending, (int)(s->head - s->tail));
+            pthread_mutex_unlock(&s->mu);
+        }
         break;
     case OP_KERNEL:
-        pthread_mutex_lock(&s->dev->compute_mu);
+        compute_lock(s);
         st = op->u.k.fn(s->dev, &op->u.k.args); /* an error comes with its own message */
         pthread_mutex_unlock(&s->dev->compute_mu);
         break;
@@ -323,6 +367,7 @@ static void *stream_main(void *arg) {
         run_op(s, op); /* the slot stays ours until tail moves past it */
         pthread_mutex_lock(&s->mu);
         s->tail++;
+        if (atomic_load(&s->prio) && !s->in_wait) hi_pending_sub(s, 1);
         pthread_cond_broadcast(&s->cv_space);
     }
     pthread_mutex_unlock(&s->mu);
@@ -355,6 +400,7 @@ static int enqueue(pi0_stream *ps, const cpu_op *op) {
         pthread_cond_wait(&s->cv_space, &s->mu);
     s->ring[s->head % CPU_QUEUE_CAP] = *op;
     s->head++;
+    if (atomic_load(&s->prio) && !s->in_wait) atomic_fetch_add(&s->dev->hi_pending, 1);
     pthread_cond_signal(&s->cv_work);
     pthread_mutex_unlock(&s->mu);
     return PI0_OK;
@@ -373,6 +419,15 @@ static int cpu_stream_sync(pi0_stream *ps) {
     pthread_mutex_unlock(&s->mu);
     if (err) return pi0_errorf(err, "%s", msg);
     return PI0_OK;
+}
+
+static int cpu_stream_set_priority(pi0_stream *ps, int high) {
+    cpu_stream *s = ps->impl;
+    pthread_mutex_lock(&s->mu);
+    int idle = s->head == s->tail;
+    if (idle) atomic_store(&s->prio, high);
+    pthread_mutex_unlock(&s->mu);
+    return idle ? PI0_OK : pi0_errorf(PI0_EBUSY, "stream priority changed while it has work");
 }
 
 static void cpu_stream_destroy(pi0_stream *ps) {
@@ -548,6 +603,7 @@ const pi0_dev_iface pi0__cpu_iface = {
     .stream_create = cpu_stream_create,
     .stream_destroy = cpu_stream_destroy,
     .stream_sync = cpu_stream_sync,
+    .stream_set_priority = cpu_stream_set_priority,
     .event_create = cpu_event_create,
     .event_destroy = cpu_event_destroy,
     .event_record = cpu_event_record,

@@ -104,6 +104,9 @@ int pi0_model_load(const char *dir, const pi0_model_opts *opts, pi0_model **out)
     if ((rc = pi0_dev_open(o.backend ? o.backend : "cpu", &dopts, &m->dev))) goto fail;
     if ((rc = pi0_stream_create(m->dev, &m->sa))) goto fail;
     if ((rc = pi0_stream_create(m->dev, &m->sb))) goto fail;
+    /* the robot waits for denoise: its stream goes first when encode runs alongside */
+    if ((rc = pi0_stream_set_priority(m->sb, 1)) && rc != PI0_ENOTSUP) goto fail;
+    rc = PI0_OK;
     if ((rc = pi0__vision_load(&m->vis, m->dev, m->sa, m->w, PI0_MAX_CAMERAS))) goto fail;
     if ((rc = pi0__vlm_load(&m->vlm, m->dev, m->sa, m->w, m->n_max))) goto fail;
     if ((rc = pi0__expert_load(&m->exp, m->dev, m->sa, m->w, m->num_steps))) goto fail;
@@ -141,6 +144,7 @@ int pi0_model_destroy(pi0_model *m) {
     pi0_dev_close(m->dev);
     free(m->h_patches);
     pi0_preproc_destroy(m->prep);
+    free(m->h_conv);
     free(m->h_ids);
     free(m->h_noise);
     pi0_weights_destroy(m->w);
@@ -238,10 +242,12 @@ static int check_obs(const pi0_model *m, const pi0_observation *obs, int *n_cams
     for (int i = 0; i < PI0_MAX_CAMERAS; i++) {
         const pi0_image_view *im = &obs->images[i];
         if (!im->valid) continue;
+        int bpp = im->format == PI0_IMAGE_GRAY ? 1 : 3;
         if (!im->rgb || im->width <= 0 || im->height <= 0 || im->width > 16384 ||
-            im->height > 16384 || (im->stride && im->stride < 3 * im->width))
-            return pi0_errorf(PI0_EINVAL, "camera %d: bad image %dx%d (stride %d)", i,
-                              im->width, im->height, im->stride);
+            im->height > 16384 || (im->stride && im->stride < bpp * im->width) ||
+            im->format < PI0_IMAGE_RGB || im->format > PI0_IMAGE_GRAY)
+            return pi0_errorf(PI0_EINVAL, "camera %d: bad image %dx%d (stride %d, format %d)",
+                              i, im->width, im->height, im->stride, im->format);
         (*n_cams)++;
     }
     if (obs->n_tokens < 0 || obs->n_tokens > c->max_token_len)
@@ -269,9 +275,20 @@ static int ensure_preproc(pi0_model *m, int w, int h) {
     pi0_preproc *pp = NULL;
     PI0__TRY(pi0_preproc_create(nw, nh, &pp));
     pi0_preproc_destroy(m->prep);
+    free(m->h_conv); /* regrown by ensure_conv when needed */
+    m->h_conv = NULL;
     m->prep = pp;
     m->prep_w = nw;
     m->prep_h = nh;
+    return PI0_OK;
+}
+
+/* RGB scratch for frames in another layout or rotated, allocated on the first such frame
+ * for the preprocessor's maximum size (a one-time growth, like ensure_preproc). */
+static int ensure_conv(pi0_model *m) {
+    if (m->h_conv) return PI0_OK;
+    m->h_conv = malloc((size_t)m->prep_w * (size_t)m->prep_h * 3);
+    if (!m->h_conv) return pi0_errorf(PI0_ENOMEM, "encode: out of memory (RGB scratch)");
     return PI0_OK;
 }
 
@@ -293,10 +310,20 @@ int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefix **out,
         const pi0_image_view *im = &obs->images[i];
         if (!im->valid) continue;
         rc = ensure_preproc(m, im->width, im->height);
+        const uint8_t *src = im->rgb;
+        size_t stride = im->stride ? (size_t)im->stride
+                                   : (im->format == PI0_IMAGE_GRAY ? 1 : 3) * (size_t)im->width;
+        if (!rc && (im->format != PI0_IMAGE_RGB || im->rotate180)) rc = ensure_conv(m);
+        if (!rc && (im->format != PI0_IMAGE_RGB || im->rotate180)) {
+            /* other layouts: one pass into RGB scratch (sized with the preprocessor) */
+            pi0_image_to_rgb(src, im->width, im->height, stride, im->format, im->rotate180,
+                             m->h_conv);
+            src = m->h_conv;
+            stride = 3 * (size_t)im->width;
+        }
         if (!rc)
-            rc = pi0_preproc_patches(m->prep, im->rgb, im->width, im->height,
-                                     im->stride ? (size_t)im->stride : 3 * (size_t)im->width,
-                                     c->patch, m->h_patches + (size_t)ci * per_cam);
+            rc = pi0_preproc_patches(m->prep, src, im->width, im->height, stride, c->patch,
+                                     m->h_patches + (size_t)ci * per_cam);
         if (rc) {
             char msg[512];
             snprintf(msg, sizeof msg, "%s", pi0_last_error_for(rc));
@@ -304,6 +331,7 @@ int pi0_model_encode(pi0_model *m, const pi0_observation *obs, pi0_prefix **out,
         }
         ci++;
     }
+    if (!rc && obs->images_done) rc = obs->images_done(obs->images_ctx);
     int nt = 0;
     for (int i = 0; i < obs->n_tokens; i++)
         if (!obs->token_mask || obs->token_mask[i]) m->h_ids[nt++] = obs->tokens[i];

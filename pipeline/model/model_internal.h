@@ -47,6 +47,7 @@ struct pi0_model {
     pi0_buf *vis_copy; /* [C·np, W] image tokens when keep_vision */
     int vis_rows;
     float *h_patches;  /* host staging [C·np, 3·p·p] */
+    uint8_t *h_conv;   /* RGB scratch [prep_h, prep_w, 3] for BGR / gray / rotated frames */
     pi0_preproc *prep; /* resize/pad/patchify scratch for prep_w × prep_h sources */
     int prep_w, prep_h;
     int32_t *h_ids; /* host staging [max_token_len] */

@@ -233,3 +233,22 @@ int pi0_preproc_patches(pi0_preproc *pp, const uint8_t *src, int w, int h, size_
     pi0_patchify_u8(pp->img, PI0_IMAGE_SIZE, patch, out);
     return 0;
 }
+
+void pi0_image_to_rgb(const uint8_t *src, int w, int h, size_t stride, int format,
+                      int rotate180, uint8_t *dst) {
+    for (int y = 0; y < h; y++) {
+        const uint8_t *row = src + (size_t)(rotate180 ? h - 1 - y : y) * stride;
+        uint8_t *o = dst + (size_t)y * (size_t)w * 3;
+        for (int x = 0; x < w; x++, o += 3) {
+            int sx = rotate180 ? w - 1 - x : x;
+            if (format == 2) {
+                o[0] = o[1] = o[2] = row[sx];
+            } else {
+                const uint8_t *p = row + (size_t)sx * 3;
+                o[0] = p[format == 1 ? 2 : 0];
+                o[1] = p[1];
+                o[2] = p[format == 1 ? 0 : 2];
+            }
+        }
+    }
+}

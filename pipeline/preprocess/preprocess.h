@@ -51,6 +51,12 @@ int pi0_preproc_patches(pi0_preproc *pp, const uint8_t *src, int w, int h, size_
  * patches row-major, columns in (c, kh, kw) order; p must divide size. */
 void pi0_patchify_u8(const uint8_t *hwc, int size, int patch, float *out);
 
+/* Converts h rows of w pixels (rows `stride` bytes apart; 3 bytes per pixel for RGB / BGR
+ * (format 0 / 1), 1 for gray (2)) to packed RGB in dst [h, w, 3], rotated by 180° when
+ * rotate180. Allocates nothing. */
+void pi0_image_to_rgb(const uint8_t *src, int w, int h, size_t stride, int format,
+                      int rotate180, uint8_t *dst);
+
 /* The value x/255·2−1 in f32, as computed here (for references and tests). */
 float pi0_pixel_to_float(uint8_t x);
 

@@ -301,6 +301,10 @@ static int write_all(FILE *fp, const void *p, size_t n, const char *path) {
     return 0;
 }
 
+/* --nan-head: the action head's bias is NaN, so every chunk is NaN (tests of the node's
+ * non-finite check). */
+static int g_nan_head;
+
 static int write_file(const char *path, spec *v, int lo, int hi, uint64_t seed) {
     size_t hlen;
     char *hdr = make_header(v, lo, hi, &hlen);
@@ -330,6 +334,9 @@ static int write_file(const char *path, spec *v, int lo, int hi, uint64_t seed) 
         for (int64_t left = numel(s); left > 0 && !rc;) {
             size_t n = left < CHUNK ? (size_t)left : CHUNK;
             fill_uniform(&r, buf, n, center, a);
+            if (g_nan_head && strstr(s->vname, "action_out_proj.bias"))
+                for (size_t j = 0; j < n; j++)
+                    buf[j] = NAN;
             if (s->dtype == PI0_F32) {
                 rc = write_all(fp, buf, n * 4, tmp);
             } else {
@@ -410,7 +417,7 @@ static void usage(FILE *fp) {
         "usage: pi0rt-mkmodel --size tiny|small|full --variant pi0|pi05 [--dtype "
         "f32|bf16|f16]\n"
         "                     [--seed N] [--shards N] [--keys released|embed|legacy]\n"
-        "                     (--out DIR | --list)\n"
+        "                     [--nan-head] (--out DIR | --list)\n"
         "Writes a random-initialized checkpoint directory: model.safetensors (or N shards +\n"
         "model.safetensors.index.json) with the released key names, config.json and\n"
         "norm_stats.json. Deterministic from --seed (default 0).\n"
@@ -422,7 +429,8 @@ static void usage(FILE *fp) {
         "  --keys     released (default: tied paligemma.lm_head, no embed_tokens),\n"
         "             embed (language_model.embed_tokens.weight instead), legacy (lerobot\n"
         "             'model.' prefix + old transformers PaliGemma layout)\n"
-        "  --list     print every tensor (name dtype shape bytes) and totals; write nothing\n",
+        "  --list     print every tensor (name dtype shape bytes) and totals; write nothing\n"
+        "  --nan-head the action head's bias is NaN (every chunk is NaN; for fault tests)\n",
         "48M params, 190 MB in f32");
 }
 
@@ -439,7 +447,17 @@ int main(int argc, char **argv) {
     const char *size = NULL, *variant = NULL, *dtype = "f32", *out = NULL, *keys = "released";
     uint64_t seed = 0, shards = 1;
     int list_only = 0;
-    enum { O_SIZE = 256, O_VARIANT, O_DTYPE, O_OUT, O_KEYS, O_SEED, O_SHARDS, O_LIST };
+    enum {
+        O_SIZE = 256,
+        O_VARIANT,
+        O_DTYPE,
+        O_OUT,
+        O_KEYS,
+        O_SEED,
+        O_SHARDS,
+        O_LIST,
+        O_NAN_HEAD
+    };
     static const struct option opts_long[] = {{"size", required_argument, NULL, O_SIZE},
                                               {"variant", required_argument, NULL, O_VARIANT},
                                               {"dtype", required_argument, NULL, O_DTYPE},
@@ -448,6 +466,7 @@ int main(int argc, char **argv) {
                                               {"seed", required_argument, NULL, O_SEED},
                                               {"shards", required_argument, NULL, O_SHARDS},
                                               {"list", no_argument, NULL, O_LIST},
+                                              {"nan-head", no_argument, NULL, O_NAN_HEAD},
                                               {"help", no_argument, NULL, 'h'},
                                               {NULL, 0, NULL, 0}};
     opterr = 0;
@@ -474,6 +493,9 @@ int main(int argc, char **argv) {
             break;
         case O_LIST:
             list_only = 1;
+            break;
+        case O_NAN_HEAD:
+            g_nan_head = 1;
             break;
         case O_SEED:
             if (parse_u64(val, &seed)) {
