@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 
 static _Thread_local char detail[512];
@@ -31,10 +32,14 @@ const char *pi0_errname(int status) {
 }
 
 int pi0_errorf(int status, const char *fmt, ...) {
+    /* Formatted apart first: an argument may be pi0_last_error() itself (adding context
+     * to the previous detail), which vsnprintf must not overwrite while reading it. */
+    char tmp[sizeof detail];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    memcpy(detail, tmp, sizeof detail);
     detail_status = status;
     return status;
 }

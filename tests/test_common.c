@@ -40,6 +40,14 @@ static void test_detail_belongs_to_its_code(void) {
 
 /* f16 <-> f32: every finite or infinite half survives the round trip; rounding cases
  * checked by hand (ties to even, overflow to Inf, subnormals). */
+/* A detail that wraps the previous one (the usual way of adding context) reads it whole. */
+static void test_errorf_wraps_last_error(void) {
+    pi0_errorf(PI0_ENOENT, "cannot open /x/config.json: No such file or directory");
+    pi0_errorf(PI0_ENOENT, "node.ini: model.dir: %s", pi0_last_error());
+    CHECK_EQ_STR(pi0_last_error(),
+                 "node.ini: model.dir: cannot open /x/config.json: No such file or directory");
+}
+
 static void test_f16_conversions(void) {
     int bad = 0;
     for (uint32_t h = 0; h < 0x10000; h++) {
@@ -79,6 +87,7 @@ int main(int argc, char **argv) {
         TEST(test_strerror_names_every_code),
         TEST(test_errorf_keeps_detail_and_status),
         TEST(test_detail_belongs_to_its_code),
+        TEST(test_errorf_wraps_last_error),
         TEST(test_f16_conversions),
         TEST(test_fnv1a_vectors),
     };
