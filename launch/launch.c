@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/pi0_cli.h"
 #include "common/pi0_time.h"
 #include "shm/pi0_shm.h"
 
@@ -999,7 +1000,8 @@ int main(int argc, char **argv) {
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
         if (c == 'h') {
             fputs(USAGE, stdout);
             return 0;
@@ -1008,12 +1010,12 @@ int main(int argc, char **argv) {
             check_only = 1;
         else if (c == 'd' && parse_seconds(optarg, 0, 1e7, &opt_duration) == 0) {
         } else if (c == 'g' && parse_seconds(optarg, 0.01, 600, &opt_grace) == 0) {
-        } else {
-            if (c == 'd' || c == 'g')
-                fprintf(stderr, "pi0rt-launch: --%s \"%s\": want seconds\n",
-                        c == 'd' ? "duration" : "grace", optarg);
-            fprintf(stderr, "pi0rt-launch: bad usage (see pi0rt-launch --help)\n");
+        } else if (c == 'd' || c == 'g') {
+            fprintf(stderr, "pi0rt-launch: --%s \"%s\": want seconds (see --help)\n",
+                    c == 'd' ? "duration" : "grace", optarg);
             return 2;
+        } else {
+            return pi0__opt_error("pi0rt-launch", argv, c);
         }
     }
     if (optind != argc - 1) {
