@@ -321,7 +321,8 @@ int main(int argc, char **argv) {
         }
         return cmd_kernels(backend, threads, reps, quick);
     }
-    fprintf(stderr, "pi0rt-bench: unknown command \"%s\" (want kernels or blas; see --help)\n",
+    fprintf(stderr,
+            "pi0rt-bench: unknown command \"%s\" (want kernels, gemm or blas; see --help)\n",
             argv[1]);
     return 2;
 }
