@@ -11,9 +11,10 @@ $(OBJ)/device/cpu/cpu_kernels.o $(OBJ)/device/cpu/cpu_gemm.o: CFLAGS += -O3
 # x86-64: an AVX-512 small-m bf16 GEMM, compiled for AVX-512 but only called when the CPU
 # has it (runtime check in cpu_gemm.c), so the binary still runs on any x86-64
 ifeq ($(shell uname -m),x86_64)
-DEVICE_SRCS += device/cpu/cpu_gemm_avx512.c
+DEVICE_SRCS += device/cpu/cpu_gemm_avx512.c device/cpu/cpu_gemm_avx2.c
 DEVICE_OBJS := $(DEVICE_SRCS:%.c=$(OBJ)/%.o)
 $(OBJ)/device/cpu/cpu_gemm_avx512.o: CFLAGS += -O3 -mavx512f -mavx512bw -mavx512vl
+$(OBJ)/device/cpu/cpu_gemm_avx2.o: CFLAGS += -O3 -mavx2 -mfma
 $(OBJ)/device/cpu/cpu_gemm.o $(OBJ)/device/cpu/cpu_kernels.o: CFLAGS += -DPI0_HAVE_AVX512_GEMM
 endif
 
@@ -26,6 +27,7 @@ $(BUILD)/tests/test_device: $(OBJ)/tests/test_device.o $(DEVICE_OBJS) $(COMMON_O
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DEVICE_LIBS)
 
-$(BUILD)/pi0rt-bench: $(OBJ)/tests/bench/bench_kernels.o $(DEVICE_OBJS) $(COMMON_OBJS)
+$(BUILD)/pi0rt-bench: $(OBJ)/tests/bench/bench_kernels.o $(OBJ)/tests/bench/bench_peak.o \
+                     $(DEVICE_OBJS) $(COMMON_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DEVICE_LIBS)

@@ -768,6 +768,68 @@ static void test_gemm_portable(void) {
     unsetenv("PI0_CPU_NO_AVX512");
 }
 
+/* Every kernel test again with the cpu backend's kernels forced to one instruction set
+ * (PI0_CPU_ISA, read at open; each test runs in its own process). Where the CPU lacks the
+ * set, opening must fail with a message naming the variable, and the test is skipped. */
+static void test_gather(void);
+
+static void isa_kernels(const char *isa, int cpu_has) {
+    setenv("PI0_CPU_ISA", isa, 1);
+    pi0_dev *d;
+    int st = pi0_dev_open("cpu", NULL, &d);
+    if (!cpu_has) {
+        CHECK_STATUS(st, PI0_EINVAL);
+        CHECK(strstr(pi0_last_error(), "PI0_CPU_ISA") != NULL);
+        if (st == PI0_OK) pi0_dev_close(d);
+        unsetenv("PI0_CPU_ISA");
+        SKIP("the CPU lacks %s", isa);
+    }
+    CHECK_MSG(st == PI0_OK, "PI0_CPU_ISA=%s: %s", isa, pi0_last_error());
+    if (st) return;
+    CHECK_STATUS(pi0_dev_close(d), PI0_OK);
+    test_gemm();
+    test_norms();
+    test_elementwise();
+    test_rope();
+    test_attention();
+    test_gather();
+    unsetenv("PI0_CPU_ISA");
+}
+
+static int cpu_has(const char *isa) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (!strcmp(isa, "avx2")) return avx2;
+    if (!strcmp(isa, "avx512"))
+        return avx2 && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+#endif
+    return !strcmp(isa, "portable");
+}
+
+static void test_isa_avx512(void) {
+    isa_kernels("avx512", cpu_has("avx512"));
+}
+
+static void test_isa_avx2(void) {
+    isa_kernels("avx2", cpu_has("avx2"));
+}
+
+static void test_isa_portable(void) {
+    isa_kernels("portable", 1);
+}
+
+static void test_isa_bad_value(void) {
+    setenv("PI0_CPU_ISA", "sse9", 1);
+    pi0_dev *d;
+    int st = pi0_dev_open("cpu", NULL, &d);
+    CHECK_STATUS(st, PI0_EINVAL);
+    CHECK(strstr(pi0_last_error(), "PI0_CPU_ISA=sse9") != NULL);
+    if (st == PI0_OK) pi0_dev_close(d);
+    unsetenv("PI0_CPU_ISA");
+}
+
 // ---- gather ----
 
 static void test_gather(void) {
@@ -1326,6 +1388,10 @@ int main(int argc, char **argv) {
         TEST(test_rope),
         TEST(test_attention),
         TEST(test_gather),
+        TEST(test_isa_avx512),
+        TEST(test_isa_avx2),
+        TEST(test_isa_portable),
+        TEST(test_isa_bad_value),
         TEST(test_stream_order_double_buffer),
         TEST(test_events_two_streams),
         TEST(test_two_streams_concurrent),

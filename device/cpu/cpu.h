@@ -25,6 +25,10 @@
 /* task `task` of a parallel region, run by compute thread `thread` (0 = the caller) */
 typedef void (*pi0__task_fn)(void *ctx, int task, int thread);
 
+/* The region's fields (fn, ctx, n_tasks, next, running, gen) are written together by the
+ * caller and read together by the helpers, so they share cache lines on purpose: giving
+ * gen, next and running a line each (64-byte aligned) measured slower with 2 threads
+ * (pi0rt-bench small, 64x1024 add, 20 alternating runs: median 7.5 -> 10.7 us/op). */
 typedef struct pi0__pool {
     int n_threads;      /* including the calling thread */
     pthread_t *helpers; /* n_threads - 1 */
@@ -51,6 +55,12 @@ void pi0__pin_self(int cpu);
 
 // ---- device ----
 
+/* The instruction sets the backend's own kernels are built for, best last. The best one
+ * the CPU has is used unless PI0_CPU_ISA=avx512|avx2|portable forces one (open fails if
+ * the CPU lacks it); PI0_CPU_NO_AVX512=1 is PI0_CPU_ISA=avx2 where the CPU has AVX2. The
+ * row loops of cpu_vec.h follow the CPU, not this setting (GCC picks their clone at load). */
+enum { CPU_ISA_PORTABLE, CPU_ISA_AVX2, CPU_ISA_AVX512 };
+
 typedef struct cpu_dev {
     int n_threads;
     int *cpus; /* n_cpus entries, or NULL */
@@ -65,7 +75,13 @@ typedef struct cpu_dev {
      * still a lower bound when the kernel runs. Read the size with cpu_scratch_bytes. */
     char *scratch;
     atomic_size_t scratch_per_thread;
-    int avx512; /* run the AVX-512 kernels: the CPU has them, PI0_CPU_NO_AVX512 is unset */
+    int isa;    /* CPU_ISA_*: the kernels' instruction set (cpu_backend.c: pick_isa) */
+    int avx512; /* isa == CPU_ISA_AVX512: run the AVX-512 kernels */
+    /* RoPE cos/sin table (cpu_kernels.c: rope_table), [rope_npos][rope_hd]: cos in the
+     * first half of a row, sin in the second; touched only by kernels (compute lock) */
+    float *rope_tab;
+    float rope_theta;
+    int rope_hd, rope_npos;
     int direct_large; /* also for GEMMs with many rows: OpenBLAS's own kernels are not
                          AVX-512 ones (e.g. its core is pinned to Haswell, or unknown) */
 } cpu_dev;
@@ -123,8 +139,9 @@ int pi0__cpu_copy_mat(cpu_dev *d, const cpu_args *a);    /* dst src */
 
 /* The f32 product every kernel uses, one dispatch rule for all (cpu_gemm.c):
  * t[m, n] (= when beta1 == 0, += when 1) x[m, k] · w[n, k]ᵀ, rows of w contiguous along k.
- * direct: run cpu_gemm_avx512.c's kernel instead of cblas_sgemm; pass what
- * pi0__cpu_gemm_direct says for the operation's row count. */
+ * direct: CPU_ISA_AVX512 / CPU_ISA_AVX2 run cpu_gemm_avx512.c's / cpu_gemm_avx2.c's kernel
+ * instead of cblas_sgemm (0: cblas_sgemm); pass what pi0__cpu_gemm_direct says for the
+ * operation's row count. */
 int pi0__cpu_gemm_direct(const cpu_dev *d, int m);
 void pi0__cpu_sgemm_nt(int direct, int m, int n, int k, const float *x, int ldx, const float *w,
                        int ldw, float *t, int ldt, int beta1);
@@ -135,6 +152,12 @@ void pi0__gemm_bf16_smallm_avx512(int m, int nn, int k, const float *x, int ldx,
                                   const uint16_t *w, int ldw, float *t, int ldt, int beta1);
 void pi0__gemm_f32_smallm_avx512(int m, int nn, int k, const float *x, int ldx, const float *w,
                                  int ldw, float *t, int ldt, int beta1);
+
+/* cpu_gemm_avx2.c (x86-64 builds; call only when cpu_dev.isa >= CPU_ISA_AVX2): the same */
+void pi0__gemm_bf16_smallm_avx2(int m, int nn, int k, const float *x, int ldx,
+                                const uint16_t *w, int ldw, float *t, int ldt, int beta1);
+void pi0__gemm_f32_smallm_avx2(int m, int nn, int k, const float *x, int ldx, const float *w,
+                               int ldw, float *t, int ldt, int beta1);
 
 /* Attention scratch (cpu_kernels.c): a thread works on tiles of query tokens and needs
  * pi0__cpu_attention_scratch floats per token of its tile; pi0__cpu_attention_tile is the

@@ -39,6 +39,35 @@ static int scratch_alloc(cpu_dev *d, size_t total) {
     return PI0_OK;
 }
 
+/* The best instruction set the CPU has (CPU_ISA_*), or the one PI0_CPU_ISA names (for
+ * testing and measuring each path; an error when the CPU lacks it). */
+static int pick_isa(int *isa) {
+    int best = CPU_ISA_PORTABLE;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = CPU_ISA_AVX2;
+    if (best == CPU_ISA_AVX2 && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        best = CPU_ISA_AVX512;
+#endif
+    static const char *const names[] = {"portable", "avx2", "avx512"};
+    const char *want = getenv("PI0_CPU_ISA"), *no = getenv("PI0_CPU_NO_AVX512");
+    *isa = best;
+    if (!want || !*want) {
+        if (no && *no && *no != '0' && best == CPU_ISA_AVX512) *isa = CPU_ISA_AVX2;
+        return PI0_OK;
+    }
+    for (int i = 0; i <= CPU_ISA_AVX512; i++)
+        if (!strcmp(want, names[i])) {
+            if (i > best)
+                return pi0_errorf(PI0_EINVAL, "cpu: PI0_CPU_ISA=%s: this CPU has at most %s",
+                                  want, names[best]);
+            *isa = i;
+            return PI0_OK;
+        }
+    return pi0_errorf(PI0_EINVAL, "cpu: PI0_CPU_ISA=%s: want avx512, avx2 or portable", want);
+}
+
 static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
     pi0_dev_opts o = {0};
     if (opts) o = *opts;
@@ -61,11 +90,15 @@ static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
                                   bad);
             }
     }
+    int st = pick_isa(&d->isa);
+    if (st) {
+        free(d->cpus);
+        free(d);
+        return st;
+    }
+    d->avx512 = d->isa == CPU_ISA_AVX512;
 #if defined(__x86_64__)
     {
-        const char *no = getenv("PI0_CPU_NO_AVX512"); /* for testing the portable paths */
-        d->avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                    __builtin_cpu_supports("avx512vl") && !(no && *no && *no != '0');
         /* our direct kernel (~1.4x OpenBLAS's AVX2 kernels at the model's shapes) loses to
          * OpenBLAS's AVX-512 kernels for many rows: use it there only when OpenBLAS has
          * none selected */
@@ -80,7 +113,7 @@ static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
     size_t scratch = o.scratch_bytes
                          ? o.scratch_bytes
                          : (size_t)CPU_DEFAULT_SCRATCH_PER_THREAD * (size_t)d->n_threads;
-    int st = scratch_alloc(d, scratch);
+    st = scratch_alloc(d, scratch);
     if (st) {
         free(d->cpus);
         free(d);
@@ -109,6 +142,7 @@ static void cpu_close(pi0_dev *dev) {
     pi0__pool_deinit(&d->pool);
     pthread_cond_destroy(&d->prio_cv);
     pthread_mutex_destroy(&d->compute_mu);
+    free(d->rope_tab);
     free(d->scratch);
     free(d->cpus);
     free(d);

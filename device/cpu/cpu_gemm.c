@@ -53,7 +53,7 @@ typedef struct gemm_ctx {
     int nb;     /* output columns per task */
     int kb;     /* k columns per bf16 panel */
     int mt;     /* rows per tile when accumulating with an activation */
-    int direct; /* every block with cpu_gemm_avx512.c */
+    int direct; /* every block with a direct kernel: pi0__cpu_gemm_direct */
 } gemm_ctx;
 
 /* The direct AVX-512 kernel (~1.4x OpenBLAS's AVX2 kernels at the model's shapes) wins
@@ -61,7 +61,9 @@ typedef struct gemm_ctx {
  * runs there only when OpenBLAS has none selected (cpu_dev.direct_large). */
 int pi0__cpu_gemm_direct(const cpu_dev *d, int m) {
 #ifdef PI0_HAVE_AVX512_GEMM
-    return d->avx512 && (m <= SMALL_M || d->direct_large);
+    if (d->avx512 && (m <= SMALL_M || d->direct_large)) return CPU_ISA_AVX512;
+    if (d->isa == CPU_ISA_AVX2 && m <= SMALL_M) return CPU_ISA_AVX2;
+    return 0;
 #else
     (void)d, (void)m;
     return 0;
@@ -71,8 +73,12 @@ int pi0__cpu_gemm_direct(const cpu_dev *d, int m) {
 void pi0__cpu_sgemm_nt(int direct, int m, int n, int k, const float *x, int ldx, const float *w,
                        int ldw, float *t, int ldt, int beta1) {
 #ifdef PI0_HAVE_AVX512_GEMM
-    if (direct) {
+    if (direct == CPU_ISA_AVX512) {
         pi0__gemm_f32_smallm_avx512(m, n, k, x, ldx, w, ldw, t, ldt, beta1);
+        return;
+    }
+    if (direct == CPU_ISA_AVX2) {
+        pi0__gemm_f32_smallm_avx2(m, n, k, x, ldx, w, ldw, t, ldt, beta1);
         return;
     }
 #endif
@@ -93,8 +99,12 @@ static void block_gemm(const gemm_ctx *c, float *panel, int m, const float *x, i
     }
     const uint16_t *wb = (const uint16_t *)w->impl + (size_t)n0 * (size_t)w->ld;
 #ifdef PI0_HAVE_AVX512_GEMM
-    if (c->direct) {
+    if (c->direct == CPU_ISA_AVX512) {
         pi0__gemm_bf16_smallm_avx512(m, nn, c->k, x, c->ldx, wb, w->ld, t, ldt, beta1);
+        return;
+    }
+    if (c->direct == CPU_ISA_AVX2) {
+        pi0__gemm_bf16_smallm_avx2(m, nn, c->k, x, c->ldx, wb, w->ld, t, ldt, beta1);
         return;
     }
 #endif

@@ -3,6 +3,7 @@
  * pool; nothing here allocates (attention uses the device scratch). */
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu.h"
@@ -263,32 +264,104 @@ int pi0__cpu_geglu(cpu_dev *d, const cpu_args *a) {
 
 // ---- RoPE ----
 
-#define ROPE_MAX_HALF 1024 /* head_dim up to 2048 uses the table; larger recomputes */
+#define ROPE_TABLE_POS 16384 /* positions [0, this) come from the table, others direct */
 
-static void rope_rows(const cpu_args *a, int r0, int r1) {
+/* cos/sin(pos * theta^(-2j/hd)) rows, the angle in double (positions up to ~1e4 keep full
+ * f32 accuracy), the same expression as the direct path: the table changes no bit. */
+static void rope_angles(float *c, float *s, int32_t p, double theta, int hd) {
+    int half = hd / 2;
+    for (int j = 0; j < half; j++) {
+        double ang = (double)p * pow(theta, -2.0 * j / hd);
+        c[j] = (float)cos(ang);
+        s[j] = (float)sin(ang);
+    }
+}
+
+/* d->rope_tab covers (theta, hd) for positions [0, need): rebuilt when theta or hd change
+ * or a position is past its end (sized to the next power of two, at least 1024). Runs on
+ * the kernel's calling thread under the compute lock, so no kernel reads it meanwhile.
+ * 0 when the table cannot be allocated (the kernel then computes angles directly). */
+static int rope_table(cpu_dev *d, float theta, int hd, int need) {
+    if (need > ROPE_TABLE_POS) need = ROPE_TABLE_POS;
+    if (d->rope_tab && d->rope_theta == theta && d->rope_hd == hd && d->rope_npos >= need)
+        return 1;
+    int npos = 1024;
+    while (npos < need)
+        npos *= 2;
+    float *t = malloc((size_t)npos * (size_t)hd * sizeof *t);
+    if (!t) return 0;
+    for (int p = 0; p < npos; p++)
+        rope_angles(t + (size_t)p * hd, t + (size_t)p * hd + hd / 2, p, theta, hd);
+    free(d->rope_tab);
+    d->rope_tab = t;
+    d->rope_theta = theta;
+    d->rope_hd = hd;
+    d->rope_npos = npos;
+    return 1;
+}
+
+/* rotates the pairs (j, j + half) of every head of one token's row by the angles c, s */
+PI0_VEC static void rope_row(float *x, int nh, int hd, const float *c, const float *s) {
+    int half = hd / 2;
+    for (int h = 0; h < nh; h++) {
+        float *xh = x + (size_t)h * hd;
+        for (int j = 0; j < half; j++) {
+            float u = xh[j], v = xh[j + half];
+            xh[j] = u * c[j] - v * s[j];
+            xh[j + half] = v * c[j] + u * s[j];
+        }
+    }
+}
+
+typedef struct rope_ctx {
+    const cpu_args *a;
+    const float *tab; /* cpu_dev.rope_tab, or NULL */
+    int npos, rows, per;
+} rope_ctx;
+
+static void rope_task(void *ctx, int t, int thread) {
+    const rope_ctx *c = ctx;
+    const cpu_args *a = c->a;
     int nh = a->i[0], hd = a->i[1], half = hd / 2;
-    double theta = a->f[0], inv[ROPE_MAX_HALF];
-    for (int j = 0; j < half && j < ROPE_MAX_HALF; j++)
-        inv[j] = pow(theta, -2.0 * j / hd);
+    int r0 = t * c->per, r1 = r0 + c->per < c->rows ? r0 + c->per : c->rows;
+    (void)thread;
     for (int r = r0; r < r1; r++) {
         int32_t p = cpu_i32_at(a->m[1], r);
         float *x = F(0, r, 0);
-        for (int j = 0; j < half; j++) {
-            /* angle in double: positions up to ~1e4 keep full f32 accuracy in cos/sin */
-            double ang = (double)p * (j < ROPE_MAX_HALF ? inv[j] : pow(theta, -2.0 * j / hd));
-            float c = (float)cos(ang), s = (float)sin(ang);
+        if (c->tab && p >= 0 && p < c->npos) {
+            const float *cs = c->tab + (size_t)p * hd;
+            rope_row(x, nh, hd, cs, cs + half);
+            continue;
+        }
+        for (int j = 0; j < half; j++) { /* outside the table: one angle at a time */
+            double ang = (double)p * pow((double)a->f[0], -2.0 * j / hd);
+            float cj = (float)cos(ang), sj = (float)sin(ang);
             for (int h = 0; h < nh; h++) {
                 float *xh = x + (size_t)h * hd;
                 float u = xh[j], v = xh[j + half];
-                xh[j] = u * c - v * s;
-                xh[j + half] = v * c + u * s;
+                xh[j] = u * cj - v * sj;
+                xh[j + half] = v * cj + u * sj;
             }
         }
     }
 }
 
 int pi0__cpu_rope(cpu_dev *d, const cpu_args *a) {
-    par_rows(d, a, a->m[0].rows, a->m[0].cols * 8, rope_rows); /* sin/cos weigh more */
+    int rows = a->m[0].rows, maxp = -1;
+    for (int r = 0; r < rows; r++) {
+        int32_t p = cpu_i32_at(a->m[1], r);
+        if (p > maxp) maxp = p;
+    }
+    rope_ctx c = {.a = a, .rows = rows};
+    if (maxp >= 0 && rope_table(d, a->f[0], a->i[1], maxp + 1)) {
+        c.tab = d->rope_tab;
+        c.npos = d->rope_npos;
+    }
+    int tasks = 1;
+    if ((long)rows * a->m[0].cols >= PAR_MIN_WORK && d->n_threads > 1)
+        tasks = d->n_threads * 4 < rows ? d->n_threads * 4 : rows;
+    c.per = (rows + tasks - 1) / tasks;
+    pi0__pool_run(&d->pool, rope_task, &c, (rows + c.per - 1) / c.per);
     return PI0_OK;
 }
 

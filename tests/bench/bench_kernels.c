@@ -8,6 +8,11 @@
  *       the `kernels` GEMM lines for one shape.
  *   pi0rt-bench blas M N K [--threads N] [--reps N]
  *       raw cblas_sgemm y[M,N] = x[M,K] · W[N,K]ᵀ (the baseline other benchmarks use).
+ *   pi0rt-bench peak [--threads N]
+ *   pi0rt-bench small [--backend NAME] [--threads N] [--reps N]
+ *       the small-kernel lines of `kernels`: RoPE, and the pool's overhead (64x1024 add).
+ *       the machine's f32 FMA and bf16 dot-product peaks (bench_peak.c). `kernels` and
+ *       `gemm` measure them first and report every line as a fraction of the f32 peak.
  *
  * Timings are the best of --reps runs (default: as many as fit in ~2 s per shape, 5 to
  * 200), runs of ours and of raw BLAS interleaved so both see the same machine load. */
@@ -22,6 +27,7 @@
 #include "common/pi0_cli.h"
 #include "common/pi0_time.h"
 #include "device/pi0_device.h"
+#include "bench_peak.h"
 
 static void usage(FILE *f) {
     fprintf(
@@ -29,12 +35,18 @@ static void usage(FILE *f) {
         "usage: pi0rt-bench kernels [--backend NAME] [--threads N] [--reps N] [--quick]\n"
         "       pi0rt-bench gemm M N K [--backend NAME] [--threads N] [--reps N]\n"
         "       pi0rt-bench blas M N K [--threads N] [--reps N]\n"
+        "       pi0rt-bench peak [--threads N]\n"
+        "       pi0rt-bench small [--backend NAME] [--threads N] [--reps N]\n"
         "Kernel benchmarks: one JSON object per line. `kernels` times GEMM (f32 and bf16\n"
         "weights) on pi0's shapes against raw cblas_sgemm in the same run, and attention;\n"
         "`gemm` prints those lines for one shape; `blas` times raw cblas_sgemm\n"
         "x[M,K]·W[N,K]^T (OpenBLAS with --threads threads). --threads defaults to all allowed\n"
         "CPUs; --reps N: best of N runs (default: as many as fit in ~2 s, 5..200);\n"
-        "--quick runs the smallest shapes only.\n");
+        "--quick runs the smallest shapes only. `peak` measures the f32 FMA and bf16 dot\n"
+        "product peaks (register-resident loops, one pinned thread per CPU); `kernels` and\n"
+        "`gemm` measure them first and add each line's fraction of the f32 peak. `small`\n"
+        "prints the lines of `kernels` for small kernels only: RoPE, and a 64x1024 add\n"
+        "through the pool against one thread.\n");
 }
 
 static float *frand(size_t n, float scale) {
@@ -49,6 +61,12 @@ static float *frand(size_t n, float scale) {
         p[i] = ((float)(s >> 8) / 16777216.0f - 0.5f) * scale;
     }
     return p;
+}
+
+static double f32_peak; /* GFLOP/s on the benchmark's threads, measured first (0: unknown) */
+
+static double of_peak(double gflops) {
+    return f32_peak > 0 ? gflops / f32_peak : 0.0;
 }
 
 static int allowed_cpus(void) {
@@ -161,9 +179,10 @@ static void bench_gemm(pi0_dev *d, pi0_stream *s, int m, int n, int k, int threa
         printf(
             "{\"bench\":\"gemm\",\"group\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d,\"wdtype\":\"%s\","
             "\"gflops\":%.1f,\"blas_gflops\":%.1f,\"ratio\":%.3f,\"ms\":%.3f,"
-            "\"weight_mib\":%.1f,\"threads\":%d",
+            "\"weight_mib\":%.1f,\"threads\":%d,\"of_f32_peak\":%.3f,\"blas_of_f32_peak\":%.3f",
             group, m, n, k, t ? "bf16" : "f32", fl / ours[t], raw_g, raw / ours[t],
-            ours[t] * 1e3, (double)n * k * (t ? 2 : 4) / 1048576.0, threads);
+            ours[t] * 1e3, (double)n * k * (t ? 2 : 4) / 1048576.0, threads,
+            of_peak(fl / ours[t]), of_peak(raw_g));
         if (t)
             printf(",\"of_f32\":%.3f,\"rel_diff_vs_f32\":%.1e", ours[0] / ours[1], maxd / maxy);
         else if (epi)
@@ -208,15 +227,105 @@ static void bench_attention(pi0_dev *d, pi0_stream *s, int nq, int nk, int nh, i
         if (r && dt < best) best = dt;
     }
     double fl = 4.0 * nq * nk * nh * hd * 1e-9;
-    printf("{\"bench\":\"attention\",\"group\":\"%s\",\"n_q\":%d,\"n_k\":%d,\"heads\":%d,"
-           "\"kv_heads\":%d,\"head_dim\":%d,\"gflops\":%.1f,\"ms\":%.3f}\n",
-           group, nq, nk, nh, nkv, hd, fl / best, best * 1e3);
+    printf(
+        "{\"bench\":\"attention\",\"group\":\"%s\",\"n_q\":%d,\"n_k\":%d,\"heads\":%d,"
+        "\"kv_heads\":%d,\"head_dim\":%d,\"gflops\":%.1f,\"ms\":%.3f,\"of_f32_peak\":%.3f}\n",
+        group, nq, nk, nh, nkv, hd, fl / best, best * 1e3, of_peak(fl / best));
     fflush(stdout);
     pi0_buf_free(bq), pi0_buf_free(bk), pi0_buf_free(bo), pi0_buf_free(bm);
     free(q), free(k), free(mask);
 }
 
+/* best seconds of one kernel call (enqueue + sync), after a warm-up call */
+#define TIME_BEST(best, reps, call)                                                            \
+    do {                                                                                       \
+        for (int r_ = 0; r_ <= (reps); r_++) {                                                 \
+            double t0_ = pi0__now_s();                                                         \
+            DIE(call, #call);                                                                  \
+            DIE(pi0_stream_sync(s), "sync");                                                   \
+            double dt_ = pi0__now_s() - t0_;                                                   \
+            if (r_ && dt_ < (best)) (best) = dt_;                                              \
+        }                                                                                      \
+    } while (0)
+
+/* RoPE on n tokens of nh heads x hd at positions p0.. (the prefix's q, the suffix's) */
+static void bench_rope(pi0_dev *d, pi0_stream *s, int n, int nh, int hd, int p0, int reps,
+                       const char *group) {
+    float *x = frand((size_t)n * nh * hd, 1);
+    int32_t *pos = malloc((size_t)n * sizeof *pos);
+    if (!pos) exit(1);
+    for (int i = 0; i < n; i++)
+        pos[i] = p0 + i;
+    pi0_buf *bx, *bp;
+    DIE(pi0_buf_alloc(d, (size_t)n * nh * hd * 4, &bx), "alloc");
+    DIE(pi0_buf_alloc(d, (size_t)n * 4, &bp), "alloc");
+    DIE(pi0_dev_upload(s, bx, 0, x, (size_t)n * nh * hd * 4), "upload");
+    DIE(pi0_dev_upload(s, bp, 0, pos, (size_t)n * 4), "upload");
+    pi0_mat mx = pi0_mat_f32(bx, 0, n, nh * hd), mp = {bp, 0, 1, n, n, PI0_I32};
+    double best = 1e30;
+    TIME_BEST(best, reps * 20, pi0_dev_rope(s, mx, mp, nh, hd, 10000.0f));
+    printf("{\"bench\":\"rope\",\"group\":\"%s\",\"tokens\":%d,\"heads\":%d,\"head_dim\":%d,"
+           "\"us\":%.2f}\n",
+           group, n, nh, hd, best * 1e6);
+    fflush(stdout);
+    pi0_buf_free(bx), pi0_buf_free(bp);
+    free(x), free(pos);
+}
+
+/* y = a + b on rows x cols floats, per op of 64 enqueued back to back: through the pool
+ * on `threads` threads and on a device with one thread (no pool), in the same run */
+static void bench_pool(const char *backend, int threads, int rows, int cols, int reps) {
+    double best[2] = {1e30, 1e30};
+    for (int v = 0; v < 2; v++) {
+        pi0_dev_opts o = {.n_threads = v ? threads : 1};
+        pi0_dev *d;
+        pi0_stream *s;
+        DIE(pi0_dev_open(backend, &o, &d), "open");
+        DIE(pi0_stream_create(d, &s), "stream");
+        float *x = frand((size_t)rows * cols, 1);
+        pi0_buf *b;
+        DIE(pi0_buf_alloc(d, (size_t)rows * cols * 4 * 2, &b), "alloc");
+        DIE(pi0_dev_upload(s, b, 0, x, (size_t)rows * cols * 4), "upload");
+        DIE(pi0_dev_upload(s, b, (size_t)rows * cols * 4, x, (size_t)rows * cols * 4),
+            "upload");
+        pi0_mat ma = pi0_mat_f32(b, 0, rows, cols),
+                mb = pi0_mat_f32(b, (size_t)rows * cols * 4, rows, cols);
+        for (int r = 0; r <= reps * 20; r++) { /* 64 ops per sync: no stream wake-up */
+            double t0 = pi0__now_s();
+            for (int i = 0; i < 64; i++)
+                DIE(pi0_dev_binary(s, PI0_BIN_ADD, ma, ma, mb), "binary");
+            DIE(pi0_stream_sync(s), "sync");
+            double dt = (pi0__now_s() - t0) / 64;
+            if (r && dt < best[v]) best[v] = dt;
+        }
+        pi0_buf_free(b);
+        free(x);
+        pi0_stream_destroy(s);
+        DIE(pi0_dev_close(d), "close");
+    }
+    printf("{\"bench\":\"pool\",\"op\":\"add\",\"rows\":%d,\"cols\":%d,\"threads\":%d,"
+           "\"us\":%.2f,\"us_one_thread\":%.2f}\n",
+           rows, cols, threads, best[1] * 1e6, best[0] * 1e6);
+    fflush(stdout);
+}
+
+static int cmd_small(const char *backend, int threads, int reps) {
+    pi0_dev_opts o = {.n_threads = threads};
+    pi0_dev *d;
+    pi0_stream *s;
+    DIE(pi0_dev_open(backend, &o, &d), "open");
+    DIE(pi0_stream_create(d, &s), "stream");
+    bench_rope(d, s, 51, 8, 256, 816, reps, "suffix");
+    bench_rope(d, s, 816, 8, 256, 0, reps, "prefix");
+    pi0_stream_destroy(s);
+    DIE(pi0_dev_close(d), "close");
+    bench_pool(backend, threads, 64, 1024, reps);
+    return 0;
+}
+
 static int cmd_kernels(const char *backend, int threads, int reps, int quick) {
+    double bf16_peak;
+    f32_peak = pi0__bench_peaks(threads, &bf16_peak);
     pi0_dev_opts o = {.n_threads = threads};
     pi0_dev *d;
     pi0_stream *s;
@@ -238,7 +347,7 @@ static int cmd_kernels(const char *backend, int threads, int reps, int quick) {
     if (!quick) bench_attention(d, s, 816, 816, 8, 1, 256, reps, "prefix");
     pi0_stream_destroy(s);
     DIE(pi0_dev_close(d), "close");
-    return 0;
+    return cmd_small(backend, threads, reps);
 }
 
 int main(int argc, char **argv) {
@@ -304,6 +413,8 @@ int main(int argc, char **argv) {
             fprintf(stderr, "pi0rt-bench gemm: want three positive sizes M N K\n");
             return 2;
         }
+        double bf16_peak;
+        f32_peak = pi0__bench_peaks(threads, &bf16_peak);
         pi0_dev_opts o = {.n_threads = threads};
         pi0_dev *d;
         pi0_stream *s;
@@ -314,6 +425,21 @@ int main(int argc, char **argv) {
         DIE(pi0_dev_close(d), "close");
         return 0;
     }
+    if (!strcmp(argv[1], "peak")) {
+        if (npos) {
+            fprintf(stderr, "pi0rt-bench peak: unexpected size arguments\n");
+            return 2;
+        }
+        double bf16_peak;
+        return pi0__bench_peaks(threads, &bf16_peak) > 0 ? 0 : 1;
+    }
+    if (!strcmp(argv[1], "small")) {
+        if (npos) {
+            fprintf(stderr, "pi0rt-bench small: unexpected size arguments\n");
+            return 2;
+        }
+        return cmd_small(backend, threads, reps);
+    }
     if (!strcmp(argv[1], "kernels")) {
         if (npos) {
             fprintf(stderr, "pi0rt-bench kernels: unexpected size arguments\n");
@@ -322,7 +448,8 @@ int main(int argc, char **argv) {
         return cmd_kernels(backend, threads, reps, quick);
     }
     fprintf(stderr,
-            "pi0rt-bench: unknown command \"%s\" (want kernels, gemm or blas; see --help)\n",
+            "pi0rt-bench: unknown command \"%s\" (want kernels, gemm, blas, peak or small; see "
+            "--help)\n",
             argv[1]);
     return 2;
 }

@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """bench_model.py — model benchmark (make bench): one JSON line per result.
 
-  * tiny π0 / π0.5 latency (1 camera 640x480, 48 tokens, 10 steps; best of 20 runs);
+  * the machine's f32 FMA peak first (`pi0rt-bench peak`); every model line adds the whole
+    model's and each stage's fraction of it (of_f32_peak, vision/prefix/denoise_of_f32_peak);
+  * tiny π0 / π0.5 latency (1 camera 640x480, 48 tokens, 10 steps; best of 20 runs), and
+    small π0 (best of 10);
   * full-size π0, f32 and bf16 (pi0rt-mkmodel --size full into a temp dir under
     $BUILD/bench-tmp, removed right after), 1 camera + 48 tokens, 10 steps, best of
     PI0_BENCH_REPS (default 2) runs after the first (which pages the weights in):
@@ -141,6 +144,24 @@ def mkmodel(size, variant, dtype, out):
         sys.exit(f"bench_model: pi0rt-mkmodel {size} {variant} {dtype}: {r.stderr.strip()}")
 
 
+def f32_peak():
+    """the machine's f32 FMA peak (GFLOP/s, `pi0rt-bench peak`); its JSON lines pass through"""
+    cmd = [BLAS, "peak"] + (["--threads", THREADS] if THREADS else [])
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"bench_model: {' '.join(cmd)}: {r.stderr.strip()}")
+    peak = 0.0
+    for line in r.stdout.strip().splitlines():
+        print(line, flush=True)
+        d = json.loads(line)
+        if d.get("kind") == "f32_fma":
+            peak = d["gflops"]
+    return peak
+
+
+PEAK = None  # set in main
+
+
 def report(t, size, variant, dtype, s, blas_before=None):
     fv, fp, fd, n = flops(s, t["cameras"], t["tokens"], t["steps"])
     total = fv + fp + fd
@@ -155,6 +176,12 @@ def report(t, size, variant, dtype, s, blas_before=None):
     out["gflop_prefix"] = round(fp / 1e9, 2)
     out["gflop_denoise"] = round(fd / 1e9, 2)
     out["gflops"] = round(total / 1e9 / sec, 2)
+    if PEAK:
+        # the whole model and each stage as a fraction of the f32 FMA peak
+        out["of_f32_peak"] = round(total / 1e9 / sec / PEAK, 3)
+        for st, f in (("vision", fv), ("prefix", fp), ("denoise", fd)):
+            ms = t[st + "_ms"]
+            out[st + "_of_f32_peak"] = round(f / 1e9 / (ms / 1e3) / PEAK, 3) if ms > 0 else None
     if blas_before is not None:
         # measured just before and just after the inference; the larger (the conservative
         # bound for the ratio) is used — the machine is shared and swings by tens of %
@@ -170,6 +197,8 @@ def report(t, size, variant, dtype, s, blas_before=None):
 
 
 def main():
+    global PEAK
+    PEAK = f32_peak()
     tmp_root = os.path.join(BUILD, "bench-tmp")
     os.makedirs(tmp_root, exist_ok=True)
     d = tempfile.mkdtemp(prefix="model-", dir=tmp_root)
@@ -179,6 +208,12 @@ def main():
             mdir = os.path.join(d, f"tiny-{variant}")
             mkmodel("tiny", variant, "f32", mdir)
             report(infer(mdir, d, 20), "tiny", variant, "f32", sizes(mdir))
+        mdir = os.path.join(d, "small-pi0")  # 184 MB: GEMMs big enough to mean something
+        mkmodel("small", "pi0", "f32", mdir)
+        try:
+            report(infer(mdir, d, 10), "small", "pi0", "f32", sizes(mdir))
+        finally:
+            shutil.rmtree(mdir, ignore_errors=True)
         if os.environ.get("PI0_BENCH_FULL", "1") != "0":
             for dtype in ("f32", "bf16"):
                 mdir = os.path.join(d, f"full-pi0-{dtype}")
