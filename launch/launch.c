@@ -512,9 +512,14 @@ static int load_config(launch *L) {
     L->at_line_start = 1;
     L->cur = -2;
     int r = ini_parse_stream(reader, L, on_ini, L);
+    int read_errno = ferror(L->fp) ? errno : 0; /* e.g. EISDIR: inih sees only an EOF */
     fclose(L->fp);
     L->fp = NULL;
     if (L->err[0]) return -1;
+    if (read_errno) {
+        snprintf(L->err, sizeof L->err, "%s: %s", L->file, strerror(read_errno));
+        return -1;
+    }
     if (r != 0) {
         snprintf(L->err, sizeof L->err, "%s:%d: syntax error (want [section] or key = value)",
                  L->file, r);

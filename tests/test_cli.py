@@ -67,13 +67,36 @@ def check(tool, cmd, opt, failing):
     return problems
 
 
+# tools reading an INI file, given a directory instead: exit 1, one line naming it
+DIR_INPUTS = [
+    ("pi0rt-node", ["--check", "--config"]),
+    ("pi0rt-launch", ["--check"]),
+    ("pi0rt-calib", ["check"]),
+]
+
+
+def check_dir_input(tool, args):
+    d = "/tmp"
+    r = run(tool, [*args, d])
+    if r.returncode != 1:
+        return [f"{' '.join(args)} {d}: exit {r.returncode}, want 1 ({r.stderr.strip()!r})"]
+    p = one_line(r, f"{d}: ")
+    if p is None and "directory" not in r.stderr:
+        p = f"stderr should say {d} is a directory, got {r.stderr.strip()!r}"
+    return [f"{' '.join(args)} {d}: {p}"] if p else []
+
+
 def main():
     passed = failed = 0
-    for tool, cmd, opt, failing in TOOLS:
-        problems = check(tool, cmd, opt, failing)
+    cases = [(tool, lambda t=tool, c=cmd, o=opt, f=failing: check(t, c, o, f))
+             for tool, cmd, opt, failing in TOOLS]
+    cases += [(f"{tool} (a directory as the file)", lambda t=tool, a=args: check_dir_input(t, a))
+              for tool, args in DIR_INPUTS]
+    for name, fn in cases:
+        problems = fn()
         for p in problems:
-            print(f"  {tool}: {p}")
-        print(("ok   " if not problems else "FAIL ") + tool)
+            print(f"  {name}: {p}")
+        print(("ok   " if not problems else "FAIL ") + name)
         passed += not problems
         failed += bool(problems)
     print(f"{passed} passed, {failed} failed")
