@@ -8,35 +8,81 @@
 #   make deps         install the Debian -dev packages the project needs (apt-get)
 #   SANITIZE=address|thread|undefined   build into build/<sanitizer>/ with that sanitizer
 #   CI=1              adds -Werror
+#   CFLAGS=, OPT=     appended to / replacing -O2 in the project's flags
 
 CC      ?= cc
 OPT     ?= -O2
-CFLAGS  := -std=c11 $(OPT) -g -D_GNU_SOURCE -fPIC -pthread \
-           -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-           -Wno-unused-parameter -I.
+CFLAGS  ?=
+# The project's flags; the user's CFLAGS / CPPFLAGS come last (`make CFLAGS=-O3` overrides
+# -O2 and keeps -std, -I and -pthread). Modules add per-target flags to PI0_CFLAGS.
+INCLUDES   := -I.
+PI0_CFLAGS := -std=c11 $(OPT) -g -D_GNU_SOURCE -fPIC -pthread -fvisibility=hidden \
+              -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+              -Wno-unused-parameter -Werror=implicit-function-declaration -Werror=int-conversion \
+              $(INCLUDES)
 LDLIBS  := -lm -lrt -pthread
 ifneq ($(CI),)
-CFLAGS  += -Werror
+PI0_CFLAGS += -Werror
 endif
 
 BUILD := build
 ifneq ($(SANITIZE),)
 BUILD   := build/$(SANITIZE)
-CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
+PI0_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 # -fsanitize=undefined leaves out float-to-int overflow; any report ends the program
 ifeq ($(SANITIZE),undefined)
-CFLAGS  += -fsanitize=float-cast-overflow -fno-sanitize-recover=all
+PI0_CFLAGS += -fsanitize=float-cast-overflow -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=float-cast-overflow
 endif
 OBJ := $(BUILD)/obj
 
 # Debian packages the build, the tests and the benchmarks need. `make deps` installs the
-# missing ones; it is a prerequisite of `test` and `run` so a fresh machine just works.
-DEB_PKGS := gcc make pkg-config libopenblas-dev libinih-dev libcjson-dev liblz4-dev \
-            python3 python3-numpy python3-pil sentencepiece nodejs \
+# missing ones; every goal that builds does the same first (below), so a fresh machine
+# just works.
+DEB_PKGS := gcc g++ make pkg-config libopenblas-dev libinih-dev libcjson-dev liblz4-dev \
+            python3 python3-numpy python3-pil sentencepiece clang-format nodejs \
             systemtap-sdt-dev
+DEPS_SH = missing=$$(for p in $(DEB_PKGS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ] && command -v apt-get >/dev/null; then \
+	    echo "deps: installing" $$missing; \
+	    SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	    $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# Goals that build install what is missing before anything reads pkg-config, so the
+# OpenBLAS check below sees the result (output goes to the terminal).
+BUILD_GOALS := $(filter-out deps clean format,$(or $(MAKECMDGOALS),all))
+ifneq ($(BUILD_GOALS),)
+ifeq ($(MAKELEVEL),0)
+$(shell $(DEPS_SH) >&2)
+endif
+# OpenBLAS's own flags. Debian's reference libblas-dev also provides a <cblas.h> (the
+# default one until libopenblas-dev is installed) that lacks the openblas_* functions;
+# the pkg-config include directory comes first so the OpenBLAS header is the one found,
+# and the cpu backend refuses to compile against any other.
+OPENBLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null || echo none)
+ifeq ($(OPENBLAS_CFLAGS),none)
+$(error pkg-config finds no openblas: install libopenblas-dev (and pkg-config), e.g. `make deps`)
+endif
+OPENBLAS_LIBS := $(shell pkg-config --libs openblas)
+endif
+PI0_CFLAGS += $(OPENBLAS_CFLAGS)
+
+FINAL_CFLAGS = $(PI0_CFLAGS) $(CPPFLAGS) $(CFLAGS)
+
+# Objects depend on the effective flags: $(BUILD)/flags is rewritten when they change
+# (CFLAGS, OPT, CI, SANITIZE, compiler, OpenBLAS), so such a change rebuilds everything.
+ifneq ($(BUILD_GOALS),)
+FLAGS_NOW := $(CC) $(FINAL_CFLAGS) | $(LDFLAGS) $(LDLIBS) $(OPENBLAS_LIBS)
+ifneq ($(FLAGS_NOW),$(file <$(BUILD)/flags))
+$(shell mkdir -p $(BUILD))
+$(file >$(BUILD)/flags,$(FLAGS_NOW))
+endif
+endif
 
 BINS       :=   # build/pi0rt-* executables (modules append)
 LIBS       :=   # static / shared libraries (modules append)
@@ -59,9 +105,11 @@ TEST_CMDS += tests/test_cli.py
 
 all: $(BINS) $(LIBS) $(TEST_BINS)
 
-$(OBJ)/%.o: %.c
+$(OBJ)/%.o: %.c $(BUILD)/flags
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(FINAL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/flags: ;
 
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
 
@@ -77,14 +125,7 @@ run: deps all
 	@set -e; $(RUN_CMDS)
 
 deps:
-	@missing=$$(for p in $(DEB_PKGS); do \
-	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	    echo "deps: installing $$missing"; \
-	    SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	    $$SUDO apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@$(DEPS_SH)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

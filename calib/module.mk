@@ -27,7 +27,7 @@ $(BUILD)/tests/calib_bench: $(OBJ)/tests/calib/calib_bench.o $(BUILD)/libpi0cali
 
 # The transforms are compared with numpy to 1e-6: no fused multiply-adds, so the C code
 # rounds exactly as written on every target.
-$(OBJ)/calib/pi0_calib.o: CFLAGS += -ffp-contract=off
+$(OBJ)/calib/pi0_calib.o: PI0_CFLAGS += -ffp-contract=off
 
 # libFuzzer target (clang only, not part of `make`/`make test`, which run a deterministic
 # mutation loop instead): `make fuzz-calib [FUZZ_SECONDS=60]`.

@@ -12,7 +12,7 @@
 
 /* FNV-1a of n bytes. */
 static inline uint64_t pi0__fnv1a(const void *p, size_t n) {
-    const unsigned char *b = p;
+    const unsigned char *b = (const unsigned char *)p;
     uint64_t h = PI0__FNV1A_BASIS;
     for (size_t i = 0; i < n; i++)
         h = (h ^ b[i]) * PI0__FNV1A_PRIME;

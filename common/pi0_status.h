@@ -90,13 +90,13 @@ PI0_API const char *pi0_last_error(void);
 PI0_API void pi0_clear_error(void);
 
 /* Always-on assertion for our own invariants (never for bad input): prints file:line and
- * aborts. */
+ * aborts. Inside pi0rt only: pi0__assert_fail is not exported from the shared library. */
 #define PI0_ASSERT(cond)                                                                       \
     do {                                                                                       \
         if (!(cond)) pi0__assert_fail(#cond, __FILE__, __LINE__, __func__);                    \
     } while (0)
-PI0_API PI0_NORETURN void pi0__assert_fail(const char *expr, const char *file, int line,
-                                           const char *func);
+PI0_NORETURN void pi0__assert_fail(const char *expr, const char *file, int line,
+                                   const char *func);
 
 #ifdef __cplusplus
 }

@@ -23,7 +23,7 @@ PIPELINE_LIBS := $(LOADER_LIBS) $(DEVICE_LIBS) -lcjson -lm
 
 # ---- tools ------------------------------------------------------------------------------
 BINS += $(BUILD)/pi0rt-infer $(BUILD)/pi0rt-mkmodel $(BUILD)/pi0rt-tokenize
-$(OBJ)/pipeline/tools/infer.o: CFLAGS += -DPI0_HAVE_TOKENIZER
+$(OBJ)/pipeline/tools/infer.o: PI0_CFLAGS += -DPI0_HAVE_TOKENIZER
 
 $(BUILD)/pi0rt-infer: $(OBJ)/pipeline/tools/infer.o $(PIPELINE_OBJS) $(DEVICE_OBJS) $(COMMON_OBJS)
 	@mkdir -p $(dir $@)

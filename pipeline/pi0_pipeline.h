@@ -169,7 +169,8 @@ PI0_API int pi0_prefix_read_kv(pi0_model *m, pi0_prefix *p, int layer, float *k,
  * available when the model was loaded with opts.keep_vision (it costs one device copy per
  * encode); else PI0_ENOTSUP. Stage-A thread. */
 PI0_API int pi0_model_read_vision(pi0_model *m, float *out, size_t cap_floats, int *n_rows);
-/* One velocity evaluation v(x_t, t) with t = 1 − step/num_steps, x_t [horizon,
+/* One velocity evaluation v(x_t, t) with t = t_step of openpi's float32 schedule (t_0 = 1,
+ * t_{s+1} = t_s + dt with dt = (float)(−1/num_steps)), x_t [horizon,
  * action_dim] → v [horizon, action_dim]. Blocks; state and x_t are read before it
  * returns. Stage-B thread. */
 PI0_API int pi0_model_velocity(pi0_model *m, pi0_prefix *p, const float *state,

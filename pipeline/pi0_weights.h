@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "device/pi0_device.h" /* pi0_dtype */
+#include "common/pi0_dtype.h"
 #include "common/pi0_status.h"
 
 #ifdef __cplusplus
@@ -170,8 +170,6 @@ typedef struct pi0_weights {
     int has_norm_stats;          /* 1 when DIR/norm_stats.json was found and loaded */
     pi0_norm_stats state_stats;  /* "state" */
     pi0_norm_stats action_stats; /* "actions" */
-
-    struct pi0__weights_files *files; /* internal: mappings, names, tensor index */
 } pi0_weights;
 
 /* Loads checkpoint directory `dir` (see the top of this file). Allocates the table and

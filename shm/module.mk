@@ -5,20 +5,26 @@ SHM_TOOL_OBJS := $(OBJ)/shm/pi0rt_shm.o $(OBJ)/shm/shm_bench.o $(OBJ)/shm/record
                  $(OBJ)/shm/mcap.o $(OBJ)/shm/ros2msg.o
 
 BINS       += $(BUILD)/pi0rt-shm
-LIBS       += $(BUILD)/libpi0shm.a $(BUILD)/libpi0shm.so
+LIBS       += $(BUILD)/libpi0shm.a $(BUILD)/libpi0shm.so.1 $(BUILD)/libpi0shm.so
 TEST_BINS  += $(BUILD)/tests/test_shm $(BUILD)/tests/shm/shm_peer $(BUILD)/tests/test_mcap \
               $(BUILD)/tests/mcap_bench
 TEST_CMDS  += $(BUILD)/tests/test_shm tests/shm/tsan-suite $(BUILD)/tests/test_mcap \
               tests/mcap/asan-suite
 BENCH_CMDS += $(BUILD)/pi0rt-shm bench; $(BUILD)/tests/mcap_bench;
 
-$(BUILD)/libpi0shm.a: $(SHM_LIB_OBJS) $(COMMON_OBJS)
+# The client library holds the topic code and the status functions (pi0_status.h) only.
+$(BUILD)/libpi0shm.a: $(SHM_LIB_OBJS) $(OBJ)/common/pi0_status.o
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/libpi0shm.so: $(SHM_LIB_OBJS) $(COMMON_OBJS)
+# Shared: versioned soname (bump the 1 on an incompatible ABI change) and the link-time
+# name as a symlink; only PI0_API symbols are exported (-fvisibility=hidden).
+$(BUILD)/libpi0shm.so.1: $(SHM_LIB_OBJS) $(OBJ)/common/pi0_status.o
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -shared -Wl,-soname,libpi0shm.so -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libpi0shm.so.1 -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libpi0shm.so: $(BUILD)/libpi0shm.so.1
+	ln -sf libpi0shm.so.1 $@
 
 $(BUILD)/pi0rt-shm: $(SHM_TOOL_OBJS) $(BUILD)/libpi0shm.a
 	@mkdir -p $(dir $@)

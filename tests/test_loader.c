@@ -173,17 +173,17 @@ static void test_st_valid(void) {
              "\"b\":{\"dtype\":\"BF16\",\"shape\":[4],\"data_offsets\":[0,8]},"
              "\"c\":{\"dtype\":\"F16\",\"shape\":[0,5],\"data_offsets\":[32,32]}}",
              8, 32);
-    pi0_st_file *f = NULL;
-    CHECK_STATUS(pi0_st_open(p, &f), PI0_OK);
+    pi0__st_file *f = NULL;
+    CHECK_STATUS(pi0__st_open(p, &f), PI0_OK);
     if (!f) {
         fprintf(stderr, "  %s\n", pi0_last_error());
         pi0_test_rmrf(d);
         return;
     }
-    CHECK_EQ_INT(pi0_st_count(f), 3);
-    const pi0_tensor *a = pi0_st_find(f, "a"), *b = pi0_st_find(f, "b"),
-                     *c = pi0_st_find(f, "c");
-    CHECK(a && b && c && !pi0_st_find(f, "__metadata__") && !pi0_st_find(f, "z"));
+    CHECK_EQ_INT(pi0__st_count(f), 3);
+    const pi0_tensor *a = pi0__st_find(f, "a"), *b = pi0__st_find(f, "b"),
+                     *c = pi0__st_find(f, "c");
+    CHECK(a && b && c && !pi0__st_find(f, "__metadata__") && !pi0__st_find(f, "z"));
     CHECK_EQ_INT(a->dtype, PI0_F32);
     CHECK_EQ_INT(a->ndim, 2);
     CHECK_EQ_INT(a->shape[0], 2);
@@ -193,7 +193,7 @@ static void test_st_valid(void) {
     CHECK((const uint8_t *)a->data - (const uint8_t *)b->data == 8);
     CHECK_EQ_INT(((const uint8_t *)b->data)[0], 1); /* ramp byte 0 */
     CHECK_EQ_INT(((const uint8_t *)a->data)[0], (uint8_t)(8 * 7 + 1));
-    pi0_st_close(f);
+    pi0__st_close(f);
     pi0_test_rmrf(d);
 }
 
@@ -208,9 +208,9 @@ static void test_st_header_parsed_nul_terminated(void) {
         char *p = fmt("%s/h%d.safetensors", d, i);
         write_st(p, headers[i], 8, 8); /* data right after the header: ramp bytes 1, 2, ... */
         g_json_calls = g_json_unterminated = 0;
-        pi0_st_file *f = NULL;
-        CHECK_STATUS(pi0_st_open(p, &f), i == 0 ? PI0_OK : PI0_EFORMAT);
-        pi0_st_close(f);
+        pi0__st_file *f = NULL;
+        CHECK_STATUS(pi0__st_open(p, &f), i == 0 ? PI0_OK : PI0_EFORMAT);
+        pi0__st_close(f);
         CHECK_EQ_INT(g_json_calls, 1);
         CHECK_EQ_INT(g_json_unterminated, 0);
     }
@@ -284,19 +284,19 @@ static void test_st_bad_inputs(void) {
         char *p = fmt("%s/bad%zu.safetensors", d, i);
         write_st(p, c->header, c->hpad, c->data_len);
         if (c->truncate >= 0) PI0_ASSERT(truncate(p, c->truncate) == 0);
-        pi0_st_file *f = NULL;
-        int rc = pi0_st_open(p, &f);
+        pi0__st_file *f = NULL;
+        int rc = pi0__st_open(p, &f);
         CHECK_MSG(rc == c->code, "case '%s': got %d (%s), want %d", c->what, rc,
                   pi0_last_error(), c->code);
         CHECK_MSG(f == NULL, "case '%s': handle set on failure", c->what);
         CHECK_MSG(strstr(pi0_last_error(), c->msg) && strstr(pi0_last_error(), p),
                   "case '%s': error \"%s\" should name the file and contain \"%s\"", c->what,
                   pi0_last_error(), c->msg);
-        pi0_st_close(f);
+        pi0__st_close(f);
     }
-    pi0_st_file *f = NULL;
-    CHECK_STATUS(pi0_st_open(fmt("%s/none.safetensors", d), &f), PI0_ENOENT);
-    CHECK_STATUS(pi0_st_open(d, &f), PI0_EIO); /* a directory */
+    pi0__st_file *f = NULL;
+    CHECK_STATUS(pi0__st_open(fmt("%s/none.safetensors", d), &f), PI0_ENOENT);
+    CHECK_STATUS(pi0__st_open(d, &f), PI0_EIO); /* a directory */
     pi0_test_rmrf(d);
 }
 

@@ -3,9 +3,10 @@
 pipeline/preprocess.c (via build/tests/preprocess_tool) against an independent reference
 written here from PI0-SPEC.md §3 / openpi's resize_with_pad with PIL's BILINEAR resize.
 
-Tolerance: ±1 per pixel (the C code implements Pillow's fixed-point algorithm and is
-expected to match exactly; the count of differing pixels is printed). The [-1, 1] patches
-are checked against x/255*2-1 of the C image, patchified in (c, kh, kw) order.
+Exact: the C code implements Pillow's fixed-point algorithm, so every pixel must equal
+Pillow's (0 tolerance; the count of differing values is printed on failure). The [-1, 1]
+patches must equal x/255*2-1 (float32) of the Pillow image, patchified here in (c, kh, kw)
+order (nothing expected is derived from the C output).
 Ends with `N passed, N failed`."""
 import os
 import subprocess
@@ -79,8 +80,10 @@ def main():
                 ref = reference(img)
                 diff = np.abs(c.astype(np.int32) - ref.astype(np.int32))
                 pat = np.load(fpat)
-                pat_err = float(np.abs(pat - patchify(c, p)).max())
-                ok = c.shape == (S, S, 3) and c.dtype == np.uint8 and diff.max() <= 1 \
+                want_pat = patchify(ref, p)
+                pat_err = float(np.abs(pat - want_pat).max()) if pat.shape == want_pat.shape \
+                    else float("inf")
+                ok = c.shape == (S, S, 3) and c.dtype == np.uint8 and diff.max() == 0 \
                     and pat.shape == ((S // p) ** 2, 3 * p * p) and pat_err == 0.0
                 print(f"{'ok  ' if ok else 'FAIL'} {name}: max |diff| {diff.max()}, "
                       f"{int((diff > 0).sum())} values differ; patches p={p} err {pat_err}")

@@ -1,6 +1,6 @@
 /* cpu_backend.c — the cpu backend: host memory as device memory, worker-thread streams,
  * events, and the table of entries (kernels are in cpu_kernels.c and cpu_gemm.c). */
-#include <cblas.h>
+#include <cblas.h> /* OpenBLAS's: the Makefile puts `pkg-config --cflags openblas` first */
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -8,6 +8,13 @@
 #include <string.h>
 
 #include "cpu.h"
+
+/* The reference BLAS's cblas.h (Debian's libblas-dev) declares no openblas_* functions;
+ * compiled against it, the calls below would be implicit declarations that truncate the
+ * returned pointer. */
+#ifndef OPENBLAS_VERSION
+#error "device/cpu needs OpenBLAS's cblas.h (libopenblas-dev), not the reference one"
+#endif
 
 #define CPU_DEFAULT_SCRATCH_PER_THREAD (8u << 20) /* bytes */
 #define CPU_QUEUE_CAP                  512        /* operations per stream (power of two) */

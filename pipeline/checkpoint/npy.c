@@ -286,8 +286,8 @@ int pi0_npy_read(const char *path, pi0_npy *out) {
     return 0;
 }
 
-const char *pi0_shape_format(char *buf, size_t cap, const int64_t *shape, int ndim,
-                             const char *brackets) {
+const char *pi0__shape_format(char *buf, size_t cap, const int64_t *shape, int ndim,
+                              const char *brackets) {
     size_t o = 0;
     int n = snprintf(buf, cap, "%c", brackets[0]);
     for (int i = 0; i < ndim && n >= 0 && (o += (size_t)n) < cap; i++)
@@ -298,7 +298,7 @@ const char *pi0_shape_format(char *buf, size_t cap, const int64_t *shape, int nd
     return buf;
 }
 
-int pi0_shape_matches(const int64_t *shape, int ndim, const int64_t *want, int want_ndim) {
+int pi0__shape_matches(const int64_t *shape, int ndim, const int64_t *want, int want_ndim) {
     if (ndim != want_ndim) return 0;
     for (int i = 0; i < ndim; i++)
         if (want[i] >= 0 && shape[i] != want[i]) return 0;
@@ -325,11 +325,11 @@ int pi0_npy_expect(const pi0_npy *a, const char *what, pi0_dtype dtype, int ndim
     if (a->dtype != dtype)
         return pi0_errorf(PI0_ETYPE, "%s: dtype is %s, expected %s", what, numpy_name(a->dtype),
                           numpy_name(dtype));
-    if (!pi0_shape_matches(a->shape, a->ndim, want, ndim)) {
+    if (!pi0__shape_matches(a->shape, a->ndim, want, ndim)) {
         char got[192], exp[192];
         return pi0_errorf(PI0_ESHAPE, "%s: shape is %s, expected %s", what,
-                          pi0_shape_format(got, sizeof got, a->shape, a->ndim, "()"),
-                          pi0_shape_format(exp, sizeof exp, want, ndim, "()"));
+                          pi0__shape_format(got, sizeof got, a->shape, a->ndim, "()"),
+                          pi0__shape_format(exp, sizeof exp, want, ndim, "()"));
     }
     return 0;
 }

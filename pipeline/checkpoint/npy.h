@@ -55,11 +55,11 @@ int pi0_npy_expect(const pi0_npy *a, const char *what, pi0_dtype dtype, int ndim
 /* Formats a shape as "(2, 3)" (brackets "()") or "[2, 3]" (brackets "[]") into buf,
  * always NUL-terminated and truncated to cap; a negative dim prints as "*" (any).
  * Returns buf. */
-const char *pi0_shape_format(char *buf, size_t cap, const int64_t *shape, int ndim,
-                             const char *brackets);
+const char *pi0__shape_format(char *buf, size_t cap, const int64_t *shape, int ndim,
+                              const char *brackets);
 
 /* 1 if shape [ndim] matches want [want_ndim] (same rank; want[i] < 0 matches any). */
-int pi0_shape_matches(const int64_t *shape, int ndim, const int64_t *want, int want_ndim);
+int pi0__shape_matches(const int64_t *shape, int ndim, const int64_t *want, int want_ndim);
 
 /* Writes a C-order array as .npy version 1.0 (header padded to 64 bytes as numpy does).
  * The file is written to `path`.tmp and renamed, so readers never see a partial file. */

@@ -16,7 +16,7 @@
 #define ST_MAX_HEADER (100u << 20)       /* same cap as the reference implementation */
 #define ST_MAX_INT    9007199254740992.0 /* 2^53: exact in a JSON double */
 
-struct pi0_st_file {
+struct pi0__st_file {
     char *path;
     void *map;
     size_t map_size;
@@ -28,7 +28,7 @@ struct pi0_st_file {
 
 // ---- dtypes -----------------------------------------------------------------------
 
-size_t pi0_st_dtype_parse(const char *name, pi0_dtype *dtype) {
+size_t pi0__st_dtype_parse(const char *name, pi0_dtype *dtype) {
     if (!strcmp(name, "F32")) {
         *dtype = PI0_F32;
         return 4;
@@ -44,7 +44,7 @@ size_t pi0_st_dtype_parse(const char *name, pi0_dtype *dtype) {
     return 0;
 }
 
-const char *pi0_st_dtype_name(pi0_dtype dtype) {
+const char *pi0__st_dtype_name(pi0_dtype dtype) {
     switch (dtype) {
     case PI0_F32:
         return "F32";
@@ -58,7 +58,7 @@ const char *pi0_st_dtype_name(pi0_dtype dtype) {
 }
 
 /* Returns the slot holding `key`, or the empty slot where it would go. */
-static int slot_of(const pi0_st_file *f, const char *key) {
+static int slot_of(const pi0__st_file *f, const char *key) {
     unsigned mask = (unsigned)f->n_slots - 1;
     unsigned i = (unsigned)pi0__fnv1a_str(key) & mask;
     while (f->slots[i] >= 0 && strcmp(f->t[f->slots[i]].name, key) != 0)
@@ -89,7 +89,7 @@ static int span_cmp(const void *a, const void *b) {
     return 0;
 }
 
-static int parse_entry(pi0_st_file *f, const cJSON *e, const uint8_t *data, uint64_t data_size,
+static int parse_entry(pi0__st_file *f, const cJSON *e, const uint8_t *data, uint64_t data_size,
                        uint64_t data_file_off, pi0_tensor *t, span *sp) {
     const char *path = f->path, *key = e->string;
     if (!cJSON_IsObject(e))
@@ -104,7 +104,7 @@ static int parse_entry(pi0_st_file *f, const cJSON *e, const uint8_t *data, uint
             "%s: tensor %.200s: entry needs string \"dtype\", array \"shape\" and "
             "array \"data_offsets\"",
             path, key);
-    size_t esize = pi0_st_dtype_parse(jd->valuestring, &t->dtype);
+    size_t esize = pi0__st_dtype_parse(jd->valuestring, &t->dtype);
     if (!esize)
         return pi0_errorf(PI0_ETYPE,
                           "%s: tensor %.200s: dtype %.40s is not supported (F32, BF16, F16)",
@@ -160,7 +160,7 @@ static int parse_entry(pi0_st_file *f, const cJSON *e, const uint8_t *data, uint
     return 0;
 }
 
-static int parse_header(pi0_st_file *f) {
+static int parse_header(pi0__st_file *f) {
     const uint8_t *base = f->map;
     const char *path = f->path;
     if (f->map_size < 8)
@@ -280,7 +280,7 @@ out:
 
 // ---- public -----------------------------------------------------------------------
 
-void pi0_st_close(pi0_st_file *f) {
+void pi0__st_close(pi0__st_file *f) {
     if (!f) return;
     if (f->t)
         for (int i = 0; i < f->n; i++)
@@ -292,8 +292,8 @@ void pi0_st_close(pi0_st_file *f) {
     free(f);
 }
 
-int pi0_st_open(const char *path, pi0_st_file **out) {
-    pi0_st_file *f = calloc(1, sizeof *f);
+int pi0__st_open(const char *path, pi0__st_file **out) {
+    pi0__st_file *f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(path))) {
         free(f);
         return pi0_errorf(PI0_ENOMEM, "%s: out of memory", path);
@@ -301,14 +301,14 @@ int pi0_st_open(const char *path, pi0_st_file **out) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        pi0_st_close(f);
+        pi0__st_close(f);
         return pi0_errorf(e == ENOENT ? PI0_ENOENT : PI0_EIO, "%s: cannot open: %s", path,
                           strerror(e));
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        pi0_st_close(f);
+        pi0__st_close(f);
         return pi0_errorf(PI0_EIO, "%s: not a regular file", path);
     }
     f->map_size = (size_t)st.st_size;
@@ -317,7 +317,7 @@ int pi0_st_open(const char *path, pi0_st_file **out) {
         if (m == MAP_FAILED) {
             int e = errno;
             close(fd);
-            pi0_st_close(f);
+            pi0__st_close(f);
             return pi0_errorf(PI0_EIO, "%s: mmap failed: %s", path, strerror(e));
         }
         f->map = m;
@@ -325,26 +325,26 @@ int pi0_st_open(const char *path, pi0_st_file **out) {
     close(fd);
     int rc = parse_header(f);
     if (rc) {
-        pi0_st_close(f);
+        pi0__st_close(f);
         return rc;
     }
     *out = f;
     return 0;
 }
 
-const char *pi0_st_path(const pi0_st_file *f) {
+const char *pi0__st_path(const pi0__st_file *f) {
     return f->path;
 }
-int pi0_st_count(const pi0_st_file *f) {
+int pi0__st_count(const pi0__st_file *f) {
     return f->n;
 }
 
-const pi0_tensor *pi0_st_tensor(const pi0_st_file *f, int i) {
+const pi0_tensor *pi0__st_tensor(const pi0__st_file *f, int i) {
     PI0_ASSERT(i >= 0 && i < f->n);
     return &f->t[i];
 }
 
-const pi0_tensor *pi0_st_find(const pi0_st_file *f, const char *key) {
+const pi0_tensor *pi0__st_find(const pi0__st_file *f, const char *key) {
     int s = slot_of(f, key);
     return f->slots[s] >= 0 ? &f->t[f->slots[s]] : NULL;
 }

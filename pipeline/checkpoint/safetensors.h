@@ -6,7 +6,7 @@
  *    "__metadata__": {"k": "v", ...}}   (optional)
  * then the data section; offsets are relative to its start.
  *
- * pi0_st_open mmaps the file read-only and checks everything before returning: header
+ * pi0__st_open mmaps the file read-only and checks everything before returning: header
  * length inside the file, JSON object, every entry's dtype (F32, BF16, F16; anything else
  * is PI0_ETYPE naming the tensor and dtype), shape (0..4 non-negative integer dims),
  * data_offsets inside the data section with end - begin == numel × dtype size, no two
@@ -25,28 +25,28 @@
 extern "C" {
 #endif
 
-typedef struct pi0_st_file pi0_st_file;
+typedef struct pi0__st_file pi0__st_file;
 
 /* Opens and validates `path`. On failure *out is untouched and pi0_last_error_for(status) says
  * what was wrong (PI0_ENOENT/PI0_EIO: cannot open/map; PI0_EFORMAT: bad header/offsets;
  * PI0_ETYPE: unsupported dtype; PI0_ENOTSUP: more than 4 dims; PI0_ENOMEM). */
-int pi0_st_open(const char *path, pi0_st_file **out);
+int pi0__st_open(const char *path, pi0__st_file **out);
 
 /* Unmaps and frees; every pi0_tensor obtained from the file becomes invalid. NULL ok. */
-void pi0_st_close(pi0_st_file *f);
+void pi0__st_close(pi0__st_file *f);
 
-const char *pi0_st_path(const pi0_st_file *f);
-int pi0_st_count(const pi0_st_file *f);
+const char *pi0__st_path(const pi0__st_file *f);
+int pi0__st_count(const pi0__st_file *f);
 /* Tensor i (0 <= i < count), in header order. Its name and data live as long as f. */
-const pi0_tensor *pi0_st_tensor(const pi0_st_file *f, int i);
+const pi0_tensor *pi0__st_tensor(const pi0__st_file *f, int i);
 /* Tensor by exact key, or NULL. */
-const pi0_tensor *pi0_st_find(const pi0_st_file *f, const char *key);
+const pi0_tensor *pi0__st_find(const pi0__st_file *f, const char *key);
 
 /* Size of a safetensors dtype name ("F32" -> 4, "BF16"/"F16" -> 2) and the pi0_dtype;
  * returns 0 for any other name. */
-size_t pi0_st_dtype_parse(const char *name, pi0_dtype *dtype);
+size_t pi0__st_dtype_parse(const char *name, pi0_dtype *dtype);
 /* "F32", "BF16", "F16" (safetensors spelling). */
-const char *pi0_st_dtype_name(pi0_dtype dtype);
+const char *pi0__st_dtype_name(pi0_dtype dtype);
 
 #ifdef __cplusplus
 }

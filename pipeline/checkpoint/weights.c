@@ -23,9 +23,9 @@
 #define E       "paligemma_with_expert.gemma_expert.model."
 #define KEY_MAX 512
 
-struct pi0__weights_files {
+struct wfiles {
     int n_files;
-    pi0_st_file **files;     /* [n_files] */
+    pi0__st_file **files;    /* [n_files] */
     int n;                   /* tensors over all files */
     char **canon;            /* [n] canonical key of tensor i */
     const pi0_tensor **tens; /* [n] */
@@ -33,6 +33,16 @@ struct pi0__weights_files {
     int n_slots;
     unsigned char *used; /* [n] 1 once the model took tensor i */
 };
+
+/* A pi0_weights as allocated: the public table first, then the files only this file sees. */
+typedef struct weights_alloc {
+    pi0_weights pub;
+    struct wfiles x;
+} weights_alloc;
+
+static struct wfiles *files_of(const pi0_weights *w) {
+    return &((weights_alloc *)w)->x;
+}
 
 // ---- small helpers ----------------------------------------------------------------
 
@@ -177,22 +187,22 @@ static int canonical_key(const char *key, char *buf, size_t cap) {
     return (n < 0 || (size_t)n >= cap) ? -1 : 0;
 }
 
-static int idx_slot(const struct pi0__weights_files *x, const char *canon) {
+static int idx_slot(const struct wfiles *x, const char *canon) {
     unsigned mask = (unsigned)x->n_slots - 1, i = (unsigned)pi0__fnv1a_str(canon) & mask;
     while (x->slots[i] >= 0 && strcmp(x->canon[x->slots[i]], canon) != 0)
         i = (i + 1) & mask;
     return (int)i;
 }
 
-static const pi0_tensor *lookup(const struct pi0__weights_files *x, const char *canon) {
+static const pi0_tensor *lookup(const struct wfiles *x, const char *canon) {
     int s = idx_slot(x, canon);
     return x->slots[s] >= 0 ? x->tens[x->slots[s]] : NULL;
 }
 
-static int build_index(struct pi0__weights_files *x, const char *dir) {
+static int build_index(struct wfiles *x, const char *dir) {
     int n = 0;
     for (int f = 0; f < x->n_files; f++)
-        n += pi0_st_count(x->files[f]);
+        n += pi0__st_count(x->files[f]);
     x->canon = calloc((size_t)n + 1, sizeof *x->canon);
     x->tens = calloc((size_t)n + 1, sizeof *x->tens);
     x->n_slots = 16;
@@ -206,8 +216,8 @@ static int build_index(struct pi0__weights_files *x, const char *dir) {
         x->slots[i] = -1;
     char buf[KEY_MAX];
     for (int f = 0; f < x->n_files; f++) {
-        for (int i = 0; i < pi0_st_count(x->files[f]); i++) {
-            const pi0_tensor *t = pi0_st_tensor(x->files[f], i);
+        for (int i = 0; i < pi0__st_count(x->files[f]); i++) {
+            const pi0_tensor *t = pi0__st_tensor(x->files[f], i);
             if (canonical_key(t->name, buf, sizeof buf) != 0) continue; /* too long: not ours */
             int s = idx_slot(x, buf);
             if (x->slots[s] >= 0)
@@ -225,7 +235,7 @@ static int build_index(struct pi0__weights_files *x, const char *dir) {
 
 // ---- files ------------------------------------------------------------------------
 
-static int open_files(struct pi0__weights_files *x, const char *dir) {
+static int open_files(struct wfiles *x, const char *dir) {
     int rc = 0;
     char *single = path_join(dir, "model.safetensors");
     char *index = path_join(dir, "model.safetensors.index.json");
@@ -240,7 +250,7 @@ static int open_files(struct pi0__weights_files *x, const char *dir) {
             rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", dir);
             goto out;
         }
-        rc = pi0_st_open(single, &x->files[0]);
+        rc = pi0__st_open(single, &x->files[0]);
         if (!rc) x->n_files = 1;
         goto out;
     }
@@ -280,7 +290,7 @@ static int open_files(struct pi0__weights_files *x, const char *dir) {
                 rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", dir);
                 break;
             }
-            rc = pi0_st_open(sp, &x->files[f]);
+            rc = pi0__st_open(sp, &x->files[f]);
             free(sp);
             if (rc) {
                 if (rc == PI0_ENOENT)
@@ -292,7 +302,7 @@ static int open_files(struct pi0__weights_files *x, const char *dir) {
             names[f] = e->valuestring;
             x->n_files++;
         }
-        if (!pi0_st_find(x->files[f], e->string)) {
+        if (!pi0__st_find(x->files[f], e->string)) {
             rc = pi0_errorf(PI0_ENOENT, "%s: tensor %.200s is not in shard %.200s", index,
                             e->string, e->valuestring);
             break;
@@ -310,7 +320,7 @@ out:
 
 typedef struct ctx {
     const char *dir;
-    struct pi0__weights_files *x;
+    struct wfiles *x;
 } ctx;
 
 /* Key formatting. */
@@ -340,17 +350,17 @@ static int get(ctx *c, pi0_tensor *dst, const char *key, int optional, int ndim,
     }
     int64_t want[4] = {d0, d1, d2, d3};
     char got[96], exp[96];
-    if (!pi0_shape_matches(t->shape, t->ndim, want, ndim))
+    if (!pi0__shape_matches(t->shape, t->ndim, want, ndim))
         return pi0_errorf(PI0_ESHAPE, "%s: tensor %s has shape %s, expected %s", c->dir,
-                          t->name, pi0_shape_format(got, sizeof got, t->shape, t->ndim, "[]"),
-                          pi0_shape_format(exp, sizeof exp, want, ndim, "[]"));
+                          t->name, pi0__shape_format(got, sizeof got, t->shape, t->ndim, "[]"),
+                          pi0__shape_format(exp, sizeof exp, want, ndim, "[]"));
     for (int d = 0; d < t->ndim; d++)
         if (t->shape[d] < 1 || t->shape[d] > DIM_MAX)
             return pi0_errorf(PI0_ESHAPE,
                               "%s: tensor %s has shape %s: every size must be in "
                               "[1, %d]",
                               c->dir, t->name,
-                              pi0_shape_format(got, sizeof got, t->shape, t->ndim, "[]"),
+                              pi0__shape_format(got, sizeof got, t->shape, t->ndim, "[]"),
                               DIM_MAX);
     c->x->used[i] = 1;
     *dst = *t;
@@ -730,7 +740,7 @@ static void warn_unused(const ctx *c) {
         "normalize_targets.",
         "unnormalize_outputs.", /* lerobot's normalization buffers */
     };
-    const struct pi0__weights_files *x = c->x;
+    const struct wfiles *x = c->x;
     int n = 0, first = -1;
     for (int i = 0; i < x->n; i++) {
         if (x->used[i]) continue;
@@ -905,19 +915,16 @@ static void free_stats(pi0_norm_stats *s) {
 
 void pi0_weights_destroy(pi0_weights *w) {
     if (!w) return;
-    struct pi0__weights_files *x = w->files;
-    if (x) {
-        for (int i = 0; i < x->n; i++)
-            free(x->canon[i]);
-        free(x->canon);
-        free(x->tens);
-        free(x->slots);
-        free(x->used);
-        for (int f = 0; f < x->n_files; f++)
-            pi0_st_close(x->files[f]);
-        free(x->files);
-        free(x);
-    }
+    struct wfiles *x = files_of(w);
+    for (int i = 0; i < x->n; i++)
+        free(x->canon[i]);
+    free(x->canon);
+    free(x->tens);
+    free(x->slots);
+    free(x->used);
+    for (int f = 0; f < x->n_files; f++)
+        pi0__st_close(x->files[f]);
+    free(x->files);
     free(w->vision);
     free(w->vlm);
     free(w->expert);
@@ -928,18 +935,19 @@ void pi0_weights_destroy(pi0_weights *w) {
 
 int pi0_weights_load(const char *dir, pi0_weights **out) {
     if (!dir || !out) return pi0_errorf(PI0_EINVAL, "pi0_weights_load: NULL argument");
-    pi0_weights *w = calloc(1, sizeof *w);
+    weights_alloc *wa = calloc(1, sizeof *wa);
+    pi0_weights *w = wa ? &wa->pub : NULL;
     char *cfg_path = path_join(dir, "config.json");
     cJSON *cfgj = NULL;
     int rc = 0;
-    if (!w || !cfg_path || !(w->files = calloc(1, sizeof *w->files))) {
+    if (!w || !cfg_path) {
         rc = pi0_errorf(PI0_ENOMEM, "%s: out of memory", dir);
         goto out;
     }
     if ((rc = parse_json_file(cfg_path, &cfgj))) goto out;
-    if ((rc = open_files(w->files, dir))) goto out;
-    if ((rc = build_index(w->files, dir))) goto out;
-    ctx c = {dir, w->files};
+    if ((rc = open_files(&wa->x, dir))) goto out;
+    if ((rc = build_index(&wa->x, dir))) goto out;
+    ctx c = {dir, &wa->x};
     if ((rc = map_tensors(&c, w, cfgj, cfg_path))) goto out;
     warn_unused(&c);
     if ((rc = apply_config(w, cfgj, cfg_path))) goto out;
@@ -956,9 +964,9 @@ out:
 }
 
 const pi0_tensor *pi0_weights_find(const pi0_weights *w, const char *key) {
-    struct pi0__weights_files *x = w->files;
+    const struct wfiles *x = files_of(w);
     for (int f = 0; f < x->n_files; f++) {
-        const pi0_tensor *t = pi0_st_find(x->files[f], key);
+        const pi0_tensor *t = pi0__st_find(x->files[f], key);
         if (t) return t;
     }
     char buf[KEY_MAX];
@@ -968,7 +976,8 @@ const pi0_tensor *pi0_weights_find(const pi0_weights *w, const char *key) {
 
 int pi0_weights_count(const pi0_weights *w) {
     int n = 0;
-    for (int f = 0; f < w->files->n_files; f++)
-        n += pi0_st_count(w->files->files[f]);
+    const struct wfiles *x = files_of(w);
+    for (int f = 0; f < x->n_files; f++)
+        n += pi0__st_count(x->files[f]);
     return n;
 }

@@ -127,14 +127,16 @@ static int precompute_pi05(pi0__expert *e, pi0_dev *dev, pi0_stream *s, const pi
     return rc ? rc : src;
 }
 
-/* The time conditioning depends only on the step index t_s = 1 − s/T: computed here once. */
+/* The time conditioning depends only on the step index (t_s of pi0__step_dt's schedule):
+ * computed here once. */
 static int precompute_cond(pi0__expert *e, pi0_dev *dev, pi0_stream *s, const pi0_weights *w) {
     int E = e->gemma.tc.width, T = e->num_steps;
     pi0_buf *temb = NULL, *tmp = NULL;
     float *h = calloc((size_t)T * (size_t)E, sizeof(float));
     if (!h) return pi0_errorf(PI0_ENOMEM, "time conditioning: out of memory");
-    for (int i = 0; i < T; i++)
-        time_embedding(1.0 - (double)i / T, E, h + (size_t)i * E);
+    float t = 1.0f, dt = pi0__step_dt(T);
+    for (int i = 0; i < T; i++, t += dt)
+        time_embedding((double)t, E, h + (size_t)i * E);
     int rc = pi0_buf_alloc(dev, (size_t)T * E * 4, &temb);
     if (!rc) rc = pi0_buf_alloc(dev, (size_t)T * E * 4, &tmp);
     if (!rc) rc = pi0_dev_upload(s, temb, 0, h, (size_t)T * E * 4);

@@ -41,6 +41,13 @@ typedef struct pi0__expert {
     pi0_buf *g, *u;     /* [S, mlp] */
 } pi0__expert;
 
+/* openpi's denoising schedule (sample_actions), in float32: dt = −1/T rounded to float,
+ * t_0 = 1 and t_{s+1} = t_s + dt accumulated in float (0.9f, 0.79999995f, … for T = 10,
+ * not 1 − s/T); the Euler step is x += dt · v with the same float dt. */
+static inline float pi0__step_dt(int num_steps) {
+    return (float)(-1.0 / num_steps);
+}
+
 /* Loads the expert weights of w, computes the time conditioning of num_steps steps and
  * allocates the activations; synchronous on s. On failure the caller frees e with
  * pi0__expert_free. */

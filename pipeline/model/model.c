@@ -427,7 +427,7 @@ static int denoise(pi0_model *m, pi0_prefix *p, const float *state, const float 
     if (!rc) rc = pi0_dev_upload(m->sb, m->exp.xt, 0, noise, HA * 4);
     pi0_mat xt = pi0_mat_f32(m->exp.xt, 0, c->action_horizon, c->action_dim);
     pi0_mat vt = pi0_mat_f32(m->exp.vt, 0, c->action_horizon, c->action_dim);
-    float dt = -1.0f / (float)m->num_steps;
+    float dt = pi0__step_dt(m->num_steps); /* x += dt · v, as openpi */
     for (int i = 0; i < m->num_steps && !rc; i++) {
         rc = pi0__expert_velocity(&m->exp, m->sb, &p->kv, p->n_valid, i);
         if (!rc) rc = pi0_dev_unary(m->sb, PI0_UN_SCALE, vt, vt, dt);

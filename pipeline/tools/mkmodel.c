@@ -280,7 +280,7 @@ static char *make_header(spec *v, int lo, int hi, size_t *len) {
         s->end = off + (uint64_t)numel(s) * pi0_dtype_size(s->dtype);
         off = s->end;
         o += (size_t)snprintf(h + o, cap - o, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", s->name,
-                              pi0_st_dtype_name(s->dtype));
+                              pi0__st_dtype_name(s->dtype));
         for (int d = 0; d < s->ndim; d++)
             o += (size_t)snprintf(h + o, cap - o, "%s%lld", d ? "," : "",
                                   (long long)s->shape[d]);
@@ -569,7 +569,7 @@ int main(int argc, char **argv) {
     if (list_only) {
         for (int i = 0; i < l.n; i++) {
             const spec *s = &l.v[i];
-            printf("%s %s [", s->name, pi0_st_dtype_name(s->dtype));
+            printf("%s %s [", s->name, pi0__st_dtype_name(s->dtype));
             for (int d = 0; d < s->ndim; d++)
                 printf("%s%lld", d ? ", " : "", (long long)s->shape[d]);
             printf("] %llu\n",

@@ -18,6 +18,8 @@ Usage (mirrors pi0rt-infer):
   pi0_ref.py --model DIR --image base=IMG.npy [--image left_wrist=…] [--image right_wrist=…]
              --state S.npy --tokens T.npy --noise N.npy [--steps N] --out A.npy
              [--unnormalize] [--dump DIR]
+  pi0_ref.py --model DIR --normalize-state RAW.npy --out S.npy      (normalization only)
+  pi0_ref.py --model DIR --unnormalize-actions CHUNK.npy --out A.npy
 --tokens holds only the real prompt tokens (int32 [n], n ≤ max_token_len); they are padded
 with id 0 (mask false) to max_token_len. --dump writes per-stage intermediates for the
 VALID tokens only, in the order the C side dumps them:
@@ -427,8 +429,10 @@ def velocity(m, Ks, Vs, pad_mask, state, x_t, t):
     return linear(x[-H:], m, "action_out_proj")
 
 
-def infer(m, images_u8, state, tokens, noise, steps=None, dump=None):
-    """images_u8: dict camera → uint8 HWC; returns the normalized chunk [H, A] (float64)."""
+def infer(m, images_u8, state, tokens, noise, steps=None, dump=None, exact_time=False):
+    """images_u8: dict camera → uint8 HWC; returns the normalized chunk [H, A] (float64).
+    exact_time: t_s = 1 − s/steps and dt in float64 instead of openpi's float32 schedule
+    (only to show that the tests can tell the two apart)."""
     imgs, valid = [], []
     for cam in CAMERAS:
         if cam in images_u8:
@@ -447,14 +451,18 @@ def infer(m, images_u8, state, tokens, noise, steps=None, dump=None):
     st[:len(state)] = state
     steps = steps or m.num_steps
     x = noise.astype(np.float64).copy()
-    t, dt = 1.0, -1.0 / steps
+    # openpi's sample_actions schedule: float32 time from 1.0, float32 dt = -1/steps added
+    # each step (0.9, 0.79999995, … for 10 steps), and x += dt·v with that float32 dt
+    t, dt = np.float32(1.0), np.float32(-1.0 / steps)
     v0 = None
     for s in range(steps):
-        v = velocity(m, Ks, Vs, pad_mask, st, x, t)
+        if exact_time:
+            t, dt = 1.0 - s / steps, -1.0 / steps
+        v = velocity(m, Ks, Vs, pad_mask, st, x, float(t))
         if s == 0:
             v0 = v
-        x = x + dt * v
-        t = t + dt
+        x = x + float(dt) * v
+        t = np.float32(t + dt)
     if dump:
         os.makedirs(dump, exist_ok=True)
         np.save(os.path.join(dump, "vision.npy"), vis.astype(np.float32))
@@ -463,6 +471,24 @@ def infer(m, images_u8, state, tokens, noise, steps=None, dump=None):
             np.save(os.path.join(dump, f"prefix_v_{i}.npy"), Vs[i][pad_mask].astype(np.float32))
         np.save(os.path.join(dump, "velocity0.npy"), v0.astype(np.float32))
     return x
+
+
+def normalize_state(m, raw):
+    """Robot state → model state (PI0-SPEC.md §6, openpi Normalize then zero padding):
+    z-score for π0, quantile for π0.5 over the first len(raw) dims of the "state" stats,
+    padded with zeros to action_dim."""
+    st = m.norm_stats["state"]
+    raw = np.asarray(raw, np.float64)
+    d = len(raw)
+    if m.pi05:
+        q01, q99 = np.asarray(st["q01"])[:d], np.asarray(st["q99"])[:d]
+        y = (raw - q01) / (q99 - q01 + 1e-6) * 2.0 - 1.0
+    else:
+        mean, std = np.asarray(st["mean"])[:d], np.asarray(st["std"])[:d]
+        y = (raw - mean) / (std + 1e-6)
+    out = np.zeros(m.action_dim)
+    out[:d] = y
+    return out
 
 
 def unnormalize(m, chunk):
@@ -482,15 +508,28 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--image", action="append", default=[], help="CAM=FILE.npy")
-    ap.add_argument("--state", required=True)
-    ap.add_argument("--tokens", required=True)
-    ap.add_argument("--noise", required=True)
+    ap.add_argument("--state")
+    ap.add_argument("--tokens")
+    ap.add_argument("--noise")
     ap.add_argument("--steps", type=int)
     ap.add_argument("--out", required=True)
     ap.add_argument("--unnormalize", action="store_true")
     ap.add_argument("--dump")
+    ap.add_argument("--normalize-state", metavar="RAW.npy",
+                    help="only normalize a raw robot state (written as float64 [action_dim])")
+    ap.add_argument("--unnormalize-actions", metavar="CHUNK.npy",
+                    help="only unnormalize a normalized chunk (written as float64)")
     a = ap.parse_args(argv)
     m = Model(a.model)
+    if a.normalize_state or a.unnormalize_actions:
+        if a.normalize_state:
+            res = normalize_state(m, np.load(a.normalize_state))
+        else:
+            res = unnormalize(m, np.load(a.unnormalize_actions).astype(np.float64))
+        np.save(a.out, res)
+        return
+    if not (a.state and a.tokens and a.noise):
+        ap.error("--state, --tokens and --noise are required for inference")
     imgs = {}
     for spec in a.image:
         cam, path = spec.split("=", 1)

@@ -105,47 +105,70 @@ static int check_sample(const char *type, size_t size, size_t got) {
         return 1;
     }
 #define FIELD(s, f)                                                                            \
-    if (g_got.s.f != g_ref.s.f) {                                                              \
-        fprintf(stderr, "py_peer: %s." #f ": %.17g, want %.17g\n", type, (double)g_got.s.f,    \
-                (double)g_ref.s.f);                                                            \
-        return 1;                                                                              \
-    }
+    do {                                                                                       \
+        if (g_got.s.f != g_ref.s.f) {                                                          \
+            fprintf(stderr, "py_peer: %s." #f ": %.17g, want %.17g\n", type,                   \
+                    (double)g_got.s.f, (double)g_ref.s.f);                                     \
+            return 1;                                                                          \
+        }                                                                                      \
+    } while (0)
     if (!strcmp(type, "image")) {
-        FIELD(image, width)
-        FIELD(image, height)
-        FIELD(image, stride) FIELD(image, format) FIELD(image, capture_ns)
-            FIELD(image, frame_id)
-                FIELD(image, data_bytes) for (uint32_t i = 0; i < g_ref.image.data_bytes; i++)
-                    FIELD(image, data[i])
+        FIELD(image, width);
+        FIELD(image, height);
+        FIELD(image, stride);
+        FIELD(image, format);
+        FIELD(image, capture_ns);
+        FIELD(image, frame_id);
+        FIELD(image, data_bytes);
+        for (uint32_t i = 0; i < g_ref.image.data_bytes; i++)
+            FIELD(image, data[i]);
     } else if (!strcmp(type, "joints")) {
-        FIELD(joints, stamp_ns) FIELD(joints, n) for (int i = 0; i < PI0_JOINTS_MAX; i++) {
-            FIELD(joints, position[i]) FIELD(joints, velocity[i]) FIELD(joints, effort[i])
+        FIELD(joints, stamp_ns);
+        FIELD(joints, n);
+        for (int i = 0; i < PI0_JOINTS_MAX; i++) {
+            FIELD(joints, position[i]);
+            FIELD(joints, velocity[i]);
+            FIELD(joints, effort[i]);
         }
     } else if (!strcmp(type, "chunk")) {
-        FIELD(chunk, seq)
-        FIELD(chunk, t0_ns)
-        FIELD(chunk, obs_stamp_ns) FIELD(chunk, period_ns) FIELD(chunk, horizon)
-            FIELD(chunk, dim) FIELD(chunk, preprocess_us) FIELD(chunk, encode_us)
-                FIELD(chunk, denoise_us) FIELD(chunk, postprocess_us)
-                    FIELD(chunk, total_us) for (int i = 0;
-                                                i < PI0_CHUNK_HORIZON_MAX * PI0_CHUNK_DIM_MAX;
-                                                i++) FIELD(chunk, actions[i])
+        FIELD(chunk, seq);
+        FIELD(chunk, t0_ns);
+        FIELD(chunk, obs_stamp_ns);
+        FIELD(chunk, period_ns);
+        FIELD(chunk, horizon);
+        FIELD(chunk, dim);
+        FIELD(chunk, preprocess_us);
+        FIELD(chunk, encode_us);
+        FIELD(chunk, denoise_us);
+        FIELD(chunk, postprocess_us);
+        FIELD(chunk, total_us);
+        for (int i = 0; i < PI0_CHUNK_HORIZON_MAX * PI0_CHUNK_DIM_MAX; i++)
+            FIELD(chunk, actions[i]);
     } else if (!strcmp(type, "action")) {
-        FIELD(action, due_ns)
-        FIELD(action, chunk_seq)
-        FIELD(action, index) FIELD(action, dim)
-            FIELD(action, flags) for (int i = 0; i < PI0_ACTION_DIM_MAX; i++)
-                FIELD(action, values[i])
+        FIELD(action, due_ns);
+        FIELD(action, chunk_seq);
+        FIELD(action, index);
+        FIELD(action, dim);
+        FIELD(action, flags);
+        for (int i = 0; i < PI0_ACTION_DIM_MAX; i++)
+            FIELD(action, values[i]);
     } else {
-        FIELD(status, stamp_ns)
-        FIELD(status, state)
-        FIELD(status, last_error) FIELD(status, ticks) FIELD(status, missed_ticks)
-            FIELD(status, chunks) FIELD(status, dropped_chunks) FIELD(status, holds)
-                FIELD(status, hold_reason) FIELD(status, tick_late_p50_us)
-                    FIELD(status, tick_late_p99_us) FIELD(status, tick_late_max_us)
-                        FIELD(status, infer_p50_us) FIELD(status, infer_p99_us)
-                            FIELD(status, infer_max_us) if (strcmp(g_got.status.message,
-                                                                   g_ref.status.message) != 0) {
+        FIELD(status, stamp_ns);
+        FIELD(status, state);
+        FIELD(status, last_error);
+        FIELD(status, ticks);
+        FIELD(status, missed_ticks);
+        FIELD(status, chunks);
+        FIELD(status, dropped_chunks);
+        FIELD(status, holds);
+        FIELD(status, hold_reason);
+        FIELD(status, tick_late_p50_us);
+        FIELD(status, tick_late_p99_us);
+        FIELD(status, tick_late_max_us);
+        FIELD(status, infer_p50_us);
+        FIELD(status, infer_p99_us);
+        FIELD(status, infer_max_us);
+        if (strcmp(g_got.status.message, g_ref.status.message) != 0) {
             fprintf(stderr, "py_peer: status.message: \"%.128s\"\n", g_got.status.message);
             return 1;
         }
