@@ -1,4 +1,4 @@
-/* pi0_device_impl.h — what a backend implements (internal to device/).
+/* device_impl.h — what a backend implements (internal to device/).
  *
  * A backend is a pi0_dev_iface: a versioned table of function pointers (in the spirit of
  * ggml's ggml_backend_i). The public wrappers in device/device.c check every argument

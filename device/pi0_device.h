@@ -1,7 +1,7 @@
 /* pi0_device.h — the accelerator interface of pi0rt.
  *
  * A device is a backend (a versioned table of function pointers, see
- * device/pi0_device_impl.h) opened by name: "cpu" (OpenBLAS + worker threads, the
+ * device/device_impl.h) opened by name: "cpu" (OpenBLAS + worker threads, the
  * embedded default and the reference for every other backend) and later "cuda".
  *
  * Model of use, as on a GPU:

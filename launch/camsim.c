@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/pi0_cli.h"
 #include "common/pi0_time.h"
 #include "shm/pi0_shm.h"
 
@@ -120,7 +121,8 @@ int main(int argc, char **argv) {
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'h':
             fputs(USAGE, stdout);
@@ -169,8 +171,7 @@ int main(int argc, char **argv) {
             if (bad) return usage_error("--report: want seconds >= 0, got", optarg);
             break;
         default:
-            fprintf(stderr, "pi0rt-camsim: bad usage (see --help)\n");
-            return 2;
+            return pi0__opt_error("pi0rt-camsim", argv, c);
         }
     }
     if (optind != argc) return usage_error("unexpected argument", argv[optind]);

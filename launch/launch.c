@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/pi0_cli.h"
 #include "common/pi0_time.h"
 #include "shm/pi0_shm.h"
 
@@ -218,7 +219,7 @@ static const char *signal_name(int sig) {
 }
 
 /* "0-3,6" into a CPU set, each CPU also allowed for this process. */
-static int parse_cpus(launch *L, const char *v, cpu_set_t *set) {
+static int parse_cpus(launch *L, const char *name, const char *v, cpu_set_t *set) {
     cpu_set_t allowed;
     CPU_ZERO(set);
     if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) CPU_ZERO(&allowed);
@@ -226,25 +227,29 @@ static int parse_cpus(launch *L, const char *v, cpu_set_t *set) {
     while (*p) {
         char *end;
         long a = strtol(p, &end, 10), b = a;
-        if (end == p || a < 0) return cfg_error(L, "cpus: \"%s\": want a list like 0-3,6", v);
+        if (end == p || a < 0)
+            return cfg_error(L, "[process %s] cpus: \"%s\": want a list like 0-3,6", name, v);
         p = end;
         if (*p == '-') {
             b = strtol(p + 1, &end, 10);
-            if (end == p + 1 || b < a) return cfg_error(L, "cpus: \"%s\": bad range", v);
+            if (end == p + 1 || b < a)
+                return cfg_error(L, "[process %s] cpus: \"%s\": bad range", name, v);
             p = end;
         }
-        if (b >= CPU_SETSIZE) return cfg_error(L, "cpus: CPU %ld does not exist", b);
+        if (b >= CPU_SETSIZE)
+            return cfg_error(L, "[process %s] cpus: CPU %ld does not exist", name, b);
         for (long c = a; c <= b; c++) {
             if (!CPU_ISSET((int)c, &allowed))
-                return cfg_error(L, "cpus: CPU %ld is not available to this process", c);
+                return cfg_error(
+                    L, "[process %s] cpus: CPU %ld is not available to this process", name, c);
             CPU_SET((int)c, set);
         }
         if (*p == ',')
             p++;
         else if (*p)
-            return cfg_error(L, "cpus: \"%s\": want a list like 0-3,6", v);
+            return cfg_error(L, "[process %s] cpus: \"%s\": want a list like 0-3,6", name, v);
     }
-    return CPU_COUNT(set) ? 1 : cfg_error(L, "cpus: empty list");
+    return CPU_COUNT(set) ? 1 : cfg_error(L, "[process %s] cpus: empty list", name);
 }
 
 static int name_ok(const char *s) {
@@ -261,23 +266,23 @@ static int on_launch_key(launch *L, const char *key, const char *v) {
     double d;
     if (!strcmp(key, "duration")) {
         if (parse_seconds(v, 0, 1e7, &d))
-            return cfg_error(L, "duration: \"%s\": want seconds >= 0", v);
+            return cfg_error(L, "[launch] duration: \"%s\": want seconds >= 0", v);
         L->duration = d;
     } else if (!strcmp(key, "grace")) {
         if (parse_seconds(v, 0.01, 600, &d))
-            return cfg_error(L, "grace: \"%s\": want 0.01..600 s", v);
+            return cfg_error(L, "[launch] grace: \"%s\": want 0.01..600 s", v);
         L->grace = d;
     } else if (!strcmp(key, "backoff")) {
         if (parse_seconds(v, 0.01, 600, &d))
-            return cfg_error(L, "backoff: \"%s\": want 0.01..600 s", v);
+            return cfg_error(L, "[launch] backoff: \"%s\": want 0.01..600 s", v);
         L->backoff = d;
     } else if (!strcmp(key, "backoff_max")) {
         if (parse_seconds(v, 0.01, 3600, &d))
-            return cfg_error(L, "backoff_max: \"%s\": want 0.01..3600 s", v);
+            return cfg_error(L, "[launch] backoff_max: \"%s\": want 0.01..3600 s", v);
         L->backoff_max = d;
     } else if (!strcmp(key, "ready_timeout")) {
         if (parse_seconds(v, 0.01, 3600, &d))
-            return cfg_error(L, "ready_timeout: \"%s\": want 0.01..3600 s", v);
+            return cfg_error(L, "[launch] ready_timeout: \"%s\": want 0.01..3600 s", v);
         L->ready_timeout = d;
     } else {
         return cfg_error(L,
@@ -317,7 +322,7 @@ static int on_process_key(launch *L, proc *p, const char *key, const char *v) {
             p->env[p->nenv++] = w[i];
         }
     } else if (!strcmp(key, "cpus")) {
-        if (!parse_cpus(L, v, &p->cpus)) return 0;
+        if (!parse_cpus(L, p->name, v, &p->cpus)) return 0;
         p->has_cpus = 1;
     } else if (!strcmp(key, "restart")) {
         if (!strcmp(v, "no"))
@@ -507,9 +512,14 @@ static int load_config(launch *L) {
     L->at_line_start = 1;
     L->cur = -2;
     int r = ini_parse_stream(reader, L, on_ini, L);
+    int read_errno = ferror(L->fp) ? errno : 0; /* e.g. EISDIR: inih sees only an EOF */
     fclose(L->fp);
     L->fp = NULL;
     if (L->err[0]) return -1;
+    if (read_errno) {
+        snprintf(L->err, sizeof L->err, "%s: %s", L->file, strerror(read_errno));
+        return -1;
+    }
     if (r != 0) {
         snprintf(L->err, sizeof L->err, "%s:%d: syntax error (want [section] or key = value)",
                  L->file, r);
@@ -999,7 +1009,8 @@ int main(int argc, char **argv) {
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
         if (c == 'h') {
             fputs(USAGE, stdout);
             return 0;
@@ -1008,12 +1019,12 @@ int main(int argc, char **argv) {
             check_only = 1;
         else if (c == 'd' && parse_seconds(optarg, 0, 1e7, &opt_duration) == 0) {
         } else if (c == 'g' && parse_seconds(optarg, 0.01, 600, &opt_grace) == 0) {
-        } else {
-            if (c == 'd' || c == 'g')
-                fprintf(stderr, "pi0rt-launch: --%s \"%s\": want seconds\n",
-                        c == 'd' ? "duration" : "grace", optarg);
-            fprintf(stderr, "pi0rt-launch: bad usage (see pi0rt-launch --help)\n");
+        } else if (c == 'd' || c == 'g') {
+            fprintf(stderr, "pi0rt-launch: --%s \"%s\": want seconds (see --help)\n",
+                    c == 'd' ? "duration" : "grace", optarg);
             return 2;
+        } else {
+            return pi0__opt_error("pi0rt-launch", argv, c);
         }
     }
     if (optind != argc - 1) {

@@ -46,10 +46,10 @@ $(BUILD)/pi0rt-status: $(OBJ)/launch/status.o $(BUILD)/libpi0shm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# `make run` is the whole system (launch/demo.ini); it replaces the earlier piecewise
-# demos (shm/demo.sh, pipeline/run-demo.sh), which stay runnable by hand.
+# `make run` is the whole system (launch/demo.ini); the earlier piecewise demos
+# (shm/demo.sh, pipeline/tools/run-demo.sh) stay runnable by hand.
 DURATION ?= 20
-RUN_CMDS := BUILD=$(BUILD) DURATION=$(DURATION) launch/run-demo.sh;
+RUN_CMDS += BUILD=$(BUILD) DURATION=$(DURATION) launch/run-demo.sh;
 
 # the whole system through the launcher (needs pi0rt-node; SKIPs without it)
 TEST_BINS += $(BUILD)/tests/test_launch_demo

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/pi0_cli.h"
 #include "common/pi0_time.h"
 #include "shm/pi0_shm.h"
 
@@ -99,7 +100,8 @@ int main(int argc, char **argv) {
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         const char *o = NULL;
         switch (c) {
         case 'h':
@@ -142,8 +144,7 @@ int main(int argc, char **argv) {
             report = parse_num(optarg, 0, 3600, &bad), o = "--report: want >= 0";
             break;
         default:
-            fprintf(stderr, "pi0rt-motorsim: bad usage (see --help)\n");
-            return 2;
+            return pi0__opt_error("pi0rt-motorsim", argv, c);
         }
         if (bad) return usage_error(o, optarg);
     }

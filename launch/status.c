@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/pi0_cli.h"
 #include "common/pi0_time.h"
 #include "shm/pi0_shm.h"
 
@@ -88,7 +89,8 @@ int main(int argc, char **argv) {
         {"interval", required_argument, 0, 'i'}, {"duration", required_argument, 0, 'd'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         char *end = NULL;
         switch (c) {
         case 'h':
@@ -121,8 +123,7 @@ int main(int argc, char **argv) {
             }
             break;
         default:
-            fprintf(stderr, "pi0rt-status: bad usage (see --help)\n");
-            return 2;
+            return pi0__opt_error("pi0rt-status", argv, c);
         }
     }
     topic *all[] = {&st, &ch, &ac, &js};

@@ -277,7 +277,9 @@ int node_config_load(node_config *cfg, const char *path, const char *const *sets
     FILE *f = fopen(path, "r");
     if (!f) return pi0_errorf(PI0_ENOENT, "%s: %s", path, strerror(errno));
     int line = ini_parse_file(f, handler, &p);
+    int read_errno = ferror(f) ? errno : 0; /* e.g. EISDIR: inih sees only an EOF */
     fclose(f);
+    if (read_errno) return pi0_errorf(PI0_EIO, "%s: %s", path, strerror(read_errno));
     if (line > 0) {
         if (!p.err[0]) snprintf(p.err, sizeof p.err, "syntax error (want key = value)");
         return pi0_errorf(PI0_ECONFIG, "%s:%d: %s", path, line, p.err);

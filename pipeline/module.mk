@@ -37,7 +37,7 @@ $(BUILD)/pi0rt-tokenize: $(OBJ)/pipeline/tools/tokenize.o $(OBJ)/pipeline/checkp
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# ---- tests, benchmarks, make run ----------------------------------------------------------
+# ---- tests, benchmarks ------------------------------------------------------------------
 TEST_BINS  += $(BUILD)/tests/test_loader $(BUILD)/tests/preprocess_tool $(BUILD)/tests/bench_loader \
               $(BUILD)/tests/test_tokenizer $(BUILD)/tests/test_pipeline_api
 TEST_CMDS  += $(BUILD)/tests/test_loader tests/test_preprocess.py tests/loader/check_mkmodel.py \
@@ -45,7 +45,6 @@ TEST_CMDS  += $(BUILD)/tests/test_loader tests/test_preprocess.py tests/loader/c
               tests/test_pipeline.py
 BENCH_CMDS += BUILD=$(BUILD) tests/loader/bench.sh; BUILD=$(BUILD) tests/tokenizer/bench.py; \
               BUILD=$(BUILD) tests/bench/bench_model.py;
-RUN_CMDS   += BUILD=$(BUILD) pipeline/tools/run-demo.sh;
 
 # test_loader runs pi0rt-mkmodel (found next to it: ../pi0rt-mkmodel)
 $(BUILD)/tests/test_loader: $(OBJ)/tests/test_loader.o $(LOADER_OBJS) $(COMMON_OBJS) | $(BUILD)/pi0rt-mkmodel

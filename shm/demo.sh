@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make run` part for shm: two synthetic publishers (a 720p camera at 30 Hz, joint states
+# shm demo, run by hand: two synthetic publishers (a 720p camera at 30 Hz, joint states
 # at 100 Hz), watched with pi0rt-shm ls / info / echo / hz / bw, then stopped; gc removes
 # their segments. About 5 seconds.
 set -euo pipefail

@@ -11,7 +11,6 @@ TEST_BINS  += $(BUILD)/tests/test_shm $(BUILD)/tests/shm/shm_peer $(BUILD)/tests
 TEST_CMDS  += $(BUILD)/tests/test_shm tests/shm/tsan-suite $(BUILD)/tests/test_mcap \
               tests/mcap/asan-suite
 BENCH_CMDS += $(BUILD)/pi0rt-shm bench; $(BUILD)/tests/mcap_bench;
-RUN_CMDS   += shm/demo.sh;
 
 # The client library holds the topic code and the status functions (pi0_status.h) only.
 $(BUILD)/libpi0shm.a: $(SHM_LIB_OBJS) $(OBJ)/common/pi0_status.o

@@ -11,7 +11,8 @@ import sys
 BUILD = os.environ.get("BUILD", "build")
 
 # tool, the arguments before the options (a command), an option that takes a value, and
-# a well-formed command line whose work fails
+# a well-formed command line whose work fails (None: the tool has no such failure that
+# is quick to provoke)
 TOOLS = [
     ("pi0rt-infer", [], "--model",
      ["--model", "/nonexistent-model", "--state", "/nonexistent.npy", "--tokens",
@@ -22,6 +23,11 @@ TOOLS = [
     ("pi0rt-shm", ["echo"], "--count", ["info", "nonexistent_topic_%d" % os.getpid()]),
     ("pi0rt-bench", ["gemm"], "--threads", ["gemm", "4", "4", "4", "--backend", "nonexistent"]),
     ("pi0rt-calib", ["show"], "--in", ["check", "/nonexistent-robot.ini"]),
+    ("pi0rt-launch", [], "--duration", ["--check", "/nonexistent-launch.ini"]),
+    ("pi0rt-node", [], "--config", ["--config", "/nonexistent-node.ini", "--check"]),
+    ("pi0rt-camsim", [], "--rate", None),
+    ("pi0rt-motorsim", [], "--rate", None),
+    ("pi0rt-status", [], "--interval", None),
 ]
 
 
@@ -51,6 +57,8 @@ def check(tool, cmd, opt, failing):
         p = one_line(r, must)
         if p:
             problems.append(f"{' '.join(args)}: {p}")
+    if failing is None:
+        return problems
     r = run(tool, failing)
     if r.returncode != 1:
         problems.append(f"{' '.join(failing)}: exit {r.returncode}, want 1 ({r.stderr.strip()!r})")
@@ -59,13 +67,36 @@ def check(tool, cmd, opt, failing):
     return problems
 
 
+# tools reading an INI file, given a directory instead: exit 1, one line naming it
+DIR_INPUTS = [
+    ("pi0rt-node", ["--check", "--config"]),
+    ("pi0rt-launch", ["--check"]),
+    ("pi0rt-calib", ["check"]),
+]
+
+
+def check_dir_input(tool, args):
+    d = "/tmp"
+    r = run(tool, [*args, d])
+    if r.returncode != 1:
+        return [f"{' '.join(args)} {d}: exit {r.returncode}, want 1 ({r.stderr.strip()!r})"]
+    p = one_line(r, f"{d}: ")
+    if p is None and "directory" not in r.stderr:
+        p = f"stderr should say {d} is a directory, got {r.stderr.strip()!r}"
+    return [f"{' '.join(args)} {d}: {p}"] if p else []
+
+
 def main():
     passed = failed = 0
-    for tool, cmd, opt, failing in TOOLS:
-        problems = check(tool, cmd, opt, failing)
+    cases = [(tool, lambda t=tool, c=cmd, o=opt, f=failing: check(t, c, o, f))
+             for tool, cmd, opt, failing in TOOLS]
+    cases += [(f"{tool} (a directory as the file)", lambda t=tool, a=args: check_dir_input(t, a))
+              for tool, args in DIR_INPUTS]
+    for name, fn in cases:
+        problems = fn()
         for p in problems:
-            print(f"  {tool}: {p}")
-        print(("ok   " if not problems else "FAIL ") + tool)
+            print(f"  {name}: {p}")
+        print(("ok   " if not problems else "FAIL ") + name)
         passed += not problems
         failed += bool(problems)
     print(f"{passed} passed, {failed} failed")

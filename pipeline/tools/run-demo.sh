@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make run: one π0 inference on a tiny random-weight model, end to end through pi0rt-infer.
+# Demo, run by hand: one π0 inference on a tiny random-weight model, end to end through pi0rt-infer.
 # Builds the model once (build/models/tiny-pi0, pi0rt-mkmodel), writes example inputs (a
 # synthetic 640x480 camera image, a state vector, prompt token ids), runs pi0rt-infer and
 # prints the chunk's shape, its first values and the timing breakdown.
