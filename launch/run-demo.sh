@@ -15,8 +15,8 @@ fi
 echo "run: $BUILD/pi0rt-launch --duration $DURATION launch/demo.ini"
 rc=0
 "$BUILD/pi0rt-launch" --duration "$DURATION" launch/demo.ini || rc=$?
-echo "run: pi0rt-shm ls (the demo's topics: cam0-2, joints, action, chunk, pi0.status)"
-left=$("$BUILD/pi0rt-shm" ls | awk 'NR > 1 && $1 ~ /^(cam[0-2]|joints|action|chunk|pi0\.status)$/')
+echo "run: pi0rt-shm ls (the demo's topics: cam0, cam1, joints, action, chunk, pi0.status)"
+left=$("$BUILD/pi0rt-shm" ls | awk 'NR > 1 && $1 ~ /^(cam[01]|joints|action|chunk|pi0\.status)$/')
 if [ -n "$left" ]; then
     echo "$left"
     echo "run: topics left behind" >&2
