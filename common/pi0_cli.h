@@ -5,8 +5,10 @@
 #ifndef PI0_CLI_H
 #define PI0_CLI_H
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PI0_EXIT_FAILURE 1 /* the command was fine, the work failed */
@@ -28,6 +30,16 @@ static inline int pi0__opt_error(const char *prog, char *const argv[], int c) {
     else
         fprintf(stderr, "%s: unknown option %.*s (see --help)\n", prog, n, arg);
     return PI0_EXIT_USAGE;
+}
+
+/* An option's number: the whole of s must parse (strtod) to a value in [lo, hi], else
+ * *bad is set to 1 (left alone otherwise, so several options can share one flag). */
+static inline double pi0__parse_num(const char *s, double lo, double hi, int *bad) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !(v >= lo && v <= hi)) *bad = 1;
+    return v;
 }
 
 #endif /* PI0_CLI_H */

@@ -57,14 +57,6 @@ static int usage_error(const char *what, const char *arg) {
     return 2;
 }
 
-static double parse_num(const char *s, double lo, double hi, int *bad) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end || errno || !(v >= lo && v <= hi)) *bad = 1;
-    return v;
-}
-
 /* The static background of camera `cam` (gradients), stride * h bytes. */
 static void draw_background(uint8_t *bg, uint32_t w, uint32_t h, uint32_t bpp, int cam) {
     for (uint32_t y = 0; y < h; y++) {
@@ -128,7 +120,7 @@ int main(int argc, char **argv) {
             fputs(USAGE, stdout);
             return 0;
         case 'n':
-            ncam = (int)parse_num(optarg, 1, MAX_CAMS, &bad);
+            ncam = (int)pi0__parse_num(optarg, 1, MAX_CAMS, &bad);
             if (bad) return usage_error("--cameras: want 1-16, got", optarg);
             break;
         case 'p':
@@ -144,7 +136,7 @@ int main(int argc, char **argv) {
                                    optarg);
             break;
         case 'r':
-            rate = parse_num(optarg, 0.1, 10000, &bad);
+            rate = pi0__parse_num(optarg, 0.1, 10000, &bad);
             if (bad) return usage_error("--rate: want 0.1-10000 Hz, got", optarg);
             break;
         case 'f':
@@ -158,16 +150,16 @@ int main(int argc, char **argv) {
                 return usage_error("--format: want rgb, bgr or gray, got", optarg);
             break;
         case 'S':
-            slots = (int)parse_num(optarg, 2, 1024, &bad);
+            slots = (int)pi0__parse_num(optarg, 2, 1024, &bad);
             if (bad || (slots & (slots - 1)))
                 return usage_error("--slots: want a power of two 2-1024, got", optarg);
             break;
         case 'd':
-            duration = parse_num(optarg, 0, 1e7, &bad);
+            duration = pi0__parse_num(optarg, 0, 1e7, &bad);
             if (bad) return usage_error("--duration: want seconds >= 0, got", optarg);
             break;
         case 'R':
-            report = parse_num(optarg, 0, 3600, &bad);
+            report = pi0__parse_num(optarg, 0, 3600, &bad);
             if (bad) return usage_error("--report: want seconds >= 0, got", optarg);
             break;
         default:

@@ -61,14 +61,6 @@ static int usage_error(const char *what, const char *arg) {
     return 2;
 }
 
-static double parse_num(const char *s, double lo, double hi, int *bad) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end || errno || !(v >= lo && v <= hi)) *bad = 1;
-    return v;
-}
-
 typedef struct stats {
     uint64_t actions, late, missing, lost, hold_actions, holds, holds_dead, holds_stale;
     uint64_t hold_ticks, ticks;
@@ -108,10 +100,10 @@ int main(int argc, char **argv) {
             fputs(USAGE, stdout);
             return 0;
         case 'n':
-            n = (int)parse_num(optarg, 1, PI0_JOINTS_MAX, &bad), o = "--joints: want 1-64";
+            n = (int)pi0__parse_num(optarg, 1, PI0_JOINTS_MAX, &bad), o = "--joints: want 1-64";
             break;
         case 'r':
-            rate = parse_num(optarg, 1, 10000, &bad), o = "--rate: want 1-10000 Hz";
+            rate = pi0__parse_num(optarg, 1, 10000, &bad), o = "--rate: want 1-10000 Hz";
             break;
         case 's':
             state_topic = optarg;
@@ -120,28 +112,28 @@ int main(int argc, char **argv) {
             action_topic = optarg;
             break;
         case 't':
-            tau = parse_num(optarg, 1e-4, 100, &bad), o = "--tau: want 1e-4..100 s";
+            tau = pi0__parse_num(optarg, 1e-4, 100, &bad), o = "--tau: want 1e-4..100 s";
             break;
         case 'v':
-            vmax = parse_num(optarg, 1e-6, 1e6, &bad), o = "--vmax: want > 0";
+            vmax = pi0__parse_num(optarg, 1e-6, 1e6, &bad), o = "--vmax: want > 0";
             break;
         case 'l':
-            limit = parse_num(optarg, 1e-6, 1e6, &bad), o = "--limit: want > 0";
+            limit = pi0__parse_num(optarg, 1e-6, 1e6, &bad), o = "--limit: want > 0";
             break;
         case 'i':
-            init = parse_num(optarg, -1e6, 1e6, &bad), o = "--init: want a number";
+            init = pi0__parse_num(optarg, -1e6, 1e6, &bad), o = "--init: want a number";
             break;
         case 'S':
-            stale = parse_num(optarg, 1e-3, 3600, &bad), o = "--stale: want > 0 s";
+            stale = pi0__parse_num(optarg, 1e-3, 3600, &bad), o = "--stale: want > 0 s";
             break;
         case 'L':
-            late_ms = parse_num(optarg, 0, 1e6, &bad), o = "--late-ms: want >= 0";
+            late_ms = pi0__parse_num(optarg, 0, 1e6, &bad), o = "--late-ms: want >= 0";
             break;
         case 'd':
-            duration = parse_num(optarg, 0, 1e7, &bad), o = "--duration: want >= 0";
+            duration = pi0__parse_num(optarg, 0, 1e7, &bad), o = "--duration: want >= 0";
             break;
         case 'R':
-            report = parse_num(optarg, 0, 3600, &bad), o = "--report: want >= 0";
+            report = pi0__parse_num(optarg, 0, 3600, &bad), o = "--report: want >= 0";
             break;
         default:
             return pi0__opt_error("pi0rt-motorsim", argv, c);
