@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,17 @@ static inline double pi0__parse_num(const char *s, double lo, double hi, int *ba
     double v = strtod(s, &end);
     if (end == s || *end || errno || !(v >= lo && v <= hi)) *bad = 1;
     return v;
+}
+
+/* An option's unsigned integer: the whole of s must be decimal digits (no sign, no
+ * space) giving a value in [lo, hi], else *bad is set to 1 (left alone otherwise). Exact
+ * over all of uint64_t, which pi0__parse_num (a double) is not. */
+static inline uint64_t pi0__parse_u64(const char *s, uint64_t lo, uint64_t hi, int *bad) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!(*s >= '0' && *s <= '9') || *end || errno || v < lo || v > hi) *bad = 1;
+    return (uint64_t)v;
 }
 
 #endif /* PI0_CLI_H */

@@ -96,20 +96,6 @@ static int parse_int(const char *s, const char *flag, long lo, long hi, long *ou
     return 0;
 }
 
-/* The full uint64 range (the generator's seed), decimal; no sign. */
-static int parse_u64(const char *s, const char *flag, uint64_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || end == s || *s == '-' || *s == '+') {
-        fprintf(stderr, "pi0rt-infer: %s: '%s' is not an integer in [0, %llu]\n", flag, s,
-                (unsigned long long)UINT64_MAX);
-        return -1;
-    }
-    *out = (uint64_t)v;
-    return 0;
-}
-
 static double peak_rss_mb(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -182,6 +168,7 @@ int main(int argc, char **argv) {
     const char *img_path[PI0_MAX_CAMERAS] = {0};
     long steps = 0, threads = 0, repeat = 1;
     uint64_t seed = 0;
+    int bad = 0;
     int json = 0, unnorm = 0;
 
     enum {
@@ -265,7 +252,12 @@ int main(int argc, char **argv) {
             if (parse_int(v, "--repeat", 1, 1000000, &repeat)) return PI0_EXIT_USAGE;
             break;
         case O_SEED:
-            if (parse_u64(v, "--seed", &seed)) return PI0_EXIT_USAGE;
+            seed = pi0__parse_u64(v, 0, UINT64_MAX, &bad);
+            if (bad) {
+                fprintf(stderr, "pi0rt-infer: --seed: '%s' is not an integer in [0, %llu]\n", v,
+                        (unsigned long long)UINT64_MAX);
+                return PI0_EXIT_USAGE;
+            }
             break;
         case O_JSON:
             json = 1;

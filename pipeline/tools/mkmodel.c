@@ -434,19 +434,10 @@ static void usage(FILE *fp) {
         "48M params, 190 MB in f32");
 }
 
-static int parse_u64(const char *s, uint64_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-') return -1;
-    *out = v;
-    return 0;
-}
-
 int main(int argc, char **argv) {
     const char *size = NULL, *variant = NULL, *dtype = "f32", *out = NULL, *keys = "released";
     uint64_t seed = 0, shards = 1;
-    int list_only = 0;
+    int list_only = 0, bad = 0;
     enum {
         O_SIZE = 256,
         O_VARIANT,
@@ -498,13 +489,15 @@ int main(int argc, char **argv) {
             g_nan_head = 1;
             break;
         case O_SEED:
-            if (parse_u64(val, &seed)) {
+            seed = pi0__parse_u64(val, 0, UINT64_MAX, &bad);
+            if (bad) {
                 fprintf(stderr, "pi0rt-mkmodel: bad --seed %s\n", val);
                 return PI0_EXIT_USAGE;
             }
             break;
         case O_SHARDS:
-            if (parse_u64(val, &shards) || shards < 1 || shards > 999) {
+            shards = pi0__parse_u64(val, 1, 999, &bad);
+            if (bad) {
                 fprintf(stderr, "pi0rt-mkmodel: bad --shards %s (1..999)\n", val);
                 return PI0_EXIT_USAGE;
             }
