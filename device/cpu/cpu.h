@@ -75,8 +75,7 @@ typedef struct cpu_dev {
      * still a lower bound when the kernel runs. Read the size with cpu_scratch_bytes. */
     char *scratch;
     atomic_size_t scratch_per_thread;
-    int isa;    /* CPU_ISA_*: the kernels' instruction set (cpu_backend.c: pick_isa) */
-    int avx512; /* isa == CPU_ISA_AVX512: run the AVX-512 kernels */
+    int isa; /* CPU_ISA_*: the kernels' instruction set (cpu_backend.c: pick_isa) */
     /* RoPE cos/sin table (cpu_kernels.c: rope_table), [rope_npos][rope_hd]: cos in the
      * first half of a row, sin in the second; touched only by kernels (compute lock) */
     float *rope_tab;

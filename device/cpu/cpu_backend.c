@@ -103,14 +103,13 @@ static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
         free(d);
         return st;
     }
-    d->avx512 = d->isa == CPU_ISA_AVX512;
 #if defined(__x86_64__)
     {
         /* our direct kernel (~1.4x OpenBLAS's AVX2 kernels at the model's shapes) loses to
          * OpenBLAS's AVX-512 kernels for many rows: use it there only when OpenBLAS has
          * none selected */
         const char *core = openblas_get_corename();
-        d->direct_large = d->avx512 && core && strcmp(core, "SkylakeX") != 0 &&
+        d->direct_large = d->isa == CPU_ISA_AVX512 && core && strcmp(core, "SkylakeX") != 0 &&
                           strcmp(core, "Cooperlake") != 0 &&
                           strcmp(core, "SapphireRapids") != 0;
     }

@@ -61,7 +61,7 @@ typedef struct gemm_ctx {
  * runs there only when OpenBLAS has none selected (cpu_dev.direct_large). */
 int pi0__cpu_gemm_direct(const cpu_dev *d, int m) {
 #ifdef PI0_HAVE_AVX512_GEMM
-    if (d->avx512 && (m <= SMALL_M || d->direct_large)) return CPU_ISA_AVX512;
+    if (d->isa == CPU_ISA_AVX512 && (m <= SMALL_M || d->direct_large)) return CPU_ISA_AVX512;
     if (d->isa == CPU_ISA_AVX2 && m <= SMALL_M) return CPU_ISA_AVX2;
     return 0;
 #else
