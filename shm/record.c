@@ -41,20 +41,6 @@ static int usage(const char *cmd, const char *what, const char *arg) {
     return 2;
 }
 
-static int num_arg(const char *cmd, const char *opt, const char *v, double lo, double hi,
-                   double *out) {
-    char *end = NULL;
-    errno = 0;
-    double d = v ? strtod(v, &end) : 0;
-    if (!v || end == v || *end || errno || !(d >= lo && d <= hi)) {
-        fprintf(stderr, "pi0rt-shm: %s: %s: bad value \"%s\" (want %g..%g)\n", cmd, opt,
-                v ? v : "(missing)", lo, hi);
-        return -1;
-    }
-    *out = d;
-    return 0;
-}
-
 /* CLOCK_MONOTONIC -> Unix time offset, from the tightest of a few bracketed readings. */
 static int64_t clock_offset_ns(void) {
     int64_t best = 0, width = INT64_MAX;
@@ -475,10 +461,10 @@ int shm__record_main(int argc, char **argv) {
             if (!v) return usage("record", "missing value of", o);
             recover = v, i++;
         } else if (!strcmp(o, "--duration")) {
-            if (num_arg("record", o, v, 0, 1e9, &duration)) return 2;
+            if (shm__num_arg("record", o, v, 0, 1e9, &duration)) return 2;
             i++;
         } else if (!strcmp(o, "--chunk-size")) {
-            if (num_arg("record", o, v, 1024, 1 << 30, &chunk)) return 2;
+            if (shm__num_arg("record", o, v, 1024, 1 << 30, &chunk)) return 2;
             i++;
         } else if (!strcmp(o, "--compression")) {
             if (!v || (strcmp(v, "lz4") && strcmp(v, "none")))
@@ -755,12 +741,12 @@ int shm__play_main(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "--rate")) {
-            if (num_arg("play", o, v, 1e-3, 1e3, &p.rate)) return 2;
+            if (shm__num_arg("play", o, v, 1e-3, 1e3, &p.rate)) return 2;
             i++;
         } else if (!strcmp(o, "--loop")) {
             loop = 1;
         } else if (!strcmp(o, "--delay")) {
-            if (num_arg("play", o, v, 0, 3600, &delay)) return 2;
+            if (shm__num_arg("play", o, v, 0, 3600, &delay)) return 2;
             i++;
         } else if (!strcmp(o, "--prefix")) {
             if (!v || pi0_topic_name_check(v))
