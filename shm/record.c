@@ -57,13 +57,16 @@ static int64_t clock_offset_ns(void) {
     return best;
 }
 
-static int check_payload(const char *type, const void *p, size_t n) {
-    if (!strcmp(type, PI0_TYPE_IMAGE)) return pi0_image_check(p, n);
-    if (!strcmp(type, PI0_TYPE_JOINT_STATE)) return pi0_joint_state_check(p, n);
-    if (!strcmp(type, PI0_TYPE_ACTION_CHUNK)) return pi0_action_chunk_check(p, n);
-    if (!strcmp(type, PI0_TYPE_ACTION)) return pi0_action_check(p, n);
-    if (!strcmp(type, PI0_TYPE_NODE_STATUS)) return pi0_node_status_check(p, n);
-    return pi0_errorf(PI0_ETYPE, "type %s cannot be recorded", type);
+/* The validator of a recordable type's payload (NULL: the type cannot be recorded), found
+ * once per topic so that the sampling loop does no type-name comparisons. */
+typedef int (*check_fn)(const void *payload, size_t size);
+static check_fn payload_check(const char *type) {
+    if (!strcmp(type, PI0_TYPE_IMAGE)) return pi0_image_check;
+    if (!strcmp(type, PI0_TYPE_JOINT_STATE)) return pi0_joint_state_check;
+    if (!strcmp(type, PI0_TYPE_ACTION_CHUNK)) return pi0_action_chunk_check;
+    if (!strcmp(type, PI0_TYPE_ACTION)) return pi0_action_check;
+    if (!strcmp(type, PI0_TYPE_NODE_STATUS)) return pi0_node_status_check;
+    return NULL;
 }
 
 // ---- record ----
@@ -76,6 +79,7 @@ typedef struct rec_topic {
     pi0_sub *sub;
     void *buf;
     uint32_t cap;
+    check_fn check; /* payload_check of the type */
     int n_kinds, kinds[2];
     uint16_t channel[2];
     uint64_t count, lost, invalid;
@@ -101,7 +105,8 @@ static int add_topic(recorder *rc, const char *name, int from_all) {
     snprintf(t->name, sizeof t->name, "%s", name);
     snprintf(t->type, sizeof t->type, "%s", ti.type_name);
     t->n_kinds = pi0__ros2_kinds_of_pi0(ti.type_name, t->kinds);
-    if (!t->n_kinds) {
+    t->check = payload_check(ti.type_name);
+    if (!t->n_kinds || !t->check) {
         pi0_sub_close(t->sub);
         if (from_all) {
             fprintf(stderr,
@@ -263,14 +268,14 @@ static int drain(wqueue *q, rec_topic *t, int64_t off, pi0__buf *cdr) {
                         t->name, s.lost);
             t->lost += s.lost;
         }
-        if (check_payload(t->type, t->buf, s.size)) {
+        if (t->check(t->buf, s.size)) {
             if (!t->invalid++)
                 fprintf(stderr, "pi0rt-shm: record: topic %s: sample %" PRIu64 " skipped: %s\n",
                         t->name, s.seq, pi0_last_error());
             continue;
         }
         uint32_t seq = (uint32_t)s.seq;
-        if (!strcmp(t->type, PI0_TYPE_IMAGE)) seq = (uint32_t)((pi0_image *)t->buf)->frame_id;
+        if (t->kinds[0] == PI0__ROS2_IMAGE) seq = (uint32_t)((pi0_image *)t->buf)->frame_id;
         for (int k = 0; k < t->n_kinds; k++) {
             if ((st = pi0__ros2_encode(t->kinds[k], t->buf, s.size, off, t->name, cdr)) ||
                 (st = enqueue(q, t->channel[k], seq, log_time,
