@@ -92,19 +92,6 @@ typedef struct args {
     int unlink_on_exit, quick, other;
 } args;
 
-static int parse_num(const char *opt, const char *v, double lo, double hi, double *out) {
-    char *end = NULL;
-    errno = 0;
-    double d = v ? strtod(v, &end) : 0;
-    if (!v || end == v || *end || errno || !(d >= lo && d <= hi)) {
-        fprintf(stderr, "pi0rt-shm: %s: bad value \"%s\" (want %g..%g)\n", opt,
-                v ? v : "(missing)", lo, hi);
-        return -1;
-    }
-    *out = d;
-    return 0;
-}
-
 enum { NO_TOPIC, NEED_TOPIC, OPT_PREFIX };
 
 /* Parses the options and the positional argument (TOPIC, or gc's optional PREFIX:
@@ -150,21 +137,21 @@ static int parse_args(int argc, char **argv, int positional, args *a) {
             a->size = v;
             break;
         case O_RATE:
-            if (parse_num("--rate", v, 0.001, 1e6, &a->rate)) return 2;
+            if (shm__num_arg(NULL, "--rate", v, 0.001, 1e6, &a->rate)) return 2;
             break;
         case O_DURATION:
-            if (parse_num("--duration", v, 0, 1e9, &a->duration)) return 2;
+            if (shm__num_arg(NULL, "--duration", v, 0, 1e9, &a->duration)) return 2;
             break;
         case O_COUNT:
-            if (parse_num("--count", v, 0, 1e15, &d)) return 2;
+            if (shm__num_arg(NULL, "--count", v, 0, 1e15, &d)) return 2;
             a->count = (long)d;
             break;
         case O_SLOTS:
-            if (parse_num("--slots", v, 2, PI0_SHM_SLOTS_MAX, &d)) return 2;
+            if (shm__num_arg(NULL, "--slots", v, 2, PI0_SHM_SLOTS_MAX, &d)) return 2;
             a->slots = (long)d;
             break;
         case O_BYTES:
-            if (parse_num("--bytes", v, 1, PI0_SHM_PAYLOAD_MAX, &d)) return 2;
+            if (shm__num_arg(NULL, "--bytes", v, 1, PI0_SHM_PAYLOAD_MAX, &d)) return 2;
             a->bytes = (long)d;
             break;
         case O_UNLINK:

@@ -41,20 +41,6 @@ static int usage(const char *cmd, const char *what, const char *arg) {
     return 2;
 }
 
-static int num_arg(const char *cmd, const char *opt, const char *v, double lo, double hi,
-                   double *out) {
-    char *end = NULL;
-    errno = 0;
-    double d = v ? strtod(v, &end) : 0;
-    if (!v || end == v || *end || errno || !(d >= lo && d <= hi)) {
-        fprintf(stderr, "pi0rt-shm: %s: %s: bad value \"%s\" (want %g..%g)\n", cmd, opt,
-                v ? v : "(missing)", lo, hi);
-        return -1;
-    }
-    *out = d;
-    return 0;
-}
-
 /* CLOCK_MONOTONIC -> Unix time offset, from the tightest of a few bracketed readings. */
 static int64_t clock_offset_ns(void) {
     int64_t best = 0, width = INT64_MAX;
@@ -71,13 +57,16 @@ static int64_t clock_offset_ns(void) {
     return best;
 }
 
-static int check_payload(const char *type, const void *p, size_t n) {
-    if (!strcmp(type, PI0_TYPE_IMAGE)) return pi0_image_check(p, n);
-    if (!strcmp(type, PI0_TYPE_JOINT_STATE)) return pi0_joint_state_check(p, n);
-    if (!strcmp(type, PI0_TYPE_ACTION_CHUNK)) return pi0_action_chunk_check(p, n);
-    if (!strcmp(type, PI0_TYPE_ACTION)) return pi0_action_check(p, n);
-    if (!strcmp(type, PI0_TYPE_NODE_STATUS)) return pi0_node_status_check(p, n);
-    return pi0_errorf(PI0_ETYPE, "type %s cannot be recorded", type);
+/* The validator of a recordable type's payload (NULL: the type cannot be recorded), found
+ * once per topic so that the sampling loop does no type-name comparisons. */
+typedef int (*check_fn)(const void *payload, size_t size);
+static check_fn payload_check(const char *type) {
+    if (!strcmp(type, PI0_TYPE_IMAGE)) return pi0_image_check;
+    if (!strcmp(type, PI0_TYPE_JOINT_STATE)) return pi0_joint_state_check;
+    if (!strcmp(type, PI0_TYPE_ACTION_CHUNK)) return pi0_action_chunk_check;
+    if (!strcmp(type, PI0_TYPE_ACTION)) return pi0_action_check;
+    if (!strcmp(type, PI0_TYPE_NODE_STATUS)) return pi0_node_status_check;
+    return NULL;
 }
 
 // ---- record ----
@@ -90,6 +79,7 @@ typedef struct rec_topic {
     pi0_sub *sub;
     void *buf;
     uint32_t cap;
+    check_fn check; /* payload_check of the type */
     int n_kinds, kinds[2];
     uint16_t channel[2];
     uint64_t count, lost, invalid;
@@ -115,7 +105,8 @@ static int add_topic(recorder *rc, const char *name, int from_all) {
     snprintf(t->name, sizeof t->name, "%s", name);
     snprintf(t->type, sizeof t->type, "%s", ti.type_name);
     t->n_kinds = pi0__ros2_kinds_of_pi0(ti.type_name, t->kinds);
-    if (!t->n_kinds) {
+    t->check = payload_check(ti.type_name);
+    if (!t->n_kinds || !t->check) {
         pi0_sub_close(t->sub);
         if (from_all) {
             fprintf(stderr,
@@ -277,14 +268,14 @@ static int drain(wqueue *q, rec_topic *t, int64_t off, pi0__buf *cdr) {
                         t->name, s.lost);
             t->lost += s.lost;
         }
-        if (check_payload(t->type, t->buf, s.size)) {
+        if (t->check(t->buf, s.size)) {
             if (!t->invalid++)
                 fprintf(stderr, "pi0rt-shm: record: topic %s: sample %" PRIu64 " skipped: %s\n",
                         t->name, s.seq, pi0_last_error());
             continue;
         }
         uint32_t seq = (uint32_t)s.seq;
-        if (!strcmp(t->type, PI0_TYPE_IMAGE)) seq = (uint32_t)((pi0_image *)t->buf)->frame_id;
+        if (t->kinds[0] == PI0__ROS2_IMAGE) seq = (uint32_t)((pi0_image *)t->buf)->frame_id;
         for (int k = 0; k < t->n_kinds; k++) {
             if ((st = pi0__ros2_encode(t->kinds[k], t->buf, s.size, off, t->name, cdr)) ||
                 (st = enqueue(q, t->channel[k], seq, log_time,
@@ -475,10 +466,10 @@ int shm__record_main(int argc, char **argv) {
             if (!v) return usage("record", "missing value of", o);
             recover = v, i++;
         } else if (!strcmp(o, "--duration")) {
-            if (num_arg("record", o, v, 0, 1e9, &duration)) return 2;
+            if (shm__num_arg("record", o, v, 0, 1e9, &duration)) return 2;
             i++;
         } else if (!strcmp(o, "--chunk-size")) {
-            if (num_arg("record", o, v, 1024, 1 << 30, &chunk)) return 2;
+            if (shm__num_arg("record", o, v, 1024, 1 << 30, &chunk)) return 2;
             i++;
         } else if (!strcmp(o, "--compression")) {
             if (!v || (strcmp(v, "lz4") && strcmp(v, "none")))
@@ -755,12 +746,12 @@ int shm__play_main(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "--rate")) {
-            if (num_arg("play", o, v, 1e-3, 1e3, &p.rate)) return 2;
+            if (shm__num_arg("play", o, v, 1e-3, 1e3, &p.rate)) return 2;
             i++;
         } else if (!strcmp(o, "--loop")) {
             loop = 1;
         } else if (!strcmp(o, "--delay")) {
-            if (num_arg("play", o, v, 0, 3600, &delay)) return 2;
+            if (shm__num_arg("play", o, v, 0, 3600, &delay)) return 2;
             i++;
         } else if (!strcmp(o, "--prefix")) {
             if (!v || pi0_topic_name_check(v))

@@ -116,14 +116,11 @@ static void w_str(pi0__buf *b, const char *s) {
     w_u32(b, (uint32_t)n + 1);
     pi0__buf_put(b, s, n + 1);
 }
-static void w_f64s(pi0__buf *b, const double *v, uint32_t n) {
+/* A sequence of n elements of esize (4 or 8) bytes, aligned to esize. */
+static void w_seq(pi0__buf *b, const void *v, uint32_t n, size_t esize) {
     w_u32(b, n);
-    if (n) align(b, 8);
-    pi0__buf_put(b, v, (size_t)n * 8);
-}
-static void w_f32s(pi0__buf *b, const float *v, uint32_t n) {
-    w_u32(b, n);
-    pi0__buf_put(b, v, (size_t)n * 4);
+    if (n) align(b, esize);
+    pi0__buf_put(b, v, (size_t)n * esize);
 }
 static uint64_t unix_of(uint64_t mono, int64_t offset) {
     return mono ? (uint64_t)((int64_t)mono + offset) : 0;
@@ -158,9 +155,9 @@ int pi0__ros2_encode(int kind, const void *payload, size_t size, int64_t off,
         const pi0_joint_state *js = payload;
         w_header(b, unix_of(js->stamp_ns, off), frame_id);
         w_u32(b, 0); /* name[] */
-        w_f64s(b, js->position, js->n);
-        w_f64s(b, js->velocity, js->n);
-        w_f64s(b, js->effort, js->n);
+        w_seq(b, js->position, js->n, 8);
+        w_seq(b, js->velocity, js->n, 8);
+        w_seq(b, js->effort, js->n, 8);
         break;
     }
     case PI0__ROS2_TRAJECTORY: {
@@ -172,7 +169,7 @@ int pi0__ros2_encode(int kind, const void *payload, size_t size, int64_t off,
             double pos[PI0_CHUNK_DIM_MAX];
             for (uint32_t j = 0; j < c->dim; j++)
                 pos[j] = c->actions[k * c->dim + j];
-            w_f64s(b, pos, c->dim);
+            w_seq(b, pos, c->dim, 8);
             w_u32(b, 0); /* velocities[] */
             w_u32(b, 0); /* accelerations[] */
             w_u32(b, 0); /* effort[] */
@@ -195,7 +192,7 @@ int pi0__ros2_encode(int kind, const void *payload, size_t size, int64_t off,
         w_u32(b, c->denoise_us);
         w_u32(b, c->postprocess_us);
         w_u32(b, c->total_us);
-        w_f32s(b, c->actions, c->horizon * c->dim);
+        w_seq(b, c->actions, c->horizon * c->dim, 4);
         break;
     }
     case PI0__ROS2_ACTION: {
@@ -204,7 +201,7 @@ int pi0__ros2_encode(int kind, const void *payload, size_t size, int64_t off,
         w_u64(b, a->chunk_seq);
         w_u32(b, a->index);
         w_u32(b, a->flags);
-        w_f32s(b, a->values, a->dim);
+        w_seq(b, a->values, a->dim, 4);
         break;
     }
     case PI0__ROS2_STATUS: {
@@ -287,29 +284,18 @@ static void r_str(rd *r, char *buf, size_t cap, const char *field) {
     }
     r->pos += n;
 }
-/* A sequence<float64> of at most max elements into v (zero-filled); returns the count. */
-static uint32_t r_f64s(rd *r, double *v, uint32_t max, const char *field, int *too_many) {
+/* A sequence of at most max elements of esize (4 or 8) bytes into v; returns the count. */
+static uint32_t r_seq(rd *r, void *v, size_t esize, uint32_t max, const char *field,
+                      int *too_many) {
     uint32_t n = r_u32(r, field);
     if (r->bad) return 0;
     if (n > max) {
         *too_many = 1;
         return 0;
     }
-    if (n && r_need(r, 8, (size_t)n * 8, field)) return 0;
-    memcpy(v, r->p + r->pos, (size_t)n * 8);
-    r->pos += (size_t)n * 8;
-    return n;
-}
-static uint32_t r_f32s(rd *r, float *v, uint32_t max, const char *field, int *too_many) {
-    uint32_t n = r_u32(r, field);
-    if (r->bad) return 0;
-    if (n > max) {
-        *too_many = 1;
-        return 0;
-    }
-    if (n && r_need(r, 4, (size_t)n * 4, field)) return 0;
-    memcpy(v, r->p + r->pos, (size_t)n * 4);
-    r->pos += (size_t)n * 4;
+    if (n && r_need(r, esize, (size_t)n * esize, field)) return 0;
+    memcpy(v, r->p + r->pos, (size_t)n * esize);
+    r->pos += (size_t)n * esize;
     return n;
 }
 static uint64_t r_time(rd *r, const char *field) {
@@ -369,9 +355,9 @@ int pi0__ros2_decode(int kind, const uint8_t *cdr, size_t len, uint32_t sequence
         uint32_t names = r_u32(&r, "name");
         for (uint32_t i = 0; i < names && !r.bad; i++)
             r_str(&r, NULL, 0, "name");
-        js.n = r_f64s(&r, js.position, PI0_JOINTS_MAX, "position", &too_many);
-        uint32_t nv = r_f64s(&r, js.velocity, PI0_JOINTS_MAX, "velocity", &too_many);
-        uint32_t ne = r_f64s(&r, js.effort, PI0_JOINTS_MAX, "effort", &too_many);
+        js.n = r_seq(&r, js.position, 8, PI0_JOINTS_MAX, "position", &too_many);
+        uint32_t nv = r_seq(&r, js.velocity, 8, PI0_JOINTS_MAX, "velocity", &too_many);
+        uint32_t ne = r_seq(&r, js.effort, 8, PI0_JOINTS_MAX, "effort", &too_many);
         if (!r.bad && !too_many && ((nv && nv != js.n) || (ne && ne != js.n)))
             return pi0_errorf(PI0_EFORMAT, "%s: %u positions but %u velocities, %u efforts",
                               name, js.n, nv, ne);
@@ -392,8 +378,8 @@ int pi0__ros2_decode(int kind, const uint8_t *cdr, size_t len, uint32_t sequence
         c.denoise_us = r_u32(&r, "denoise_us");
         c.postprocess_us = r_u32(&r, "postprocess_us");
         c.total_us = r_u32(&r, "total_us");
-        uint32_t n = r_f32s(&r, c.actions, PI0_CHUNK_HORIZON_MAX * PI0_CHUNK_DIM_MAX, "actions",
-                            &too_many);
+        uint32_t n = r_seq(&r, c.actions, 4, PI0_CHUNK_HORIZON_MAX * PI0_CHUNK_DIM_MAX,
+                           "actions", &too_many);
         if (!r.bad && !too_many &&
             (c.horizon > PI0_CHUNK_HORIZON_MAX || c.dim > PI0_CHUNK_DIM_MAX ||
              n != c.horizon * c.dim))
@@ -409,7 +395,7 @@ int pi0__ros2_decode(int kind, const uint8_t *cdr, size_t len, uint32_t sequence
         a.chunk_seq = r_u64(&r, "chunk_seq");
         a.index = r_u32(&r, "index");
         a.flags = r_u32(&r, "flags");
-        a.dim = r_f32s(&r, a.values, PI0_ACTION_DIM_MAX, "values", &too_many);
+        a.dim = r_seq(&r, a.values, 4, PI0_ACTION_DIM_MAX, "values", &too_many);
         pi0__buf_put(out, &a, sizeof a);
         break;
     }

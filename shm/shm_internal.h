@@ -5,7 +5,25 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
+
+#include "common/pi0_cli.h"
+
+/* An option's value v (NULL: missing) as a number in [lo, hi] into *out. Else prints
+ * "pi0rt-shm: [CMD: ]OPT: bad value ..." and returns -1. cmd may be NULL. */
+static inline int shm__num_arg(const char *cmd, const char *opt, const char *v, double lo,
+                               double hi, double *out) {
+    int bad = !v;
+    double d = v ? pi0__parse_num(v, lo, hi, &bad) : 0;
+    if (bad) {
+        fprintf(stderr, "pi0rt-shm: %s%s%s: bad value \"%s\" (want %g..%g)\n", cmd ? cmd : "",
+                cmd ? ": " : "", opt, v ? v : "(missing)", lo, hi);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
 
 /* Sleeps until CLOCK_MONOTONIC time t (ns). A signal ends the sleep early only once *stop
  * is set (stop may be NULL: sleep through every signal). */
