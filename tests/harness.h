@@ -132,6 +132,19 @@ static inline char *pi0_test_tmpdir(const char *prefix) {
     return r;
 }
 
+/* The folder of the running test binary (<build>/tests, or <build>/tests/<module>), so a
+ * suite finds the tools of its own build: pi0_test_exe_dir() + "/../pi0rt-x". */
+static inline const char *pi0_test_exe_dir(void) {
+    static char dir[2048];
+    if (!dir[0]) {
+        ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+        dir[n > 0 ? n : 0] = 0;
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = 0;
+    }
+    return dir;
+}
+
 /* rm -rf `dir`; anything not under /tmp/ is left alone. Says so when it fails. */
 static inline void pi0_test_rmrf(const char *dir) {
     if (strncmp(dir, "/tmp/", 5) != 0 || strchr(dir, '\'') || strstr(dir, "..")) {

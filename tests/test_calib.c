@@ -4,7 +4,6 @@
  * under AddressSanitizer by tests/calib/asan-suite), allocation-free transforms (a counting
  * malloc), in-place and overlapping buffers, NaN handling, the safety clamp, threads, and
  * the pi0rt-calib tool. Run from the repository root (make test does). */
-#include <libgen.h>
 #include <pthread.h>
 
 #include "harness.h"
@@ -912,10 +911,7 @@ static void test_tool(void) {
 
 int main(int argc, char **argv) {
     /* pi0rt-calib of the same build: <build>/tests/test_calib -> <build>/pi0rt-calib. */
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[n > 0 ? n : 0] = 0;
-    snprintf(g_tool, sizeof g_tool, "%s/../pi0rt-calib", dirname(exe));
+    snprintf(g_tool, sizeof g_tool, "%s/../pi0rt-calib", pi0_test_exe_dir());
     static const pi0_test tests[] = {
         TEST(test_ready_files),
         TEST(test_ready_files_documented),

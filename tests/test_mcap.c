@@ -905,12 +905,7 @@ static void test_reader_fuzz(void) {
 }
 
 int main(int argc, char **argv) {
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[n > 0 ? n : 0] = 0;
-    char *slash = strrchr(exe, '/');
-    if (slash) *slash = 0;
-    snprintf(g_tool, sizeof g_tool, "%s/../pi0rt-shm", exe);
+    snprintf(g_tool, sizeof g_tool, "%s/../pi0rt-shm", pi0_test_exe_dir());
     static const pi0_test tests[] = {
         TEST(test_crc32_known),
         TEST(test_cdr_bytes),

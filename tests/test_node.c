@@ -8,7 +8,6 @@
  * (identity on the first 4 dims). Every topic is named t<pid>.*; the children die with the
  * test (PR_SET_PDEATHSIG) and every wait has a deadline. */
 #include <fcntl.h>
-#include <libgen.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1201,11 +1200,7 @@ static void test_examples_check(void) {
 }
 
 int main(int argc, char **argv) {
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    PI0_ASSERT(n > 0);
-    exe[n] = 0;
-    snprintf(g_build, sizeof g_build, "%s", dirname(dirname(exe)));
+    snprintf(g_build, sizeof g_build, "%s/..", pi0_test_exe_dir());
     g_dir = pi0_test_tmpdir("pi0node.models");
     snprintf(g_model, sizeof g_model, "%s/tiny", g_dir);
     snprintf(g_nanmodel, sizeof g_nanmodel, "%s/nan", g_dir);

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <libgen.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sched.h>
@@ -1507,10 +1506,7 @@ static void test_restart_other_layout_short_waits(void) {
 }
 
 int main(int argc, char **argv) {
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[n > 0 ? n : 0] = 0;
-    snprintf(g_exe_dir, sizeof g_exe_dir, "%s", dirname(exe));
+    snprintf(g_exe_dir, sizeof g_exe_dir, "%s", pi0_test_exe_dir());
     static const pi0_test tests[] = {
         TEST(test_proto_topic_names),
         TEST(test_proto_create_options_mode_and_size),
