@@ -819,9 +819,7 @@ static void test_fault_camera_killed_and_restarted(void) {
     size_t from = 0;
     if (r.ok) CHECK(seen_collect(&r.v, 15, pred_running, &from));
     /* kill the camera: hold within the age limit (300 ms) plus one tick */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t t_kill = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    uint64_t t_kill = node_now_ns();
     reap(r.cam, SIGKILL, 5);
     from = r.v.n_act;
     if (r.ok) CHECK(seen_collect(&r.v, 5, pred_hold, &from));
