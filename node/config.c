@@ -4,11 +4,11 @@
 #include <errno.h>
 #include <ini.h>
 #include <libgen.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/pi0_cli.h"
 #include "node.h"
 
 enum kind { K_DOUBLE, K_INT, K_U64, K_BOOL, K_STR, K_PATH, K_TOPIC, K_CPUS, K_TOKENS, K_ENUM };
@@ -103,13 +103,11 @@ static int set_err(parse_ctx *p, const char *sec, const char *name, const char *
     return 0;
 }
 
-static int parse_double(const char *v, double *out) {
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (errno || end == v || *end || !isfinite(d)) return -1;
-    *out = d;
-    return 0;
+/* "section.key: 'v' is not <what> in [lo, hi]" */
+static int range_err(parse_ctx *p, const key *k, const char *v, const char *what) {
+    char fmt[128];
+    snprintf(fmt, sizeof fmt, "'%%s' is not %s in [%g, %g]", what, k->lo, k->hi);
+    return set_err(p, k->section, k->name, fmt, v);
 }
 
 static int parse_list(parse_ctx *p, const key *k, const char *v, int32_t *out, int cap,
@@ -146,12 +144,9 @@ static int set_value(parse_ctx *p, const key *k, const char *v) {
     char *field = (char *)p->cfg + k->off;
     switch (k->kind) {
     case K_DOUBLE: {
-        double d;
-        if (parse_double(v, &d) || d < k->lo || d > k->hi) {
-            char fmt[128];
-            snprintf(fmt, sizeof fmt, "'%%s' is not a number in [%g, %g]", k->lo, k->hi);
-            return set_err(p, k->section, k->name, fmt, v);
-        }
+        int bad = 0;
+        double d = pi0__parse_num(v, k->lo, k->hi, &bad); /* ranges are finite: no nan, inf */
+        if (bad) return range_err(p, k, v, "a number");
         *(double *)field = d;
         return 1;
     }
@@ -159,11 +154,8 @@ static int set_value(parse_ctx *p, const key *k, const char *v) {
         char *end;
         errno = 0;
         long x = strtol(v, &end, 10);
-        if (errno || end == v || *end || x < (long)k->lo || x > (long)k->hi) {
-            char fmt[128];
-            snprintf(fmt, sizeof fmt, "'%%s' is not an integer in [%g, %g]", k->lo, k->hi);
-            return set_err(p, k->section, k->name, fmt, v);
-        }
+        if (errno || end == v || *end || x < (long)k->lo || x > (long)k->hi)
+            return range_err(p, k, v, "an integer");
         *(int *)field = (int)x;
         return 1;
     }

@@ -332,8 +332,7 @@ void *node_monitor_main(void *arg) {
         }
         uint64_t wake = now + MONITOR_PERIOD_NS;
         if (next_status < wake) wake = next_status;
-        struct timespec ts = {(time_t)(wake / 1000000000ull), (long)(wake % 1000000000ull)};
-        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+        sleep_until(wake);
     }
     publish_status(n, node_now_ns());
     return NULL;

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "common/pi0_cli.h"
 #include "node.h"
 #include "pipeline/pi0_tokenizer.h"
 
@@ -194,47 +195,49 @@ int main(int argc, char **argv) {
     const char *config = NULL, *sets[MAX_SETS];
     int n_sets = 0, check = 0;
     double duration = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'},   {"set", required_argument, 0, 's'},
+        {"duration", required_argument, 0, 'd'}, {"check", no_argument, 0, 'k'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+    int c, bad = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
             usage(stdout);
             return 0;
-        }
-        if (!strcmp(a, "--check")) {
+        case 'k':
             check = 1;
-            continue;
-        }
-        if (strcmp(a, "--config") && strcmp(a, "--set") && strcmp(a, "--duration")) {
-            fprintf(stderr, "pi0rt-node: unknown option %s (see --help)\n", a);
-            return 2;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "pi0rt-node: %s needs a value (see --help)\n", a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--config")) {
-            config = v;
-        } else if (!strcmp(a, "--set")) {
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case 's':
             if (n_sets == MAX_SETS) {
                 fprintf(stderr, "pi0rt-node: more than %d --set options\n", MAX_SETS);
-                return 2;
+                return PI0_EXIT_USAGE;
             }
-            sets[n_sets++] = v;
-        } else {
-            char *end;
-            errno = 0;
-            duration = strtod(v, &end);
-            if (errno || *end || end == v || !(duration > 0) || duration > 1e7) {
+            sets[n_sets++] = optarg;
+            break;
+        case 'd':
+            duration = pi0__parse_num(optarg, 0, 1e7, &bad);
+            if (bad || !(duration > 0)) {
                 fprintf(stderr, "pi0rt-node: --duration: '%s' is not a number of seconds > 0\n",
-                        v);
-                return 2;
+                        optarg);
+                return PI0_EXIT_USAGE;
             }
+            break;
+        default:
+            return pi0__opt_error("pi0rt-node", argv, c);
         }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "pi0rt-node: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return PI0_EXIT_USAGE;
     }
     if (!config) {
         fprintf(stderr, "pi0rt-node: --config is required (see --help)\n");
-        return 2;
+        return PI0_EXIT_USAGE;
     }
 
     /* before any thread exists: a signal must never reach a thread that does not block it

@@ -312,10 +312,6 @@ static pid_t start_joints_stamped(const names *t, const char *log, const char *c
     return spawn(log, argv);
 }
 
-static pid_t start_joints(const names *t, const char *log) {
-    return start_joints_stamped(t, log, NULL);
-}
-
 /* A robot file (1 camera, 4 joints, identity transforms, limits) and a node file. */
 static void write_configs(const char *dir, const names *t, const char *model,
                           const char *extra) {
@@ -438,6 +434,42 @@ static void dump_log(const char *log) {
     free(txt);
 }
 
+/* One closed-loop run: the topic names, a temp dir with the node's and the peers' logs,
+ * the camera and joint peers, the node, and what the test saw on its topics. */
+typedef struct rig {
+    names t;
+    char *dir, log[4200], plog[4200];
+    pid_t cam, js, nd;
+    seen v;
+    int ok; /* the node's topics were opened */
+} rig;
+
+static void rig_init(rig *r) {
+    make_names(&r->t);
+    r->dir = pi0_test_tmpdir("pi0node");
+    snprintf(r->log, sizeof r->log, "%s/node.log", r->dir);
+    snprintf(r->plog, sizeof r->plog, "%s/peers.log", r->dir);
+}
+
+/* Starts the peers (joint stamps on `clock`, NULL: the monotonic clock) and the node for
+ * `duration` seconds, and opens its topics. */
+static void rig_start(rig *r, const char *duration, const char *clock) {
+    r->cam = start_cam(&r->t, r->plog);
+    r->js = start_joints_stamped(&r->t, r->plog, clock);
+    r->nd = start_node(r->dir, r->log, duration);
+    r->ok = seen_open(&r->v, &r->t);
+    CHECK(r->ok);
+}
+
+/* The processes are reaped by the test; this shows the node's log on a failure and
+ * removes the topics and the temp dir. */
+static void rig_end(rig *r) {
+    if (pi0__test_failures) dump_log(r->log);
+    seen_close(&r->v);
+    remove_topics(&r->t);
+    pi0_test_rmrf(r->dir);
+}
+
 static int pred_running(const seen *v, void *ctx) {
     size_t *from = ctx;
     for (size_t i = *from; i < v->n_act; i++)
@@ -550,35 +582,26 @@ static size_t check_actions(const seen *v, int policy, int blend, double w_old,
 
 /* The blend and weighted merges in the running node, checked action by action. */
 static void closed_loop_merge(const char *policy, int id) {
-    names t;
-    make_names(&t);
-    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200], extra[256];
-    snprintf(log, sizeof log, "%s/node.log", dir);
-    snprintf(plog, sizeof plog, "%s/peers.log", dir);
+    char extra[256];
+    rig r;
+    rig_init(&r);
     /* trigger every 10 ticks: chunks overlap for ~40 ticks, so the merge is exercised */
     snprintf(extra, sizeof extra,
              "[schedule]\ntrigger = every\nevery = 10\nmerge = %s\nblend_ticks = 6\n"
              "weight_old = 0.25\n",
              policy);
-    write_configs(dir, &t, g_model, extra);
-    pid_t cam = start_cam(&t, plog), js = start_joints(&t, plog);
-    pid_t nd = start_node(dir, log, "30");
-    seen v;
-    int ok = seen_open(&v, &t);
-    CHECK(ok);
-    if (ok) seen_collect(&v, 4, NULL, NULL);
-    CHECK_EQ_INT(reap(nd, SIGINT, 20), 0);
-    if (ok) seen_collect(&v, 0.2, NULL, NULL);
-    reap(cam, SIGTERM, 5);
-    reap(js, SIGTERM, 5);
-    CHECK(v.n_chunk >= 3);
-    size_t running = 0, bad = check_actions(&v, id, 6, 0.25, &running);
+    write_configs(r.dir, &r.t, g_model, extra);
+    rig_start(&r, "30", NULL);
+    if (r.ok) seen_collect(&r.v, 4, NULL, NULL);
+    CHECK_EQ_INT(reap(r.nd, SIGINT, 20), 0);
+    if (r.ok) seen_collect(&r.v, 0.2, NULL, NULL);
+    reap(r.cam, SIGTERM, 5);
+    reap(r.js, SIGTERM, 5);
+    CHECK(r.v.n_chunk >= 3);
+    size_t running = 0, bad = check_actions(&r.v, id, 6, 0.25, &running);
     CHECK(running > 100);
     CHECK_EQ_INT(bad, 0);
-    if (!ok || pi0__test_failures) dump_log(log);
-    seen_close(&v);
-    remove_topics(&t);
-    pi0_test_rmrf(dir);
+    rig_end(&r);
 }
 
 static void test_closed_loop_blend(void) {
@@ -649,85 +672,65 @@ static void check_first_chunk(const seen *v, const char *dir, const char *model)
 }
 
 static void test_closed_loop(void) {
-    names t;
-    make_names(&t);
-    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200];
-    snprintf(log, sizeof log, "%s/node.log", dir);
-    snprintf(plog, sizeof plog, "%s/peers.log", dir);
-    write_configs(dir, &t, g_model, NULL);
-    pid_t cam = start_cam(&t, plog), js = start_joints(&t, plog);
-    pid_t nd = start_node(dir, log, "8");
-    seen v;
-    int ok = seen_open(&v, &t);
-    CHECK(ok);
-    if (ok) seen_collect(&v, 6, NULL, NULL);
-    int rc = reap(nd, SIGINT, 20);
+    rig r;
+    rig_init(&r);
+    write_configs(r.dir, &r.t, g_model, NULL);
+    rig_start(&r, "8", NULL);
+    if (r.ok) seen_collect(&r.v, 6, NULL, NULL);
+    int rc = reap(r.nd, SIGINT, 20);
     CHECK_EQ_INT(rc, 0);
-    if (ok) seen_collect(&v, 0.2, NULL, NULL);
-    reap(cam, SIGTERM, 5);
-    reap(js, SIGTERM, 5);
-    char *txt = pi0_test_slurp(log, NULL);
+    if (r.ok) seen_collect(&r.v, 0.2, NULL, NULL);
+    reap(r.cam, SIGTERM, 5);
+    reap(r.js, SIGTERM, 5);
+    char *txt = pi0_test_slurp(r.log, NULL);
     CHECK(txt && strstr(txt, "pi0rt-node summary:"));
     free(txt);
 
     /* rate: count actions by their due stamps over a window well inside the run */
-    CHECK(v.n_act > 300);
-    CHECK_EQ_INT(v.lost, 0);
-    if (v.n_act > 300) {
-        uint64_t a = v.act[50].due_ns, b = v.act[v.n_act - 50].due_ns, n_in = 0;
-        for (size_t i = 0; i < v.n_act; i++)
-            n_in += v.act[i].due_ns >= a && v.act[i].due_ns < b;
+    CHECK(r.v.n_act > 300);
+    CHECK_EQ_INT(r.v.lost, 0);
+    if (r.v.n_act > 300) {
+        uint64_t a = r.v.act[50].due_ns, b = r.v.act[r.v.n_act - 50].due_ns, n_in = 0;
+        for (size_t i = 0; i < r.v.n_act; i++)
+            n_in += r.v.act[i].due_ns >= a && r.v.act[i].due_ns < b;
         double want = (double)(b - a) / 1e7;
         CHECK_MSG(fabs((double)n_in - want) <= 0.01 * want, "%llu actions due in %.3f s",
                   (unsigned long long)n_in, (double)(b - a) * 1e-9);
-        for (size_t i = 1; i < v.n_act; i++)
-            CHECK((v.act[i].due_ns - v.act[i - 1].due_ns) % 10000000 == 0);
+        for (size_t i = 1; i < r.v.n_act; i++)
+            CHECK((r.v.act[i].due_ns - r.v.act[i - 1].due_ns) % 10000000 == 0);
     }
     /* every action equals the clamped row of the chunk it names, due at t0 + row·period */
-    CHECK(v.n_chunk >= 2);
-    size_t running = 0, bad = check_actions(&v, NODE_MERGE_REPLACE, 0, 0, &running);
+    CHECK(r.v.n_chunk >= 2);
+    size_t running = 0, bad = check_actions(&r.v, NODE_MERGE_REPLACE, 0, 0, &running);
     CHECK(running > 200);
     CHECK_EQ_INT(bad, 0);
-    check_first_chunk(&v, dir, g_model);
-    const pi0_action_chunk *c1 = find_chunk(&v, 1), *c2 = find_chunk(&v, 2);
+    check_first_chunk(&r.v, r.dir, g_model);
+    const pi0_action_chunk *c1 = find_chunk(&r.v, 1), *c2 = find_chunk(&r.v, 2);
     if (c1 && c2) CHECK(memcmp(c1->actions, c2->actions, 4 * sizeof(float)) != 0);
     /* status */
-    CHECK(v.n_status > 20);
-    CHECK(v.last_status.ticks > 300);
-    CHECK(v.last_status.chunks >= 2);
-    CHECK(v.last_status.infer_p50_us > 0);
-    CHECK(v.last_status.tick_late_max_us >= v.last_status.tick_late_p50_us);
-    if (!ok || pi0__test_failures) dump_log(log);
-    seen_close(&v);
-    remove_topics(&t);
-    pi0_test_rmrf(dir);
+    CHECK(r.v.n_status > 20);
+    CHECK(r.v.last_status.ticks > 300);
+    CHECK(r.v.last_status.chunks >= 2);
+    CHECK(r.v.last_status.infer_p50_us > 0);
+    CHECK(r.v.last_status.tick_late_max_us >= r.v.last_status.tick_late_p50_us);
+    rig_end(&r);
 }
 
 /* π0.5 (the state enters only through the prompt; fixed tokens here): the node's first
  * chunk equals pi0rt-infer on the same inputs. */
 static void test_first_chunk_pi05(void) {
-    names t;
-    make_names(&t);
-    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200];
-    snprintf(log, sizeof log, "%s/node.log", dir);
-    snprintf(plog, sizeof plog, "%s/peers.log", dir);
-    write_configs(dir, &t, g_model05, NULL);
-    pid_t cam = start_cam(&t, plog), js = start_joints(&t, plog);
-    pid_t nd = start_node(dir, log, "30");
-    seen v;
-    int ok = seen_open(&v, &t);
-    CHECK(ok);
+    rig r;
+    rig_init(&r);
+    write_configs(r.dir, &r.t, g_model05, NULL);
+    rig_start(&r, "30", NULL);
     size_t from = 0;
-    if (ok) CHECK(seen_collect(&v, 20, pred_running, &from));
-    CHECK_EQ_INT(reap(nd, SIGINT, 20), 0);
-    if (ok) seen_collect(&v, 0.2, NULL, NULL);
-    reap(cam, SIGTERM, 5);
-    reap(js, SIGTERM, 5);
-    check_first_chunk(&v, dir, g_model05);
-    if (!ok || pi0__test_failures) dump_log(log);
-    seen_close(&v);
-    remove_topics(&t);
-    pi0_test_rmrf(dir);
+    if (r.ok) CHECK(seen_collect(&r.v, 20, pred_running, &from));
+    CHECK_EQ_INT(reap(r.nd, SIGINT, 20), 0);
+    if (r.ok) seen_collect(&r.v, 0.2, NULL, NULL);
+    reap(r.cam, SIGTERM, 5);
+    reap(r.js, SIGTERM, 5);
+    check_first_chunk(&r.v, r.dir, g_model05);
+    rig_end(&r);
 }
 
 /* π0.5 with a text prompt: the node builds "Task: …, State: <digitized state>;\nAction: "
@@ -736,11 +739,9 @@ static void test_first_chunk_pi05(void) {
  * model trained with spm_train). */
 static void test_pi05_prompt_with_state(void) {
     if (pi0_test_sh_quiet("command -v spm_train > /dev/null")) SKIP("spm_train not installed");
-    names t;
-    make_names(&t);
-    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200], extra[4400];
-    snprintf(log, sizeof log, "%s/node.log", dir);
-    snprintf(plog, sizeof plog, "%s/peers.log", dir);
+    char extra[4400];
+    rig r;
+    rig_init(&r);
     CHECK_EQ_INT(
         pi0_test_sh("/usr/bin/python3 -c \"import random; r=random.Random(5); "
                     "w=['pick','up','the','red','cube','task','state','action','place',"
@@ -750,27 +751,23 @@ static void test_pi05_prompt_with_state(void) {
                     "+'\\n' for _ in range(400)))\" && spm_train --input=%s/corpus.txt "
                     "--model_prefix=%s/tok --vocab_size=300 --hard_vocab_limit=false "
                     "--byte_fallback=true --minloglevel=2 --num_threads=1 > /dev/null 2>&1",
-                    dir, dir, dir),
+                    r.dir, r.dir, r.dir),
         0);
     snprintf(extra, sizeof extra,
-             "[model]\nprompt = pick up the red cube\ntokenizer = %s/tok.model\n", dir);
-    write_configs(dir, &t, g_model05, extra);
+             "[model]\nprompt = pick up the red cube\ntokenizer = %s/tok.model\n", r.dir);
+    write_configs(r.dir, &r.t, g_model05, extra);
     /* the prompt replaces the tokens line */
-    CHECK_EQ_INT(pi0_test_sh("sed -i '/^tokens = /d' %s/node.ini", dir), 0);
-    pid_t cam = start_cam(&t, plog), js = start_joints(&t, plog);
-    pid_t nd = start_node(dir, log, "30");
-    seen v;
-    int ok = seen_open(&v, &t);
-    CHECK(ok);
+    CHECK_EQ_INT(pi0_test_sh("sed -i '/^tokens = /d' %s/node.ini", r.dir), 0);
+    rig_start(&r, "30", NULL);
     size_t from = 0;
-    if (ok) CHECK(seen_collect(&v, 20, pred_running, &from));
-    CHECK_EQ_INT(reap(nd, SIGINT, 20), 0);
-    if (ok) seen_collect(&v, 0.2, NULL, NULL);
-    reap(cam, SIGTERM, 5);
-    reap(js, SIGTERM, 5);
+    if (r.ok) CHECK(seen_collect(&r.v, 20, pred_running, &from));
+    CHECK_EQ_INT(reap(r.nd, SIGINT, 20), 0);
+    if (r.ok) seen_collect(&r.v, 0.2, NULL, NULL);
+    reap(r.cam, SIGTERM, 5);
+    reap(r.js, SIGTERM, 5);
     /* the reference: numpy quantile normalization, pi0rt-infer's own prompt building */
     char p[4300];
-    snprintf(p, sizeof p, "%s/img.npy", dir);
+    snprintf(p, sizeof p, "%s/img.npy", r.dir);
     static uint8_t img[CAM_H][CAM_W][3];
     for (int y = 0; y < CAM_H; y++)
         for (int x = 0; x < CAM_W; x++)
@@ -784,158 +781,123 @@ static void test_pi05_prompt_with_state(void) {
                     "x=np.array([%g,%g,%g,%g]); lo=np.array(s['q01'][:4]); "
                     "hi=np.array(s['q99'][:4]); "
                     "np.save('%s/state.npy',((x-lo)/(hi-lo+1e-6)*2-1).astype(np.float32))\"",
-                    g_model05, joint_pos[0], joint_pos[1], joint_pos[2], joint_pos[3], dir),
+                    g_model05, joint_pos[0], joint_pos[1], joint_pos[2], joint_pos[3], r.dir),
         0);
     CHECK_EQ_INT(
         pi0_test_sh("%s/pi0rt-infer --model %s --image base=%s/img.npy --state "
                     "%s/state.npy --prompt 'pick up the red cube' --tokenizer %s/tok.model "
                     "--seed %d --unnormalize --out %s/ref.npy",
-                    g_build, g_model05, dir, dir, dir, SEED, dir),
+                    g_build, g_model05, r.dir, r.dir, r.dir, SEED, r.dir),
         0);
-    snprintf(p, sizeof p, "%s/ref.npy", dir);
-    pi0_npy r = {0};
-    const pi0_action_chunk *c1 = find_chunk(&v, 1);
-    int rd = pi0_npy_read(p, &r);
-    CHECK(!rd && c1 && r.ndim == 2);
-    if (!rd && c1 && r.ndim == 2) {
-        const float *ref = r.data;
+    snprintf(p, sizeof p, "%s/ref.npy", r.dir);
+    pi0_npy rn = {0};
+    const pi0_action_chunk *c1 = find_chunk(&r.v, 1);
+    int rd = pi0_npy_read(p, &rn);
+    CHECK(!rd && c1 && rn.ndim == 2);
+    if (!rd && c1 && rn.ndim == 2) {
+        const float *ref = rn.data;
         double maxd = 0;
-        for (int64_t i = 0; i < r.shape[0] && i < (int64_t)c1->horizon; i++)
+        for (int64_t i = 0; i < rn.shape[0] && i < (int64_t)c1->horizon; i++)
             for (int j = 0; j < 4; j++) {
-                double d = fabs(c1->actions[i * 4 + j] - ref[i * r.shape[1] + j]);
+                double d = fabs(c1->actions[i * 4 + j] - ref[i * rn.shape[1] + j]);
                 maxd = d > maxd ? d : maxd;
             }
         CHECK_MSG(maxd <= 1e-5, "π0.5 prompt chunk vs pi0rt-infer: max |diff| %.3g", maxd);
     }
-    pi0_npy_free(&r);
-    if (!ok || pi0__test_failures) dump_log(log);
-    seen_close(&v);
-    remove_topics(&t);
-    pi0_test_rmrf(dir);
+    pi0_npy_free(&rn);
+    rig_end(&r);
 }
 
 // ---- faults ----
 
 static void test_fault_camera_killed_and_restarted(void) {
-    names t;
-    make_names(&t);
-    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200];
-    snprintf(log, sizeof log, "%s/node.log", dir);
-    snprintf(plog, sizeof plog, "%s/peers.log", dir);
-    write_configs(dir, &t, g_model, NULL);
-    pid_t cam = start_cam(&t, plog), js = start_joints(&t, plog);
-    pid_t nd = start_node(dir, log, "30");
-    seen v;
-    int ok = seen_open(&v, &t);
-    CHECK(ok);
+    rig r;
+    rig_init(&r);
+    write_configs(r.dir, &r.t, g_model, NULL);
+    rig_start(&r, "30", NULL);
     size_t from = 0;
-    if (ok) CHECK(seen_collect(&v, 15, pred_running, &from));
+    if (r.ok) CHECK(seen_collect(&r.v, 15, pred_running, &from));
     /* kill the camera: hold within the age limit (300 ms) plus one tick */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t t_kill = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    reap(cam, SIGKILL, 5);
-    from = v.n_act;
-    if (ok) CHECK(seen_collect(&v, 5, pred_hold, &from));
-    for (size_t i = from; i < v.n_act; i++)
-        if (v.act[i].flags & PI0_ACTION_HOLD) {
-            CHECK_MSG(v.act[i].due_ns <= t_kill + 300000000ull + 10000000ull,
+    uint64_t t_kill = node_now_ns();
+    reap(r.cam, SIGKILL, 5);
+    from = r.v.n_act;
+    if (r.ok) CHECK(seen_collect(&r.v, 5, pred_hold, &from));
+    for (size_t i = from; i < r.v.n_act; i++)
+        if (r.v.act[i].flags & PI0_ACTION_HOLD) {
+            CHECK_MSG(r.v.act[i].due_ns <= t_kill + 300000000ull + 10000000ull,
                       "first hold %.1f ms after the kill",
-                      ((double)v.act[i].due_ns - (double)t_kill) * 1e-6);
+                      ((double)r.v.act[i].due_ns - (double)t_kill) * 1e-6);
             break;
         }
-    if (ok) seen_collect(&v, 0.5, NULL, NULL);
-    CHECK(v.status_reasons & (PI0_HOLD_CAMERA_STALE | PI0_HOLD_PUBLISHER_DEAD));
+    if (r.ok) seen_collect(&r.v, 0.5, NULL, NULL);
+    CHECK(r.v.status_reasons & (PI0_HOLD_CAMERA_STALE | PI0_HOLD_PUBLISHER_DEAD));
     int named = 0;
-    for (int i = 0; i < v.n_msg; i++)
-        named |= strstr(v.status_msg[i], t.cam) != NULL;
-    CHECK_MSG(named, "no status message names %s (first: '%s')", t.cam,
-              v.n_msg ? v.status_msg[0] : "");
-    CHECK(v.last_status.state == PI0_NODE_HOLDING);
+    for (int i = 0; i < r.v.n_msg; i++)
+        named |= strstr(r.v.status_msg[i], r.t.cam) != NULL;
+    CHECK_MSG(named, "no status message names %s (first: '%s')", r.t.cam,
+              r.v.n_msg ? r.v.status_msg[0] : "");
+    CHECK(r.v.last_status.state == PI0_NODE_HOLDING);
     /* restart: running again by itself */
-    cam = start_cam(&t, plog);
-    from = v.n_act;
-    if (ok) CHECK(seen_collect(&v, 10, pred_running, &from));
-    reap(nd, SIGINT, 20);
-    reap(cam, SIGTERM, 5);
-    reap(js, SIGTERM, 5);
-    if (pi0__test_failures) dump_log(log);
-    seen_close(&v);
-    remove_topics(&t);
-    pi0_test_rmrf(dir);
+    r.cam = start_cam(&r.t, r.plog);
+    from = r.v.n_act;
+    if (r.ok) CHECK(seen_collect(&r.v, 10, pred_running, &from));
+    reap(r.nd, SIGINT, 20);
+    reap(r.cam, SIGTERM, 5);
+    reap(r.js, SIGTERM, 5);
+    rig_end(&r);
 }
 
 /* The camera dies, its segment is removed (pi0rt-shm gc, a launcher's clean-up) and it
  * comes back in a new segment: the node re-attaches and runs again by itself. */
 static void test_fault_camera_restarted_in_new_segment(void) {
-    names t;
-    make_names(&t);
-    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200];
-    snprintf(log, sizeof log, "%s/node.log", dir);
-    snprintf(plog, sizeof plog, "%s/peers.log", dir);
-    write_configs(dir, &t, g_model, NULL);
-    pid_t cam = start_cam(&t, plog), js = start_joints(&t, plog);
-    pid_t nd = start_node(dir, log, "40");
-    seen v;
-    int ok = seen_open(&v, &t);
-    CHECK(ok);
+    rig r;
+    rig_init(&r);
+    write_configs(r.dir, &r.t, g_model, NULL);
+    rig_start(&r, "40", NULL);
     size_t from = 0;
-    if (ok) CHECK(seen_collect(&v, 15, pred_running, &from));
-    reap(cam, SIGKILL, 5);
-    CHECK_EQ_INT(pi0_topic_remove(t.cam), 0);
-    from = v.n_act;
-    if (ok) CHECK(seen_collect(&v, 5, pred_hold, &from));
-    if (ok) seen_collect(&v, 1, NULL, NULL); /* the dead camera's last frame is stale */
-    cam = start_cam(&t, plog);
-    from = v.n_act;
-    if (ok) CHECK(seen_collect(&v, 10, pred_running, &from));
-    if (ok) seen_collect(&v, 1, NULL, NULL); /* and it stays running */
-    CHECK(v.n_act > 0 && !(v.act[v.n_act - 1].flags & PI0_ACTION_HOLD));
-    reap(nd, SIGINT, 20);
-    reap(cam, SIGTERM, 5);
-    reap(js, SIGTERM, 5);
-    if (pi0__test_failures) dump_log(log);
-    seen_close(&v);
-    remove_topics(&t);
-    pi0_test_rmrf(dir);
+    if (r.ok) CHECK(seen_collect(&r.v, 15, pred_running, &from));
+    reap(r.cam, SIGKILL, 5);
+    CHECK_EQ_INT(pi0_topic_remove(r.t.cam), 0);
+    from = r.v.n_act;
+    if (r.ok) CHECK(seen_collect(&r.v, 5, pred_hold, &from));
+    if (r.ok) seen_collect(&r.v, 1, NULL, NULL); /* the dead camera's last frame is stale */
+    r.cam = start_cam(&r.t, r.plog);
+    from = r.v.n_act;
+    if (r.ok) CHECK(seen_collect(&r.v, 10, pred_running, &from));
+    if (r.ok) seen_collect(&r.v, 1, NULL, NULL); /* and it stays running */
+    CHECK(r.v.n_act > 0 && !(r.v.act[r.v.n_act - 1].flags & PI0_ACTION_HOLD));
+    reap(r.nd, SIGINT, 20);
+    reap(r.cam, SIGTERM, 5);
+    reap(r.js, SIGTERM, 5);
+    rig_end(&r);
 }
 
 static void test_fault_joints_killed_then_node_killed(void) {
-    names t;
-    make_names(&t);
-    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200];
-    snprintf(log, sizeof log, "%s/node.log", dir);
-    snprintf(plog, sizeof plog, "%s/peers.log", dir);
-    write_configs(dir, &t, g_model, NULL);
-    pid_t cam = start_cam(&t, plog), js = start_joints(&t, plog);
-    pid_t nd = start_node(dir, log, "30");
-    seen v;
-    int ok = seen_open(&v, &t);
-    CHECK(ok);
+    rig r;
+    rig_init(&r);
+    write_configs(r.dir, &r.t, g_model, NULL);
+    rig_start(&r, "30", NULL);
     size_t from = 0;
-    if (ok) CHECK(seen_collect(&v, 15, pred_running, &from));
-    reap(js, SIGKILL, 5);
-    from = v.n_act;
-    if (ok) CHECK(seen_collect(&v, 5, pred_hold, &from));
-    if (ok) seen_collect(&v, 0.3, NULL, NULL);
-    CHECK(v.status_reasons & (PI0_HOLD_JOINTS_STALE | PI0_HOLD_PUBLISHER_DEAD));
+    if (r.ok) CHECK(seen_collect(&r.v, 15, pred_running, &from));
+    reap(r.js, SIGKILL, 5);
+    from = r.v.n_act;
+    if (r.ok) CHECK(seen_collect(&r.v, 5, pred_hold, &from));
+    if (r.ok) seen_collect(&r.v, 0.3, NULL, NULL);
+    CHECK(r.v.status_reasons & (PI0_HOLD_JOINTS_STALE | PI0_HOLD_PUBLISHER_DEAD));
     /* hold values: the last command (4 dims) */
-    for (size_t i = from; i < v.n_act; i++)
-        if (v.act[i].flags & PI0_ACTION_HOLD) {
-            CHECK_EQ_INT(v.act[i].dim, 4);
+    for (size_t i = from; i < r.v.n_act; i++)
+        if (r.v.act[i].flags & PI0_ACTION_HOLD) {
+            CHECK_EQ_INT(r.v.act[i].dim, 4);
             break;
         }
     /* the node SIGKILLed: its action topic's publisher is dead */
-    CHECK_EQ_INT(reap(nd, SIGKILL, 5), 128 + SIGKILL);
+    CHECK_EQ_INT(reap(r.nd, SIGKILL, 5), 128 + SIGKILL);
     pi0_pub_info pi;
-    int st = v.sa ? pi0_sub_publisher(v.sa, &pi) : -1;
+    int st = r.v.sa ? pi0_sub_publisher(r.v.sa, &pi) : -1;
     CHECK_EQ_INT(st, 0);
     if (!st) CHECK_EQ_INT(pi.state, PI0_PUB_DEAD);
-    reap(cam, SIGTERM, 5);
-    if (pi0__test_failures) dump_log(log);
-    seen_close(&v);
-    remove_topics(&t);
-    pi0_test_rmrf(dir);
+    reap(r.cam, SIGTERM, 5);
+    rig_end(&r);
 }
 
 static int pred_dropped(const seen *v, void *ctx) {
@@ -944,63 +906,43 @@ static int pred_dropped(const seen *v, void *ctx) {
 }
 
 static void test_fault_nan_model_drops_chunks(void) {
-    names t;
-    make_names(&t);
-    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200];
-    snprintf(log, sizeof log, "%s/node.log", dir);
-    snprintf(plog, sizeof plog, "%s/peers.log", dir);
-    write_configs(dir, &t, g_nanmodel, NULL);
-    pid_t cam = start_cam(&t, plog), js = start_joints(&t, plog);
-    pid_t nd = start_node(dir, log, "30");
-    seen v;
-    int ok = seen_open(&v, &t);
-    CHECK(ok);
-    if (ok) CHECK(seen_collect(&v, 10, pred_dropped, NULL));
-    CHECK_EQ_INT(v.n_chunk, 0);
+    rig r;
+    rig_init(&r);
+    write_configs(r.dir, &r.t, g_nanmodel, NULL);
+    rig_start(&r, "30", NULL);
+    if (r.ok) CHECK(seen_collect(&r.v, 10, pred_dropped, NULL));
+    CHECK_EQ_INT(r.v.n_chunk, 0);
     size_t holds = 0;
-    for (size_t i = 0; i < v.n_act; i++)
-        holds += (v.act[i].flags & PI0_ACTION_HOLD) != 0;
-    CHECK(v.n_act > 0 && holds == v.n_act);
+    for (size_t i = 0; i < r.v.n_act; i++)
+        holds += (r.v.act[i].flags & PI0_ACTION_HOLD) != 0;
+    CHECK(r.v.n_act > 0 && holds == r.v.n_act);
     int named = 0;
-    for (int i = 0; i < v.n_msg; i++)
-        named |= strstr(v.status_msg[i], "non-finite") != NULL;
+    for (int i = 0; i < r.v.n_msg; i++)
+        named |= strstr(r.v.status_msg[i], "non-finite") != NULL;
     CHECK(named);
-    CHECK_EQ_INT(reap(nd, SIGTERM, 20), 0);
-    reap(cam, SIGTERM, 5);
-    reap(js, SIGTERM, 5);
-    if (pi0__test_failures) dump_log(log);
-    seen_close(&v);
-    remove_topics(&t);
-    pi0_test_rmrf(dir);
+    CHECK_EQ_INT(reap(r.nd, SIGTERM, 20), 0);
+    reap(r.cam, SIGTERM, 5);
+    reap(r.js, SIGTERM, 5);
+    rig_end(&r);
 }
 
 /* A short run at 20 Hz with generous age limits (so it also works when everything runs
  * many times slower, as under ThreadSanitizer): chunks flow, SIGINT exits 0. */
 static void test_short_run_clean_exit(void) {
-    names t;
-    make_names(&t);
-    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200];
-    snprintf(log, sizeof log, "%s/node.log", dir);
-    snprintf(plog, sizeof plog, "%s/peers.log", dir);
+    rig r;
+    rig_init(&r);
     write_configs(
-        dir, &t, g_model,
+        r.dir, &r.t, g_model,
         "camera_max_age_ms = 5000\njoints_max_age_ms = 5000\n[node]\ncontrol_hz = 20\n");
-    pid_t cam = start_cam(&t, plog), js = start_joints(&t, plog);
-    pid_t nd = start_node(dir, log, "60");
-    seen v;
-    int ok = seen_open(&v, &t);
-    CHECK(ok);
+    rig_start(&r, "60", NULL);
     size_t from = 0;
-    if (ok) CHECK(seen_collect(&v, 40, pred_running, &from));
-    if (ok) seen_collect(&v, 1, NULL, NULL);
-    CHECK(v.n_chunk >= 1);
-    CHECK_EQ_INT(reap(nd, SIGINT, 30), 0);
-    reap(cam, SIGTERM, 5);
-    reap(js, SIGTERM, 5);
-    if (pi0__test_failures) dump_log(log);
-    seen_close(&v);
-    remove_topics(&t);
-    pi0_test_rmrf(dir);
+    if (r.ok) CHECK(seen_collect(&r.v, 40, pred_running, &from));
+    if (r.ok) seen_collect(&r.v, 1, NULL, NULL);
+    CHECK(r.v.n_chunk >= 1);
+    CHECK_EQ_INT(reap(r.nd, SIGINT, 30), 0);
+    reap(r.cam, SIGTERM, 5);
+    reap(r.js, SIGTERM, 5);
+    rig_end(&r);
 }
 
 static int pred_status(const seen *v, void *ctx) {
@@ -1010,62 +952,43 @@ static int pred_status(const seen *v, void *ctx) {
 /* The node stopped for 300 ms (SIGSTOP) wakes that late: the ticks it skipped count as
  * missed and the lateness it reports is the real one, not what is left after skipping. */
 static void test_missed_ticks_report_real_lateness(void) {
-    names t;
-    make_names(&t);
-    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200];
-    snprintf(log, sizeof log, "%s/node.log", dir);
-    snprintf(plog, sizeof plog, "%s/peers.log", dir);
-    write_configs(dir, &t, g_model, "[node]\ncontrol_hz = 100\n");
-    pid_t cam = start_cam(&t, plog), js = start_joints(&t, plog);
-    pid_t nd = start_node(dir, log, "60");
-    seen v;
-    int ok = seen_open(&v, &t), want = 2;
-    CHECK(ok);
-    if (ok) CHECK(seen_collect(&v, 30, pred_status, &want));
-    kill(nd, SIGSTOP);
+    rig r;
+    rig_init(&r);
+    write_configs(r.dir, &r.t, g_model, "[node]\ncontrol_hz = 100\n");
+    rig_start(&r, "60", NULL);
+    int want = 2;
+    if (r.ok) CHECK(seen_collect(&r.v, 30, pred_status, &want));
+    kill(r.nd, SIGSTOP);
     usleep(300000);
-    kill(nd, SIGCONT);
-    want = v.n_status + 4;
-    if (ok) CHECK(seen_collect(&v, 20, pred_status, &want));
-    CHECK_MSG(v.last_status.missed_ticks >= 20, "missed %llu",
-              (unsigned long long)v.last_status.missed_ticks);
-    CHECK_MSG(v.last_status.tick_late_max_us >= 200000, "max lateness %u us",
-              v.last_status.tick_late_max_us);
-    CHECK_EQ_INT(reap(nd, SIGINT, 30), 0);
-    reap(cam, SIGTERM, 5);
-    reap(js, SIGTERM, 5);
-    if (pi0__test_failures) dump_log(log);
-    seen_close(&v);
-    remove_topics(&t);
-    pi0_test_rmrf(dir);
+    kill(r.nd, SIGCONT);
+    want = r.v.n_status + 4;
+    if (r.ok) CHECK(seen_collect(&r.v, 20, pred_status, &want));
+    CHECK_MSG(r.v.last_status.missed_ticks >= 20, "missed %llu",
+              (unsigned long long)r.v.last_status.missed_ticks);
+    CHECK_MSG(r.v.last_status.tick_late_max_us >= 200000, "max lateness %u us",
+              r.v.last_status.tick_late_max_us);
+    CHECK_EQ_INT(reap(r.nd, SIGINT, 30), 0);
+    reap(r.cam, SIGTERM, 5);
+    reap(r.js, SIGTERM, 5);
+    rig_end(&r);
 }
 
 /* A driver that stamps its joint state with wall-clock time (CLOCK_REALTIME): the node
  * cannot place that stamp on its control grid, so it uses the sample's commit time and
  * runs instead of holding forever. */
 static void test_joint_stamp_on_another_clock(void) {
-    names t;
-    make_names(&t);
-    char *dir = pi0_test_tmpdir("pi0node"), log[4200], plog[4200];
-    snprintf(log, sizeof log, "%s/node.log", dir);
-    snprintf(plog, sizeof plog, "%s/peers.log", dir);
+    rig r;
+    rig_init(&r);
     write_configs(
-        dir, &t, g_model,
+        r.dir, &r.t, g_model,
         "camera_max_age_ms = 5000\njoints_max_age_ms = 5000\n[node]\ncontrol_hz = 20\n");
-    pid_t cam = start_cam(&t, plog), js = start_joints_stamped(&t, plog, "realtime");
-    pid_t nd = start_node(dir, log, "60");
-    seen v;
-    int ok = seen_open(&v, &t);
-    CHECK(ok);
+    rig_start(&r, "60", "realtime");
     size_t from = 0;
-    if (ok) CHECK(seen_collect(&v, 40, pred_running, &from));
-    CHECK_EQ_INT(reap(nd, SIGINT, 30), 0);
-    reap(cam, SIGTERM, 5);
-    reap(js, SIGTERM, 5);
-    if (pi0__test_failures) dump_log(log);
-    seen_close(&v);
-    remove_topics(&t);
-    pi0_test_rmrf(dir);
+    if (r.ok) CHECK(seen_collect(&r.v, 40, pred_running, &from));
+    CHECK_EQ_INT(reap(r.nd, SIGINT, 30), 0);
+    reap(r.cam, SIGTERM, 5);
+    reap(r.js, SIGTERM, 5);
+    rig_end(&r);
 }
 
 static void test_missing_topic_times_out(void) {

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/pi0_time.h"
 #include "node_peer.h"
 #include "shm/pi0_shm.h"
 
@@ -23,9 +24,7 @@ static void on_signal(int sig) {
 }
 
 static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    return (uint64_t)pi0__now_ns();
 }
 
 static void sleep_until(uint64_t t) {
