@@ -173,12 +173,10 @@ unbalanced:
 }
 
 static int parse_seconds(const char *v, double lo, double hi, double *out) {
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (end == v || *end || errno || !isfinite(d) || d < lo || d > hi) return -1;
-    *out = d;
-    return 0;
+    int bad = 0;
+    double d = pi0__parse_num(v, lo, hi, &bad);
+    if (!bad) *out = d;
+    return -bad;
 }
 
 static int parse_int(const char *v, long lo, long hi, long *out) {

@@ -91,7 +91,7 @@ int main(int argc, char **argv) {
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        char *end = NULL;
+        int bad = 0;
         switch (c) {
         case 'h':
             fputs(USAGE, stdout);
@@ -109,15 +109,15 @@ int main(int argc, char **argv) {
             js.name = optarg;
             break;
         case 'i':
-            interval = strtod(optarg, &end);
-            if (*end || !(interval >= 0.05 && interval <= 3600)) {
+            interval = pi0__parse_num(optarg, 0.05, 3600, &bad);
+            if (bad) {
                 fprintf(stderr, "pi0rt-status: --interval \"%s\": want 0.05..3600 s\n", optarg);
                 return 2;
             }
             break;
         case 'd':
-            duration = strtod(optarg, &end);
-            if (*end || !(duration >= 0)) {
+            duration = pi0__parse_num(optarg, 0, 1e7, &bad);
+            if (bad) {
                 fprintf(stderr, "pi0rt-status: --duration \"%s\": want seconds >= 0\n", optarg);
                 return 2;
             }

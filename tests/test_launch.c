@@ -89,6 +89,30 @@ static int run_launch(const char *dir, const char *opts) {
                              g_build, opts);
 }
 
+/* Starts the launcher on dir/l.ini in the background (stdout to dir/out, stderr to
+ * dir/err); its pid. */
+static pid_t spawn_launch(const char *dir) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (chdir(dir) != 0) _exit(99);
+        if (!freopen("out", "w", stdout) || !freopen("err", "w", stderr)) _exit(99);
+        char exe[PATH_MAX + 32];
+        snprintf(exe, sizeof exe, "%s/pi0rt-launch", g_build);
+        execl(exe, exe, "l.ini", (char *)NULL);
+        _exit(98);
+    }
+    return pid;
+}
+
+/* Re-reads dir/log into *L until `name` has logged `what`, at most 5 s. */
+static void wait_ev(const char *dir, evlog *L, const char *name, const char *what) {
+    double t0 = pi0_test_now();
+    do {
+        usleep(20000);
+        read_log(dir, L);
+    } while (count_ev(L, name, what) == 0 && pi0_test_now() - t0 < 5);
+}
+
 static char *slurp_in(const char *dir, const char *name) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -292,21 +316,9 @@ static void test_signal_to_launcher(void) {
         char lpath[512];
         snprintf(lpath, sizeof lpath, "%s/log", dir);
         unlink(lpath);
-        pid_t pid = fork();
-        if (pid == 0) {
-            if (chdir(dir) != 0) _exit(99);
-            if (!freopen("out", "w", stdout) || !freopen("err", "w", stderr)) _exit(99);
-            char exe[PATH_MAX + 32];
-            snprintf(exe, sizeof exe, "%s/pi0rt-launch", g_build);
-            execl(exe, exe, "l.ini", (char *)NULL);
-            _exit(98);
-        }
+        pid_t pid = spawn_launch(dir);
         evlog L;
-        double t0 = pi0_test_now();
-        do {
-            usleep(20000);
-            read_log(dir, &L);
-        } while (count_ev(&L, "b", "start") == 0 && pi0_test_now() - t0 < 5);
+        wait_ev(dir, &L, "b", "start");
         kill(pid, sigs[k]);
         int st;
         waitpid(pid, &st, 0);
@@ -327,27 +339,12 @@ static void test_second_sigint_kills(void) {
     const char *args[] = {"--ignore INT,TERM", "--ignore INT,TERM"};
     const char *keys[] = {"", "after = a"};
     make_ini(dir, "grace = 20", 2, names, args, keys);
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (chdir(dir) != 0) _exit(99);
-        if (!freopen("out", "w", stdout) || !freopen("err", "w", stderr)) _exit(99);
-        char exe[PATH_MAX + 32];
-        snprintf(exe, sizeof exe, "%s/pi0rt-launch", g_build);
-        execl(exe, exe, "l.ini", (char *)NULL);
-        _exit(98);
-    }
+    pid_t pid = spawn_launch(dir);
     evlog L;
-    double t0 = pi0_test_now();
-    do {
-        usleep(20000);
-        read_log(dir, &L);
-    } while (count_ev(&L, "b", "start") == 0 && pi0_test_now() - t0 < 5);
+    wait_ev(dir, &L, "b", "start");
     kill(pid, SIGINT);
-    do {
-        usleep(10000);
-        read_log(dir, &L);
-    } while (count_ev(&L, "b", "SIGINT") == 0 && pi0_test_now() - t0 < 5);
-    t0 = pi0_test_now();
+    wait_ev(dir, &L, "b", "SIGINT");
+    double t0 = pi0_test_now();
     kill(pid, SIGINT);
     int st;
     waitpid(pid, &st, 0);
@@ -379,28 +376,16 @@ static void test_sigkill_launcher(void) {
     const char *args[] = {"--ignore INT,TERM", ""};
     const char *keys[] = {"", ""};
     make_ini(dir, "", 2, names, args, keys);
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (chdir(dir) != 0) _exit(99);
-        if (!freopen("out", "w", stdout) || !freopen("err", "w", stderr)) _exit(99);
-        char exe[PATH_MAX + 32];
-        snprintf(exe, sizeof exe, "%s/pi0rt-launch", g_build);
-        execl(exe, exe, "l.ini", (char *)NULL);
-        _exit(98);
-    }
+    pid_t pid = spawn_launch(dir);
     evlog L;
-    double t0 = pi0_test_now();
-    do {
-        usleep(20000);
-        read_log(dir, &L);
-    } while ((count_ev(&L, "a", "start") == 0 || count_ev(&L, "b", "start") == 0) &&
-             pi0_test_now() - t0 < 5);
+    wait_ev(dir, &L, "a", "start");
+    wait_ev(dir, &L, "b", "start");
     int pa = L.e[find_ev(&L, "a", "start", 0) < 0 ? 0 : find_ev(&L, "a", "start", 0)].pid;
     int pb = L.e[find_ev(&L, "b", "start", 0) < 0 ? 0 : find_ev(&L, "b", "start", 0)].pid;
     CHECK(pa > 0 && pb > 0 && !pid_gone(pa) && !pid_gone(pb));
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
-    t0 = pi0_test_now();
+    double t0 = pi0_test_now();
     while (!(pid_gone(pa) && pid_gone(pb)) && pi0_test_now() - t0 < 3)
         usleep(10000);
     CHECK(pid_gone(pa));

@@ -308,12 +308,26 @@ static void test_motorsim(void) {
     pi0_test_rmrf(dir);
 }
 
+// ---- status ------------------------------------------------------------------------
+
+/* pi0rt-status rejects option values that are not whole numbers in range (an empty
+ * --duration must not mean "run forever"). */
+static void test_status_usage(void) {
+    const char *bad[] = {"--duration ''", "--duration x",     "--duration -1",
+                         "--interval ''", "--interval 1e999", "--interval 0.01"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_EQ_INT(
+            pi0_test_sh_quiet("timeout 5 %s/pi0rt-status %s 2>/dev/null", g_build, bad[i]), 2);
+    CHECK_EQ_INT(pi0_test_sh_quiet("%s/pi0rt-status --help | grep -q latency", g_build), 0);
+}
+
 int main(int argc, char **argv) {
     const char *b = getenv("BUILD");
     if (!realpath(b && *b ? b : "build", g_build)) snprintf(g_build, sizeof g_build, "build");
     static const pi0_test tests[] = {
         TEST(test_camsim_frames),
         TEST(test_motorsim),
+        TEST(test_status_usage),
     };
     return pi0_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

@@ -249,7 +249,28 @@ def remove_topic(topic):
 # ---- publishers ---------------------------------------------------------------------
 
 
-class Publisher:
+class _Handle:
+    """A handle from the C library, freed by the subclass's _free(): close() (more than
+    once is fine), `with`, or when collected."""
+
+    _h = None
+
+    def close(self):
+        if self._h:
+            self._free(self._h)
+            self._h = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
+class Publisher(_Handle):
     """The single publisher of a topic. loan() gives the next slot's payload as a writable
     numpy uint8 array (zero copy); commit(size) publishes it. close() releases the topic
     (its segment stays for a restart; subscribers see the publisher dead)."""
@@ -302,20 +323,8 @@ class Publisher:
     def epoch(self):
         return _lib.pi0_pub_epoch(self._h)
 
-    def close(self):
-        if self._h:
-            _lib.pi0_pub_destroy(self._h)
-            self._h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        if getattr(self, "_h", None):
-            self.close()
+    def _free(self, h):
+        _lib.pi0_pub_destroy(h)
 
 
 class ImagePublisher(Publisher):
@@ -439,7 +448,7 @@ def _chunk_padded(raw, topic):
     raise ValueError(f"{topic}: bad pi0.ActionChunk sample ({len(raw)} bytes)")
 
 
-class Subscriber:
+class Subscriber(_Handle):
     """Reads a topic: latest() the newest sample, next() every sample in order, wait()
     sleeps until one is new. Each returns a Sample or None when there is nothing (new).
     Samples are copied out and validated with the C pi0_*_check() of their type."""
@@ -515,17 +524,5 @@ class Subscriber:
     def rate_hz(self):
         return _lib.pi0_sub_rate_hz(self._h)
 
-    def close(self):
-        if self._h:
-            _lib.pi0_sub_close(self._h)
-            self._h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        if getattr(self, "_h", None):
-            self.close()
+    def _free(self, h):
+        _lib.pi0_sub_close(h)
