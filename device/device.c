@@ -60,6 +60,9 @@ int pi0_dev_open(const char *name, const pi0_dev_opts *opts, pi0_dev **out) {
                           "pi0_dev_open(%s): bad opts (n_threads %d, n_cpus %d, "
                           "cpus %s)",
                           name, opts->n_threads, opts->n_cpus, opts->cpus ? "set" : "NULL");
+    if (opts && opts->precision != PI0_PRECISION_F32 && opts->precision != PI0_PRECISION_BF16)
+        return pi0_errorf(PI0_EINVAL, "pi0_dev_open(%s): opts.precision %d (want f32 or bf16)",
+                          name, (int)opts->precision);
     pi0_dev *dev = calloc(1, sizeof *dev);
     if (!dev) return pi0_errorf(PI0_ENOMEM, "pi0_dev_open(%s): out of memory", name);
     dev->iface = iface;
@@ -150,8 +153,8 @@ size_t pi0_buf_size(const pi0_buf *buf) {
     return buf ? buf->size : 0;
 }
 
-int pi0_weight_create(pi0_dev *dev, const void *host, pi0_dtype dtype, int n, int k, int ld,
-                      pi0_weight **out) {
+static int weight_create(pi0_dev *dev, const void *host, pi0_dtype dtype, int n, int k, int ld,
+                         int table, pi0_weight **out) {
     if (!out) return pi0_errorf(PI0_EINVAL, "pi0_weight_create: out is NULL");
     *out = NULL;
     if (!dev || !host)
@@ -169,6 +172,8 @@ int pi0_weight_create(pi0_dev *dev, const void *host, pi0_dtype dtype, int n, in
     w->k = k;
     w->ld = ld;
     w->dtype = dtype;
+    w->host_dtype = dtype;
+    w->table = table;
     int st = dev->iface->weight_create(dev, w);
     if (st) {
         free(w);
@@ -177,6 +182,16 @@ int pi0_weight_create(pi0_dev *dev, const void *host, pi0_dtype dtype, int n, in
     atomic_fetch_add(&dev->n_weights, 1);
     *out = w;
     return PI0_OK;
+}
+
+int pi0_weight_create(pi0_dev *dev, const void *host, pi0_dtype dtype, int n, int k, int ld,
+                      pi0_weight **out) {
+    return weight_create(dev, host, dtype, n, k, ld, 0, out);
+}
+
+int pi0_weight_create_table(pi0_dev *dev, const void *host, pi0_dtype dtype, int n, int k,
+                            int ld, pi0_weight **out) {
+    return weight_create(dev, host, dtype, n, k, ld, 1, out);
 }
 
 void pi0_weight_destroy(pi0_weight *w) {

@@ -39,6 +39,8 @@ PI0_VEC static void epi_act(float *y, const float *t, const float *b, int act, i
 #define SMALL_M 64
 /* m*n*k below which one thread does the whole GEMM (a pool wake-up costs ~10-20 us) */
 #define GEMM_PAR_MIN_FLOP (1 << 20)
+/* rows*k below which one thread packs all of x (a copy of 64K floats ~ a pool wake-up) */
+#define PAR_MIN_PACK (1 << 16)
 
 typedef struct gemm_ctx {
     cpu_dev *d;
@@ -144,7 +146,115 @@ static void gemm_task(void *ctx, int task, int thread) {
     }
 }
 
+// ---- packed weights (cpu_gemm_packed.c) ----
+
+#ifdef PI0_HAVE_AVX512_GEMM
+typedef struct pk_ctx {
+    cpu_dev *d;
+    pi0__pk_job job;
+    const float *x; /* the block's first row */
+    int ldx, round;
+    float *y; /* the block's first output row */
+    int ldy;
+    const float *bias;
+    int act, acc;
+    int chunk;  /* panels per task */
+    int groups; /* row groups of 6 per packing task */
+} pk_ctx;
+
+typedef struct pk_done_ctx {
+    const pk_ctx *c;
+    const float *t; /* act over an accumulated output: the thread's tile, else NULL */
+    int ldt, p0;
+} pk_done_ctx;
+
+/* bias and activation on the block's columns of panel p, once its sums are complete */
+static void pk_epilogue(const pi0__pk_job *j, int p, void *ctx) {
+    const pk_done_ctx *e = ctx;
+    const pk_ctx *c = e->c;
+    int c0 = p * PI0__PK_NR, nn = j->n - c0 < PI0__PK_NR ? j->n - c0 : PI0__PK_NR;
+    const float *b = c->bias ? c->bias + c0 : NULL;
+    for (int r = 0; r < j->rows; r++) {
+        float *y = c->y + (size_t)r * (size_t)c->ldy + c0;
+        if (e->t)
+            epi_act(y, e->t + (size_t)r * (size_t)e->ldt + (size_t)(p - e->p0) * PI0__PK_NR, b,
+                    c->act, 1, nn);
+        else if (c->act != PI0_ACT_NONE)
+            epi_act(y, y, b, c->act, 0, nn);
+        else
+            pi0__row_add(y, y, b, nn);
+    }
+}
+
+static void pk_pack_task(void *ctx, int t, int thread) {
+    (void)thread;
+    const pk_ctx *c = ctx;
+    int r0 = t * c->groups * PI0__PK_MR, rows = c->job.rows - r0;
+    if (rows > c->groups * PI0__PK_MR) rows = c->groups * PI0__PK_MR;
+    pi0__pk_x((float *)c->job.xp + (size_t)r0 * (size_t)c->job.k,
+              c->x + (size_t)r0 * (size_t)c->ldx, c->ldx, rows, c->job.k, c->round);
+}
+
+static void pk_task(void *ctx, int t, int thread) {
+    const pk_ctx *c = ctx;
+    int np = (c->job.n + PI0__PK_NR - 1) / PI0__PK_NR;
+    int p0 = t * c->chunk, p1 = p0 + c->chunk < np ? p0 + c->chunk : np;
+    float *scr = cpu_scratch(c->d, thread), *tmp = scr;
+    int need_epi = c->bias || c->act != PI0_ACT_NONE;
+    pk_done_ctx e = {.c = c, .p0 = p0};
+    if (c->act != PI0_ACT_NONE && c->acc) { /* sums to a tile first, then y += act(...) */
+        e.t = scr + PI0__PK_MR * PI0__PK_NR;
+        e.ldt = c->chunk * PI0__PK_NR;
+        pi0__pk_run_chunk(&c->job, p0, p1, (float *)e.t, e.ldt, 0, tmp, pk_epilogue, &e);
+        return;
+    }
+    pi0__pk_run_chunk(&c->job, p0, p1, c->y + (size_t)p0 * PI0__PK_NR, c->ldy, c->acc, tmp,
+                      need_epi ? pk_epilogue : NULL, &e);
+}
+
+static int gemm_packed(cpu_dev *d, const cpu_args *a) {
+    pi0_mat y = a->m[0], x = a->m[1];
+    const pi0_weight *w = a->w;
+    int nt = d->n_threads, np = (w->n + PI0__PK_NR - 1) / PI0__PK_NR;
+    pk_ctx c = {.d = d,
+                .job = {.xp = d->pk_x, .n = w->n, .k = w->k, .w = w->impl, .w_dtype = w->dtype},
+                .ldx = x.ld,
+                .round = d->precision == PI0_PRECISION_BF16,
+                .ldy = y.ld,
+                .bias = a->has_opt ? cpu_at(a->m[2], 0, 0) : NULL,
+                .act = a->i[0],
+                .acc = a->i[1]};
+    /* chunks of panels: about 4 per thread so that a thread slowed by another process
+     * leaves its share to the others; one task when the product is too small to wake the
+     * pool for */
+    int tasks = 4 * nt;
+    if ((double)x.rows * w->n * w->k < GEMM_PAR_MIN_FLOP) tasks = 1;
+    c.chunk = (np + tasks - 1) / tasks;
+    if (c.act != PI0_ACT_NONE && c.acc) { /* the per-thread tile holds the chunk's columns */
+        size_t fit = (cpu_scratch_bytes(d) / sizeof(float) - PI0__PK_MR * PI0__PK_NR) /
+                     ((size_t)PI0__PK_MC * PI0__PK_NR);
+        if (fit < 1) return pi0_errorf(PI0_ENOMEM, "pi0_dev_gemm: scratch too small");
+        if ((size_t)c.chunk > fit) c.chunk = (int)fit;
+    }
+    tasks = (np + c.chunk - 1) / c.chunk;
+    for (int r0 = 0; r0 < x.rows; r0 += PI0__PK_MC) {
+        c.job.rows = x.rows - r0 < PI0__PK_MC ? x.rows - r0 : PI0__PK_MC;
+        c.x = cpu_at(x, r0, 0);
+        c.y = cpu_at(y, r0, 0);
+        int groups = (c.job.rows + PI0__PK_MR - 1) / PI0__PK_MR;
+        c.groups = (groups + nt - 1) / nt;
+        if ((double)c.job.rows * w->k < PAR_MIN_PACK) c.groups = groups;
+        pi0__pool_run(&d->pool, pk_pack_task, &c, (groups + c.groups - 1) / c.groups);
+        pi0__pool_run(&d->pool, pk_task, &c, tasks);
+    }
+    return PI0_OK;
+}
+#endif
+
 int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a) {
+#ifdef PI0_HAVE_AVX512_GEMM
+    if (a->w->packed) return gemm_packed(d, a);
+#endif
     pi0_mat y = a->m[0], x = a->m[1];
     const pi0_weight *w = a->w;
     gemm_ctx c = {.d = d,
