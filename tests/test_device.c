@@ -343,6 +343,66 @@ static void test_gemm(void) {
     }
 }
 
+/* opts.precision = bf16: weights and GEMM inputs rounded to bf16 (to nearest even), sums in
+ * f32. Reference: the same rounding (pi0_f32_to_bf16, checked bit by bit above), products
+ * summed in double; tolerance that of the f32 GEMM. Also required: the result is far from
+ * the unrounded product (the rounding happens), and a CPU without AVX2 refuses the mode. */
+static void test_precision_bf16(void) {
+    pi0_dev_opts o = {.precision = PI0_PRECISION_BF16};
+    setenv("PI0_CPU_ISA", "portable", 1); /* read at open; this test runs in its own process */
+    pi0_dev *d = NULL;
+    CHECK_STATUS(pi0_dev_open("cpu", &o, &d), PI0_ENOTSUP);
+    CHECK(strstr(pi0_last_error(), "bf16") != NULL);
+    pi0_dev_close(d);
+    unsetenv("PI0_CPU_ISA");
+    o.precision = (pi0_precision)7;
+    CHECK_STATUS(pi0_dev_open("cpu", &o, &d), PI0_EINVAL);
+    o.precision = PI0_PRECISION_BF16;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+#endif
+        SKIP("the CPU lacks AVX2+FMA, which the bf16 mode needs");
+    env e;
+    if (env_open(&e, "cpu", &o)) return;
+    rng_seed(5);
+    static const int shapes[][3] = {{1, 37, 19}, {51, 300, 257}, {200, 70, 1030}};
+    for (size_t c = 0; c < 3; c++) {
+        int m = shapes[c][0], n = shapes[c][1], k = shapes[c][2];
+        float *x = fnew((size_t)m * k), *w = fnew((size_t)n * k), *y = fnew((size_t)m * n);
+        float *xr = fnew((size_t)m * k), *wr = fnew((size_t)n * k), *b = fnew(n);
+        double *ref = malloc((size_t)m * n * sizeof(double)),
+               *tol = malloc((size_t)m * n * sizeof(double)),
+               *raw = malloc((size_t)m * n * sizeof(double));
+        fill(x, (size_t)m * k, 1.0f);
+        fill(w, (size_t)n * k, 0.5f);
+        fill(b, n, 1.0f);
+        for (size_t i = 0; i < (size_t)m * k; i++)
+            xr[i] = pi0_bf16_to_f32(pi0_f32_to_bf16(x[i]));
+        for (size_t i = 0; i < (size_t)n * k; i++)
+            wr[i] = pi0_bf16_to_f32(pi0_f32_to_bf16(w[i]));
+        pi0_weight *W;
+        CHECK_STATUS(pi0_weight_create(e.d, w, PI0_F32, n, k, k, &W), PI0_OK);
+        CHECK_EQ_INT(pi0_weight_device_bytes(W), (size_t)(n + 15) / 16 * 16 * k * 2);
+        dmat dx = dm_from(&e, m, k, k, x), dy = dm_new(&e, m, n, n, PI0_F32),
+             db = dm_from(&e, 1, n, n, b);
+        CHECK_STATUS(pi0_dev_gemm(e.s, dy.m, dx.m, W, &db.m, PI0_ACT_NONE, 0), PI0_OK);
+        dm_get(&e, &dy, y);
+        ref_gemm(ref, NULL, xr, wr, b, PI0_ACT_NONE, 0, m, n, k, tol);
+        compare("bf16 gemm", y, ref, tol, (size_t)m * n, 0, 0);
+        ref_gemm(raw, NULL, x, w, b, PI0_ACT_NONE, 0, m, n, k, tol);
+        double far = 0;
+        for (size_t i = 0; i < (size_t)m * n; i++)
+            far = fmax(far, fabs(y[i] - raw[i]) / tol[i]);
+        CHECK_MSG(far > 10, "bf16 gemm %dx%dx%d is within %.1f tolerances of the f32 product",
+                  m, n, k, far);
+        pi0_weight_destroy(W);
+        dm_free(&dx), dm_free(&dy), dm_free(&db);
+        free(x), free(w), free(y), free(xr), free(wr), free(b), free(ref), free(tol), free(raw);
+    }
+    env_close(&e);
+}
+
 static void test_weight_memory(void) {
     FOR_EACH_BACKEND(e) {
         float w[6] = {1, 2, 3, 4, 5, 6};
@@ -1389,6 +1449,7 @@ int main(int argc, char **argv) {
         TEST(test_gemm),
         TEST(test_gemm_portable),
         TEST(test_weight_memory),
+        TEST(test_precision_bf16),
         TEST(test_norms),
         TEST(test_elementwise),
         TEST(test_rope),

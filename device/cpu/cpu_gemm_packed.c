@@ -41,13 +41,6 @@ static inline int bf16_slot(int c) {
     return c < 4 ? c : c < 8 ? c + 4 : c < 12 ? c - 4 : c;
 }
 
-static inline uint16_t f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* NaN */
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16); /* to nearest even */
-}
-
 static inline float src_at(const void *src, pi0_dtype dt, size_t i) {
     if (dt == PI0_F32) return ((const float *)src)[i];
     uint16_t h = ((const uint16_t *)src)[i];
@@ -111,7 +104,7 @@ void pi0__pk_weight(void *dst, pi0_dtype dst_dtype, const void *src, pi0_dtype s
                     if (c < nr) {
                         size_t i = (size_t)(r0 + c) * (size_t)ld + l;
                         v = src_dtype == PI0_BF16 ? ((const uint16_t *)src)[i]
-                                                  : f32_to_bf16(src_at(src, src_dtype, i));
+                                                  : pi0_f32_to_bf16(src_at(src, src_dtype, i));
                     }
                     d[(size_t)l * NR + s] = v;
                 }
@@ -126,12 +119,6 @@ static inline __m256 round_bf16(__m256 v) {
     __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
     u = _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
     return _mm256_castsi256_ps(_mm256_and_si256(u, _mm256_set1_epi32((int)0xffff0000u)));
-}
-
-static inline float round_bf16_1(float f) {
-    uint32_t u = (uint32_t)f32_to_bf16(f) << 16;
-    memcpy(&f, &u, 4);
-    return f;
 }
 
 void pi0__pk_x(float *ap, const float *x, int ldx, int rows, int k, int round) {
@@ -159,7 +146,7 @@ void pi0__pk_x(float *ap, const float *x, int ldx, int rows, int k, int round) {
         for (; l < k; l++)
             for (int i = 0; i < MR; i++) {
                 float v = i < mr ? xr[(size_t)i * (size_t)ldx + l] : 0.0f;
-                d[(size_t)l * MR + i] = round ? round_bf16_1(v) : v;
+                d[(size_t)l * MR + i] = round ? pi0_bf16_to_f32(pi0_f32_to_bf16(v)) : v;
             }
     }
 }

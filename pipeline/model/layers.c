@@ -82,6 +82,8 @@ static int weight_make(pi0_dev *dev, const pi0_tensor *t, int table, pi0_weight 
         snprintf(msg, sizeof msg, "%s", pi0_last_error_for(rc));
         return pi0_errorf(rc, "tensor %s: %s", t->name ? t->name : "?", msg);
     }
+    /* the backend keeps its own copy: the checkpoint's pages need not stay resident */
+    if (pi0_weight_device_bytes(*out) > 0) pi0_tensor_evict(t);
     return PI0_OK;
 }
 
