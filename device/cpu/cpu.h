@@ -43,9 +43,14 @@ typedef struct pi0__pool {
     atomic_int next; /* next task index to take */
     const int *cpus; /* helper i is pinned to cpus[i % n_cpus] (NULL: not pinned) */
     int n_cpus;
+    /* work announced but not started (the device's queued kernels, or NULL): while it is
+     * positive, helpers keep spinning for the next region instead of sleeping, so the
+     * kernels of a stage run back to back as in one parallel region */
+    const atomic_int *queued;
 } pi0__pool;
 
-int pi0__pool_init(pi0__pool *p, int n_threads, const int *cpus, int n_cpus);
+int pi0__pool_init(pi0__pool *p, int n_threads, const int *cpus, int n_cpus,
+                   const atomic_int *queued);
 void pi0__pool_deinit(pi0__pool *p);
 /* Runs fn(ctx, t, thread) for t in [0, n_tasks) on all pool threads plus the caller and
  * returns when all are done. Only one caller at a time (the compute lock holder). */
@@ -67,6 +72,7 @@ typedef struct cpu_dev {
     int n_cpus;
     pthread_mutex_t compute_mu; /* held by the stream worker running a kernel or copy */
     atomic_int hi_pending;      /* ops queued on high-priority streams (compute_lock) */
+    atomic_int queued;          /* kernels and copies enqueued and not yet finished */
     pthread_cond_t prio_cv;     /* with compute_mu: hi_pending fell to 0 */
     pi0__pool pool;
     /* kernel scratch, split in n_threads equal slices (64-byte aligned). Both change only

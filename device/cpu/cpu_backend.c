@@ -136,7 +136,8 @@ static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
     }
     pthread_mutex_init(&d->compute_mu, NULL);
     pthread_cond_init(&d->prio_cv, NULL);
-    st = pi0__pool_init(&d->pool, d->n_threads, d->cpus, d->n_cpus);
+    atomic_init(&d->queued, 0);
+    st = pi0__pool_init(&d->pool, d->n_threads, d->cpus, d->n_cpus, &d->queued);
     if (st) {
         pthread_cond_destroy(&d->prio_cv);
         pthread_mutex_destroy(&d->compute_mu);
@@ -445,6 +446,8 @@ static void *stream_main(void *arg) {
         const cpu_op *op = &s->ring[s->tail % CPU_QUEUE_CAP];
         pthread_mutex_unlock(&s->mu);
         run_op(s, op); /* the slot stays ours until tail moves past it */
+        if (op->kind == OP_KERNEL || op->kind == OP_COPY)
+            atomic_fetch_sub_explicit(&s->dev->queued, 1, memory_order_relaxed);
         pthread_mutex_lock(&s->mu);
         s->tail++;
         if (atomic_load(&s->prio) && !s->in_wait) hi_pending_sub(s, 1);
@@ -480,6 +483,8 @@ static int enqueue(pi0_stream *ps, const cpu_op *op) {
         pthread_cond_wait(&s->cv_space, &s->mu);
     s->ring[s->head % CPU_QUEUE_CAP] = *op;
     s->head++;
+    if (op->kind == OP_KERNEL || op->kind == OP_COPY)
+        atomic_fetch_add_explicit(&s->dev->queued, 1, memory_order_relaxed);
     if (atomic_load(&s->prio) && !s->in_wait) atomic_fetch_add(&s->dev->hi_pending, 1);
     pthread_cond_signal(&s->cv_work);
     pthread_mutex_unlock(&s->mu);
