@@ -452,6 +452,37 @@ int pi0_dev_gemm(pi0_stream *s, pi0_mat y, pi0_mat x, const pi0_weight *w, const
     return s->dev->iface->gemm(s, y, x, w, bias, act, accumulate);
 }
 
+int pi0_dev_gemm_multi(pi0_stream *s, int count, const pi0_mat *ys, pi0_mat x,
+                       const pi0_weight *const *ws) {
+    const char *op = "pi0_dev_gemm_multi";
+    CHECK_ST(check_stream(op, s));
+    if (count < 1 || count > PI0_GEMM_MULTI_MAX)
+        return pi0_errorf(PI0_EINVAL, "%s: count %d (want 1..%d)", op, count,
+                          PI0_GEMM_MULTI_MAX);
+    if (!ys || !ws) return pi0_errorf(PI0_EINVAL, "%s: %s is NULL", op, ys ? "ws" : "ys");
+    CHECK_ST(check_mat(op, "x", s, x, PI0_F32));
+    for (int i = 0; i < count; i++) {
+        const pi0_weight *w = ws[i];
+        if (!w) return pi0_errorf(PI0_EINVAL, "%s: ws[%d] is NULL", op, i);
+        if (w->dev != s->dev)
+            return pi0_errorf(PI0_EINVAL, "%s: ws[%d] on another device", op, i);
+        CHECK_ST(check_mat(op, "ys[i]", s, ys[i], PI0_F32));
+        if (x.cols != w->k)
+            return pi0_errorf(PI0_ESHAPE, "%s: x is [%d, %d] but ws[%d] is [%d, %d]", op,
+                              x.rows, x.cols, i, w->n, w->k);
+        CHECK_ST(check_shape(op, "ys[i]", ys[i], x.rows, w->n));
+        if (mats_overlap(ys[i], x))
+            return pi0_errorf(PI0_EINVAL, "%s: ys[%d] overlaps x", op, i);
+        for (int j = 0; j < i; j++)
+            if (mats_overlap(ys[i], ys[j]))
+                return pi0_errorf(PI0_EINVAL, "%s: ys[%d] overlaps ys[%d]", op, i, j);
+    }
+    if (s->dev->iface->gemm_multi) return s->dev->iface->gemm_multi(s, count, ys, x, ws);
+    for (int i = 0; i < count; i++)
+        CHECK_ST(s->dev->iface->gemm(s, ys[i], x, ws[i], NULL, PI0_ACT_NONE, 0));
+    return PI0_OK;
+}
+
 int pi0_dev_layernorm(pi0_stream *s, pi0_mat y, pi0_mat x, pi0_mat weight, pi0_mat bias,
                       float eps) {
     const char *op = "pi0_dev_layernorm";

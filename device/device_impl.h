@@ -17,7 +17,7 @@
 
 #define PI0_DEV_IFACE_VERSION                                                                  \
     4 /* 2: reserve_attention, weight_create(dev, w); 3: stream_set_priority;                  \
-         4: pi0_weight.table, pi0_dev_opts.precision */
+         4: pi0_weight.table, pi0_dev_opts.precision, gemm_multi */
 
 typedef struct pi0_dev_iface pi0_dev_iface;
 
@@ -105,6 +105,9 @@ struct pi0_dev_iface {
     /* kernels (arguments already checked) */
     int (*gemm)(pi0_stream *s, pi0_mat y, pi0_mat x, const pi0_weight *w, const pi0_mat *bias,
                 pi0_act act, int accumulate);
+    /* OPTIONAL: NULL = one `gemm` per weight */
+    int (*gemm_multi)(pi0_stream *s, int count, const pi0_mat *ys, pi0_mat x,
+                      const pi0_weight *const *ws);
     int (*layernorm)(pi0_stream *s, pi0_mat y, pi0_mat x, pi0_mat weight, pi0_mat bias,
                      float eps);
     int (*rmsnorm)(pi0_stream *s, pi0_mat y, pi0_mat x, pi0_mat weight, float eps);

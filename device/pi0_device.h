@@ -197,6 +197,14 @@ typedef enum pi0_act {
 PI0_API int pi0_dev_gemm(pi0_stream *s, pi0_mat y, pi0_mat x, const pi0_weight *w,
                          const pi0_mat *bias, pi0_act act, int accumulate);
 
+/* ys[i] = x · ws[i]ᵀ for i < count (1..PI0_GEMM_MULTI_MAX): several weights applied to
+ * one input as one operation (Q, K and V; gate and up), so that the backend prepares x
+ * once and shares its cores over all the products. No bias, activation or accumulation;
+ * each ys[i] is [x.rows, ws[i].n] and overlaps neither x nor another output. */
+#define PI0_GEMM_MULTI_MAX 3
+PI0_API int pi0_dev_gemm_multi(pi0_stream *s, int count, const pi0_mat *ys, pi0_mat x,
+                               const pi0_weight *const *ws);
+
 /* y = (x - mean) / sqrt(var + eps) * weight + bias, per row; weight, bias [1, cols]. */
 PI0_API int pi0_dev_layernorm(pi0_stream *s, pi0_mat y, pi0_mat x, pi0_mat weight, pi0_mat bias,
                               float eps);

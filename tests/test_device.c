@@ -403,6 +403,93 @@ static void test_precision_bf16(void) {
     env_close(&e);
 }
 
+/* pi0_dev_gemm_multi against the double reference of each product: 1 to 3 weights of mixed
+ * dtypes and widths (not multiples of 16), row counts across the packed kernel's row
+ * blocks, and a table weight mixed in (the one-product-at-a-time path) */
+static void gemm_multi_case(env *e, int m, int k, int count, const int *ns, const pi0_dtype *wt,
+                            int table_last) {
+    char what[128];
+    snprintf(what, sizeof what, "%s gemm_multi m=%d k=%d count=%d n0=%d table=%d", e->name, m,
+             k, count, ns[0], table_last);
+    float *x = fnew((size_t)m * k);
+    fill(x, (size_t)m * k, 1.0f);
+    dmat dx = dm_from(e, m, k, k + 3, x), dy[PI0_GEMM_MULTI_MAX];
+    pi0_weight *W[PI0_GEMM_MULTI_MAX];
+    float *w[PI0_GEMM_MULTI_MAX];
+    void *wh[PI0_GEMM_MULTI_MAX];
+    pi0_mat ys[PI0_GEMM_MULTI_MAX];
+    for (int i = 0; i < count; i++) {
+        w[i] = fnew((size_t)ns[i] * k);
+        fill(w[i], (size_t)ns[i] * k, 0.5f);
+        wh[i] = calloc((size_t)ns[i] * k, wt[i] == PI0_F32 ? 4 : 2);
+        for (size_t j = 0; j < (size_t)ns[i] * k; j++)
+            if (wt[i] == PI0_F32) {
+                ((float *)wh[i])[j] = w[i][j];
+            } else {
+                ((uint16_t *)wh[i])[j] = pi0_f32_to_bf16(w[i][j]);
+                w[i][j] = pi0_bf16_to_f32(((uint16_t *)wh[i])[j]);
+            }
+        int table = table_last && i == count - 1;
+        CHECK_STATUS((table ? pi0_weight_create_table : pi0_weight_create)(e->d, wh[i], wt[i],
+                                                                           ns[i], k, k, &W[i]),
+                     PI0_OK);
+        dy[i] = dm_new(e, m, ns[i], ns[i] + 1, PI0_F32);
+        ys[i] = dy[i].m;
+    }
+    int st = pi0_dev_gemm_multi(e->s, count, ys, dx.m, (const pi0_weight *const *)W);
+    CHECK_MSG(st == PI0_OK, "%s: %s", what, pi0_last_error());
+    for (int i = 0; i < count; i++) {
+        float *y = fnew((size_t)m * ns[i]);
+        double *ref = malloc((size_t)m * ns[i] * sizeof(double)),
+               *tol = malloc((size_t)m * ns[i] * sizeof(double));
+        dm_get(e, &dy[i], y);
+        ref_gemm(ref, NULL, x, w[i], NULL, PI0_ACT_NONE, 0, m, ns[i], k, tol);
+        compare(what, y, ref, tol, (size_t)m * ns[i], 0, 0);
+        free(y), free(ref), free(tol);
+        pi0_weight_destroy(W[i]);
+        dm_free(&dy[i]);
+        free(w[i]), free(wh[i]);
+    }
+    dm_free(&dx);
+    free(x);
+}
+
+static void test_gemm_multi(void) {
+    FOR_EACH_BACKEND(e) {
+        rng_seed(9);
+        const int n3[] = {64, 16, 48}, odd[] = {37, 5, 70}, wide[] = {300, 300};
+        const pi0_dtype f3[] = {PI0_F32, PI0_F32, PI0_F32},
+                        mix[] = {PI0_BF16, PI0_F32, PI0_BF16};
+        gemm_multi_case(&e, 51, 96, 3, n3, f3, 0);
+        gemm_multi_case(&e, 7, 33, 3, odd, mix, 0);
+        gemm_multi_case(&e, 1, 19, 1, odd, mix, 0);
+        gemm_multi_case(&e, 400, 70, 2, wide, mix, 0); /* three row blocks */
+        gemm_multi_case(&e, 20, 40, 3, odd, f3, 1);
+        /* bad arguments: nothing enqueued, an error naming what is wrong */
+        float wv[4] = {1, 2, 3, 4};
+        pi0_weight *a, *b;
+        CHECK_STATUS(pi0_weight_create(e.d, wv, PI0_F32, 2, 2, 2, &a), PI0_OK);
+        CHECK_STATUS(pi0_weight_create(e.d, wv, PI0_F32, 1, 4, 4, &b), PI0_OK);
+        dmat dx = dm_new(&e, 3, 2, 2, PI0_F32), y0 = dm_new(&e, 3, 2, 2, PI0_F32),
+             y1 = dm_new(&e, 3, 2, 2, PI0_F32);
+        pi0_mat ys[4] = {y0.m, y1.m, y0.m, y1.m};
+        const pi0_weight *ws[4] = {a, a, a, a};
+        CHECK_STATUS(pi0_dev_gemm_multi(e.s, 0, ys, dx.m, ws), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_gemm_multi(e.s, 4, ys, dx.m, ws), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_gemm_multi(e.s, 3, ys, dx.m, ws), PI0_EINVAL);
+        CHECK(strstr(pi0_last_error(), "ys[2] overlaps ys[0]") != NULL);
+        ws[1] = b;
+        CHECK_STATUS(pi0_dev_gemm_multi(e.s, 2, ys, dx.m, ws), PI0_ESHAPE);
+        CHECK(strstr(pi0_last_error(), "ws[1]") != NULL);
+        ws[1] = a;
+        CHECK_STATUS(pi0_dev_gemm_multi(e.s, 2, ys, dx.m, ws), PI0_OK);
+        CHECK_STATUS(pi0_stream_sync(e.s), PI0_OK);
+        dm_free(&dx), dm_free(&y0), dm_free(&y1);
+        pi0_weight_destroy(a);
+        pi0_weight_destroy(b);
+    }
+}
+
 static void test_weight_memory(void) {
     FOR_EACH_BACKEND(e) {
         float w[6] = {1, 2, 3, 4, 5, 6};
@@ -854,6 +941,7 @@ static void isa_kernels(const char *isa, int cpu_has) {
     if (st) return;
     CHECK_STATUS(pi0_dev_close(d), PI0_OK);
     test_gemm();
+    test_gemm_multi();
     test_norms();
     test_elementwise();
     test_rope();
@@ -1450,6 +1538,7 @@ int main(int argc, char **argv) {
         TEST(test_gemm_portable),
         TEST(test_weight_memory),
         TEST(test_precision_bf16),
+        TEST(test_gemm_multi),
         TEST(test_norms),
         TEST(test_elementwise),
         TEST(test_rope),

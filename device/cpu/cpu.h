@@ -128,6 +128,7 @@ static inline int32_t cpu_i32_at(pi0_mat m, int i) {
 typedef struct cpu_args {
     pi0_mat m[6];
     const pi0_weight *w;
+    const pi0_weight *wm[PI0_GEMM_MULTI_MAX]; /* gemm_multi's weights */
     int has_opt; /* bias (gemm) / mask (attention) present in m[...] */
     int i[4];
     float f[2];
@@ -137,6 +138,7 @@ typedef int (*cpu_kernel_fn)(cpu_dev *d, const cpu_args *a);
 
 /* kernels (device/cpu/cpu_kernels.c, cpu_gemm.c); run with the compute lock held */
 int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a);        /* y x [bias] w act acc */
+int pi0__cpu_gemm_multi(cpu_dev *d, const cpu_args *a);  /* y0..y(n-1) x, wm, n */
 int pi0__cpu_layernorm(cpu_dev *d, const cpu_args *a);   /* y x weight bias eps */
 int pi0__cpu_rmsnorm(cpu_dev *d, const cpu_args *a);     /* y x weight eps */
 int pi0__cpu_rmsnorm_ada(cpu_dev *d, const cpu_args *a); /* y x scale shift eps */

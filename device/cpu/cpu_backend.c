@@ -601,6 +601,17 @@ static int cpu_gemm_enq(pi0_stream *s, pi0_mat y, pi0_mat x, const pi0_weight *w
     return enqueue_kernel(s, pi0__cpu_gemm, &a);
 }
 
+static int cpu_gemm_multi_enq(pi0_stream *s, int count, const pi0_mat *ys, pi0_mat x,
+                              const pi0_weight *const *ws) {
+    cpu_args a = {.i = {count}};
+    for (int i = 0; i < count; i++) {
+        a.m[i] = ys[i];
+        a.wm[i] = ws[i];
+    }
+    a.m[count] = x;
+    return enqueue_kernel(s, pi0__cpu_gemm_multi, &a);
+}
+
 static int cpu_layernorm_enq(pi0_stream *s, pi0_mat y, pi0_mat x, pi0_mat weight, pi0_mat bias,
                              float eps) {
     cpu_args a = {.m = {y, x, weight, bias}, .f = {eps}};
@@ -700,6 +711,7 @@ const pi0_dev_iface pi0__cpu_iface = {
     .copy = cpu_copy,
     .copy_mat = cpu_copy_mat_enq,
     .gemm = cpu_gemm_enq,
+    .gemm_multi = cpu_gemm_multi_enq,
     .layernorm = cpu_layernorm_enq,
     .rmsnorm = cpu_rmsnorm_enq,
     .rmsnorm_ada = cpu_rmsnorm_ada_enq,
