@@ -8,6 +8,7 @@
  *   attention   2e-5 * (1 + max |v|)
  *   bf16/f16 conversions                        exact */
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,6 +158,25 @@ static void test_backends_and_open(void) {
     int bad_cpu = -1;
     pi0_dev_opts o = {.n_threads = 2, .cpus = &bad_cpu, .n_cpus = 1};
     CHECK_STATUS(pi0_dev_open("cpu", &o, &d), PI0_EINVAL);
+    /* a CPU this process may not use: an error naming it, never an unpinned thread */
+    cpu_set_t allowed;
+    CHECK(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+    int off_cpu = CPU_SETSIZE - 1;
+    while (off_cpu > 0 && CPU_ISSET(off_cpu, &allowed))
+        off_cpu--;
+    if (!CPU_ISSET(off_cpu, &allowed)) {
+        char want[64];
+        snprintf(want, sizeof want, "CPU %d", off_cpu);
+        o.cpus = &off_cpu; /* 2 threads: the pool helper starts at open */
+        CHECK_STATUS(pi0_dev_open("cpu", &o, &d), PI0_EINVAL);
+        CHECK_MSG(strstr(pi0_last_error(), want) != NULL, "%s", pi0_last_error());
+        o.n_threads = 1; /* no helper: the stream worker is the first thread */
+        CHECK_STATUS(pi0_dev_open("cpu", &o, &d), PI0_OK);
+        pi0_stream *s = NULL;
+        CHECK_STATUS(pi0_stream_create(d, &s), PI0_EINVAL);
+        CHECK_MSG(strstr(pi0_last_error(), want) != NULL, "%s", pi0_last_error());
+        CHECK_STATUS(pi0_dev_close(d), PI0_OK);
+    }
     CHECK_STATUS(pi0_dev_close(NULL), PI0_OK);
     CHECK_EQ_INT(pi0_dtype_size(PI0_F32), 4);
     CHECK_EQ_INT(pi0_dtype_size(PI0_BF16), 2);

@@ -4,6 +4,8 @@
  *   - The device owns n_threads compute threads: each stream's worker thread acts as
  *     compute thread 0 while it runs a kernel, and a persistent pool of n_threads-1 helper
  *     threads (pinned to opts.cpus[1..], the stream workers to opts.cpus[0]) joins in.
+ *     The mask is set when a thread is created, so no compute thread ever runs elsewhere
+ *     (tests/test_pipeline_api.c test_compute_threads_confined watches every thread).
  *   - One device-wide compute lock: a kernel (or copy) runs only while its stream worker
  *     holds it, so kernels of two streams interleave instead of running two parallel
  *     kernels at once on the same cores. Helpers sleep on a condition variable between
@@ -50,8 +52,10 @@ void pi0__pool_deinit(pi0__pool *p);
 /* Runs fn(ctx, t, thread) for t in [0, n_tasks) on all pool threads plus the caller and
  * returns when all are done. Only one caller at a time (the compute lock holder). */
 void pi0__pool_run(pi0__pool *p, pi0__task_fn fn, void *ctx, int n_tasks);
-/* Pins the calling thread to cpu (no-op when cpu < 0). */
-void pi0__pin_self(int cpu);
+/* pthread_create(t, fn, arg) on a thread that runs only on `cpu` from its first
+ * instruction (cpu < 0: the creator's mask). 0 or the pthread error: EINVAL when `cpu` is
+ * not one this process may use (never a silently unpinned thread). */
+int pi0__thread_start(pthread_t *t, void *(*fn)(void *), void *arg, int cpu);
 
 // ---- device ----
 

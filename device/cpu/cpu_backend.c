@@ -1,6 +1,7 @@
 /* cpu_backend.c — the cpu backend: host memory as device memory, worker-thread streams,
  * events, and the table of entries (kernels are in cpu_kernels.c and cpu_gemm.c). */
 #include <cblas.h> /* OpenBLAS's: the Makefile puts `pkg-config --cflags openblas` first */
+#include <errno.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +16,10 @@
 #ifndef OPENBLAS_VERSION
 #error "device/cpu needs OpenBLAS's cblas.h (libopenblas-dev), not the reference one"
 #endif
+
+/* OpenBLAS's threaded builds export this (its fork handler); the serial build does not
+ * (weak: NULL there). Stops and joins its threads; it starts them again on demand. */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
 
 #define CPU_DEFAULT_SCRATCH_PER_THREAD (8u << 20) /* bytes */
 #define CPU_QUEUE_CAP                  512        /* operations per stream (power of two) */
@@ -137,8 +142,13 @@ static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
         return st;
     }
     /* Every sgemm runs inside one of our threads on its own slice: OpenBLAS stays
-     * single-threaded (process-wide setting). */
+     * single-threaded (process-wide setting), and its own idle threads are stopped. They
+     * are not ours to pin: started at load (or re-started by the call above after a fork)
+     * with their creator's mask, each busy-waits ~0.1 s on any CPU, the control thread's
+     * too (measured: 90 ms on the other CPU in test_compute_threads_confined). OpenBLAS
+     * restarts them itself if someone asks it for more threads later. */
     openblas_set_num_threads(1);
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
     dev->impl = d;
     return PI0_OK;
 }
@@ -389,7 +399,7 @@ static void run_op(cpu_stream *s, const cpu_op *op) {
 
 static void *stream_main(void *arg) {
     cpu_stream *s = arg;
-    if (s->dev->cpus) pi0__pin_self(s->dev->cpus[0]);
+    pthread_setname_np(pthread_self(), "pi0-cpu-stream"); /* top -H, perf sched, tests */
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (s->tail == s->head && !s->quit)
@@ -414,12 +424,19 @@ static int cpu_stream_create(pi0_dev *dev, pi0_stream *ps) {
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv_work, NULL);
     pthread_cond_init(&s->cv_space, NULL);
-    if (pthread_create(&s->thread, NULL, stream_main, s)) {
+    int cpu = s->dev->cpus ? s->dev->cpus[0] : -1;
+    int rc = pi0__thread_start(&s->thread, stream_main, s, cpu);
+    if (rc) {
         pthread_cond_destroy(&s->cv_space);
         pthread_cond_destroy(&s->cv_work);
         pthread_mutex_destroy(&s->mu);
         free(s);
-        return pi0_errorf(PI0_ENOMEM, "cpu: cannot start a stream thread");
+        if (rc == EINVAL && cpu >= 0)
+            return pi0_errorf(PI0_EINVAL,
+                              "cpu: cannot run a stream thread on CPU %d (not "
+                              "one this process may use)",
+                              cpu);
+        return pi0_errorf(PI0_ENOMEM, "cpu: cannot start a stream thread: %s", strerror(rc));
     }
     ps->impl = s;
     return PI0_OK;
