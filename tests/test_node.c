@@ -14,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
+#include "cpu_watch.h"
 #include "harness.h"
 #include "node/node.h"
 #include "pipeline/checkpoint/npy.h"
@@ -1122,6 +1123,65 @@ static void test_examples_check(void) {
         0);
 }
 
+/* The control thread keeps its core: with control_cpu = c1 and infer_cpus = c0 (2 compute
+ * threads), every thread of the node that runs while it infers back to back is pinned to
+ * c0 and never seen on c1 (the stage threads, which preprocess images and unnormalize, the
+ * device's stream workers and pool helper, OpenBLAS's threads if any ran), except the
+ * control thread (pinned to c1), the status monitor and the main thread (waits for
+ * signals), which are not inference work. */
+static void test_compute_threads_confined(void) {
+    int c0, c1;
+    if (!cw_two_cpus(&c0, &c1)) SKIP("needs 2 allowed CPUs");
+    rig r;
+    rig_init(&r);
+    char extra[256];
+    snprintf(extra, sizeof extra,
+             "[node]\ncontrol_cpu = %d\ninfer_cpus = %d\n[model]\nthreads = 2\n", c1, c0);
+    write_configs(r.dir, &r.t, g_model, extra);
+    rig_start(&r, "6", NULL);
+    static cpu_watch w;
+    cw_init(&w, (int)r.nd);
+    size_t chunks0 = 0;
+    if (r.ok) {
+        size_t from = 0;
+        seen_collect(&r.v, 10, pred_running, &from); /* the first chunk is applied */
+        chunks0 = r.v.n_chunk;
+        double end = pi0_test_now() + 1.5;
+        while (pi0_test_now() < end) {
+            cw_sample(&w);
+            seen_collect(&r.v, 0.002, NULL, NULL);
+        }
+        cw_sample(&w);
+    }
+    CHECK_EQ_INT(reap(r.nd, SIGINT, 20), 0);
+    reap(r.cam, SIGTERM, 5);
+    reap(r.js, SIGTERM, 5);
+    CHECK_MSG(r.v.n_chunk >= chunks0 + 3, "%zu chunks while watching", r.v.n_chunk - chunks0);
+    int ran[4] = {0}; /* pi0-encode, pi0-denoise, pi0-cpu-stream, pi0-cpu-pool */
+    static const char *const compute[4] = {"pi0-encode", "pi0-denoise", "pi0-cpu-stream",
+                                           "pi0-cpu-pool"};
+    for (int i = 0; i < w.n; i++) {
+        const cw_thread *x = &w.t[i];
+        if (!cw_ran(x)) continue;
+        if (!strcmp(x->name, "pi0-control")) {
+            CHECK_MSG(cw_pinned_to(x, c1), "the control thread has %d allowed CPUs",
+                      CPU_COUNT(&x->mask));
+            continue;
+        }
+        if (x->tid == (int)r.nd || !strcmp(x->name, "pi0-monitor")) continue;
+        for (int k = 0; k < 4; k++)
+            ran[k] += !strcmp(x->name, compute[k]);
+        CHECK_MSG(cw_pinned_to(x, c0) && !CPU_ISSET(c1, &x->ran_on),
+                  "thread %d (%s) ran %.2f ms with %d allowed CPUs (CPU %d: %s), %s on CPU %d",
+                  x->tid, x->name, (double)cw_ran(x) * 1e-6, CPU_COUNT(&x->mask), c0,
+                  CPU_ISSET(c0, &x->mask) ? "in" : "not in",
+                  CPU_ISSET(c1, &x->ran_on) ? "seen" : "not seen", c1);
+    }
+    for (int k = 0; k < 4; k++)
+        CHECK_MSG(ran[k] >= 1, "no %s thread ran while watching", compute[k]);
+    rig_end(&r);
+}
+
 int main(int argc, char **argv) {
     snprintf(g_build, sizeof g_build, "%s/..", pi0_test_exe_dir());
     g_dir = pi0_test_tmpdir("pi0node.models");
@@ -1161,6 +1221,7 @@ int main(int argc, char **argv) {
         TEST(test_fault_camera_restarted_in_new_segment),
         TEST(test_fault_joints_killed_then_node_killed),
         TEST(test_fault_nan_model_drops_chunks),
+        TEST(test_compute_threads_confined),
     };
     int rc = pi0_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
     pi0_test_rmrf(g_dir);
