@@ -16,7 +16,8 @@
 #include "pi0_device.h"
 
 #define PI0_DEV_IFACE_VERSION                                                                  \
-    3 /* 2: reserve_attention, weight_create(dev, w); 3: stream_set_priority */
+    4 /* 2: reserve_attention, weight_create(dev, w); 3: stream_set_priority; 4: rope of q     \
+         and k in one operation (pi0_dev_rope_qk) */
 
 typedef struct pi0_dev_iface pi0_dev_iface;
 
@@ -110,7 +111,10 @@ struct pi0_dev_iface {
     int (*binary)(pi0_stream *s, pi0_binop op, pi0_mat y, pi0_mat a, pi0_mat b);
     /* OPTIONAL: NULL = unary(GELU_TANH, y, gate) then binary(MUL, y, y, up) */
     int (*geglu)(pi0_stream *s, pi0_mat y, pi0_mat gate, pi0_mat up);
-    int (*rope)(pi0_stream *s, pi0_mat x, pi0_mat pos, int n_heads, int head_dim, float theta);
+    /* pi0_dev_rope_qk on q and *k, or pi0_dev_rope on q alone when k is NULL (n_kv_heads
+     * is then 0) */
+    int (*rope)(pi0_stream *s, pi0_mat q, const pi0_mat *k, pi0_mat pos, int n_heads,
+                int n_kv_heads, int head_dim, float theta);
     int (*attention)(pi0_stream *s, pi0_mat out, pi0_mat q, pi0_mat k, pi0_mat v,
                      const pi0_mat *mask, int n_heads, int n_kv_heads, int head_dim,
                      float scale);

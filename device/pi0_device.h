@@ -216,6 +216,13 @@ PI0_API int pi0_dev_geglu(pi0_stream *s, pi0_mat y, pi0_mat gate, pi0_mat up);
 PI0_API int pi0_dev_rope(pi0_stream *s, pi0_mat x, pi0_mat pos, int n_heads, int head_dim,
                          float theta);
 
+/* RoPE of a layer's queries and keys in one operation: the rotation of pi0_dev_rope on
+ * q [tokens, n_heads * head_dim] and on k [tokens, n_kv_heads * head_dim], both at the
+ * positions pos (a token's angles are looked up once for both). q and k must not
+ * overlap. */
+PI0_API int pi0_dev_rope_qk(pi0_stream *s, pi0_mat q, pi0_mat k, pi0_mat pos, int n_heads,
+                            int n_kv_heads, int head_dim, float theta);
+
 /* Multi-head attention with grouped / multi-query heads. Needs backend scratch that
  * grows with n_k: size it at start-up with pi0_dev_reserve_attention; a call that does
  * not fit may fail with PI0_ENOMEM and then enqueues nothing.

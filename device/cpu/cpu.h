@@ -135,7 +135,7 @@ int pi0__cpu_gated_add(cpu_dev *d, const cpu_args *a);   /* h gate x */
 int pi0__cpu_unary(cpu_dev *d, const cpu_args *a);       /* y x op alpha */
 int pi0__cpu_binary(cpu_dev *d, const cpu_args *a);      /* y a b op */
 int pi0__cpu_geglu(cpu_dev *d, const cpu_args *a);       /* y gate up */
-int pi0__cpu_rope(cpu_dev *d, const cpu_args *a);        /* x pos n_heads head_dim theta */
+int pi0__cpu_rope(cpu_dev *d, const cpu_args *a);        /* q pos [k] nh hd nkv theta */
 int pi0__cpu_attention(cpu_dev *d, const cpu_args *a);   /* out q k v [mask] nh nkv hd scale */
 int pi0__cpu_gather(cpu_dev *d, const cpu_args *a);      /* y ids table scale */
 int pi0__cpu_copy_mat(cpu_dev *d, const cpu_args *a);    /* dst src */

@@ -603,9 +603,13 @@ static int cpu_geglu_enq(pi0_stream *s, pi0_mat y, pi0_mat gate, pi0_mat up) {
     return enqueue_kernel(s, pi0__cpu_geglu, &a);
 }
 
-static int cpu_rope_enq(pi0_stream *s, pi0_mat x, pi0_mat pos, int n_heads, int head_dim,
-                        float theta) {
-    cpu_args a = {.m = {x, pos}, .i = {n_heads, head_dim}, .f = {theta}};
+static int cpu_rope_enq(pi0_stream *s, pi0_mat q, const pi0_mat *k, pi0_mat pos, int n_heads,
+                        int n_kv_heads, int head_dim, float theta) {
+    cpu_args a = {.m = {q, pos}, .i = {n_heads, head_dim, n_kv_heads}, .f = {theta}};
+    if (k) {
+        a.m[2] = *k;
+        a.has_opt = 1;
+    }
     return enqueue_kernel(s, pi0__cpu_rope, &a);
 }
 

@@ -319,25 +319,28 @@ typedef struct rope_ctx {
     int npos, rows, per;
 } rope_ctx;
 
+/* q (m[0], i[0] heads) and, with has_opt, k (m[2], i[2] heads) of tokens [r0, r1): one
+ * pass over the tokens, each token's cos/sin row read once for both */
 static void rope_task(void *ctx, int t, int thread) {
     const rope_ctx *c = ctx;
     const cpu_args *a = c->a;
-    int nh = a->i[0], hd = a->i[1], half = hd / 2;
+    int nh = a->i[0], hd = a->i[1], nkv = a->has_opt ? a->i[2] : 0, half = hd / 2;
     int r0 = t * c->per, r1 = r0 + c->per < c->rows ? r0 + c->per : c->rows;
     (void)thread;
     for (int r = r0; r < r1; r++) {
         int32_t p = cpu_i32_at(a->m[1], r);
-        float *x = F(0, r, 0);
+        float *q = F(0, r, 0), *k = nkv ? F(2, r, 0) : NULL;
         if (c->tab && p >= 0 && p < c->npos) {
             const float *cs = c->tab + (size_t)p * hd;
-            rope_row(x, nh, hd, cs, cs + half);
+            rope_row(q, nh, hd, cs, cs + half);
+            if (k) rope_row(k, nkv, hd, cs, cs + half);
             continue;
         }
         for (int j = 0; j < half; j++) { /* outside the table: one angle at a time */
             double ang = (double)p * pow((double)a->f[0], -2.0 * j / hd);
             float cj = (float)cos(ang), sj = (float)sin(ang);
-            for (int h = 0; h < nh; h++) {
-                float *xh = x + (size_t)h * hd;
+            for (int h = 0; h < nh + nkv; h++) {
+                float *xh = h < nh ? q + (size_t)h * hd : k + (size_t)(h - nh) * hd;
                 float u = xh[j], v = xh[j + half];
                 xh[j] = u * cj - v * sj;
                 xh[j + half] = v * cj + u * sj;
@@ -357,8 +360,9 @@ int pi0__cpu_rope(cpu_dev *d, const cpu_args *a) {
         c.tab = d->rope_tab;
         c.npos = d->rope_npos;
     }
+    long cols = a->m[0].cols + (a->has_opt ? a->m[2].cols : 0);
     int tasks = 1;
-    if ((long)rows * a->m[0].cols >= PAR_MIN_WORK && d->n_threads > 1)
+    if ((long)rows * cols >= PAR_MIN_WORK && d->n_threads > 1)
         tasks = d->n_threads * 4 < rows ? d->n_threads * 4 : rows;
     c.per = (rows + tasks - 1) / tasks;
     pi0__pool_run(&d->pool, rope_task, &c, (rows + c.per - 1) / c.per);

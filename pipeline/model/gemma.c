@@ -19,10 +19,9 @@ int pi0__gemma_layer_run(pi0_stream *s, const pi0__gemma *g, int l, const pi0__k
         PI0__TRY(pi0_dev_rmsnorm(s, r->x, r->h, L->in_norm, eps));
     PI0__TRY(pi0_dev_gemm(s, k, r->x, L->k, NULL, PI0_ACT_NONE, 0));
     PI0__TRY(pi0_dev_gemm(s, v, r->x, L->v, NULL, PI0_ACT_NONE, 0));
-    PI0__TRY(pi0_dev_rope(s, k, pos, kvh, hd, theta));
-    if (kv_only) return PI0_OK;
+    if (kv_only) return pi0_dev_rope(s, k, pos, kvh, hd, theta);
     PI0__TRY(pi0_dev_gemm(s, r->q, r->x, L->q, NULL, PI0_ACT_NONE, 0));
-    PI0__TRY(pi0_dev_rope(s, r->q, pos, heads, hd, theta));
+    PI0__TRY(pi0_dev_rope_qk(s, r->q, k, pos, heads, kvh, hd, theta));
     PI0__TRY(pi0_dev_attention(s, r->a, r->q, pi0__kv_rows(kv, l, 0, 0, n_keys),
                                pi0__kv_rows(kv, l, 1, 0, n_keys), NULL, heads, kvh, hd, scale));
     if (ada) {
