@@ -60,6 +60,9 @@ int pi0_dev_open(const char *name, const pi0_dev_opts *opts, pi0_dev **out) {
                           "pi0_dev_open(%s): bad opts (n_threads %d, n_cpus %d, "
                           "cpus %s)",
                           name, opts->n_threads, opts->n_cpus, opts->cpus ? "set" : "NULL");
+    if (opts && opts->precision != PI0_PRECISION_F32 && opts->precision != PI0_PRECISION_BF16)
+        return pi0_errorf(PI0_EINVAL, "pi0_dev_open(%s): opts.precision %d (want f32 or bf16)",
+                          name, (int)opts->precision);
     pi0_dev *dev = calloc(1, sizeof *dev);
     if (!dev) return pi0_errorf(PI0_ENOMEM, "pi0_dev_open(%s): out of memory", name);
     dev->iface = iface;
@@ -150,8 +153,8 @@ size_t pi0_buf_size(const pi0_buf *buf) {
     return buf ? buf->size : 0;
 }
 
-int pi0_weight_create(pi0_dev *dev, const void *host, pi0_dtype dtype, int n, int k, int ld,
-                      pi0_weight **out) {
+static int weight_create(pi0_dev *dev, const void *host, pi0_dtype dtype, int n, int k, int ld,
+                         int table, pi0_weight **out) {
     if (!out) return pi0_errorf(PI0_EINVAL, "pi0_weight_create: out is NULL");
     *out = NULL;
     if (!dev || !host)
@@ -169,6 +172,8 @@ int pi0_weight_create(pi0_dev *dev, const void *host, pi0_dtype dtype, int n, in
     w->k = k;
     w->ld = ld;
     w->dtype = dtype;
+    w->host_dtype = dtype;
+    w->table = table;
     int st = dev->iface->weight_create(dev, w);
     if (st) {
         free(w);
@@ -177,6 +182,16 @@ int pi0_weight_create(pi0_dev *dev, const void *host, pi0_dtype dtype, int n, in
     atomic_fetch_add(&dev->n_weights, 1);
     *out = w;
     return PI0_OK;
+}
+
+int pi0_weight_create(pi0_dev *dev, const void *host, pi0_dtype dtype, int n, int k, int ld,
+                      pi0_weight **out) {
+    return weight_create(dev, host, dtype, n, k, ld, 0, out);
+}
+
+int pi0_weight_create_table(pi0_dev *dev, const void *host, pi0_dtype dtype, int n, int k,
+                            int ld, pi0_weight **out) {
+    return weight_create(dev, host, dtype, n, k, ld, 1, out);
 }
 
 void pi0_weight_destroy(pi0_weight *w) {
@@ -453,6 +468,37 @@ int pi0_dev_gemm(pi0_stream *s, pi0_mat y, pi0_mat x, const pi0_weight *w, const
     if (accumulate != 0 && accumulate != 1)
         return pi0_errorf(PI0_EINVAL, "%s: accumulate is %d (want 0 or 1)", op, accumulate);
     return s->dev->iface->gemm(s, y, x, w, bias, act, accumulate);
+}
+
+int pi0_dev_gemm_multi(pi0_stream *s, int count, const pi0_mat *ys, pi0_mat x,
+                       const pi0_weight *const *ws) {
+    const char *op = "pi0_dev_gemm_multi";
+    CHECK_ST(check_stream(op, s));
+    if (count < 1 || count > PI0_GEMM_MULTI_MAX)
+        return pi0_errorf(PI0_EINVAL, "%s: count %d (want 1..%d)", op, count,
+                          PI0_GEMM_MULTI_MAX);
+    if (!ys || !ws) return pi0_errorf(PI0_EINVAL, "%s: %s is NULL", op, ys ? "ws" : "ys");
+    CHECK_ST(check_mat(op, "x", s, x, PI0_F32));
+    for (int i = 0; i < count; i++) {
+        const pi0_weight *w = ws[i];
+        if (!w) return pi0_errorf(PI0_EINVAL, "%s: ws[%d] is NULL", op, i);
+        if (w->dev != s->dev)
+            return pi0_errorf(PI0_EINVAL, "%s: ws[%d] on another device", op, i);
+        CHECK_ST(check_mat(op, "ys[i]", s, ys[i], PI0_F32));
+        if (x.cols != w->k)
+            return pi0_errorf(PI0_ESHAPE, "%s: x is [%d, %d] but ws[%d] is [%d, %d]", op,
+                              x.rows, x.cols, i, w->n, w->k);
+        CHECK_ST(check_shape(op, "ys[i]", ys[i], x.rows, w->n));
+        if (mats_overlap(ys[i], x))
+            return pi0_errorf(PI0_EINVAL, "%s: ys[%d] overlaps x", op, i);
+        for (int j = 0; j < i; j++)
+            if (mats_overlap(ys[i], ys[j]))
+                return pi0_errorf(PI0_EINVAL, "%s: ys[%d] overlaps ys[%d]", op, i, j);
+    }
+    if (s->dev->iface->gemm_multi) return s->dev->iface->gemm_multi(s, count, ys, x, ws);
+    for (int i = 0; i < count; i++)
+        CHECK_ST(s->dev->iface->gemm(s, ys[i], x, ws[i], NULL, PI0_ACT_NONE, 0));
+    return PI0_OK;
 }
 
 int pi0_dev_layernorm(pi0_stream *s, pi0_mat y, pi0_mat x, pi0_mat weight, pi0_mat bias,

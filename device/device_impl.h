@@ -16,8 +16,9 @@
 #include "pi0_device.h"
 
 #define PI0_DEV_IFACE_VERSION                                                                  \
-    4 /* 2: reserve_attention, weight_create(dev, w); 3: stream_set_priority; 4: rope of q     \
-         and k in one operation (pi0_dev_rope_qk) */
+    5 /* 2: reserve_attention, weight_create(dev, w); 3: stream_set_priority;                  \
+         4: pi0_weight.table, pi0_dev_opts.precision, gemm_multi; 5: rope of q and k in one    \
+         operation (pi0_dev_rope_qk) */
 
 typedef struct pi0_dev_iface pi0_dev_iface;
 
@@ -42,6 +43,10 @@ struct pi0_weight {
     const void *host; /* the caller's memory it was created from */
     pi0_dtype dtype;  /* dtype the backend stores (f16 becomes f32 on cpu) */
     int n, k, ld;     /* [n, k], row stride ld elements of `dtype` (as stored) */
+    int table;        /* created by pi0_weight_create_table: keep the row layout */
+    int packed;       /* backend-specific GEMM layout in impl (ld then means nothing);
+                         host still holds the rows, as host_dtype */
+    pi0_dtype host_dtype;
     size_t dev_bytes; /* memory the weight added */
 };
 
@@ -101,6 +106,9 @@ struct pi0_dev_iface {
     /* kernels (arguments already checked) */
     int (*gemm)(pi0_stream *s, pi0_mat y, pi0_mat x, const pi0_weight *w, const pi0_mat *bias,
                 pi0_act act, int accumulate);
+    /* OPTIONAL: NULL = one `gemm` per weight */
+    int (*gemm_multi)(pi0_stream *s, int count, const pi0_mat *ys, pi0_mat x,
+                      const pi0_weight *const *ws);
     int (*layernorm)(pi0_stream *s, pi0_mat y, pi0_mat x, pi0_mat weight, pi0_mat bias,
                      float eps);
     int (*rmsnorm)(pi0_stream *s, pi0_mat y, pi0_mat x, pi0_mat weight, float eps);

@@ -17,7 +17,8 @@
  *     dtypes, out-of-range views give PI0_EINVAL / PI0_ESHAPE and enqueue nothing).
  *     Host memory passed to an async copy must stay valid until the copy completed
  *     (pi0_stream_sync or an event).
- *   - Activations are f32. Weights are f32 or bf16 (f16 is converted at weight creation).
+ *   - Activations are f32. Weights are f32 or bf16 (f16 is converted at weight creation);
+ *     opts.precision selects bf16 GEMM arithmetic (pi0_precision).
  *   - Nothing allocates per call: scratch is reserved when the device is opened
  *     (opts.scratch_bytes) and grown only by pi0_dev_reserve, never inside a kernel.
  *
@@ -54,12 +55,20 @@ typedef struct pi0_event pi0_event;   /* a point in a stream's order */
 
 /* ---- devices ---------------------------------------------------------------------- */
 
+/* The arithmetic of pi0_dev_gemm. F32: weights as given (f32, or bf16 widened exactly), f32
+ * inputs and sums. BF16: weights stored bf16 (f32 / f16 ones rounded to nearest even at
+ * weight creation), GEMM inputs rounded to bf16, products summed in f32 — what openpi runs
+ * on GPUs; every other kernel stays f32. A backend without it fails pi0_dev_open with
+ * PI0_ENOTSUP. */
+typedef enum pi0_precision { PI0_PRECISION_F32 = 0, PI0_PRECISION_BF16 = 1 } pi0_precision;
+
 typedef struct pi0_dev_opts {
     int n_threads;   /* compute threads; 0 = one per allowed CPU */
     const int *cpus; /* pin compute threads to these CPUs (n_cpus entries); NULL = the
                         process's current affinity mask */
     int n_cpus;
-    size_t scratch_bytes; /* kernel scratch reserved at open; 0 = backend default */
+    size_t scratch_bytes;    /* kernel scratch reserved at open; 0 = backend default */
+    pi0_precision precision; /* GEMM arithmetic; PI0_PRECISION_F32 (0) is the default */
 } pi0_dev_opts;
 
 /* Opens backend `name` ("cpu", "cuda", ...). opts may be NULL for defaults.
@@ -99,6 +108,12 @@ PI0_API size_t pi0_buf_size(const pi0_buf *buf);
  * valid and unchanged until the weight is destroyed (the backend may use it in place). */
 PI0_API int pi0_weight_create(pi0_dev *dev, const void *host, pi0_dtype dtype, int n, int k,
                               int ld, pi0_weight **out);
+/* The same for a table read by rows only (pi0_dev_gather), e.g. a 257k-token embedding:
+ * the backend keeps it in place and touches only the rows gathered, where
+ * pi0_weight_create may copy every element into a layout for its GEMM (the cpu backend
+ * does on AVX2 CPUs). A table still works in pi0_dev_gemm, more slowly. */
+PI0_API int pi0_weight_create_table(pi0_dev *dev, const void *host, pi0_dtype dtype, int n,
+                                    int k, int ld, pi0_weight **out);
 PI0_API void pi0_weight_destroy(pi0_weight *w);              /* NULL ok */
 PI0_API size_t pi0_weight_device_bytes(const pi0_weight *w); /* memory it added */
 
@@ -181,6 +196,14 @@ typedef enum pi0_act {
  * bias: NULL or f32 [1, n]. y must not overlap x. */
 PI0_API int pi0_dev_gemm(pi0_stream *s, pi0_mat y, pi0_mat x, const pi0_weight *w,
                          const pi0_mat *bias, pi0_act act, int accumulate);
+
+/* ys[i] = x · ws[i]ᵀ for i < count (1..PI0_GEMM_MULTI_MAX): several weights applied to
+ * one input as one operation (Q, K and V; gate and up), so that the backend prepares x
+ * once and shares its cores over all the products. No bias, activation or accumulation;
+ * each ys[i] is [x.rows, ws[i].n] and overlaps neither x nor another output. */
+#define PI0_GEMM_MULTI_MAX 3
+PI0_API int pi0_dev_gemm_multi(pi0_stream *s, int count, const pi0_mat *ys, pi0_mat x,
+                               const pi0_weight *const *ws);
 
 /* y = (x - mean) / sqrt(var + eps) * weight + bias, per row; weight, bias [1, cols]. */
 PI0_API int pi0_dev_layernorm(pi0_stream *s, pi0_mat y, pi0_mat x, pi0_mat weight, pi0_mat bias,

@@ -34,6 +34,7 @@ static const key keys[] = {
     {"model", "dir", K_PATH, F(model_dir), 0, 0, NULL},
     {"model", "backend", K_STR, F(backend), 0, 0, NULL},
     {"model", "threads", K_INT, F(threads), 0, 1024, NULL},
+    {"model", "precision", K_ENUM, F(precision), 0, 0, "f32|bf16"},
     {"model", "num_steps", K_INT, F(num_steps), 0, 1000, NULL},
     {"model", "seed", K_U64, F(seed), 0, 0, NULL},
     {"model", "prompt", K_STR, F(prompt), 0, 0, NULL},

@@ -78,6 +78,7 @@ static int load(node *n) {
     pi0_model_opts mo = {0};
     mo.backend = c->backend;
     mo.n_threads = c->threads;
+    mo.precision = c->precision;
     mo.cpus = c->n_infer_cpus ? c->infer_cpus : NULL;
     mo.n_cpus = c->n_infer_cpus;
     mo.num_steps = c->num_steps;

@@ -66,6 +66,7 @@ typedef struct node_config {
     char model_dir[NODE_PATH_MAX];   /* dir */
     char backend[32];                /* backend */
     int threads;                     /* threads: 0 = backend default */
+    int precision;                   /* precision: 0 f32, 1 bf16 (pi0_precision) */
     int num_steps;                   /* num_steps: 0 = config.json */
     uint64_t seed;                   /* seed */
     char prompt[1024];               /* prompt (with tokenizer) */

@@ -49,6 +49,8 @@ typedef struct pi0_model_opts {
     int max_image_w, max_image_h; /* largest camera image expected (preprocessing scratch
                                      is sized for it at load; 0 = 1920 × 1200); a larger
                                      image makes encode grow it once */
+    int precision; /* GEMM arithmetic, a pi0_precision of device/pi0_device.h: 0 = f32 (the
+                      default), 1 = bf16 weights and GEMM inputs with f32 sums */
 } pi0_model_opts;
 
 /* Sizes of a loaded model (all from the checkpoint). */

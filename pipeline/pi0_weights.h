@@ -195,6 +195,12 @@ PI0_API int pi0_weights_count(const pi0_weights *w);
 PI0_API int64_t pi0_tensor_numel(const pi0_tensor *t);
 PI0_API size_t pi0_tensor_nbytes(const pi0_tensor *t);
 
+/* Drops the mapped pages that lie wholly inside t from this process's memory, for a tensor
+ * whose contents were copied elsewhere (e.g. a device weight the backend repacked). Safe:
+ * the mapping is read-only and private, so a later read faults the page in from the file
+ * again. No-op for an absent tensor. */
+PI0_API void pi0_tensor_evict(const pi0_tensor *t);
+
 /* Converts elements [first, first + n) of `t` (flattened, C order) to f32 into `out`
  * (F32 copied, BF16/F16 widened exactly). No allocation; touches only those elements.
  * PI0_ERANGE if the range is outside the tensor. Useful for biases, norms and embedding

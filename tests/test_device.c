@@ -363,36 +363,189 @@ static void test_gemm(void) {
     }
 }
 
+/* opts.precision = bf16: weights and GEMM inputs rounded to bf16 (to nearest even), sums in
+ * f32. Reference: the same rounding (pi0_f32_to_bf16, checked bit by bit above), products
+ * summed in double; tolerance that of the f32 GEMM. Also required: the result is far from
+ * the unrounded product (the rounding happens), and a CPU without AVX2 refuses the mode. */
+static void test_precision_bf16(void) {
+    pi0_dev_opts o = {.precision = PI0_PRECISION_BF16};
+    setenv("PI0_CPU_ISA", "portable", 1); /* read at open; this test runs in its own process */
+    pi0_dev *d = NULL;
+    CHECK_STATUS(pi0_dev_open("cpu", &o, &d), PI0_ENOTSUP);
+    CHECK(strstr(pi0_last_error(), "bf16") != NULL);
+    pi0_dev_close(d);
+    unsetenv("PI0_CPU_ISA");
+    o.precision = (pi0_precision)7;
+    CHECK_STATUS(pi0_dev_open("cpu", &o, &d), PI0_EINVAL);
+    o.precision = PI0_PRECISION_BF16;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+#endif
+        SKIP("the CPU lacks AVX2+FMA, which the bf16 mode needs");
+    env e;
+    if (env_open(&e, "cpu", &o)) return;
+    rng_seed(5);
+    static const int shapes[][3] = {{1, 37, 19}, {51, 300, 257}, {200, 70, 1030}};
+    for (size_t c = 0; c < 3; c++) {
+        int m = shapes[c][0], n = shapes[c][1], k = shapes[c][2];
+        float *x = fnew((size_t)m * k), *w = fnew((size_t)n * k), *y = fnew((size_t)m * n);
+        float *xr = fnew((size_t)m * k), *wr = fnew((size_t)n * k), *b = fnew(n);
+        double *ref = malloc((size_t)m * n * sizeof(double)),
+               *tol = malloc((size_t)m * n * sizeof(double)),
+               *raw = malloc((size_t)m * n * sizeof(double));
+        fill(x, (size_t)m * k, 1.0f);
+        fill(w, (size_t)n * k, 0.5f);
+        fill(b, n, 1.0f);
+        for (size_t i = 0; i < (size_t)m * k; i++)
+            xr[i] = pi0_bf16_to_f32(pi0_f32_to_bf16(x[i]));
+        for (size_t i = 0; i < (size_t)n * k; i++)
+            wr[i] = pi0_bf16_to_f32(pi0_f32_to_bf16(w[i]));
+        pi0_weight *W;
+        CHECK_STATUS(pi0_weight_create(e.d, w, PI0_F32, n, k, k, &W), PI0_OK);
+        CHECK_EQ_INT(pi0_weight_device_bytes(W), (size_t)(n + 15) / 16 * 16 * k * 2);
+        dmat dx = dm_from(&e, m, k, k, x), dy = dm_new(&e, m, n, n, PI0_F32),
+             db = dm_from(&e, 1, n, n, b);
+        CHECK_STATUS(pi0_dev_gemm(e.s, dy.m, dx.m, W, &db.m, PI0_ACT_NONE, 0), PI0_OK);
+        dm_get(&e, &dy, y);
+        ref_gemm(ref, NULL, xr, wr, b, PI0_ACT_NONE, 0, m, n, k, tol);
+        compare("bf16 gemm", y, ref, tol, (size_t)m * n, 0, 0);
+        ref_gemm(raw, NULL, x, w, b, PI0_ACT_NONE, 0, m, n, k, tol);
+        double far = 0;
+        for (size_t i = 0; i < (size_t)m * n; i++)
+            far = fmax(far, fabs(y[i] - raw[i]) / tol[i]);
+        CHECK_MSG(far > 10, "bf16 gemm %dx%dx%d is within %.1f tolerances of the f32 product",
+                  m, n, k, far);
+        pi0_weight_destroy(W);
+        dm_free(&dx), dm_free(&dy), dm_free(&db);
+        free(x), free(w), free(y), free(xr), free(wr), free(b), free(ref), free(tol), free(raw);
+    }
+    env_close(&e);
+}
+
+/* pi0_dev_gemm_multi against the double reference of each product: 1 to 3 weights of mixed
+ * dtypes and widths (not multiples of 16), row counts across the packed kernel's row
+ * blocks, and a table weight mixed in (the one-product-at-a-time path) */
+static void gemm_multi_case(env *e, int m, int k, int count, const int *ns, const pi0_dtype *wt,
+                            int table_last) {
+    char what[128];
+    snprintf(what, sizeof what, "%s gemm_multi m=%d k=%d count=%d n0=%d table=%d", e->name, m,
+             k, count, ns[0], table_last);
+    float *x = fnew((size_t)m * k);
+    fill(x, (size_t)m * k, 1.0f);
+    dmat dx = dm_from(e, m, k, k + 3, x), dy[PI0_GEMM_MULTI_MAX];
+    pi0_weight *W[PI0_GEMM_MULTI_MAX];
+    float *w[PI0_GEMM_MULTI_MAX];
+    void *wh[PI0_GEMM_MULTI_MAX];
+    pi0_mat ys[PI0_GEMM_MULTI_MAX];
+    for (int i = 0; i < count; i++) {
+        w[i] = fnew((size_t)ns[i] * k);
+        fill(w[i], (size_t)ns[i] * k, 0.5f);
+        wh[i] = calloc((size_t)ns[i] * k, wt[i] == PI0_F32 ? 4 : 2);
+        for (size_t j = 0; j < (size_t)ns[i] * k; j++)
+            if (wt[i] == PI0_F32) {
+                ((float *)wh[i])[j] = w[i][j];
+            } else {
+                ((uint16_t *)wh[i])[j] = pi0_f32_to_bf16(w[i][j]);
+                w[i][j] = pi0_bf16_to_f32(((uint16_t *)wh[i])[j]);
+            }
+        int table = table_last && i == count - 1;
+        CHECK_STATUS((table ? pi0_weight_create_table : pi0_weight_create)(e->d, wh[i], wt[i],
+                                                                           ns[i], k, k, &W[i]),
+                     PI0_OK);
+        dy[i] = dm_new(e, m, ns[i], ns[i] + 1, PI0_F32);
+        ys[i] = dy[i].m;
+    }
+    int st = pi0_dev_gemm_multi(e->s, count, ys, dx.m, (const pi0_weight *const *)W);
+    CHECK_MSG(st == PI0_OK, "%s: %s", what, pi0_last_error());
+    for (int i = 0; i < count; i++) {
+        float *y = fnew((size_t)m * ns[i]);
+        double *ref = malloc((size_t)m * ns[i] * sizeof(double)),
+               *tol = malloc((size_t)m * ns[i] * sizeof(double));
+        dm_get(e, &dy[i], y);
+        ref_gemm(ref, NULL, x, w[i], NULL, PI0_ACT_NONE, 0, m, ns[i], k, tol);
+        compare(what, y, ref, tol, (size_t)m * ns[i], 0, 0);
+        free(y), free(ref), free(tol);
+        pi0_weight_destroy(W[i]);
+        dm_free(&dy[i]);
+        free(w[i]), free(wh[i]);
+    }
+    dm_free(&dx);
+    free(x);
+}
+
+static void test_gemm_multi(void) {
+    FOR_EACH_BACKEND(e) {
+        rng_seed(9);
+        const int n3[] = {64, 16, 48}, odd[] = {37, 5, 70}, wide[] = {300, 300};
+        const pi0_dtype f3[] = {PI0_F32, PI0_F32, PI0_F32},
+                        mix[] = {PI0_BF16, PI0_F32, PI0_BF16};
+        gemm_multi_case(&e, 51, 96, 3, n3, f3, 0);
+        gemm_multi_case(&e, 7, 33, 3, odd, mix, 0);
+        gemm_multi_case(&e, 1, 19, 1, odd, mix, 0);
+        gemm_multi_case(&e, 400, 70, 2, wide, mix, 0); /* three row blocks */
+        gemm_multi_case(&e, 20, 40, 3, odd, f3, 1);
+        /* bad arguments: nothing enqueued, an error naming what is wrong */
+        float wv[4] = {1, 2, 3, 4};
+        pi0_weight *a, *b;
+        CHECK_STATUS(pi0_weight_create(e.d, wv, PI0_F32, 2, 2, 2, &a), PI0_OK);
+        CHECK_STATUS(pi0_weight_create(e.d, wv, PI0_F32, 1, 4, 4, &b), PI0_OK);
+        dmat dx = dm_new(&e, 3, 2, 2, PI0_F32), y0 = dm_new(&e, 3, 2, 2, PI0_F32),
+             y1 = dm_new(&e, 3, 2, 2, PI0_F32);
+        pi0_mat ys[4] = {y0.m, y1.m, y0.m, y1.m};
+        const pi0_weight *ws[4] = {a, a, a, a};
+        CHECK_STATUS(pi0_dev_gemm_multi(e.s, 0, ys, dx.m, ws), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_gemm_multi(e.s, 4, ys, dx.m, ws), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_gemm_multi(e.s, 3, ys, dx.m, ws), PI0_EINVAL);
+        CHECK(strstr(pi0_last_error(), "ys[2] overlaps ys[0]") != NULL);
+        ws[1] = b;
+        CHECK_STATUS(pi0_dev_gemm_multi(e.s, 2, ys, dx.m, ws), PI0_ESHAPE);
+        CHECK(strstr(pi0_last_error(), "ws[1]") != NULL);
+        ws[1] = a;
+        CHECK_STATUS(pi0_dev_gemm_multi(e.s, 2, ys, dx.m, ws), PI0_OK);
+        CHECK_STATUS(pi0_stream_sync(e.s), PI0_OK);
+        dm_free(&dx), dm_free(&y0), dm_free(&y1);
+        pi0_weight_destroy(a);
+        pi0_weight_destroy(b);
+    }
+}
+
 static void test_weight_memory(void) {
     FOR_EACH_BACKEND(e) {
         float w[6] = {1, 2, 3, 4, 5, 6};
         uint16_t wb[6], wh[6] = {0x3c00, 0x4000, 0x4200, 0x4400, 0x4500, 0x4600};
         for (int i = 0; i < 6; i++)
             wb[i] = pi0_f32_to_bf16(w[i]);
-        pi0_weight *a, *b, *c;
+        pi0_weight *a, *b, *c, *t;
         CHECK_STATUS(pi0_weight_create(e.d, w, PI0_F32, 2, 3, 3, &a), PI0_OK);
         CHECK_STATUS(pi0_weight_create(e.d, wb, PI0_BF16, 2, 3, 3, &b), PI0_OK);
         CHECK_STATUS(pi0_weight_create(e.d, wh, PI0_F16, 2, 3, 3, &c), PI0_OK);
-        if (strcmp(e.name, "cpu") == 0) { /* cpu borrows f32/bf16 in place */
-            CHECK_EQ_INT(pi0_weight_device_bytes(a), 0);
-            CHECK_EQ_INT(pi0_weight_device_bytes(b), 0);
-            CHECK_EQ_INT(pi0_weight_device_bytes(c), 6 * 4);
+        CHECK_STATUS(pi0_weight_create_table(e.d, w, PI0_F32, 2, 3, 3, &t), PI0_OK);
+        if (strcmp(e.name, "cpu") == 0) {
+            /* a GEMM weight is either borrowed in place or repacked whole (on AVX2 CPUs:
+             * panels of 16 rows, f32 stays f32 and bf16 stays bf16); a table is borrowed */
+            size_t pa = pi0_weight_device_bytes(a), pb = pi0_weight_device_bytes(b);
+            CHECK_MSG(pa == 0 || pa == 16 * 3 * 4, "f32 weight: %zu device bytes", pa);
+            CHECK_MSG(pb == (pa ? 16 * 3 * 2 : 0), "bf16 weight: %zu device bytes", pb);
+            CHECK_EQ_INT(pi0_weight_device_bytes(c), pa ? 16 * 3 * 4 : 6 * 4);
+            CHECK_EQ_INT(pi0_weight_device_bytes(t), 0);
         }
         float x[3] = {1, 1, 1}, y[2];
         dmat dx = dm_from(&e, 1, 3, 3, x), dy = dm_new(&e, 1, 2, 2, PI0_F32);
-        pi0_weight *ws[3] = {a, b, c};
-        for (int i = 0; i < 3; i++) {
+        pi0_weight *ws[4] = {a, b, c, t};
+        for (int i = 0; i < 4; i++) {
             CHECK_STATUS(pi0_dev_gemm(e.s, dy.m, dx.m, ws[i], NULL, PI0_ACT_NONE, 0), PI0_OK);
             dm_get(&e, &dy, y);
             CHECK_NEAR(y[0], 6, 0);
             CHECK_NEAR(y[1], 15, 0);
         }
-        if (strcmp(e.name, "cpu") == 0) { /* in place: no copy was taken */
+        if (strcmp(e.name, "cpu") == 0) { /* a table is read in place: no copy was taken */
             w[0] = 101;
-            CHECK_STATUS(pi0_dev_gemm(e.s, dy.m, dx.m, a, NULL, PI0_ACT_NONE, 0), PI0_OK);
+            CHECK_STATUS(pi0_dev_gemm(e.s, dy.m, dx.m, t, NULL, PI0_ACT_NONE, 0), PI0_OK);
             dm_get(&e, &dy, y);
             CHECK_NEAR(y[0], 106, 0);
         }
+        pi0_weight_destroy(t);
         pi0_weight_destroy(a);
         pi0_weight_destroy(b);
         pi0_weight_destroy(c);
@@ -870,6 +1023,7 @@ static void isa_kernels(const char *isa, int cpu_has) {
     if (st) return;
     CHECK_STATUS(pi0_dev_close(d), PI0_OK);
     test_gemm();
+    test_gemm_multi();
     test_norms();
     test_elementwise();
     test_rope();
@@ -1492,6 +1646,8 @@ int main(int argc, char **argv) {
         TEST(test_gemm),
         TEST(test_gemm_portable),
         TEST(test_weight_memory),
+        TEST(test_precision_bf16),
+        TEST(test_gemm_multi),
         TEST(test_norms),
         TEST(test_elementwise),
         TEST(test_rope),

@@ -45,9 +45,14 @@ typedef struct pi0__pool {
     atomic_int next; /* next task index to take */
     const int *cpus; /* helper i is pinned to cpus[i % n_cpus] (NULL: not pinned) */
     int n_cpus;
+    /* work announced but not started (the device's queued kernels, or NULL): while it is
+     * positive, helpers keep spinning for the next region instead of sleeping, so the
+     * kernels of a stage run back to back as in one parallel region */
+    const atomic_int *queued;
 } pi0__pool;
 
-int pi0__pool_init(pi0__pool *p, int n_threads, const int *cpus, int n_cpus);
+int pi0__pool_init(pi0__pool *p, int n_threads, const int *cpus, int n_cpus,
+                   const atomic_int *queued);
 void pi0__pool_deinit(pi0__pool *p);
 /* Runs fn(ctx, t, thread) for t in [0, n_tasks) on all pool threads plus the caller and
  * returns when all are done. Only one caller at a time (the compute lock holder). */
@@ -71,6 +76,7 @@ typedef struct cpu_dev {
     int n_cpus;
     pthread_mutex_t compute_mu; /* held by the stream worker running a kernel or copy */
     atomic_int hi_pending;      /* ops queued on high-priority streams (compute_lock) */
+    atomic_int queued;          /* kernels and copies enqueued and not yet finished */
     pthread_cond_t prio_cv;     /* with compute_mu: hi_pending fell to 0 */
     pi0__pool pool;
     /* kernel scratch, split in n_threads equal slices (64-byte aligned). Both change only
@@ -87,6 +93,13 @@ typedef struct cpu_dev {
     int rope_hd, rope_npos;
     int direct_large; /* also for GEMMs with many rows: OpenBLAS's own kernels are not
                          AVX-512 ones (e.g. its core is pinned to Haswell, or unknown) */
+    pi0_precision precision;
+    int pack; /* GEMM weights are repacked at creation for cpu_gemm_packed.c: on AVX2 CPUs
+                 (the packed kernel beats OpenBLAS's there), and for bf16 arithmetic */
+    /* packed x of one row block (cpu_gemm_packed.c), shared by the compute threads: grown
+     * at weight creation (under compute_mu) to PI0__PK_MC rows of the deepest weight */
+    float *pk_x;
+    size_t pk_x_floats;
 } cpu_dev;
 
 static inline cpu_dev *cpu_of(const pi0_dev *d) {
@@ -119,6 +132,7 @@ static inline int32_t cpu_i32_at(pi0_mat m, int i) {
 typedef struct cpu_args {
     pi0_mat m[6];
     const pi0_weight *w;
+    const pi0_weight *wm[PI0_GEMM_MULTI_MAX]; /* gemm_multi's weights */
     int has_opt; /* bias (gemm) / mask (attention) present in m[...] */
     int i[4];
     float f[2];
@@ -128,6 +142,7 @@ typedef int (*cpu_kernel_fn)(cpu_dev *d, const cpu_args *a);
 
 /* kernels (device/cpu/cpu_kernels.c, cpu_gemm.c); run with the compute lock held */
 int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a);        /* y x [bias] w act acc */
+int pi0__cpu_gemm_multi(cpu_dev *d, const cpu_args *a);  /* y0..y(n-1) x, wm, n */
 int pi0__cpu_layernorm(cpu_dev *d, const cpu_args *a);   /* y x weight bias eps */
 int pi0__cpu_rmsnorm(cpu_dev *d, const cpu_args *a);     /* y x weight eps */
 int pi0__cpu_rmsnorm_ada(cpu_dev *d, const cpu_args *a); /* y x scale shift eps */
@@ -161,6 +176,37 @@ void pi0__gemm_bf16_smallm_avx2(int m, int nn, int k, const float *x, int ldx,
                                 const uint16_t *w, int ldw, float *t, int ldt, int beta1);
 void pi0__gemm_f32_smallm_avx2(int m, int nn, int k, const float *x, int ldx, const float *w,
                                int ldw, float *t, int ldt, int beta1);
+
+/* cpu_gemm_packed.c (x86-64 builds; call only when cpu_dev.pack). Weights are packed in
+ * panels of PI0__PK_NR rows, x in groups of PI0__PK_MR rows, PI0__PK_MC rows at a time. */
+#define PI0__PK_MR 6
+#define PI0__PK_NR 16
+#define PI0__PK_MC 192
+/* floats of pk_x a weight of depth k needs (a block of rows) */
+static inline size_t pi0__pk_x_floats(int k) {
+    return (size_t)PI0__PK_MC * (size_t)k;
+}
+size_t pi0__pk_weight_bytes(pi0_dtype dtype, int n, int k);
+/* dst (pi0__pk_weight_bytes(dst_dtype, n, k), 32-byte aligned) = W [n, k] (row stride ld,
+ * src_dtype f32/bf16/f16) packed as dst_dtype (f32 or bf16, rounded to nearest even) */
+void pi0__pk_weight(void *dst, pi0_dtype dst_dtype, const void *src, pi0_dtype src_dtype, int n,
+                    int k, int ld);
+/* ap = rows [0, rows) of x packed in groups of 6 ([group][k][6], rows past `rows` zero),
+ * each value rounded to bf16 when `round` */
+void pi0__pk_x(float *ap, const float *x, int ldx, int rows, int k, int round);
+typedef struct pi0__pk_job {
+    const float *xp; /* the row block's packed x (pi0__pk_x) */
+    int rows;        /* rows in the block (<= PI0__PK_MC) */
+    int n, k;
+    const void *w; /* the packed weight */
+    pi0_dtype w_dtype;
+} pi0__pk_job;
+/* Output columns of panels [p0, p1) for the block's rows into d (column 0 of d is column
+ * 16·p0, row stride ldd): d = x·Wᵀ, or d += x·Wᵀ when first_add. tmp: 96 floats. After a
+ * panel's last k slice, done(j, p, done_ctx) (may be NULL). */
+void pi0__pk_run_chunk(const pi0__pk_job *j, int p0, int p1, float *d, int ldd, int first_add,
+                       float *tmp, void (*done)(const pi0__pk_job *, int p, void *),
+                       void *done_ctx);
 
 /* Attention scratch (cpu_kernels.c): a thread works on tiles of query tokens and needs
  * pi0__cpu_attention_scratch floats per token of its tile; pi0__cpu_attention_tile is the

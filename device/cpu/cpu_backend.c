@@ -103,11 +103,20 @@ static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
             }
     }
     int st = pick_isa(&d->isa);
+    if (!st && o.precision == PI0_PRECISION_BF16 && d->isa < CPU_ISA_AVX2)
+        st = pi0_errorf(PI0_ENOTSUP, "cpu: precision bf16 needs a CPU with AVX2 and FMA%s",
+                        getenv("PI0_CPU_ISA") ? " (PI0_CPU_ISA forces portable)" : "");
     if (st) {
         free(d->cpus);
         free(d);
         return st;
     }
+    d->precision = o.precision;
+#ifdef PI0_HAVE_AVX512_GEMM
+    /* the packed kernel is AVX2 code: on AVX-512 CPUs the row kernels and OpenBLAS's
+     * AVX-512 ones stay faster for f32 */
+    d->pack = d->isa == CPU_ISA_AVX2 || (d->isa > CPU_ISA_AVX2 && d->precision != 0);
+#endif
 #if defined(__x86_64__)
     {
         /* our direct kernel (~1.4x OpenBLAS's AVX2 kernels at the model's shapes) loses to
@@ -132,7 +141,8 @@ static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
     }
     pthread_mutex_init(&d->compute_mu, NULL);
     pthread_cond_init(&d->prio_cv, NULL);
-    st = pi0__pool_init(&d->pool, d->n_threads, d->cpus, d->n_cpus);
+    atomic_init(&d->queued, 0);
+    st = pi0__pool_init(&d->pool, d->n_threads, d->cpus, d->n_cpus, &d->queued);
     if (st) {
         pthread_cond_destroy(&d->prio_cv);
         pthread_mutex_destroy(&d->compute_mu);
@@ -159,6 +169,7 @@ static void cpu_close(pi0_dev *dev) {
     pthread_cond_destroy(&d->prio_cv);
     pthread_mutex_destroy(&d->compute_mu);
     free(d->rope_tab);
+    free(d->pk_x);
     free(d->scratch);
     free(d->cpus);
     free(d);
@@ -203,7 +214,44 @@ static void cpu_buf_free(pi0_buf *b) {
     free(b->impl);
 }
 
+/* Repacks w for cpu_gemm_packed.c and grows the shared packed-x block to its depth. */
+static int weight_pack(cpu_dev *d, pi0_weight *w) {
+    pi0_dtype dt =
+        d->precision == PI0_PRECISION_BF16 || w->dtype == PI0_BF16 ? PI0_BF16 : PI0_F32;
+    size_t bytes = pi0__pk_weight_bytes(dt, w->n, w->k), need = pi0__pk_x_floats(w->k);
+    void *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!p)
+        return pi0_errorf(PI0_ENOMEM, "cpu: cannot allocate %zu bytes for a [%d, %d] weight",
+                          bytes, w->n, w->k);
+    int st = PI0_OK;
+    pthread_mutex_lock(&d->compute_mu); /* no kernel is reading pk_x meanwhile */
+    if (need > d->pk_x_floats) {
+        float *x = aligned_alloc(64, (need * sizeof(float) + 63) & ~(size_t)63);
+        if (x) {
+            free(d->pk_x);
+            d->pk_x = x;
+            d->pk_x_floats = need;
+        } else {
+            st = pi0_errorf(PI0_ENOMEM, "cpu: cannot allocate %zu bytes of GEMM scratch",
+                            need * sizeof(float));
+        }
+    }
+    pthread_mutex_unlock(&d->compute_mu);
+    if (st) {
+        free(p);
+        return st;
+    }
+    pi0__pk_weight(p, dt, w->host, w->dtype, w->n, w->k, w->ld);
+    w->impl = p;
+    w->dtype = dt;
+    w->packed = 1;
+    w->dev_bytes = bytes;
+    return PI0_OK;
+}
+
 static int cpu_weight_create(pi0_dev *dev, pi0_weight *w) {
+    cpu_dev *d = cpu_of(dev);
+    if (d->pack && !w->table) return weight_pack(d, w);
     if (w->dtype == PI0_F32 || w->dtype == PI0_BF16) { /* borrowed in place (e.g. mmapped) */
         w->impl = (void *)w->host;
         w->dev_bytes = 0;
@@ -408,6 +456,8 @@ static void *stream_main(void *arg) {
         const cpu_op *op = &s->ring[s->tail % CPU_QUEUE_CAP];
         pthread_mutex_unlock(&s->mu);
         run_op(s, op); /* the slot stays ours until tail moves past it */
+        if (op->kind == OP_KERNEL || op->kind == OP_COPY)
+            atomic_fetch_sub_explicit(&s->dev->queued, 1, memory_order_relaxed);
         pthread_mutex_lock(&s->mu);
         s->tail++;
         if (atomic_load(&s->prio) && !s->in_wait) hi_pending_sub(s, 1);
@@ -450,6 +500,8 @@ static int enqueue(pi0_stream *ps, const cpu_op *op) {
         pthread_cond_wait(&s->cv_space, &s->mu);
     s->ring[s->head % CPU_QUEUE_CAP] = *op;
     s->head++;
+    if (op->kind == OP_KERNEL || op->kind == OP_COPY)
+        atomic_fetch_add_explicit(&s->dev->queued, 1, memory_order_relaxed);
     if (atomic_load(&s->prio) && !s->in_wait) atomic_fetch_add(&s->dev->hi_pending, 1);
     pthread_cond_signal(&s->cv_work);
     pthread_mutex_unlock(&s->mu);
@@ -566,6 +618,17 @@ static int cpu_gemm_enq(pi0_stream *s, pi0_mat y, pi0_mat x, const pi0_weight *w
     return enqueue_kernel(s, pi0__cpu_gemm, &a);
 }
 
+static int cpu_gemm_multi_enq(pi0_stream *s, int count, const pi0_mat *ys, pi0_mat x,
+                              const pi0_weight *const *ws) {
+    cpu_args a = {.i = {count}};
+    for (int i = 0; i < count; i++) {
+        a.m[i] = ys[i];
+        a.wm[i] = ws[i];
+    }
+    a.m[count] = x;
+    return enqueue_kernel(s, pi0__cpu_gemm_multi, &a);
+}
+
 static int cpu_layernorm_enq(pi0_stream *s, pi0_mat y, pi0_mat x, pi0_mat weight, pi0_mat bias,
                              float eps) {
     cpu_args a = {.m = {y, x, weight, bias}, .f = {eps}};
@@ -669,6 +732,7 @@ const pi0_dev_iface pi0__cpu_iface = {
     .copy = cpu_copy,
     .copy_mat = cpu_copy_mat_enq,
     .gemm = cpu_gemm_enq,
+    .gemm_multi = cpu_gemm_multi_enq,
     .layernorm = cpu_layernorm_enq,
     .rmsnorm = cpu_rmsnorm_enq,
     .rmsnorm_ada = cpu_rmsnorm_ada_enq,

@@ -39,6 +39,8 @@ PI0_VEC static void epi_act(float *y, const float *t, const float *b, int act, i
 #define SMALL_M 64
 /* m*n*k below which one thread does the whole GEMM (a pool wake-up costs ~10-20 us) */
 #define GEMM_PAR_MIN_FLOP (1 << 20)
+/* rows*k below which one thread packs all of x (a copy of 64K floats ~ a pool wake-up) */
+#define PAR_MIN_PACK (1 << 16)
 
 typedef struct gemm_ctx {
     cpu_dev *d;
@@ -144,7 +146,151 @@ static void gemm_task(void *ctx, int task, int thread) {
     }
 }
 
+// ---- packed weights (cpu_gemm_packed.c) ----
+
+#ifdef PI0_HAVE_AVX512_GEMM
+#define PK_MAX_TASKS 256
+
+/* One product of a (multi-)GEMM: its weight and output; y is the current block's row 0. */
+typedef struct pk_part {
+    pi0__pk_job job;
+    pi0_mat ym;
+    float *y;
+} pk_part;
+
+typedef struct pk_ctx {
+    cpu_dev *d;
+    int n_parts;
+    pk_part part[PI0_GEMM_MULTI_MAX];
+    pi0_mat xm;
+    const float *x; /* the block's first row */
+    int rows, k, round;
+    const float *bias; /* bias, act, acc: single product only */
+    int act, acc;
+    int groups; /* row groups of 6 per packing task */
+    int n_tasks, chunk;
+    unsigned char task_part[PK_MAX_TASKS];
+    int task_p0[PK_MAX_TASKS];
+} pk_ctx;
+
+typedef struct pk_done_ctx {
+    const pk_ctx *c;
+    const float *t; /* act over an accumulated output: the thread's tile, else NULL */
+    int ldt, p0;
+} pk_done_ctx;
+
+/* bias and activation on the block's columns of panel p, once its sums are complete */
+static void pk_epilogue(const pi0__pk_job *j, int p, void *ctx) {
+    const pk_done_ctx *e = ctx;
+    const pk_ctx *c = e->c;
+    int c0 = p * PI0__PK_NR, nn = j->n - c0 < PI0__PK_NR ? j->n - c0 : PI0__PK_NR;
+    const float *b = c->bias ? c->bias + c0 : NULL;
+    for (int r = 0; r < j->rows; r++) {
+        float *y = c->part[0].y + (size_t)r * (size_t)c->part[0].ym.ld + c0;
+        if (e->t)
+            epi_act(y, e->t + (size_t)r * (size_t)e->ldt + (size_t)(p - e->p0) * PI0__PK_NR, b,
+                    c->act, 1, nn);
+        else if (c->act != PI0_ACT_NONE)
+            epi_act(y, y, b, c->act, 0, nn);
+        else
+            pi0__row_add(y, y, b, nn);
+    }
+}
+
+static void pk_pack_task(void *ctx, int t, int thread) {
+    (void)thread;
+    const pk_ctx *c = ctx;
+    int r0 = t * c->groups * PI0__PK_MR, rows = c->rows - r0;
+    if (rows > c->groups * PI0__PK_MR) rows = c->groups * PI0__PK_MR;
+    pi0__pk_x(c->d->pk_x + (size_t)r0 * (size_t)c->k, c->x + (size_t)r0 * (size_t)c->xm.ld,
+              c->xm.ld, rows, c->k, c->round);
+}
+
+static void pk_task(void *ctx, int t, int thread) {
+    const pk_ctx *c = ctx;
+    const pk_part *pt = &c->part[c->task_part[t]];
+    int np = (pt->job.n + PI0__PK_NR - 1) / PI0__PK_NR;
+    int p0 = c->task_p0[t], p1 = p0 + c->chunk < np ? p0 + c->chunk : np;
+    float *scr = cpu_scratch(c->d, thread), *tmp = scr;
+    int need_epi = c->bias || c->act != PI0_ACT_NONE;
+    pk_done_ctx e = {.c = c, .p0 = p0};
+    if (c->act != PI0_ACT_NONE && c->acc) { /* sums to a tile first, then y += act(...) */
+        e.t = scr + PI0__PK_MR * PI0__PK_NR;
+        e.ldt = c->chunk * PI0__PK_NR;
+        pi0__pk_run_chunk(&pt->job, p0, p1, (float *)e.t, e.ldt, 0, tmp, pk_epilogue, &e);
+        return;
+    }
+    pi0__pk_run_chunk(&pt->job, p0, p1, pt->y + (size_t)p0 * PI0__PK_NR, pt->ym.ld, c->acc, tmp,
+                      need_epi ? pk_epilogue : NULL, &e);
+}
+
+/* ys[i] = x · ws[i]ᵀ (+ bias, act, acc when there is one product), all weights packed:
+ * per block of rows, x is packed once (by all threads) and one parallel region computes
+ * every product, in chunks of weight panels. */
+static int gemm_packed(cpu_dev *d, int n_parts, const pi0_mat *ys, pi0_mat x,
+                       const pi0_weight *const *ws, const float *bias, int act, int acc) {
+    int nt = d->n_threads, np_all = 0;
+    double flop = 0;
+    pk_ctx c = {.d = d,
+                .n_parts = n_parts,
+                .xm = x,
+                .k = x.cols,
+                .round = d->precision == PI0_PRECISION_BF16,
+                .bias = bias,
+                .act = act,
+                .acc = acc};
+    for (int i = 0; i < n_parts; i++) {
+        c.part[i].job = (pi0__pk_job){.xp = d->pk_x,
+                                      .n = ws[i]->n,
+                                      .k = ws[i]->k,
+                                      .w = ws[i]->impl,
+                                      .w_dtype = ws[i]->dtype};
+        c.part[i].ym = ys[i];
+        np_all += (ws[i]->n + PI0__PK_NR - 1) / PI0__PK_NR;
+        flop += (double)x.rows * ws[i]->n * ws[i]->k;
+    }
+    /* chunks of panels: about 4 per thread so that a thread slowed by another process
+     * leaves its share to the others; one task when the product is too small to wake the
+     * pool for */
+    int tasks = flop < GEMM_PAR_MIN_FLOP ? 1 : 4 * nt;
+    if (tasks > PK_MAX_TASKS - n_parts) tasks = PK_MAX_TASKS - n_parts;
+    c.chunk = (np_all + tasks - 1) / tasks;
+    if (act != PI0_ACT_NONE && acc) { /* the per-thread tile holds the chunk's columns */
+        size_t fit = (cpu_scratch_bytes(d) / sizeof(float) - PI0__PK_MR * PI0__PK_NR) /
+                     ((size_t)PI0__PK_MC * PI0__PK_NR);
+        if (fit < 1) return pi0_errorf(PI0_ENOMEM, "pi0_dev_gemm: scratch too small");
+        if ((size_t)c.chunk > fit) c.chunk = (int)fit;
+        if ((np_all + c.chunk - 1) / c.chunk > PK_MAX_TASKS - n_parts)
+            return pi0_errorf(PI0_ENOMEM, "pi0_dev_gemm: scratch too small");
+    }
+    for (int i = 0; i < n_parts; i++)
+        for (int p0 = 0; p0 < (c.part[i].job.n + PI0__PK_NR - 1) / PI0__PK_NR; p0 += c.chunk) {
+            c.task_part[c.n_tasks] = (unsigned char)i;
+            c.task_p0[c.n_tasks++] = p0;
+        }
+    for (int r0 = 0; r0 < x.rows; r0 += PI0__PK_MC) {
+        c.rows = x.rows - r0 < PI0__PK_MC ? x.rows - r0 : PI0__PK_MC;
+        c.x = cpu_at(x, r0, 0);
+        for (int i = 0; i < n_parts; i++) {
+            c.part[i].job.rows = c.rows;
+            c.part[i].y = cpu_at(ys[i], r0, 0);
+        }
+        int groups = (c.rows + PI0__PK_MR - 1) / PI0__PK_MR;
+        c.groups = (groups + nt - 1) / nt;
+        if ((double)c.rows * c.k < PAR_MIN_PACK) c.groups = groups;
+        pi0__pool_run(&d->pool, pk_pack_task, &c, (groups + c.groups - 1) / c.groups);
+        pi0__pool_run(&d->pool, pk_task, &c, c.n_tasks);
+    }
+    return PI0_OK;
+}
+#endif
+
 int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a) {
+#ifdef PI0_HAVE_AVX512_GEMM
+    if (a->w->packed)
+        return gemm_packed(d, 1, &a->m[0], a->m[1], &a->w,
+                           a->has_opt ? cpu_at(a->m[2], 0, 0) : NULL, a->i[0], a->i[1]);
+#endif
     pi0_mat y = a->m[0], x = a->m[1];
     const pi0_weight *w = a->w;
     gemm_ctx c = {.d = d,
@@ -201,5 +347,23 @@ int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a) {
     }
     c.nb = nb;
     pi0__pool_run(&d->pool, gemm_task, &c, (c.n + nb - 1) / nb);
+    return PI0_OK;
+}
+
+/* a->m[0 .. count) = a->m[count] · a->wm[i]ᵀ, count = a->i[0]: one packed region when every
+ * weight is packed, else one product after the other */
+int pi0__cpu_gemm_multi(cpu_dev *d, const cpu_args *a) {
+    int n = a->i[0];
+    int packed = 1;
+    for (int i = 0; i < n; i++)
+        packed &= a->wm[i]->packed;
+#ifdef PI0_HAVE_AVX512_GEMM
+    if (packed) return gemm_packed(d, n, a->m, a->m[n], a->wm, NULL, PI0_ACT_NONE, 0);
+#endif
+    for (int i = 0; i < n; i++) {
+        cpu_args one = {.m = {a->m[i], a->m[n]}, .w = a->wm[i]};
+        int st = pi0__cpu_gemm(d, &one);
+        if (st) return st;
+    }
     return PI0_OK;
 }

@@ -471,11 +471,17 @@ static void gather_task(void *ctx, int t, int thread) {
             atomic_compare_exchange_strong(&c->bad_row, &expect, r + 1);
             continue;
         }
-        if (w->dtype == PI0_BF16)
-            pi0__row_bf16_to_f32(y, (const uint16_t *)w->impl + (size_t)id * (size_t)w->ld,
-                                 a->f[0], w->k);
+        /* a packed weight is read from its rows, which the caller keeps */
+        const void *src = w->packed ? w->host : w->impl;
+        size_t row = (size_t)id * (size_t)w->ld;
+        pi0_dtype dt = w->packed ? w->host_dtype : w->dtype;
+        if (dt == PI0_BF16)
+            pi0__row_bf16_to_f32(y, (const uint16_t *)src + row, a->f[0], w->k);
+        else if (dt == PI0_F16)
+            for (int i = 0; i < w->k; i++)
+                y[i] = pi0_f16_to_f32(((const uint16_t *)src)[row + (size_t)i]) * a->f[0];
         else
-            row_scale(y, (const float *)w->impl + (size_t)id * (size_t)w->ld, a->f[0], w->k);
+            row_scale(y, (const float *)src + row, a->f[0], w->k);
     }
 }
 

@@ -43,6 +43,10 @@ typedef struct helper_arg {
  * the control loop and other processes, long spinning steals the core the next kernel's
  * producer needs (measured: 100 us of spinning made 51x1024 kernels 7x slower). */
 #define POOL_SPIN_NS 5000
+/* ...but while kernels are queued the next region is microseconds away (the stream worker
+ * is between two kernels of a stage): spin up to this long, bounded so that a queue
+ * stuck behind an event wait does not burn the cores */
+#define POOL_BUSY_SPIN_NS 200000
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -57,13 +61,19 @@ static void *helper_main(void *arg) {
     pthread_setname_np(pthread_self(), "pi0-cpu-pool"); /* top -H, perf sched, tests */
     uint64_t seen = 0;
     for (;;) {
-        /* spin briefly for the next region, then sleep */
+        /* spin briefly for the next region (longer while kernels are queued), then sleep */
         int64_t t0 = pi0__now_ns();
         for (int i = 0; atomic_load_explicit(&p->gen, memory_order_acquire) == seen &&
                         !atomic_load_explicit(&p->quit, memory_order_relaxed);
              i++) {
             cpu_relax();
-            if ((i & 63) == 63 && pi0__now_ns() - t0 > POOL_SPIN_NS) break;
+            if ((i & 63) == 63) {
+                int64_t spun = pi0__now_ns() - t0;
+                if (spun > POOL_SPIN_NS &&
+                    (spun > POOL_BUSY_SPIN_NS || !p->queued ||
+                     atomic_load_explicit(p->queued, memory_order_relaxed) <= 0))
+                    break;
+            }
         }
         pthread_mutex_lock(&p->mu);
         while (atomic_load_explicit(&p->gen, memory_order_relaxed) == seen &&
@@ -85,7 +95,8 @@ static void *helper_main(void *arg) {
     return NULL;
 }
 
-int pi0__pool_init(pi0__pool *p, int n_threads, const int *cpus, int n_cpus) {
+int pi0__pool_init(pi0__pool *p, int n_threads, const int *cpus, int n_cpus,
+                   const atomic_int *queued) {
     p->n_threads = n_threads;
     atomic_init(&p->gen, 0);
     atomic_init(&p->quit, 0);
@@ -93,6 +104,7 @@ int pi0__pool_init(pi0__pool *p, int n_threads, const int *cpus, int n_cpus) {
     p->cpus = cpus;
     p->n_cpus = n_cpus;
     atomic_init(&p->next, 0);
+    p->queued = queued;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv_work, NULL);
     pthread_cond_init(&p->cv_done, NULL);

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -90,6 +92,13 @@ int64_t pi0_tensor_numel(const pi0_tensor *t) {
 
 size_t pi0_tensor_nbytes(const pi0_tensor *t) {
     return (size_t)pi0_tensor_numel(t) * pi0_dtype_size(t->dtype);
+}
+
+void pi0_tensor_evict(const pi0_tensor *t) {
+    if (!pi0_tensor_present(t)) return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)t->data;
+    uintptr_t lo = (a + page - 1) & ~(page - 1), hi = (a + pi0_tensor_nbytes(t)) & ~(page - 1);
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice only */
 }
 
 int pi0_tensor_to_f32(const pi0_tensor *t, int64_t first, int64_t n, float *out) {

@@ -17,10 +17,11 @@ int pi0__gemma_layer_run(pi0_stream *s, const pi0__gemma *g, int l, const pi0__k
         PI0__TRY(pi0_dev_rmsnorm_ada(s, r->x, r->h, ada->in_scale, ada->in_shift, eps));
     else
         PI0__TRY(pi0_dev_rmsnorm(s, r->x, r->h, L->in_norm, eps));
-    PI0__TRY(pi0_dev_gemm(s, k, r->x, L->k, NULL, PI0_ACT_NONE, 0));
-    PI0__TRY(pi0_dev_gemm(s, v, r->x, L->v, NULL, PI0_ACT_NONE, 0));
+    /* K, V (and Q) of one input: one operation; then RoPE of q and k: one operation */
+    pi0_mat kvq[3] = {k, v, r->q};
+    const pi0_weight *w_kvq[3] = {L->k, L->v, L->q};
+    PI0__TRY(pi0_dev_gemm_multi(s, kv_only ? 2 : 3, kvq, r->x, w_kvq));
     if (kv_only) return pi0_dev_rope(s, k, pos, kvh, hd, theta);
-    PI0__TRY(pi0_dev_gemm(s, r->q, r->x, L->q, NULL, PI0_ACT_NONE, 0));
     PI0__TRY(pi0_dev_rope_qk(s, r->q, k, pos, heads, kvh, hd, theta));
     PI0__TRY(pi0_dev_attention(s, r->a, r->q, pi0__kv_rows(kv, l, 0, 0, n_keys),
                                pi0__kv_rows(kv, l, 1, 0, n_keys), NULL, heads, kvh, hd, scale));
@@ -32,8 +33,9 @@ int pi0__gemma_layer_run(pi0_stream *s, const pi0__gemma *g, int l, const pi0__k
         PI0__TRY(pi0_dev_gemm(s, r->h, r->a, L->o, NULL, PI0_ACT_NONE, 1));
         PI0__TRY(pi0_dev_rmsnorm(s, r->x, r->h, L->post_norm, eps));
     }
-    PI0__TRY(pi0_dev_gemm(s, r->g, r->x, L->gate, NULL, PI0_ACT_NONE, 0));
-    PI0__TRY(pi0_dev_gemm(s, r->u, r->x, L->up, NULL, PI0_ACT_NONE, 0));
+    pi0_mat gu[2] = {r->g, r->u};
+    const pi0_weight *w_gu[2] = {L->gate, L->up};
+    PI0__TRY(pi0_dev_gemm_multi(s, 2, gu, r->x, w_gu));
     PI0__TRY(pi0_dev_geglu(s, r->g, r->g, r->u));
     if (ada) {
         PI0__TRY(pi0_dev_gemm(s, r->o, r->g, L->down, NULL, PI0_ACT_NONE, 0));

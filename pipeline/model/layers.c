@@ -72,16 +72,27 @@ void pi0__params_free(pi0__params *pb) {
     pb->n = pb->cap = pb->n_fix = pb->cap_fix = 0;
 }
 
-int pi0__weight_make(pi0_dev *dev, const pi0_tensor *t, pi0_weight **out) {
+static int weight_make(pi0_dev *dev, const pi0_tensor *t, int table, pi0_weight **out) {
     int64_t n = t->shape[0];
     int64_t k = pi0_tensor_numel(t) / (n ? n : 1);
-    int rc = pi0_weight_create(dev, t->data, t->dtype, (int)n, (int)k, (int)k, out);
+    int rc = (table ? pi0_weight_create_table : pi0_weight_create)(dev, t->data, t->dtype,
+                                                                   (int)n, (int)k, (int)k, out);
     if (rc) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", pi0_last_error_for(rc));
         return pi0_errorf(rc, "tensor %s: %s", t->name ? t->name : "?", msg);
     }
+    /* the backend keeps its own copy: the checkpoint's pages need not stay resident */
+    if (pi0_weight_device_bytes(*out) > 0) pi0_tensor_evict(t);
     return PI0_OK;
+}
+
+int pi0__weight_make(pi0_dev *dev, const pi0_tensor *t, pi0_weight **out) {
+    return weight_make(dev, t, 0, out);
+}
+
+int pi0__table_make(pi0_dev *dev, const pi0_tensor *t, pi0_weight **out) {
+    return weight_make(dev, t, 1, out);
 }
 
 int pi0__linear_make(pi0_dev *dev, pi0__params *pb, const pi0_tensor *w, const pi0_tensor *b,

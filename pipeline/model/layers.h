@@ -54,6 +54,8 @@ void pi0__params_free(pi0__params *pb);
 
 /* A device weight over tensor t (2-D view: shape[0] rows, the rest as columns). */
 int pi0__weight_make(pi0_dev *dev, const pi0_tensor *t, pi0_weight **out);
+/* the same for a table only gathered from (pi0_weight_create_table) */
+int pi0__table_make(pi0_dev *dev, const pi0_tensor *t, pi0_weight **out);
 /* Weight w plus, when b is present, its bias in the params. */
 int pi0__linear_make(pi0_dev *dev, pi0__params *pb, const pi0_tensor *w, const pi0_tensor *b,
                      pi0__linear *out);

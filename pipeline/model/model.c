@@ -100,7 +100,7 @@ int pi0_model_load(const char *dir, const pi0_model_opts *opts, pi0_model **out)
     m->keep_vision = o.keep_vision;
     pi0__rng_seed(&m->rng, o.seed);
 
-    pi0_dev_opts dopts = {o.n_threads, o.cpus, o.n_cpus, 0};
+    pi0_dev_opts dopts = {o.n_threads, o.cpus, o.n_cpus, 0, (pi0_precision)o.precision};
     if ((rc = pi0_dev_open(o.backend ? o.backend : "cpu", &dopts, &m->dev))) goto fail;
     if ((rc = pi0_stream_create(m->dev, &m->sa))) goto fail;
     if ((rc = pi0_stream_create(m->dev, &m->sb))) goto fail;

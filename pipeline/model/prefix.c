@@ -18,7 +18,7 @@ int pi0__vlm_load(pi0__vlm *p, pi0_dev *dev, pi0_stream *s, const pi0_weights *w
     pi0__params pb = {0};
     p->max_tokens = max_tokens;
     p->max_ids = c->max_token_len;
-    int rc = pi0__weight_make(dev, &w->embed, &p->embed);
+    int rc = pi0__table_make(dev, &w->embed, &p->embed);
     if (!rc)
         rc = pi0__gemma_load(&p->gemma, dev, &pb, w->vlm, &c->vlm, c->rms_eps, c->rope_theta, 1,
                              1);

@@ -22,7 +22,8 @@ static void usage(FILE *f) {
         "                   --state FILE.npy (--tokens FILE.npy | --prompt TEXT --tokenizer "
         "FILE)\n"
         "                   [--noise FILE.npy] [--steps N] [--threads N] [--seed N]\n"
-        "                   [--backend NAME] [--repeat N] [--unnormalize] [--json]\n"
+        "                   [--backend NAME] [--precision f32|bf16] [--repeat N]\n"
+        "                   [--unnormalize] [--json]\n"
         "                   [--dump DIR] --out FILE.npy\n"
         "Runs one inference (encode + denoise) and writes the action chunk.\n"
         "  --image CAM=F  uint8 [H, W, 3] RGB, any size; CAM is base, left_wrist or\n"
@@ -40,6 +41,8 @@ static void usage(FILE *f) {
         "default 0)\n"
         "  --steps N      denoising steps (default: config.json num_steps)\n"
         "  --threads N    compute threads (default: all allowed CPUs)\n"
+        "  --precision P  GEMM arithmetic: f32 (default) or bf16 (weights and GEMM inputs\n"
+        "                 rounded to bf16, sums in f32; everything else stays f32)\n"
         "  --repeat N     run the inference N times (timings of the fastest run are printed)\n"
         "  --unnormalize  write the chunk in robot units (norm_stats.json actions stats)\n"
         "  --json         print one JSON line with the timing breakdown (ms) and peak RSS\n"
@@ -169,7 +172,7 @@ int main(int argc, char **argv) {
     long steps = 0, threads = 0, repeat = 1;
     uint64_t seed = 0;
     int bad = 0;
-    int json = 0, unnorm = 0;
+    int json = 0, unnorm = 0, precision = 0;
 
     enum {
         O_MODEL = 256,
@@ -187,7 +190,8 @@ int main(int argc, char **argv) {
         O_SEED,
         O_IMAGE,
         O_JSON,
-        O_UNNORM
+        O_UNNORM,
+        O_PRECISION
     };
     static const struct option opts_long[] = {
         {"model", required_argument, NULL, O_MODEL},
@@ -201,6 +205,7 @@ int main(int argc, char **argv) {
         {"backend", required_argument, NULL, O_BACKEND},
         {"steps", required_argument, NULL, O_STEPS},
         {"threads", required_argument, NULL, O_THREADS},
+        {"precision", required_argument, NULL, O_PRECISION},
         {"repeat", required_argument, NULL, O_REPEAT},
         {"seed", required_argument, NULL, O_SEED},
         {"image", required_argument, NULL, O_IMAGE},
@@ -247,6 +252,11 @@ int main(int argc, char **argv) {
             break;
         case O_THREADS:
             if (parse_int(v, "--threads", 1, 1024, &threads)) return PI0_EXIT_USAGE;
+            break;
+        case O_PRECISION:
+            if (strcmp(v, "f32") && strcmp(v, "bf16"))
+                return usage_error("--precision: '%s' (want f32 or bf16)", v);
+            precision = strcmp(v, "bf16") == 0;
             break;
         case O_REPEAT:
             if (parse_int(v, "--repeat", 1, 1000000, &repeat)) return PI0_EXIT_USAGE;
@@ -302,6 +312,7 @@ int main(int argc, char **argv) {
     pi0_model_opts opts = {0};
     opts.backend = backend;
     opts.n_threads = (int)threads;
+    opts.precision = precision;
     opts.num_steps = (int)steps;
     opts.seed = seed;
     opts.keep_vision = dump_dir != NULL;

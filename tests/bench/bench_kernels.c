@@ -119,9 +119,14 @@ static int cmd_blas(int m, int n, int k, int threads, int reps) {
     return 0;
 }
 
-/* epi: also time the f32 GEMM with its fused bias + gelu_tanh epilogue */
+/* One GEMM shape: ours with f32 and with bf16 weights, and raw cblas_sgemm, interleaved.
+ * parts (n_parts > 0): the weight is n_parts matrices of parts[i] rows (sum n) applied to
+ * the same x with pi0_dev_gemm_multi (Q/K/V, gate/up); the raw sgemm is the one fused
+ * product. epi: also time the f32 GEMM with its fused bias + gelu_tanh epilogue. A round of
+ * the f32 peak loop runs between repetitions (the first ten), and every fraction of the
+ * peak uses the best peak seen so far: peak and runs see the same machine load. */
 static void bench_gemm(pi0_dev *d, pi0_stream *s, int m, int n, int k, int threads, int reps,
-                       const char *group, int epi) {
+                       const char *group, int epi, const int *parts, int n_parts) {
     float *x = frand((size_t)m * k, 1), *w = frand((size_t)n * k, 0.1f),
           *y = frand((size_t)m * n, 1);
     uint16_t *wb = malloc((size_t)n * k * 2);
@@ -137,12 +142,24 @@ static void bench_gemm(pi0_dev *d, pi0_stream *s, int m, int n, int k, int threa
     DIE(pi0_dev_upload(s, bx, 0, x, (size_t)m * k * 4), "upload");
     pi0_mat mx = pi0_mat_f32(bx, 0, m, k), my = pi0_mat_f32(by, 0, m, n);
     double ours[3] = {1e30, 1e30, 1e30}, raw = 1e30;
-    pi0_weight *W[2];
-    DIE(pi0_weight_create(d, w, PI0_F32, n, k, k, &W[0]), "weight");
-    DIE(pi0_weight_create(d, wb, PI0_BF16, n, k, k, &W[1]), "weight");
+    int np = n_parts > 0 ? n_parts : 1, whole[1] = {n};
+    if (n_parts <= 0) parts = whole;
+    /* W[t][i]: part i of the f32 (t 0) / bf16 (t 1) weight; ys[i]: its columns of y */
+    pi0_weight *W[2][PI0_GEMM_MULTI_MAX];
+    pi0_mat ys[PI0_GEMM_MULTI_MAX];
+    for (int i = 0, r0 = 0; i < np; r0 += parts[i], i++) {
+        DIE(pi0_weight_create(d, w + (size_t)r0 * k, PI0_F32, parts[i], k, k, &W[0][i]),
+            "weight");
+        DIE(pi0_weight_create(d, wb + (size_t)r0 * k, PI0_BF16, parts[i], k, k, &W[1][i]),
+            "weight");
+        ys[i] = pi0_mat_f32(by, (size_t)m * r0 * 4, m, parts[i]); /* [m, parts[i]] blocks */
+    }
+#define RUN(t)                                                                                 \
+    (n_parts > 0 ? pi0_dev_gemm_multi(s, np, ys, mx, (const pi0_weight *const *)W[t])          \
+                 : pi0_dev_gemm(s, my, mx, W[t][0], NULL, PI0_ACT_NONE, 0))
     double t_warm = pi0__now_s();
     for (int t = 0; t < 2; t++) { /* warm-up */
-        DIE(pi0_dev_gemm(s, my, mx, W[t], NULL, PI0_ACT_NONE, 0), "gemm");
+        DIE(RUN(t), "gemm");
         DIE(pi0_stream_sync(s), "sync");
     }
     raw_sgemm_s(m, n, k, x, w, y, threads);
@@ -151,47 +168,74 @@ static void bench_gemm(pi0_dev *d, pi0_stream *s, int m, int n, int k, int threa
         for (int t = 0; t < (epi ? 3 : 2); t++) {
             double t0 = pi0__now_s();
             if (t == 2)
-                DIE(pi0_dev_gemm(s, my, mx, W[0], &mb, PI0_ACT_GELU_TANH, 0), "gemm");
+                DIE(pi0_dev_gemm(s, my, mx, W[0][0], &mb, PI0_ACT_GELU_TANH, 0), "gemm");
             else
-                DIE(pi0_dev_gemm(s, my, mx, W[t], NULL, PI0_ACT_NONE, 0), "gemm");
+                DIE(RUN(t), "gemm");
             DIE(pi0_stream_sync(s), "sync");
             double dt = pi0__now_s() - t0;
             if (dt < ours[t]) ours[t] = dt;
         }
         double dt = raw_sgemm_s(m, n, k, x, w, y, threads);
         if (dt < raw) raw = dt;
+        if (r < 10) {
+            double p = pi0__bench_f32_peak_round(threads);
+            if (p > f32_peak) f32_peak = p;
+        }
     }
-    /* sanity: the bf16 result matches raw sgemm up to the weights' bf16 rounding */
-    float *yb = malloc((size_t)m * n * 4);
-    if (!yb) exit(1);
-    DIE(pi0_dev_gemm(s, my, mx, W[1], NULL, PI0_ACT_NONE, 0), "gemm");
-    DIE(pi0_dev_download(s, yb, by, 0, (size_t)m * n * 4), "download");
-    DIE(pi0_stream_sync(s), "sync");
-    double maxd = 0, maxy = 0;
-    for (size_t i = 0; i < (size_t)m * n; i++) {
-        double dd = fabs((double)yb[i] - y[i]);
-        if (dd > maxd) maxd = dd;
-        if (fabs(y[i]) > maxy) maxy = fabs(y[i]);
+    /* sanity: ours (f32 and bf16 weights) matches raw sgemm, up to the weights' rounding */
+    float *yo = malloc((size_t)m * n * 4);
+    if (!yo) exit(1);
+    double maxd[2] = {0, 0}, maxy = 0;
+    for (int t = 0; t < 2; t++) {
+        DIE(RUN(t), "gemm");
+        DIE(pi0_dev_download(s, yo, by, 0, (size_t)m * n * 4), "download");
+        DIE(pi0_stream_sync(s), "sync");
+        for (int i = 0, c0 = 0; i < np; c0 += parts[i], i++) /* part i: [m, parts[i]] */
+            for (int r = 0; r < m; r++)
+                for (int c = 0; c < parts[i]; c++) {
+                    double want = y[(size_t)r * n + c0 + c];
+                    double dd = fabs((double)yo[(size_t)m * c0 + (size_t)r * parts[i] + c] - want);
+                    if (dd > maxd[t]) maxd[t] = dd;
+                    if (fabs(want) > maxy) maxy = fabs(want);
+                }
     }
-    free(yb);
+#undef RUN
+    free(yo);
+    if (!(maxd[0] <= 1e-4 * maxy)) {
+        fprintf(stderr, "pi0rt-bench: gemm %dx%dx%d: f32 result off by %.3g (of %.3g)\n", m, n,
+                k, maxd[0], maxy);
+        exit(1);
+    }
+    char shape[96] = "";
+    if (n_parts > 0) {
+        int len = snprintf(shape, sizeof shape, ",\"parts\":[");
+        for (int i = 0; i < np; i++)
+            len += snprintf(shape + len, sizeof shape - (size_t)len, "%s%d", i ? "," : "",
+                            parts[i]);
+        snprintf(shape + len, sizeof shape - (size_t)len, "]");
+    }
     double fl = 2.0 * m * n * k * 1e-9, raw_g = fl / raw;
     for (int t = 0; t < 2; t++) {
         printf(
-            "{\"bench\":\"gemm\",\"group\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d,\"wdtype\":\"%s\","
+            "{\"bench\":\"gemm\",\"group\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d%s,\"wdtype\":\"%s\","
             "\"gflops\":%.1f,\"blas_gflops\":%.1f,\"ratio\":%.3f,\"ms\":%.3f,"
-            "\"weight_mib\":%.1f,\"threads\":%d,\"of_f32_peak\":%.3f,\"blas_of_f32_peak\":%.3f",
-            group, m, n, k, t ? "bf16" : "f32", fl / ours[t], raw_g, raw / ours[t],
-            ours[t] * 1e3, (double)n * k * (t ? 2 : 4) / 1048576.0, threads,
+            "\"weight_mib\":%.1f,\"threads\":%d,\"f32_peak\":%.1f,\"of_f32_peak\":%.3f,"
+            "\"blas_of_f32_peak\":%.3f",
+            group, m, n, k, shape, t ? "bf16" : "f32", fl / ours[t], raw_g, raw / ours[t],
+            ours[t] * 1e3, (double)n * k * (t ? 2 : 4) / 1048576.0, threads, f32_peak,
             of_peak(fl / ours[t]), of_peak(raw_g));
         if (t)
-            printf(",\"of_f32\":%.3f,\"rel_diff_vs_f32\":%.1e", ours[0] / ours[1], maxd / maxy);
+            printf(",\"of_f32\":%.3f,\"rel_diff_vs_f32\":%.1e", ours[0] / ours[1],
+                   maxd[1] / maxy);
         else if (epi)
             printf(",\"gflops_bias_gelu\":%.1f", fl / ours[2]);
         printf("}\n");
     }
     fflush(stdout);
-    pi0_weight_destroy(W[0]);
-    pi0_weight_destroy(W[1]);
+    for (int i = 0; i < np; i++) {
+        pi0_weight_destroy(W[0][i]);
+        pi0_weight_destroy(W[1][i]);
+    }
     pi0_buf_free(bx);
     pi0_buf_free(by);
     pi0_buf_free(bb);
@@ -367,18 +411,29 @@ static int cmd_kernels(const char *backend, int threads, int reps, int quick) {
     pi0_stream *s;
     DIE(pi0_dev_open(backend, &o, &d), "open");
     DIE(pi0_stream_create(d, &s), "stream");
+    /* the model's GEMMs (1 camera, 48 tokens: 816 prefix rows; 51 action rows; 3 cameras
+     * of SigLIP patches: 768 rows), Q/K/V and gate/up as the products the model issues */
     static const struct {
-        int m, n, k;
+        int m, k;
         const char *group;
+        int parts[3];
     } shapes[] = {
-        {51, 4096, 1024, "expert"},  {51, 1024, 4096, "expert"},  {51, 2560, 1024, "expert"},
-        {768, 4304, 1152, "siglip"}, {768, 1152, 4304, "siglip"}, {768, 3456, 1152, "siglip"},
-        {816, 16384, 2048, "gemma"}, {816, 2048, 16384, "gemma"}, {816, 2560, 2048, "gemma"},
+        {51, 1024, "expert", {2048, 256, 256}}, {51, 1024, "expert", {4096, 4096}},
+        {51, 4096, "expert", {1024}},           {51, 2048, "expert", {1024}},
+        {768, 1152, "siglip", {4304}},          {768, 4304, "siglip", {1152}},
+        {768, 1152, "siglip", {1152}},          {816, 2048, "gemma", {2048, 256, 256}},
+        {816, 2048, "gemma", {16384, 16384}},   {816, 16384, "gemma", {2048}},
+        {816, 2048, "gemma", {2048}},
     };
-    int n_shapes = quick ? 3 : (int)(sizeof shapes / sizeof shapes[0]);
-    for (int i = 0; i < n_shapes; i++)
-        bench_gemm(d, s, shapes[i].m, shapes[i].n, shapes[i].k, threads, reps, shapes[i].group,
-                   shapes[i].m == 768 && shapes[i].n == 4304); /* SigLIP fc1: + bias, gelu */
+    int n_shapes = quick ? 4 : (int)(sizeof shapes / sizeof shapes[0]);
+    for (int i = 0; i < n_shapes; i++) {
+        int np = 0, n = 0;
+        while (np < 3 && shapes[i].parts[np])
+            n += shapes[i].parts[np++];
+        bench_gemm(d, s, shapes[i].m, n, shapes[i].k, threads, reps, shapes[i].group,
+                   shapes[i].m == 768 && n == 4304, /* SigLIP fc1: + bias, gelu */
+                   shapes[i].parts, np > 1 ? np : 0);
+    }
     bench_attention(d, s, 51, 867, 8, 1, 256, reps, "suffix");
     if (!quick) bench_attention(d, s, 816, 816, 8, 1, 256, reps, "prefix");
     pi0_stream_destroy(s);
@@ -456,7 +511,7 @@ int main(int argc, char **argv) {
         pi0_stream *s;
         DIE(pi0_dev_open(backend, &o, &d), "open");
         DIE(pi0_stream_create(d, &s), "stream");
-        bench_gemm(d, s, pos[0], pos[1], pos[2], threads, reps, "custom", 1);
+        bench_gemm(d, s, pos[0], pos[1], pos[2], threads, reps, "custom", 1, NULL, 0);
         pi0_stream_destroy(s);
         DIE(pi0_dev_close(d), "close");
         return 0;

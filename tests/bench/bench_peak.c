@@ -130,7 +130,7 @@ static void *peak_main(void *arg) {
 }
 
 /* GFLOP/s of fn on the first `threads` allowed CPUs (0 when they cannot be started) */
-static double run_peak(loop_fn fn, int threads, int *used) {
+static double run_peak(loop_fn fn, int threads, int rounds, int *used) {
     cpu_set_t set;
     int cpus[256], n = 0;
     if (sched_getaffinity(0, sizeof set, &set) != 0) CPU_ZERO(&set);
@@ -149,7 +149,7 @@ static double run_peak(loop_fn fn, int threads, int *used) {
     double best = 0;
     peak_thread th[256];
     pthread_t id[256];
-    for (int round = 0; round < 15; round++) {
+    for (int round = 0; round < rounds; round++) {
         pthread_barrier_t bar;
         pthread_barrier_init(&bar, NULL, (unsigned)n);
         int started = 0;
@@ -180,28 +180,43 @@ static double run_peak(loop_fn fn, int threads, int *used) {
     return best;
 }
 
-double pi0__bench_peaks(int threads, double *bf16_gflops) {
-    loop_fn f32 = loop_portable, bf16 = NULL;
-    const char *isa = "portable";
+static loop_fn f32_loop(const char **isa) {
+    *isa = "portable";
 #ifdef PEAK_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) {
-        f32 = loop_avx512;
-        isa = "avx512";
-    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        f32 = loop_avx2;
-        isa = "avx2";
+        *isa = "avx512";
+        return loop_avx512;
     }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        *isa = "avx2";
+        return loop_avx2;
+    }
+#endif
+    return loop_portable;
+}
+
+double pi0__bench_f32_peak_round(int threads) {
+    const char *isa;
+    int used = 0;
+    return run_peak(f32_loop(&isa), threads, 1, &used);
+}
+
+double pi0__bench_peaks(int threads, double *bf16_gflops) {
+    loop_fn bf16 = NULL;
+    const char *isa;
+    loop_fn f32 = f32_loop(&isa);
+#ifdef PEAK_X86
     if (__builtin_cpu_supports("avx512bf16")) bf16 = loop_bf16;
 #endif
     int used = 0;
-    double g = run_peak(f32, threads, &used);
+    double g = run_peak(f32, threads, 15, &used);
     printf("{\"bench\":\"peak\",\"kind\":\"f32_fma\",\"isa\":\"%s\",\"threads\":%d,"
            "\"gflops\":%.1f,\"gflops_per_thread\":%.1f}\n",
            isa, used, g, used ? g / used : 0.0);
     *bf16_gflops = 0;
     if (bf16) {
-        *bf16_gflops = run_peak(bf16, threads, &used);
+        *bf16_gflops = run_peak(bf16, threads, 15, &used);
         printf(
             "{\"bench\":\"peak\",\"kind\":\"bf16_dot\",\"isa\":\"avx512_bf16\",\"threads\":%d,"
             "\"gflops\":%.1f,\"of_f32_peak\":%.3f}\n",

@@ -1,0 +1,265 @@
+/* cpu_gemm_packed.c — the cpu backend's GEMM on weights repacked at load, AVX2+FMA
+ * (compiled with -mavx2 -mfma; called only when the CPU has them, see cpu_gemm.c).
+ *
+ * y[m, n] = x[m, k] · W[n, k]ᵀ, organised like BLIS / OpenBLAS: a register-blocked
+ * micro-kernel of MR = 6 rows x NR = 16 columns (12 ymm accumulators, 2 weight vectors and
+ * one broadcast: 15 of the 16 ymm registers) over a KC-deep slice.
+ *   - Weights are repacked once, at weight creation, into panels of NR rows interleaved
+ *     along k: panel p holds W[16p .. 16p+15, :] as [k][16] (rows past n are zero), so the
+ *     kernel reads 64 contiguous bytes per k step. bf16 weights keep 2 bytes per element in
+ *     the same order with the middle two groups of 4 swapped, so that one unpack against
+ *     zero (bf16 << 16 is exact) gives columns 0-7 and one gives 8-15.
+ *   - x is packed per block of MC rows into [row group of 6][k][6] (rounded to bf16 first
+ *     in the bf16 compute mode), shared by all threads.
+ *   - Loops: row blocks of MC (x packed for the block by all threads, then one parallel
+ *     region over chunks of weight panels); in a chunk, k slices of KC outside, panels
+ *     inside, row groups innermost: a KC x 16 weight slice (16 KiB) stays in L1 while it
+ *     meets every row group of the block, and the MC x KC slice of packed x (192 KiB)
+ *     stays in L2 while it meets every panel of the chunk. The first row group of each
+ *     panel prefetches the next panel's slice.
+ *   - Partial sums over k slices go to y itself (or, for an activation over an
+ *     accumulated output, to a per-thread tile); bias and activation run on each panel's
+ *     columns once its last slice is done, while they are still in cache. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "cpu.h"
+
+#define MR PI0__PK_MR
+#define NR PI0__PK_NR
+#define KC 256
+#define MC PI0__PK_MC
+
+// ---- packing ----
+
+size_t pi0__pk_weight_bytes(pi0_dtype dtype, int n, int k) {
+    return (size_t)((n + NR - 1) / NR) * (size_t)k * NR * pi0_dtype_size(dtype);
+}
+
+/* position of column c (0..15) of a panel inside its packed bf16 k step */
+static inline int bf16_slot(int c) {
+    return c < 4 ? c : c < 8 ? c + 4 : c < 12 ? c - 4 : c;
+}
+
+static inline float src_at(const void *src, pi0_dtype dt, size_t i) {
+    if (dt == PI0_F32) return ((const float *)src)[i];
+    uint16_t h = ((const uint16_t *)src)[i];
+    if (dt == PI0_F16) return pi0_f16_to_f32(h);
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* 8x8 transpose of r[0..7] in registers */
+static inline void transpose8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+void pi0__pk_weight(void *dst, pi0_dtype dst_dtype, const void *src, pi0_dtype src_dtype, int n,
+                    int k, int ld) {
+    int np = (n + NR - 1) / NR;
+    for (int p = 0; p < np; p++) {
+        int r0 = p * NR, nr = n - r0 < NR ? n - r0 : NR;
+        if (dst_dtype == PI0_F32) {
+            float *d = (float *)dst + (size_t)p * (size_t)k * NR;
+            int l = 0;
+            if (src_dtype == PI0_F32 && nr == NR) /* 8x8 blocks transposed in registers */
+                for (; l + 8 <= k; l += 8)
+                    for (int h = 0; h < 2; h++) {
+                        __m256 r[8];
+                        for (int i = 0; i < 8; i++)
+                            r[i] = _mm256_loadu_ps((const float *)src +
+                                                   (size_t)(r0 + 8 * h + i) * (size_t)ld + l);
+                        transpose8(r);
+                        for (int q = 0; q < 8; q++)
+                            _mm256_storeu_ps(d + (size_t)(l + q) * NR + 8 * h, r[q]);
+                    }
+            for (; l < k; l++)
+                for (int c = 0; c < NR; c++)
+                    d[(size_t)l * NR + c] =
+                        c < nr ? src_at(src, src_dtype, (size_t)(r0 + c) * (size_t)ld + l)
+                               : 0.0f;
+        } else {
+            uint16_t *d = (uint16_t *)dst + (size_t)p * (size_t)k * NR;
+            for (int c = 0; c < NR; c++) {
+                int s = bf16_slot(c);
+                for (int l = 0; l < k; l++) {
+                    uint16_t v = 0;
+                    if (c < nr) {
+                        size_t i = (size_t)(r0 + c) * (size_t)ld + l;
+                        v = src_dtype == PI0_BF16 ? ((const uint16_t *)src)[i]
+                                                  : pi0_f32_to_bf16(src_at(src, src_dtype, i));
+                    }
+                    d[(size_t)l * NR + s] = v;
+                }
+            }
+        }
+    }
+}
+
+/* bf16 rounding of 8 floats, kept as f32 (to nearest even; inputs are finite) */
+static inline __m256 round_bf16(__m256 v) {
+    __m256i u = _mm256_castps_si256(v);
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    u = _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
+    return _mm256_castsi256_ps(_mm256_and_si256(u, _mm256_set1_epi32((int)0xffff0000u)));
+}
+
+void pi0__pk_x(float *ap, const float *x, int ldx, int rows, int k, int round) {
+    for (int g = 0; g < rows; g += MR) {
+        int mr = rows - g < MR ? rows - g : MR;
+        float *d = ap + (size_t)g * (size_t)k;
+        const float *xr = x + (size_t)g * (size_t)ldx;
+        int l = 0;
+        if (mr == MR)
+            for (; l + 8 <= k; l += 8) {
+                __m256 r[8];
+                for (int i = 0; i < MR; i++) {
+                    r[i] = _mm256_loadu_ps(xr + (size_t)i * (size_t)ldx + l);
+                    if (round) r[i] = round_bf16(r[i]);
+                }
+                r[6] = r[7] = _mm256_setzero_ps();
+                transpose8(r);
+                /* 8-float stores 6 apart, each one's last 2 lanes overwritten by the next;
+                 * the last one is masked so that nothing lands past this group */
+                for (int q = 0; q < 7; q++)
+                    _mm256_storeu_ps(d + (size_t)(l + q) * MR, r[q]);
+                _mm256_maskstore_ps(d + (size_t)(l + 7) * MR,
+                                    _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0), r[7]);
+            }
+        for (; l < k; l++)
+            for (int i = 0; i < MR; i++) {
+                float v = i < mr ? xr[(size_t)i * (size_t)ldx + l] : 0.0f;
+                d[(size_t)l * MR + i] = round ? pi0_bf16_to_f32(pi0_f32_to_bf16(v)) : v;
+            }
+    }
+}
+
+// ---- micro-kernel ----
+
+static inline void load_f32(const float *b, __m256 *b0, __m256 *b1) {
+    *b0 = _mm256_load_ps(b);
+    *b1 = _mm256_load_ps(b + 8);
+}
+
+static inline void load_bf16(const uint16_t *b, __m256 *b0, __m256 *b1) {
+    __m256i v = _mm256_load_si256((const __m256i *)b), z = _mm256_setzero_si256();
+    *b0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, v));
+    *b1 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, v));
+}
+
+/* c[0..mr)[0..16) (= or += when add) a[kc][6] · b[kc][16]; mr a constant at each call.
+ * Named accumulators, not an array: GCC keeps those in registers. pf: the next slice to
+ * prefetch, one line per k step (NULL: none). */
+#define DEFINE_TILE(NAME, WT, LOAD, STEP)                                                      \
+    static inline __attribute__((always_inline)) void NAME##_mr(                               \
+        int mr, int kc, const float *a, const WT *b, float *c, int ldc, int add,               \
+        const WT *pf) {                                                                        \
+        __m256 z = _mm256_setzero_ps(), c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z,  \
+               c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;                           \
+        for (int l = 0; l < kc; l++) {                                                         \
+            __m256 b0, b1, av;                                                                 \
+            if (pf) _mm_prefetch((const char *)(pf + (size_t)l * STEP), _MM_HINT_T0);          \
+            LOAD(b + (size_t)l * STEP, &b0, &b1);                                              \
+            const float *al = a + (size_t)l * MR;                                              \
+            ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)                                          \
+        }                                                                                      \
+        OUT(0) OUT(1) OUT(2) OUT(3) OUT(4) OUT(5)                                              \
+    }                                                                                          \
+    static void NAME(int mr, int kc, const float *a, const WT *b, float *c, int ldc, int add,  \
+                     const WT *pf) {                                                           \
+        switch (mr) {                                                                          \
+        case 6:                                                                                \
+            NAME##_mr(6, kc, a, b, c, ldc, add, pf);                                           \
+            break;                                                                             \
+        case 5:                                                                                \
+            NAME##_mr(5, kc, a, b, c, ldc, add, pf);                                           \
+            break;                                                                             \
+        case 4:                                                                                \
+            NAME##_mr(4, kc, a, b, c, ldc, add, pf);                                           \
+            break;                                                                             \
+        case 3:                                                                                \
+            NAME##_mr(3, kc, a, b, c, ldc, add, pf);                                           \
+            break;                                                                             \
+        case 2:                                                                                \
+            NAME##_mr(2, kc, a, b, c, ldc, add, pf);                                           \
+            break;                                                                             \
+        default:                                                                               \
+            NAME##_mr(1, kc, a, b, c, ldc, add, pf);                                           \
+            break;                                                                             \
+        }                                                                                      \
+    }
+#define ROW(i)                                                                                 \
+    if (mr > i) {                                                                              \
+        av = _mm256_broadcast_ss(al + i);                                                      \
+        c##i##0 = _mm256_fmadd_ps(av, b0, c##i##0);                                            \
+        c##i##1 = _mm256_fmadd_ps(av, b1, c##i##1);                                            \
+    }
+#define OUT(i)                                                                                 \
+    if (mr > i) {                                                                              \
+        float *ci = c + (size_t)i * (size_t)ldc;                                               \
+        if (add) {                                                                             \
+            c##i##0 = _mm256_add_ps(c##i##0, _mm256_loadu_ps(ci));                             \
+            c##i##1 = _mm256_add_ps(c##i##1, _mm256_loadu_ps(ci + 8));                         \
+        }                                                                                      \
+        _mm256_storeu_ps(ci, c##i##0);                                                         \
+        _mm256_storeu_ps(ci + 8, c##i##1);                                                     \
+    }
+DEFINE_TILE(tile_f32, float, load_f32, NR)
+DEFINE_TILE(tile_bf16, uint16_t, load_bf16, NR)
+#undef ROW
+#undef OUT
+
+// ---- driver ----
+
+void pi0__pk_run_chunk(const pi0__pk_job *j, int p0, int p1, float *d, int ldd, int first_add,
+                       float *tmp, void (*done)(const pi0__pk_job *, int p, void *),
+                       void *done_ctx) {
+    const int bf16 = j->w_dtype == PI0_BF16;
+    const size_t esz = bf16 ? 2 : 4;
+    for (int k0 = 0; k0 < j->k; k0 += KC) {
+        int kc = j->k - k0 < KC ? j->k - k0 : KC, last = k0 + kc == j->k;
+        int add = k0 > 0 || first_add;
+        for (int p = p0; p < p1; p++) {
+            const char *b = (const char *)j->w + ((size_t)p * (size_t)j->k + k0) * NR * esz;
+            const char *pf = p + 1 < p1 ? b + (size_t)j->k * NR * esz : NULL;
+            int nr = j->n - p * NR < NR ? j->n - p * NR : NR;
+            float *dp = d + (size_t)(p - p0) * NR;
+            for (int g = 0; g < j->rows; g += MR) {
+                int mr = j->rows - g < MR ? j->rows - g : MR;
+                const float *a = j->xp + (size_t)g * (size_t)j->k + (size_t)k0 * MR;
+                float *c = nr == NR ? dp + (size_t)g * (size_t)ldd : tmp;
+                int ldc = nr == NR ? ldd : NR;
+                if (bf16)
+                    tile_bf16(mr, kc, a, (const uint16_t *)b, c, ldc, nr == NR && add,
+                              g ? NULL : (const uint16_t *)pf);
+                else
+                    tile_f32(mr, kc, a, (const float *)b, c, ldc, nr == NR && add,
+                             g ? NULL : (const float *)pf);
+                if (nr < NR) /* the last panel's columns past n: through tmp */
+                    for (int i = 0; i < mr; i++) {
+                        float *o = dp + (size_t)(g + i) * (size_t)ldd;
+                        for (int q = 0; q < nr; q++)
+                            o[q] = add ? o[q] + tmp[i * NR + q] : tmp[i * NR + q];
+                    }
+            }
+            if (last && done) done(j, p, done_ctx);
+        }
+    }
+}
