@@ -1100,6 +1100,15 @@ static void test_check_and_bad_config(void) {
     txt = pi0_test_slurp(out, NULL);
     CHECK(txt && strstr(txt, "--set node.status_hz: '1000'"));
     free(txt);
+    /* an inference CPU this process may not use */
+    CHECK_EQ_INT(pi0_test_sh_quiet("%s/pi0rt-node --check --config %s/node.ini --set "
+                                   "node.infer_cpus=0,1023 > %s 2>&1",
+                                   g_build, dir, out),
+                 1);
+    txt = pi0_test_slurp(out, NULL);
+    CHECK_MSG(txt && strstr(txt, "node.ini: node.infer_cpus: CPU 1023 is not one this process"),
+              "got '%s'", txt ? txt : "");
+    free(txt);
     CHECK_EQ_INT(pi0_test_sh_quiet("%s/pi0rt-node --check > /dev/null 2>&1", g_build), 2);
     CHECK_EQ_INT(pi0_test_sh_quiet("%s/pi0rt-node --frob > /dev/null 2>&1", g_build), 2);
     CHECK_EQ_INT(pi0_test_sh_quiet("%s/pi0rt-node --help > /dev/null 2>&1", g_build), 0);
@@ -1109,8 +1118,13 @@ static void test_check_and_bad_config(void) {
     pi0_test_rmrf(dir);
 }
 
-/* The shipped examples pass --check (run from the repository root, as make test does). */
+/* The shipped examples pass --check (run from the repository root, as make test does);
+ * aloha.ini's infer_cpus (1, 2, 3: a 4-core robot computer) is emptied where CPUs 1-3 are
+ * not all allowed. */
 static void test_examples_check(void) {
+    cpu_set_t allowed;
+    int four = sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_ISSET(1, &allowed) &&
+               CPU_ISSET(2, &allowed) && CPU_ISSET(3, &allowed);
     if (access("node/examples/demo.ini", R_OK)) SKIP("not run from the repository root");
     CHECK_EQ_INT(pi0_test_sh("%s/pi0rt-node --check --config node/examples/demo.ini --set "
                              "model.dir=%s > /dev/null",
@@ -1118,8 +1132,8 @@ static void test_examples_check(void) {
                  0);
     CHECK_EQ_INT(
         pi0_test_sh("%s/pi0rt-node --check --config node/examples/aloha.ini --set "
-                    "model.dir=%s --set model.prompt= --set model.tokens=1,2 > /dev/null",
-                    g_build, g_model),
+                    "model.dir=%s --set model.prompt= --set model.tokens=1,2 %s > /dev/null",
+                    g_build, g_model, four ? "" : "--set node.infer_cpus="),
         0);
 }
 

@@ -194,7 +194,8 @@ static void bench_gemm(pi0_dev *d, pi0_stream *s, int m, int n, int k, int threa
             for (int r = 0; r < m; r++)
                 for (int c = 0; c < parts[i]; c++) {
                     double want = y[(size_t)r * n + c0 + c];
-                    double dd = fabs((double)yo[(size_t)m * c0 + (size_t)r * parts[i] + c] - want);
+                    double dd =
+                        fabs((double)yo[(size_t)m * c0 + (size_t)r * parts[i] + c] - want);
                     if (dd > maxd[t]) maxd[t] = dd;
                     if (fabs(want) > maxy) maxy = fabs(want);
                 }
@@ -216,14 +217,14 @@ static void bench_gemm(pi0_dev *d, pi0_stream *s, int m, int n, int k, int threa
     }
     double fl = 2.0 * m * n * k * 1e-9, raw_g = fl / raw;
     for (int t = 0; t < 2; t++) {
-        printf(
-            "{\"bench\":\"gemm\",\"group\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d%s,\"wdtype\":\"%s\","
-            "\"gflops\":%.1f,\"blas_gflops\":%.1f,\"ratio\":%.3f,\"ms\":%.3f,"
-            "\"weight_mib\":%.1f,\"threads\":%d,\"f32_peak\":%.1f,\"of_f32_peak\":%.3f,"
-            "\"blas_of_f32_peak\":%.3f",
-            group, m, n, k, shape, t ? "bf16" : "f32", fl / ours[t], raw_g, raw / ours[t],
-            ours[t] * 1e3, (double)n * k * (t ? 2 : 4) / 1048576.0, threads, f32_peak,
-            of_peak(fl / ours[t]), of_peak(raw_g));
+        printf("{\"bench\":\"gemm\",\"group\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d%s,\"wdtype\":"
+               "\"%s\","
+               "\"gflops\":%.1f,\"blas_gflops\":%.1f,\"ratio\":%.3f,\"ms\":%.3f,"
+               "\"weight_mib\":%.1f,\"threads\":%d,\"f32_peak\":%.1f,\"of_f32_peak\":%.3f,"
+               "\"blas_of_f32_peak\":%.3f",
+               group, m, n, k, shape, t ? "bf16" : "f32", fl / ours[t], raw_g, raw / ours[t],
+               ours[t] * 1e3, (double)n * k * (t ? 2 : 4) / 1048576.0, threads, f32_peak,
+               of_peak(fl / ours[t]), of_peak(raw_g));
         if (t)
             printf(",\"of_f32\":%.3f,\"rel_diff_vs_f32\":%.1e", ours[0] / ours[1],
                    maxd[1] / maxy);
