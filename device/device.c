@@ -99,6 +99,18 @@ int pi0_dev_reserve(pi0_dev *dev, size_t scratch_bytes) {
     return dev->iface->reserve(dev, scratch_bytes);
 }
 
+int pi0_dev_reserve_rope(pi0_dev *dev, int max_pos, int head_dim, float theta) {
+    const char *op = "pi0_dev_reserve_rope";
+    if (!dev) return pi0_errorf(PI0_EINVAL, "%s: dev is NULL", op);
+    if (max_pos <= 0 || head_dim <= 0 || head_dim % 2 || !(theta > 0))
+        return pi0_errorf(PI0_EINVAL,
+                          "%s: max_pos %d, head_dim %d, theta %g (want max_pos > 0, head_dim "
+                          "even and > 0, theta > 0)",
+                          op, max_pos, head_dim, (double)theta);
+    if (!dev->iface->reserve_rope) return PI0_OK;
+    return dev->iface->reserve_rope(dev, max_pos, head_dim, theta);
+}
+
 int pi0_dev_reserve_attention(pi0_dev *dev, int max_q, int max_k, int n_heads, int n_kv_heads,
                               int head_dim) {
     const char *op = "pi0_dev_reserve_attention";

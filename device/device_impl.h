@@ -18,7 +18,7 @@
 #define PI0_DEV_IFACE_VERSION                                                                  \
     5 /* 2: reserve_attention, weight_create(dev, w); 3: stream_set_priority;                  \
          4: pi0_weight.table, pi0_dev_opts.precision, gemm_multi; 5: rope of q and k in one    \
-         operation (pi0_dev_rope_qk) */
+         operation (pi0_dev_rope_qk), reserve_rope */
 
 typedef struct pi0_dev_iface pi0_dev_iface;
 
@@ -70,6 +70,8 @@ struct pi0_dev_iface {
     int (*reserve)(pi0_dev *dev, size_t scratch_bytes); /* OPTIONAL: NULL = nothing to do */
     /* OPTIONAL (arguments checked): NULL = `reserve` with a whole score matrix,
      * max_q * n_heads * (max_k + 2 * head_dim) floats (nothing when `reserve` is NULL) */
+    /* OPTIONAL (arguments checked): NULL = nothing to prepare */
+    int (*reserve_rope)(pi0_dev *dev, int max_pos, int head_dim, float theta);
     int (*reserve_attention)(pi0_dev *dev, int max_q, int max_k, int n_heads, int n_kv_heads,
                              int head_dim);
 

@@ -16,6 +16,7 @@
 
 #include "harness.h"
 #include "device/pi0_device.h"
+#include "device/cpu/cpu.h"     /* test_reserve_rope looks at the cpu backend's table */
 #include "device/device_impl.h" /* only for test_optional_fallbacks */
 
 // ---- helpers ----
@@ -845,6 +846,29 @@ static void test_rope(void) {
     }
 }
 
+/* pi0_dev_reserve_rope: the arguments are checked; on cpu the table covers the positions
+ * right after it and RoPE then runs from that table (no rebuild), with the same results */
+static void test_reserve_rope(void) {
+    CHECK_STATUS(pi0_dev_reserve_rope(NULL, 10, 4, 1e4f), PI0_EINVAL);
+    FOR_EACH_BACKEND(e) {
+        CHECK_STATUS(pi0_dev_reserve_rope(e.d, 0, 64, 1e4f), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_reserve_rope(e.d, 10, 63, 1e4f), PI0_EINVAL);
+        CHECK(strstr(pi0_last_error(), "head_dim 63") != NULL);
+        CHECK_STATUS(pi0_dev_reserve_rope(e.d, 10, 64, 0.f), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_reserve_rope(e.d, 5000, 64, 500.f), PI0_OK);
+        const float *tab = NULL;
+        if (!strcmp(e.name, "cpu")) {
+            cpu_dev *c = cpu_of(e.d);
+            CHECK(c->rope_tab != NULL && c->rope_npos >= 5000 && c->rope_hd == 64 &&
+                  c->rope_theta == 500.f);
+            tab = c->rope_tab;
+        }
+        rng_seed(9);
+        rope_qk_case(&e, 40, 4, 1, 64, 5000, 500.0);
+        if (tab) CHECK(cpu_of(e.d)->rope_tab == tab);
+    }
+}
+
 // ---- attention ----
 
 typedef enum { M_NONE, M_U8, M_F32 } mask_kind;
@@ -1651,6 +1675,7 @@ int main(int argc, char **argv) {
         TEST(test_norms),
         TEST(test_elementwise),
         TEST(test_rope),
+        TEST(test_reserve_rope),
         TEST(test_attention),
         TEST(test_gather),
         TEST(test_isa_avx512),

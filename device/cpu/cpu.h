@@ -86,7 +86,7 @@ typedef struct cpu_dev {
     char *scratch;
     atomic_size_t scratch_per_thread;
     int isa; /* CPU_ISA_*: the kernels' instruction set (cpu_backend.c: pick_isa) */
-    /* RoPE cos/sin table (cpu_kernels.c: rope_table), [rope_npos][rope_hd]: cos in the
+    /* RoPE cos/sin table (cpu_kernels.c: pi0__cpu_rope_table), [rope_npos][rope_hd]: cos in the
      * first half of a row, sin in the second; touched only by kernels (compute lock) */
     float *rope_tab;
     float rope_theta;
@@ -151,9 +151,12 @@ int pi0__cpu_unary(cpu_dev *d, const cpu_args *a);       /* y x op alpha */
 int pi0__cpu_binary(cpu_dev *d, const cpu_args *a);      /* y a b op */
 int pi0__cpu_geglu(cpu_dev *d, const cpu_args *a);       /* y gate up */
 int pi0__cpu_rope(cpu_dev *d, const cpu_args *a);        /* q pos [k] nh hd nkv theta */
-int pi0__cpu_attention(cpu_dev *d, const cpu_args *a);   /* out q k v [mask] nh nkv hd scale */
-int pi0__cpu_gather(cpu_dev *d, const cpu_args *a);      /* y ids table scale */
-int pi0__cpu_copy_mat(cpu_dev *d, const cpu_args *a);    /* dst src */
+/* Makes rope_tab cover (theta, hd) for positions [0, need) (at most the table's limit);
+ * with compute_mu held. 1 when it does, 0 when it cannot be allocated. */
+int pi0__cpu_rope_table(cpu_dev *d, float theta, int hd, int need);
+int pi0__cpu_attention(cpu_dev *d, const cpu_args *a); /* out q k v [mask] nh nkv hd scale */
+int pi0__cpu_gather(cpu_dev *d, const cpu_args *a);    /* y ids table scale */
+int pi0__cpu_copy_mat(cpu_dev *d, const cpu_args *a);  /* dst src */
 
 /* The f32 product every kernel uses, one dispatch rule for all (cpu_gemm.c):
  * t[m, n] (= when beta1 == 0, += when 1) x[m, k] · w[n, k]ᵀ, rows of w contiguous along k.

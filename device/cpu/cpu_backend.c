@@ -184,6 +184,17 @@ static int cpu_reserve(pi0_dev *dev, size_t bytes) {
     return st;
 }
 
+static int cpu_reserve_rope(pi0_dev *dev, int max_pos, int head_dim, float theta) {
+    cpu_dev *d = cpu_of(dev);
+    pthread_mutex_lock(&d->compute_mu); /* the table is the kernels' (see cpu_dev) */
+    int ok = pi0__cpu_rope_table(d, theta, head_dim, max_pos);
+    pthread_mutex_unlock(&d->compute_mu);
+    if (!ok)
+        return pi0_errorf(PI0_ENOMEM, "pi0_dev_reserve_rope: no memory for %d positions x %d",
+                          max_pos, head_dim);
+    return PI0_OK;
+}
+
 /* Whole tiles (pi0__cpu_attention_tile tokens, fewer when max_q is smaller) on every
  * thread at max_k keys: the kernel then never shrinks its tiles for lack of scratch. */
 static int cpu_reserve_attention(pi0_dev *dev, int max_q, int max_k, int n_heads,
@@ -712,6 +723,7 @@ const pi0_dev_iface pi0__cpu_iface = {
     .open = cpu_open,
     .close = cpu_close,
     .reserve = cpu_reserve,
+    .reserve_rope = cpu_reserve_rope,
     .reserve_attention = cpu_reserve_attention,
     .buf_alloc = cpu_buf_alloc,
     .buf_free = cpu_buf_free,

@@ -278,10 +278,11 @@ static void rope_angles(float *c, float *s, int32_t p, double theta, int hd) {
 }
 
 /* d->rope_tab covers (theta, hd) for positions [0, need): rebuilt when theta or hd change
- * or a position is past its end (sized to the next power of two, at least 1024). Runs on
- * the kernel's calling thread under the compute lock, so no kernel reads it meanwhile.
+ * or a position is past its end (sized to the next power of two, at least 1024). Runs
+ * under the compute lock (a kernel's calling thread, or pi0_dev_reserve_rope at load), so
+ * no kernel reads it meanwhile.
  * 0 when the table cannot be allocated (the kernel then computes angles directly). */
-static int rope_table(cpu_dev *d, float theta, int hd, int need) {
+int pi0__cpu_rope_table(cpu_dev *d, float theta, int hd, int need) {
     if (need > ROPE_TABLE_POS) need = ROPE_TABLE_POS;
     if (d->rope_tab && d->rope_theta == theta && d->rope_hd == hd && d->rope_npos >= need)
         return 1;
@@ -356,7 +357,7 @@ int pi0__cpu_rope(cpu_dev *d, const cpu_args *a) {
         if (p > maxp) maxp = p;
     }
     rope_ctx c = {.a = a, .rows = rows};
-    if (maxp >= 0 && rope_table(d, a->f[0], a->i[1], maxp + 1)) {
+    if (maxp >= 0 && pi0__cpu_rope_table(d, a->f[0], a->i[1], maxp + 1)) {
         c.tab = d->rope_tab;
         c.npos = d->rope_npos;
     }
