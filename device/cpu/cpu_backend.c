@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cpu.h"
 
@@ -225,12 +226,25 @@ static void cpu_buf_free(pi0_buf *b) {
     free(b->impl);
 }
 
+/* Memory the kernels stream through (packed weights): 64-byte aligned, and from 2 MiB up
+ * aligned to 2 MiB and advised to use transparent huge pages (where THP is `madvise`
+ * only, as on Debian), so that streaming gigabytes of weights does not also walk the page
+ * tables for every 4 KiB. Freed with free(). */
+static void *stream_alloc(size_t bytes) {
+    const size_t huge = (size_t)2 << 20;
+    if (bytes < huge) return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    size_t sz = (bytes + huge - 1) & ~(huge - 1);
+    void *p = aligned_alloc(huge, sz);
+    if (p) (void)madvise(p, sz, MADV_HUGEPAGE); /* advice only */
+    return p;
+}
+
 /* Repacks w for cpu_gemm_packed.c and grows the shared packed-x block to its depth. */
 static int weight_pack(cpu_dev *d, pi0_weight *w) {
     pi0_dtype dt =
         d->precision == PI0_PRECISION_BF16 || w->dtype == PI0_BF16 ? PI0_BF16 : PI0_F32;
     size_t bytes = pi0__pk_weight_bytes(dt, w->n, w->k), need = pi0__pk_x_floats(w->k);
-    void *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    void *p = stream_alloc(bytes);
     if (!p)
         return pi0_errorf(PI0_ENOMEM, "cpu: cannot allocate %zu bytes for a [%d, %d] weight",
                           bytes, w->n, w->k);

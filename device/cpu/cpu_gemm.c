@@ -268,8 +268,12 @@ static int gemm_packed(cpu_dev *d, int n_parts, const pi0_mat *ys, pi0_mat x,
             c.task_part[c.n_tasks] = (unsigned char)i;
             c.task_p0[c.n_tasks++] = p0;
         }
-    for (int r0 = 0; r0 < x.rows; r0 += PI0__PK_MC) {
-        c.rows = x.rows - r0 < PI0__PK_MC ? x.rows - r0 : PI0__PK_MC;
+    /* equal row blocks of at most PI0__PK_MC rows: each block streams every weight once
+     * more from memory, so as few blocks as fit */
+    int n_blocks = (x.rows + PI0__PK_MC - 1) / PI0__PK_MC;
+    int mc = ((x.rows + n_blocks - 1) / n_blocks + PI0__PK_MR - 1) / PI0__PK_MR * PI0__PK_MR;
+    for (int r0 = 0; r0 < x.rows; r0 += mc) {
+        c.rows = x.rows - r0 < mc ? x.rows - r0 : mc;
         c.x = cpu_at(x, r0, 0);
         for (int i = 0; i < n_parts; i++) {
             c.part[i].job.rows = c.rows;

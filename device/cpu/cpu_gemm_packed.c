@@ -9,14 +9,16 @@
  *     kernel reads 64 contiguous bytes per k step. bf16 weights keep 2 bytes per element in
  *     the same order with the middle two groups of 4 swapped, so that one unpack against
  *     zero (bf16 << 16 is exact) gives columns 0-7 and one gives 8-15.
- *   - x is packed per block of MC rows into [row group of 6][k][6] (rounded to bf16 first
- *     in the bf16 compute mode), shared by all threads.
- *   - Loops: row blocks of MC (x packed for the block by all threads, then one parallel
- *     region over chunks of weight panels); in a chunk, k slices of KC outside, panels
- *     inside, row groups innermost: a KC x 16 weight slice (16 KiB) stays in L1 while it
- *     meets every row group of the block, and the MC x KC slice of packed x (192 KiB)
+ *   - x is packed per block of at most MC rows (equal blocks, each streams the weights once
+ *     more) into [row group of 6][k][6] (rounded to bf16 first in the bf16 compute mode),
+ *     shared by all threads.
+ *   - Loops: row blocks (x packed for the block by all threads, then one parallel region
+ *     over chunks of weight panels); in a chunk, k slices of KC outside, panels inside, row
+ *     groups innermost: a KC x 16 weight slice (16 KiB) stays in L1 while it meets every
+ *     row group of the block, and the block's KC-deep slice of packed x (up to 384 KiB)
  *     stays in L2 while it meets every panel of the chunk. The first row group of each
- *     panel prefetches the next panel's slice.
+ *     panel prefetches the next panel's slice. Packed weights of 2 MiB and more sit on
+ *     transparent huge pages where the kernel allows (cpu_backend.c: stream_alloc).
  *   - Partial sums over k slices go to y itself (or, for an activation over an
  *     accumulated output, to a per-thread tile); bias and activation run on each panel's
  *     columns once its last slice is done, while they are still in cache. */

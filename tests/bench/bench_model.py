@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """bench_model.py — model benchmark (make bench): one JSON line per result.
 
-  * the machine's f32 FMA peak first (`pi0rt-bench peak`); every model line adds the whole
-    model's and each stage's fraction of it (of_f32_peak, vision/prefix/denoise_of_f32_peak);
+  * the machine's f32 FMA peak first (`pi0rt-bench peak`), measured again after every run
+    (the best so far is used: peak and run then see the same machine load); every model
+    line adds the whole model's and each stage's fraction of it (of_f32_peak,
+    vision/prefix/denoise_of_f32_peak);
   * tiny π0 / π0.5 latency (1 camera 640x480, 48 tokens, 10 steps; best of 20 runs), and
     small π0 (best of 10);
   * full-size π0, f32 and bf16 (pi0rt-mkmodel --size full into a temp dir under
@@ -12,7 +14,9 @@
     counted from the checkpoint's sizes), achieved GFLOP/s, blas_gflops (raw cblas_sgemm
     at the prefix MLP shape x[n_prefix, W]·W[mlp, W]ᵀ, `pi0rt-bench blas`, measured just
     before and just after the inference; the larger is used),
-    ratio_to_blas_bound = (GFLOP / blas_gflops) / measured seconds, and peak RSS.
+    ratio_to_blas_bound = (GFLOP / blas_gflops) / measured seconds, and peak RSS; the f32
+    checkpoint also with --precision bf16 (speedup_vs_f32: against the f32 line just
+    before).
 
 Environment: BUILD (default build), PI0_BENCH_FULL=0 skips the full-size runs,
 PI0_BENCH_THREADS (default: all allowed CPUs).
@@ -115,10 +119,10 @@ def write_inputs(d, s_tok=48, vocab=1000):
     np.save(f"{d}/tokens.npy", r.integers(1, vocab, s_tok).astype(np.int32))
 
 
-def infer(model_dir, d, repeat):
+def infer(model_dir, d, repeat, precision="f32"):
     cmd = [INFER, "--model", model_dir, "--image", f"base={d}/img.npy", "--state",
            f"{d}/state.npy", "--tokens", f"{d}/tokens.npy", "--out", f"{d}/out.npy",
-           "--json", "--repeat", str(repeat)]
+           "--json", "--repeat", str(repeat), "--precision", precision]
     if THREADS:
         cmd += ["--threads", THREADS]
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -144,15 +148,17 @@ def mkmodel(size, variant, dtype, out):
         sys.exit(f"bench_model: pi0rt-mkmodel {size} {variant} {dtype}: {r.stderr.strip()}")
 
 
-def f32_peak():
-    """the machine's f32 FMA peak (GFLOP/s, `pi0rt-bench peak`); its JSON lines pass through"""
+def f32_peak(echo=True):
+    """the machine's f32 FMA peak (GFLOP/s, `pi0rt-bench peak`); its JSON lines pass through
+    when echo"""
     cmd = [BLAS, "peak"] + (["--threads", THREADS] if THREADS else [])
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
         sys.exit(f"bench_model: {' '.join(cmd)}: {r.stderr.strip()}")
     peak = 0.0
     for line in r.stdout.strip().splitlines():
-        print(line, flush=True)
+        if echo:
+            print(line, flush=True)
         d = json.loads(line)
         if d.get("kind") == "f32_fma":
             peak = d["gflops"]
@@ -162,13 +168,16 @@ def f32_peak():
 PEAK = None  # set in main
 
 
-def report(t, size, variant, dtype, s, blas_before=None):
+def report(t, size, variant, dtype, s, blas_before=None, precision="f32", base=None):
+    """one model line; base: the f32-precision line of the same model, for the speedup"""
+    global PEAK
+    PEAK = max(PEAK, f32_peak(echo=False))  # again after the run: the best of both loads
     fv, fp, fd, n = flops(s, t["cameras"], t["tokens"], t["steps"])
     total = fv + fp + fd
     sec = t["total_ms"] / 1e3
     out = {"bench": "model", "size": size, "variant": variant, "dtype": dtype,
-           "cameras": t["cameras"], "tokens": t["tokens"], "steps": t["steps"],
-           "prefix_tokens": n}
+           "precision": precision, "cameras": t["cameras"], "tokens": t["tokens"],
+           "steps": t["steps"], "prefix_tokens": n}
     for k in ("preprocess_ms", "vision_ms", "prefix_ms", "denoise_ms", "total_ms"):
         out[k] = t[k]
     out["gflop"] = round(total / 1e9, 2)
@@ -176,7 +185,10 @@ def report(t, size, variant, dtype, s, blas_before=None):
     out["gflop_prefix"] = round(fp / 1e9, 2)
     out["gflop_denoise"] = round(fd / 1e9, 2)
     out["gflops"] = round(total / 1e9 / sec, 2)
+    if base:
+        out["speedup_vs_f32"] = round(base["total_ms"] / t["total_ms"], 3)
     if PEAK:
+        out["f32_peak"] = PEAK
         # the whole model and each stage as a fraction of the f32 FMA peak
         out["of_f32_peak"] = round(total / 1e9 / sec / PEAK, 3)
         for st, f in (("vision", fv), ("prefix", fp), ("denoise", fd)):
@@ -222,7 +234,11 @@ def main():
                     s = sizes(mdir)
                     n = s["np"] + 48
                     before = blas_gflops(n, s["mlp"], s["W"])
-                    report(infer(mdir, d, 1 + REPS), "full", "pi0", dtype, s, before)
+                    t = infer(mdir, d, 1 + REPS)
+                    report(t, "full", "pi0", dtype, s, before)
+                    if dtype == "f32":  # the bf16 compute mode on the same checkpoint
+                        report(infer(mdir, d, 1 + REPS, "bf16"), "full", "pi0", dtype, s,
+                               precision="bf16", base=t)
                 finally:
                     shutil.rmtree(mdir, ignore_errors=True)
     finally:
