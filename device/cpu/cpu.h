@@ -45,9 +45,10 @@ typedef struct pi0__pool {
     atomic_int next; /* next task index to take */
     const int *cpus; /* helper i is pinned to cpus[i % n_cpus] (NULL: not pinned) */
     int n_cpus;
-    /* work announced but not started (the device's queued kernels, or NULL): while it is
-     * positive, helpers keep spinning for the next region instead of sleeping, so the
-     * kernels of a stage run back to back as in one parallel region */
+    /* work announced but not started (the device's queued kernels, or NULL: never when
+     * threads share CPUs): while it is positive, helpers keep spinning for the next region
+     * instead of sleeping, so the kernels of a stage run back to back as in one parallel
+     * region */
     const atomic_int *queued;
 } pi0__pool;
 

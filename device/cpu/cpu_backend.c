@@ -143,7 +143,11 @@ static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
     pthread_mutex_init(&d->compute_mu, NULL);
     pthread_cond_init(&d->prio_cv, NULL);
     atomic_init(&d->queued, 0);
-    st = pi0__pool_init(&d->pool, d->n_threads, d->cpus, d->n_cpus, &d->queued);
+    /* helpers spin for queued kernels only when each compute thread has a CPU of its own:
+     * sharing one, a spinning helper would take the time of the thread with the work */
+    int own_cpus = d->n_threads <= (d->n_cpus > 0 ? d->n_cpus : count_allowed_cpus());
+    st = pi0__pool_init(&d->pool, d->n_threads, d->cpus, d->n_cpus,
+                        own_cpus ? &d->queued : NULL);
     if (st) {
         pthread_cond_destroy(&d->prio_cv);
         pthread_mutex_destroy(&d->compute_mu);
