@@ -99,6 +99,18 @@ int pi0_dev_reserve(pi0_dev *dev, size_t scratch_bytes) {
     return dev->iface->reserve(dev, scratch_bytes);
 }
 
+int pi0_dev_reserve_rope(pi0_dev *dev, int max_pos, int head_dim, float theta) {
+    const char *op = "pi0_dev_reserve_rope";
+    if (!dev) return pi0_errorf(PI0_EINVAL, "%s: dev is NULL", op);
+    if (max_pos <= 0 || head_dim <= 0 || head_dim % 2 || !(theta > 0))
+        return pi0_errorf(PI0_EINVAL,
+                          "%s: max_pos %d, head_dim %d, theta %g (want max_pos > 0, head_dim "
+                          "even and > 0, theta > 0)",
+                          op, max_pos, head_dim, (double)theta);
+    if (!dev->iface->reserve_rope) return PI0_OK;
+    return dev->iface->reserve_rope(dev, max_pos, head_dim, theta);
+}
+
 int pi0_dev_reserve_attention(pi0_dev *dev, int max_q, int max_k, int n_heads, int n_kv_heads,
                               int head_dim) {
     const char *op = "pi0_dev_reserve_attention";
@@ -337,6 +349,24 @@ static int mats_overlap(pi0_mat a, pi0_mat b) {
     if (a.buf != b.buf) return 0;
     size_t a1 = a.off + mat_bytes(a), b1 = b.off + mat_bytes(b);
     return a.off < b1 && b.off < a1;
+}
+
+/* Exact for two views with one row stride (e.g. column blocks of one matrix, as q and k
+ * of a fused projection); otherwise mats_overlap. */
+static int views_overlap(pi0_mat a, pi0_mat b) {
+    if (!mats_overlap(a, b)) return 0;
+    size_t es = pi0_dtype_size(a.dtype);
+    if (a.ld != b.ld || es != pi0_dtype_size(b.dtype) || a.off % es || b.off % es) return 1;
+    if (b.off < a.off) {
+        pi0_mat t = a;
+        a = b;
+        b = t;
+    }
+    /* b's origin is row dr, column dc of a's grid; b's rows may wrap into the next row */
+    size_t ld = (size_t)a.ld, d = (b.off - a.off) / es, dr = d / ld, dc = d % ld;
+    size_t ar = (size_t)a.rows;
+    if (dc < (size_t)a.cols && dr < ar) return 1;
+    return dc + (size_t)b.cols > ld && dr + 1 < ar;
 }
 
 static int same_view(pi0_mat a, pi0_mat b) {
@@ -592,23 +622,51 @@ int pi0_dev_geglu(pi0_stream *s, pi0_mat y, pi0_mat gate, pi0_mat up) {
     return s->dev->iface->binary(s, PI0_BIN_MUL, y, y, up);
 }
 
+/* x [rows, n_heads * head_dim] f32 (rows: the token count, -1 = x's own) */
+static int check_rope_x(const char *op, const char *what, const pi0_stream *s, pi0_mat x,
+                        int rows, int n_heads, int head_dim) {
+    CHECK_ST(check_mat(op, what, s, x, PI0_F32));
+    if (n_heads <= 0 || head_dim <= 0 || head_dim % 2)
+        return pi0_errorf(PI0_EINVAL,
+                          "%s: %s: n_heads %d, head_dim %d (want > 0, head_dim even)", op, what,
+                          n_heads, head_dim);
+    if (x.cols != (long long)n_heads * head_dim)
+        return pi0_errorf(PI0_ESHAPE, "%s: %s has %d cols, want heads*head_dim = %lld", op,
+                          what, x.cols, (long long)n_heads * head_dim);
+    if (rows >= 0 && x.rows != rows)
+        return pi0_errorf(PI0_ESHAPE, "%s: %s has %d rows, want %d (one per token)", op, what,
+                          x.rows, rows);
+    return PI0_OK;
+}
+
+static int check_rope_pos(const char *op, const pi0_stream *s, pi0_mat pos, int tokens,
+                          float theta) {
+    CHECK_ST(check_mat(op, "pos", s, pos, PI0_I32));
+    if (!((pos.rows == 1 && pos.cols == tokens) || (pos.cols == 1 && pos.rows == tokens)))
+        return pi0_errorf(PI0_ESHAPE, "%s: pos is [%d, %d], want [1, %d] or [%d, 1]", op,
+                          pos.rows, pos.cols, tokens, tokens);
+    if (!(theta > 0)) return pi0_errorf(PI0_EINVAL, "%s: theta %g", op, (double)theta);
+    return PI0_OK;
+}
+
 int pi0_dev_rope(pi0_stream *s, pi0_mat x, pi0_mat pos, int n_heads, int head_dim,
                  float theta) {
     const char *op = "pi0_dev_rope";
     CHECK_ST(check_stream(op, s));
-    CHECK_ST(check_mat(op, "x", s, x, PI0_F32));
-    CHECK_ST(check_mat(op, "pos", s, pos, PI0_I32));
-    if (n_heads <= 0 || head_dim <= 0 || head_dim % 2)
-        return pi0_errorf(PI0_EINVAL, "%s: n_heads %d, head_dim %d (want > 0, head_dim even)",
-                          op, n_heads, head_dim);
-    if (x.cols != (long long)n_heads * head_dim)
-        return pi0_errorf(PI0_ESHAPE, "%s: x has %d cols, want n_heads*head_dim = %lld", op,
-                          x.cols, (long long)n_heads * head_dim);
-    if (!((pos.rows == 1 && pos.cols == x.rows) || (pos.cols == 1 && pos.rows == x.rows)))
-        return pi0_errorf(PI0_ESHAPE, "%s: pos is [%d, %d], want [1, %d] or [%d, 1]", op,
-                          pos.rows, pos.cols, x.rows, x.rows);
-    if (!(theta > 0)) return pi0_errorf(PI0_EINVAL, "%s: theta %g", op, (double)theta);
-    return s->dev->iface->rope(s, x, pos, n_heads, head_dim, theta);
+    CHECK_ST(check_rope_x(op, "x", s, x, -1, n_heads, head_dim));
+    CHECK_ST(check_rope_pos(op, s, pos, x.rows, theta));
+    return s->dev->iface->rope(s, x, NULL, pos, n_heads, 0, head_dim, theta);
+}
+
+int pi0_dev_rope_qk(pi0_stream *s, pi0_mat q, pi0_mat k, pi0_mat pos, int n_heads,
+                    int n_kv_heads, int head_dim, float theta) {
+    const char *op = "pi0_dev_rope_qk";
+    CHECK_ST(check_stream(op, s));
+    CHECK_ST(check_rope_x(op, "q", s, q, -1, n_heads, head_dim));
+    CHECK_ST(check_rope_x(op, "k", s, k, q.rows, n_kv_heads, head_dim));
+    if (views_overlap(q, k)) return pi0_errorf(PI0_EINVAL, "%s: q overlaps k", op);
+    CHECK_ST(check_rope_pos(op, s, pos, q.rows, theta));
+    return s->dev->iface->rope(s, q, &k, pos, n_heads, n_kv_heads, head_dim, theta);
 }
 
 int pi0_dev_attention(pi0_stream *s, pi0_mat out, pi0_mat q, pi0_mat k, pi0_mat v,

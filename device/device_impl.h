@@ -16,8 +16,9 @@
 #include "pi0_device.h"
 
 #define PI0_DEV_IFACE_VERSION                                                                  \
-    4 /* 2: reserve_attention, weight_create(dev, w); 3: stream_set_priority;                  \
-         4: pi0_weight.table, pi0_dev_opts.precision, gemm_multi */
+    5 /* 2: reserve_attention, weight_create(dev, w); 3: stream_set_priority;                  \
+         4: pi0_weight.table, pi0_dev_opts.precision, gemm_multi; 5: rope of q and k in one    \
+         operation (pi0_dev_rope_qk), reserve_rope */
 
 typedef struct pi0_dev_iface pi0_dev_iface;
 
@@ -69,6 +70,8 @@ struct pi0_dev_iface {
     int (*reserve)(pi0_dev *dev, size_t scratch_bytes); /* OPTIONAL: NULL = nothing to do */
     /* OPTIONAL (arguments checked): NULL = `reserve` with a whole score matrix,
      * max_q * n_heads * (max_k + 2 * head_dim) floats (nothing when `reserve` is NULL) */
+    /* OPTIONAL (arguments checked): NULL = nothing to prepare */
+    int (*reserve_rope)(pi0_dev *dev, int max_pos, int head_dim, float theta);
     int (*reserve_attention)(pi0_dev *dev, int max_q, int max_k, int n_heads, int n_kv_heads,
                              int head_dim);
 
@@ -118,7 +121,10 @@ struct pi0_dev_iface {
     int (*binary)(pi0_stream *s, pi0_binop op, pi0_mat y, pi0_mat a, pi0_mat b);
     /* OPTIONAL: NULL = unary(GELU_TANH, y, gate) then binary(MUL, y, y, up) */
     int (*geglu)(pi0_stream *s, pi0_mat y, pi0_mat gate, pi0_mat up);
-    int (*rope)(pi0_stream *s, pi0_mat x, pi0_mat pos, int n_heads, int head_dim, float theta);
+    /* pi0_dev_rope_qk on q and *k, or pi0_dev_rope on q alone when k is NULL (n_kv_heads
+     * is then 0) */
+    int (*rope)(pi0_stream *s, pi0_mat q, const pi0_mat *k, pi0_mat pos, int n_heads,
+                int n_kv_heads, int head_dim, float theta);
     int (*attention)(pi0_stream *s, pi0_mat out, pi0_mat q, pi0_mat k, pi0_mat v,
                      const pi0_mat *mask, int n_heads, int n_kv_heads, int head_dim,
                      float scale);

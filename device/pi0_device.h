@@ -95,6 +95,13 @@ PI0_API int pi0_dev_reserve(pi0_dev *dev, size_t scratch_bytes);
  * enough pi0_dev_reserve) pi0_dev_attention may refuse big inputs with PI0_ENOMEM. */
 PI0_API int pi0_dev_reserve_attention(pi0_dev *dev, int max_q, int max_k, int n_heads,
                                       int n_kv_heads, int head_dim);
+/* Prepares pi0_dev_rope / pi0_dev_rope_qk for positions [0, max_pos) at this head_dim and
+ * theta: the cpu backend builds its cos/sin table for them now (it keeps one, for the last
+ * head_dim and theta, up to 16384 positions; without this call it builds it on the first
+ * RoPE kernel). May allocate; call at start-up. PI0_EINVAL for max_pos <= 0, a head_dim
+ * that is not even and > 0, or theta <= 0; PI0_ENOMEM when the table cannot be allocated.
+ * A backend without such a table does nothing. */
+PI0_API int pi0_dev_reserve_rope(pi0_dev *dev, int max_pos, int head_dim, float theta);
 
 /* ---- memory ----------------------------------------------------------------------- */
 
@@ -238,6 +245,13 @@ PI0_API int pi0_dev_geglu(pi0_stream *s, pi0_mat y, pi0_mat gate, pi0_mat up);
  * [tokens, 1] on the device. */
 PI0_API int pi0_dev_rope(pi0_stream *s, pi0_mat x, pi0_mat pos, int n_heads, int head_dim,
                          float theta);
+
+/* RoPE of a layer's queries and keys in one operation: the rotation of pi0_dev_rope on
+ * q [tokens, n_heads * head_dim] and on k [tokens, n_kv_heads * head_dim], both at the
+ * positions pos (a token's angles are looked up once for both). q and k must not
+ * overlap. */
+PI0_API int pi0_dev_rope_qk(pi0_stream *s, pi0_mat q, pi0_mat k, pi0_mat pos, int n_heads,
+                            int n_kv_heads, int head_dim, float theta);
 
 /* Multi-head attention with grouped / multi-query heads. Needs backend scratch that
  * grows with n_k: size it at start-up with pi0_dev_reserve_attention; a call that does

@@ -1,6 +1,7 @@
 /* main.c — pi0rt-node: start-up (config, calib, model, topics), the threads, signals and
  * the exit summary. */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +76,16 @@ static int load(node *n) {
     node_config *c = &n->cfg;
     int rc = pi0_calib_load(c->calib, &n->calib);
     if (rc) return rc;
+    /* a CPU the process may not use: an error here, not a compute thread that fails to
+     * start (or, elsewhere, one that runs unpinned) */
+    cpu_set_t allowed;
+    if (c->n_infer_cpus && sched_getaffinity(0, sizeof allowed, &allowed) == 0)
+        for (int i = 0; i < c->n_infer_cpus; i++)
+            if (!CPU_ISSET(c->infer_cpus[i], &allowed))
+                return pi0_errorf(PI0_ECONFIG,
+                                  "%s: node.infer_cpus: CPU %d is not one this process may use "
+                                  "(%d allowed)",
+                                  c->path, c->infer_cpus[i], CPU_COUNT(&allowed));
     pi0_model_opts mo = {0};
     mo.backend = c->backend;
     mo.n_threads = c->threads;

@@ -18,6 +18,7 @@
  * pipelined = on, stage A of observation n+1 runs while stage B denoises observation n. */
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -293,13 +294,32 @@ static void *stage_b_main(void *arg) {
     return NULL;
 }
 
+/* The stage threads do inference work of their own (image preprocessing, prompt, calib,
+ * unnormalize): with infer_cpus set they run only there, from their first instruction,
+ * so the control CPU stays the control thread's. */
 int node_stages_start(node *n, pthread_t th[2]) {
-    if (pthread_create(&th[0], NULL, stage_a_main, n))
-        return pi0_errorf(PI0_EIO, "cannot start the encode thread");
-    if (pthread_create(&th[1], NULL, stage_b_main, n)) {
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr)) return pi0_errorf(PI0_EIO, "cannot start the stage threads");
+    if (n->cfg.n_infer_cpus > 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        for (int i = 0; i < n->cfg.n_infer_cpus; i++)
+            CPU_SET(n->cfg.infer_cpus[i], &set);
+        pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+    }
+    int e = pthread_create(&th[0], &attr, stage_a_main, n);
+    if (e) {
+        pthread_attr_destroy(&attr);
+        return pi0_errorf(PI0_EIO, "%s: node.infer_cpus: cannot start the encode thread: %s",
+                          n->cfg.path, strerror(e));
+    }
+    e = pthread_create(&th[1], &attr, stage_b_main, n);
+    pthread_attr_destroy(&attr);
+    if (e) {
         atomic_store(&n->stop, 1);
         pthread_join(th[0], NULL);
-        return pi0_errorf(PI0_EIO, "cannot start the denoise thread");
+        return pi0_errorf(PI0_EIO, "%s: node.infer_cpus: cannot start the denoise thread: %s",
+                          n->cfg.path, strerror(e));
     }
     return 0;
 }

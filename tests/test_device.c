@@ -8,6 +8,7 @@
  *   attention   2e-5 * (1 + max |v|)
  *   bf16/f16 conversions                        exact */
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #include "harness.h"
 #include "device/pi0_device.h"
+#include "device/cpu/cpu.h"     /* test_reserve_rope looks at the cpu backend's table */
 #include "device/device_impl.h" /* only for test_optional_fallbacks */
 
 // ---- helpers ----
@@ -157,6 +159,25 @@ static void test_backends_and_open(void) {
     int bad_cpu = -1;
     pi0_dev_opts o = {.n_threads = 2, .cpus = &bad_cpu, .n_cpus = 1};
     CHECK_STATUS(pi0_dev_open("cpu", &o, &d), PI0_EINVAL);
+    /* a CPU this process may not use: an error naming it, never an unpinned thread */
+    cpu_set_t allowed;
+    CHECK(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+    int off_cpu = CPU_SETSIZE - 1;
+    while (off_cpu > 0 && CPU_ISSET(off_cpu, &allowed))
+        off_cpu--;
+    if (!CPU_ISSET(off_cpu, &allowed)) {
+        char want[64];
+        snprintf(want, sizeof want, "CPU %d", off_cpu);
+        o.cpus = &off_cpu; /* 2 threads: the pool helper starts at open */
+        CHECK_STATUS(pi0_dev_open("cpu", &o, &d), PI0_EINVAL);
+        CHECK_MSG(strstr(pi0_last_error(), want) != NULL, "%s", pi0_last_error());
+        o.n_threads = 1; /* no helper: the stream worker is the first thread */
+        CHECK_STATUS(pi0_dev_open("cpu", &o, &d), PI0_OK);
+        pi0_stream *s = NULL;
+        CHECK_STATUS(pi0_stream_create(d, &s), PI0_EINVAL);
+        CHECK_MSG(strstr(pi0_last_error(), want) != NULL, "%s", pi0_last_error());
+        CHECK_STATUS(pi0_dev_close(d), PI0_OK);
+    }
     CHECK_STATUS(pi0_dev_close(NULL), PI0_OK);
     CHECK_EQ_INT(pi0_dtype_size(PI0_F32), 4);
     CHECK_EQ_INT(pi0_dtype_size(PI0_BF16), 2);
@@ -719,19 +740,10 @@ static void test_elementwise(void) {
 
 // ---- RoPE ----
 
-static void rope_case(env *e, int tokens, int n_heads, int hd, int pos_col, int pad) {
-    char what[128];
-    snprintf(what, sizeof what, "%s rope tokens=%d heads=%d hd=%d", e->name, tokens, n_heads,
-             hd);
+/* ref = x [tokens, n_heads * hd] rotated at pos, the formula of pi0_device.h in double */
+static void ref_rope(double *ref, const float *x, const int32_t *pos, int tokens, int n_heads,
+                     int hd, double theta) {
     int cols = n_heads * hd;
-    size_t n = (size_t)tokens * cols;
-    float *x = fnew(n), *y = fnew(n);
-    double *ref = malloc(n * sizeof(double));
-    int32_t *pos = malloc((size_t)tokens * sizeof *pos);
-    fill(x, n, 2.0f);
-    for (int t = 0; t < tokens; t++)
-        pos[t] = t == 0 ? 0 : (int32_t)(rng_u32() % 1100);
-    const double theta = 10000.0;
     for (int t = 0; t < tokens; t++)
         for (int h = 0; h < n_heads; h++)
             for (int j = 0; j < hd / 2; j++) {
@@ -740,6 +752,29 @@ static void rope_case(env *e, int tokens, int n_heads, int hd, int pos_col, int 
                 ref[i0] = x[i0] * cos(ang) - x[i1] * sin(ang);
                 ref[i1] = x[i1] * cos(ang) + x[i0] * sin(ang);
             }
+}
+
+/* positions: 0 first, then below max_pos */
+static int32_t *rope_positions(int tokens, int max_pos) {
+    int32_t *pos = malloc((size_t)tokens * sizeof *pos);
+    if (!pos) abort();
+    for (int t = 0; t < tokens; t++)
+        pos[t] = t == 0 ? 0 : (int32_t)(rng_u32() % (uint32_t)max_pos);
+    return pos;
+}
+
+static void rope_case(env *e, int tokens, int n_heads, int hd, int pos_col, int pad) {
+    char what[128];
+    snprintf(what, sizeof what, "%s rope tokens=%d heads=%d hd=%d", e->name, tokens, n_heads,
+             hd);
+    int cols = n_heads * hd;
+    size_t n = (size_t)tokens * cols;
+    float *x = fnew(n), *y = fnew(n);
+    double *ref = malloc(n * sizeof(double));
+    fill(x, n, 2.0f);
+    int32_t *pos = rope_positions(tokens, 1100);
+    const double theta = 10000.0;
+    ref_rope(ref, x, pos, tokens, n_heads, hd, theta);
     dmat dx = dm_from(e, tokens, cols, cols + pad, x);
     dmat dp =
         pos_col ? dm_new(e, tokens, 1, 1, PI0_I32) : dm_new(e, 1, tokens, tokens, PI0_I32);
@@ -752,6 +787,47 @@ static void rope_case(env *e, int tokens, int n_heads, int hd, int pos_col, int 
     free(x), free(y), free(ref), free(pos);
 }
 
+/* pi0_dev_rope_qk: q [tokens, nh * hd] and k [tokens, nkv * hd] side by side in the rows of
+ * one buffer (as a fused projection's output), each checked against the double reference;
+ * positions below max_pos (beyond the backend's table when large) */
+static void rope_qk_case(env *e, int tokens, int nh, int nkv, int hd, int max_pos,
+                         double theta) {
+    char what[160];
+    snprintf(what, sizeof what, "%s rope_qk tokens=%d heads=%d kv_heads=%d hd=%d pos<%d",
+             e->name, tokens, nh, nkv, hd, max_pos);
+    int qc = nh * hd, kc = nkv * hd, ld = qc + kc + 3;
+    size_t nq = (size_t)tokens * qc, nk = (size_t)tokens * kc;
+    float *q = fnew(nq), *k = fnew(nk), *all = fnew((size_t)tokens * ld), *got = fnew(nq + nk);
+    double *ref = malloc((nq + nk) * sizeof(double));
+    fill(q, nq, 2.0f);
+    fill(k, nk, 2.0f);
+    int32_t *pos = rope_positions(tokens, max_pos);
+    ref_rope(ref, q, pos, tokens, nh, hd, theta);
+    ref_rope(ref + nq, k, pos, tokens, nkv, hd, theta);
+    for (int t = 0; t < tokens; t++) {
+        memcpy(all + (size_t)t * ld, q + (size_t)t * qc, (size_t)qc * sizeof(float));
+        memcpy(all + (size_t)t * ld + qc, k + (size_t)t * kc, (size_t)kc * sizeof(float));
+    }
+    dmat d = dm_new(e, tokens, ld, ld, PI0_F32);
+    dm_put(e, &d, all);
+    dmat dp = dm_new(e, 1, tokens, tokens, PI0_I32);
+    dm_put(e, &dp, pos);
+    pi0_mat mq = pi0_mat_sub(d.m, 0, tokens, 0, qc), mk = pi0_mat_sub(d.m, 0, tokens, qc, kc);
+    int st = pi0_dev_rope_qk(e->s, mq, mk, dp.m, nh, nkv, hd, (float)theta);
+    CHECK_MSG(st == PI0_OK, "%s: %s", what, pi0_last_error());
+    dm_get(e, &d, all);
+    for (int t = 0; t < tokens; t++) {
+        memcpy(got + (size_t)t * qc, all + (size_t)t * ld, (size_t)qc * sizeof(float));
+        memcpy(got + nq + (size_t)t * kc, all + (size_t)t * ld + qc,
+               (size_t)kc * sizeof(float));
+        for (int c = qc + kc; c < ld; c++) /* the columns past k are untouched */
+            CHECK(all[(size_t)t * ld + c] == 0.0f);
+    }
+    compare(what, got, ref, NULL, nq + nk, 1e-5, 1e-5);
+    dm_free(&d), dm_free(&dp);
+    free(q), free(k), free(all), free(got), free(ref), free(pos);
+}
+
 static void test_rope(void) {
     FOR_EACH_BACKEND(e) {
         rng_seed(5);
@@ -760,6 +836,36 @@ static void test_rope(void) {
         rope_case(&e, 51, 8, 256, 0, 0);
         rope_case(&e, 40, 1, 256, 1, 4);
         rope_case(&e, 100, 2, 64, 0, 0);
+        /* Gemma's layouts (8 query heads, 1 KV head), grouped heads, one token, and
+         * positions past any table (the direct path) */
+        rope_qk_case(&e, 51, 8, 1, 256, 1100, 10000.0);
+        rope_qk_case(&e, 300, 8, 1, 256, 1100, 10000.0);
+        rope_qk_case(&e, 9, 4, 2, 6, 50, 500.0);
+        rope_qk_case(&e, 1, 2, 2, 2, 1, 10000.0);
+        rope_qk_case(&e, 33, 8, 1, 64, 40000, 10000.0);
+    }
+}
+
+/* pi0_dev_reserve_rope: the arguments are checked; on cpu the table covers the positions
+ * right after it and RoPE then runs from that table (no rebuild), with the same results */
+static void test_reserve_rope(void) {
+    CHECK_STATUS(pi0_dev_reserve_rope(NULL, 10, 4, 1e4f), PI0_EINVAL);
+    FOR_EACH_BACKEND(e) {
+        CHECK_STATUS(pi0_dev_reserve_rope(e.d, 0, 64, 1e4f), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_reserve_rope(e.d, 10, 63, 1e4f), PI0_EINVAL);
+        CHECK(strstr(pi0_last_error(), "head_dim 63") != NULL);
+        CHECK_STATUS(pi0_dev_reserve_rope(e.d, 10, 64, 0.f), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_reserve_rope(e.d, 5000, 64, 500.f), PI0_OK);
+        const float *tab = NULL;
+        if (!strcmp(e.name, "cpu")) {
+            cpu_dev *c = cpu_of(e.d);
+            CHECK(c->rope_tab != NULL && c->rope_npos >= 5000 && c->rope_hd == 64 &&
+                  c->rope_theta == 500.f);
+            tab = c->rope_tab;
+        }
+        rng_seed(9);
+        rope_qk_case(&e, 40, 4, 1, 64, 5000, 500.0);
+        if (tab) CHECK(cpu_of(e.d)->rope_tab == tab);
     }
 }
 
@@ -1357,6 +1463,33 @@ static void test_bad_arguments(void) {
         CHECK_STATUS(pi0_dev_rope(e.s, x, pos3, 1, 4, 10000.f), PI0_ESHAPE);
         /* n_heads * head_dim beyond int: an error, not an overflow */
         CHECK_STATUS(pi0_dev_rope(e.s, x, pos, 1 << 16, 1 << 16, 10000.f), PI0_ESHAPE);
+        /* rope_qk: q x [2, 4] (1 head of 4), k [2, 2] or [2, 4] elsewhere in b */
+        pi0_mat k22 = pi0_mat_f32(b, 2560, 2, 2), k24 = pi0_mat_f32(b, 2560, 2, 4);
+        CHECK_STATUS(pi0_dev_rope_qk(e.s, x, k24, pos, 1, 1, 4, 10000.f), PI0_OK);
+        CHECK_STATUS(pi0_dev_rope_qk(e.s, x, k22, pos, 1, 1, 4, 10000.f), PI0_ESHAPE);
+        CHECK(strstr(pi0_last_error(), "k has 2 cols") != NULL);
+        CHECK_STATUS(pi0_dev_rope_qk(e.s, x, pi0_mat_f32(b, 2560, 3, 4), pos, 1, 1, 4, 10000.f),
+                     PI0_ESHAPE); /* a row per token */
+        CHECK_STATUS(pi0_dev_rope_qk(e.s, x, k24, pos, 1, 0, 4, 10000.f), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_rope_qk(e.s, x, pi0_mat_f32(b, 16, 2, 4), pos, 1, 1, 4, 10000.f),
+                     PI0_EINVAL); /* overlaps q */
+        CHECK(strstr(pi0_last_error(), "q overlaps k") != NULL);
+        /* column blocks of one [2, 8] matrix: disjoint ones are fine, overlapping ones
+         * (also through a row's wrap into the next) are not */
+        pi0_mat qk = pi0_mat_f32(b, 0, 2, 8), kw = pi0_mat_f32(b, 6 * 4, 2, 4);
+        kw.ld = 8;
+        pi0_mat qb = pi0_mat_sub(qk, 0, 2, 0, 4);
+        CHECK_STATUS(pi0_dev_rope_qk(e.s, qb, pi0_mat_sub(qk, 0, 2, 4, 4), pos, 1, 1, 4, 1e4f),
+                     PI0_OK);
+        CHECK_STATUS(pi0_dev_rope_qk(e.s, pi0_mat_sub(qk, 0, 2, 4, 4), qb, pos, 1, 1, 4, 1e4f),
+                     PI0_OK);
+        CHECK_STATUS(pi0_dev_rope_qk(e.s, qb, pi0_mat_sub(qk, 0, 2, 3, 4), pos, 1, 1, 4, 1e4f),
+                     PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_rope_qk(e.s, qb, kw, pos, 1, 1, 4, 1e4f), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_rope_qk(e.s, kw, qb, pos, 1, 1, 4, 1e4f), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_rope_qk(e.s, x, k24, pos3, 1, 1, 4, 10000.f), PI0_ESHAPE);
+        CHECK_STATUS(pi0_dev_rope_qk(e.s, x, k24, pos, 1, 1, 4, 0.f), PI0_EINVAL);
+        CHECK_STATUS(pi0_dev_rope_qk(NULL, x, k24, pos, 1, 1, 4, 10000.f), PI0_EINVAL);
         /* attention: q [2, 2*2], k/v [3, 1*2] */
         pi0_mat q = pi0_mat_f32(b, 0, 2, 4), k = pi0_mat_f32(b, 512, 3, 2),
                 v = pi0_mat_f32(b, 768, 3, 2), o = pi0_mat_f32(b, 1024, 2, 4);
@@ -1542,6 +1675,7 @@ int main(int argc, char **argv) {
         TEST(test_norms),
         TEST(test_elementwise),
         TEST(test_rope),
+        TEST(test_reserve_rope),
         TEST(test_attention),
         TEST(test_gather),
         TEST(test_isa_avx512),

@@ -14,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
+#include "cpu_watch.h"
 #include "harness.h"
 #include "node/node.h"
 #include "pipeline/checkpoint/npy.h"
@@ -1099,6 +1100,15 @@ static void test_check_and_bad_config(void) {
     txt = pi0_test_slurp(out, NULL);
     CHECK(txt && strstr(txt, "--set node.status_hz: '1000'"));
     free(txt);
+    /* an inference CPU this process may not use */
+    CHECK_EQ_INT(pi0_test_sh_quiet("%s/pi0rt-node --check --config %s/node.ini --set "
+                                   "node.infer_cpus=0,1023 > %s 2>&1",
+                                   g_build, dir, out),
+                 1);
+    txt = pi0_test_slurp(out, NULL);
+    CHECK_MSG(txt && strstr(txt, "node.ini: node.infer_cpus: CPU 1023 is not one this process"),
+              "got '%s'", txt ? txt : "");
+    free(txt);
     CHECK_EQ_INT(pi0_test_sh_quiet("%s/pi0rt-node --check > /dev/null 2>&1", g_build), 2);
     CHECK_EQ_INT(pi0_test_sh_quiet("%s/pi0rt-node --frob > /dev/null 2>&1", g_build), 2);
     CHECK_EQ_INT(pi0_test_sh_quiet("%s/pi0rt-node --help > /dev/null 2>&1", g_build), 0);
@@ -1108,8 +1118,13 @@ static void test_check_and_bad_config(void) {
     pi0_test_rmrf(dir);
 }
 
-/* The shipped examples pass --check (run from the repository root, as make test does). */
+/* The shipped examples pass --check (run from the repository root, as make test does);
+ * aloha.ini's infer_cpus (1, 2, 3: a 4-core robot computer) is emptied where CPUs 1-3 are
+ * not all allowed. */
 static void test_examples_check(void) {
+    cpu_set_t allowed;
+    int four = sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_ISSET(1, &allowed) &&
+               CPU_ISSET(2, &allowed) && CPU_ISSET(3, &allowed);
     if (access("node/examples/demo.ini", R_OK)) SKIP("not run from the repository root");
     CHECK_EQ_INT(pi0_test_sh("%s/pi0rt-node --check --config node/examples/demo.ini --set "
                              "model.dir=%s > /dev/null",
@@ -1117,9 +1132,69 @@ static void test_examples_check(void) {
                  0);
     CHECK_EQ_INT(
         pi0_test_sh("%s/pi0rt-node --check --config node/examples/aloha.ini --set "
-                    "model.dir=%s --set model.prompt= --set model.tokens=1,2 > /dev/null",
-                    g_build, g_model),
+                    "model.dir=%s --set model.prompt= --set model.tokens=1,2 %s > /dev/null",
+                    g_build, g_model, four ? "" : "--set node.infer_cpus="),
         0);
+}
+
+/* The control thread keeps its core: with control_cpu = c1 and infer_cpus = c0 (2 compute
+ * threads), every thread of the node that runs while it infers back to back is pinned to
+ * c0 and never seen on c1 (the stage threads, which preprocess images and unnormalize, the
+ * device's stream workers and pool helper, OpenBLAS's threads if any ran), except the
+ * control thread (pinned to c1), the status monitor and the main thread (waits for
+ * signals), which are not inference work. */
+static void test_compute_threads_confined(void) {
+    int c0, c1;
+    if (!cw_two_cpus(&c0, &c1)) SKIP("needs 2 allowed CPUs");
+    if (CW_TSAN) SKIP("ThreadSanitizer's own thread runs on any CPU");
+    rig r;
+    rig_init(&r);
+    char extra[256];
+    snprintf(extra, sizeof extra,
+             "[node]\ncontrol_cpu = %d\ninfer_cpus = %d\n[model]\nthreads = 2\n", c1, c0);
+    write_configs(r.dir, &r.t, g_model, extra);
+    rig_start(&r, "6", NULL);
+    static cpu_watch w;
+    cw_init(&w, (int)r.nd);
+    size_t chunks0 = 0;
+    if (r.ok) {
+        size_t from = 0;
+        seen_collect(&r.v, 10, pred_running, &from); /* the first chunk is applied */
+        chunks0 = r.v.n_chunk;
+        double end = pi0_test_now() + 1.5;
+        while (pi0_test_now() < end) {
+            cw_sample(&w);
+            seen_collect(&r.v, 0.002, NULL, NULL);
+        }
+        cw_sample(&w);
+    }
+    CHECK_EQ_INT(reap(r.nd, SIGINT, 20), 0);
+    reap(r.cam, SIGTERM, 5);
+    reap(r.js, SIGTERM, 5);
+    CHECK_MSG(r.v.n_chunk >= chunks0 + 3, "%zu chunks while watching", r.v.n_chunk - chunks0);
+    int ran[4] = {0}; /* pi0-encode, pi0-denoise, pi0-cpu-stream, pi0-cpu-pool */
+    static const char *const compute[4] = {"pi0-encode", "pi0-denoise", "pi0-cpu-stream",
+                                           "pi0-cpu-pool"};
+    for (int i = 0; i < w.n; i++) {
+        const cw_thread *x = &w.t[i];
+        if (!cw_ran(x)) continue;
+        if (!strcmp(x->name, "pi0-control")) {
+            CHECK_MSG(cw_pinned_to(x, c1), "the control thread has %d allowed CPUs",
+                      CPU_COUNT(&x->mask));
+            continue;
+        }
+        if (x->tid == (int)r.nd || !strcmp(x->name, "pi0-monitor")) continue;
+        for (int k = 0; k < 4; k++)
+            ran[k] += !strcmp(x->name, compute[k]);
+        CHECK_MSG(cw_pinned_to(x, c0) && !CPU_ISSET(c1, &x->ran_on),
+                  "thread %d (%s) ran %.2f ms with %d allowed CPUs (CPU %d: %s), %s on CPU %d",
+                  x->tid, x->name, (double)cw_ran(x) * 1e-6, CPU_COUNT(&x->mask), c0,
+                  CPU_ISSET(c0, &x->mask) ? "in" : "not in",
+                  CPU_ISSET(c1, &x->ran_on) ? "seen" : "not seen", c1);
+    }
+    for (int k = 0; k < 4; k++)
+        CHECK_MSG(ran[k] >= 1, "no %s thread ran while watching", compute[k]);
+    rig_end(&r);
 }
 
 int main(int argc, char **argv) {
@@ -1161,6 +1236,7 @@ int main(int argc, char **argv) {
         TEST(test_fault_camera_restarted_in_new_segment),
         TEST(test_fault_joints_killed_then_node_killed),
         TEST(test_fault_nan_model_drops_chunks),
+        TEST(test_compute_threads_confined),
     };
     int rc = pi0_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
     pi0_test_rmrf(g_dir);

@@ -2,7 +2,7 @@
  * prefix slots (EAGAIN, EBUSY, release), the two-thread pipelined use (stage A encodes
  * observation n+1 while stage B denoises n) against serial results, Euler against the
  * velocity introspection, the seeded noise generator, norm-stats helpers (against the numpy
- * reference), bad observations.
+ * reference), bad observations, compute threads confined to the CPUs they are given.
  * Numerics against the independent reference are in tests/test_pipeline.py. */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu_watch.h"
 #include "harness.h"
 #include "pipeline/checkpoint/npy.h"
 #include "pipeline/pi0_pipeline.h"
@@ -32,17 +33,25 @@ static void remove_model(void) {
     pi0_test_rmrf(g_dir);
 }
 
-static pi0_model *load(const char *variant, int steps, uint64_t seed) {
+/* 2 compute threads, pinned to cpus (NULL: the process's mask) */
+static pi0_model *load_on(const char *variant, int steps, uint64_t seed, const int *cpus,
+                          int n_cpus) {
     const char *dir = tiny_model(variant);
     if (!dir) return NULL;
     pi0_model_opts o = {0};
     o.num_steps = steps;
     o.seed = seed;
     o.n_threads = 2;
+    o.cpus = cpus;
+    o.n_cpus = n_cpus;
     pi0_model *m = NULL;
     int rc = pi0_model_load(dir, &o, &m);
     if (rc) fprintf(stderr, "  load %s: %s\n", dir, pi0_last_error());
     return m;
+}
+
+static pi0_model *load(const char *variant, int steps, uint64_t seed) {
+    return load_on(variant, steps, seed, NULL, 0);
 }
 
 /* Observation number k: 1–2 cameras of varying size and 3 + k prompt tokens. */
@@ -539,6 +548,91 @@ static void test_nonfinite_inputs(void) {
     remove_model();
 }
 
+/* Encodes and denoises on a thread pinned to job.cpu until stop is set. */
+typedef struct confine_job {
+    pi0_model *m;
+    obs_data *d;
+    atomic_int stop;
+    int n, rc;
+} confine_job;
+
+static void *confine_main(void *x) {
+    confine_job *j = x;
+    static float chunk[64 * 64];
+    while (!atomic_load(&j->stop) && !j->rc) {
+        pi0_prefix *p = NULL;
+        j->rc = pi0_model_encode(j->m, &j->d->obs, &p, NULL);
+        if (!j->rc) j->rc = pi0_model_denoise(j->m, p, j->d->state, j->d->noise, chunk, NULL);
+        pi0_prefix_release(j->m, p);
+        j->n++;
+    }
+    return NULL;
+}
+
+/* The compute threads run on the CPUs they are given and nowhere else (the node's control
+ * thread keeps its core). The model gets 2 compute threads on CPU c0 of two allowed CPUs;
+ * the thread calling the API (it preprocesses the images) is pinned to c0 too, as the
+ * node pins its stage threads. This thread only watches, from c1, every thread of the
+ * process for ~1 s of back-to-back inferences: each one that ran (stream workers, pool
+ * helpers, OpenBLAS's own threads if it runs any, anything the loader started) must have
+ * the mask {c0} and never be seen on c1. */
+static void test_compute_threads_confined(void) {
+    int c0, c1;
+    if (!cw_two_cpus(&c0, &c1)) SKIP("needs 2 allowed CPUs");
+    if (CW_TSAN) SKIP("ThreadSanitizer's own thread runs on any CPU");
+    pi0_model *m = load_on("pi0", 10, 0, &c0, 1);
+    CHECK(m != NULL);
+    if (!m) return;
+    pi0_model_info in;
+    pi0_model_get_info(m, &in);
+    obs_data d;
+    make_obs(&d, 1, &in);
+    static confine_job j;
+    j.m = m;
+    j.d = &d;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(c0, &set);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+    pthread_t t;
+    CHECK(pthread_create(&t, &attr, confine_main, &j) == 0);
+    pthread_attr_destroy(&attr);
+    CPU_ZERO(&set);
+    CPU_SET(c1, &set);
+    CHECK(pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0);
+    static cpu_watch w;
+    cw_init(&w, (int)getpid());
+    double end = pi0_test_now() + 1.0;
+    while (pi0_test_now() < end) {
+        cw_sample(&w);
+        usleep(1000);
+    }
+    atomic_store(&j.stop, 1);
+    pthread_join(t, NULL);
+    cw_sample(&w);
+    CHECK_STATUS(j.rc, PI0_OK);
+    CHECK_MSG(j.n >= 2, "%d inferences in 1 s", j.n);
+    int self = (int)gettid(), streams = 0, helpers = 0;
+    for (int i = 0; i < w.n; i++) {
+        const cw_thread *x = &w.t[i];
+        if (x->tid == self || !cw_ran(x)) continue;
+        streams += !strcmp(x->name, "pi0-cpu-stream");
+        helpers += !strcmp(x->name, "pi0-cpu-pool");
+        CHECK_MSG(cw_pinned_to(x, c0) && !CPU_ISSET(c1, &x->ran_on),
+                  "thread %d (%s) ran %.2f ms with %d allowed CPUs (CPU %d: %s), %s on CPU %d",
+                  x->tid, x->name, (double)cw_ran(x) * 1e-6, CPU_COUNT(&x->mask), c0,
+                  CPU_ISSET(c0, &x->mask) ? "in" : "not in",
+                  CPU_ISSET(c1, &x->ran_on) ? "seen" : "not seen", c1);
+    }
+    CHECK_MSG(streams >= 1 && helpers == 1, "%d stream workers and %d pool helpers ran",
+              streams, helpers);
+    free_obs(&d);
+    CHECK_STATUS(pi0_model_destroy(m), PI0_OK);
+    remove_model();
+}
+
 int main(int argc, char **argv) {
     static const pi0_test tests[] = {
         TEST(test_slots),
@@ -551,6 +645,7 @@ int main(int argc, char **argv) {
         TEST(test_default_noise),
         TEST(test_norm_stats),
         TEST(test_nonfinite_inputs),
+        TEST(test_compute_threads_confined),
     };
     return pi0_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

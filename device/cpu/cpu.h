@@ -4,6 +4,8 @@
  *   - The device owns n_threads compute threads: each stream's worker thread acts as
  *     compute thread 0 while it runs a kernel, and a persistent pool of n_threads-1 helper
  *     threads (pinned to opts.cpus[1..], the stream workers to opts.cpus[0]) joins in.
+ *     The mask is set when a thread is created, so no compute thread ever runs elsewhere
+ *     (tests/test_pipeline_api.c test_compute_threads_confined watches every thread).
  *   - One device-wide compute lock: a kernel (or copy) runs only while its stream worker
  *     holds it, so kernels of two streams interleave instead of running two parallel
  *     kernels at once on the same cores. Helpers sleep on a condition variable between
@@ -43,9 +45,10 @@ typedef struct pi0__pool {
     atomic_int next; /* next task index to take */
     const int *cpus; /* helper i is pinned to cpus[i % n_cpus] (NULL: not pinned) */
     int n_cpus;
-    /* work announced but not started (the device's queued kernels, or NULL): while it is
-     * positive, helpers keep spinning for the next region instead of sleeping, so the
-     * kernels of a stage run back to back as in one parallel region */
+    /* work announced but not started (the device's queued kernels, or NULL: never when
+     * threads share CPUs): while it is positive, helpers keep spinning for the next region
+     * instead of sleeping, so the kernels of a stage run back to back as in one parallel
+     * region */
     const atomic_int *queued;
 } pi0__pool;
 
@@ -55,8 +58,10 @@ void pi0__pool_deinit(pi0__pool *p);
 /* Runs fn(ctx, t, thread) for t in [0, n_tasks) on all pool threads plus the caller and
  * returns when all are done. Only one caller at a time (the compute lock holder). */
 void pi0__pool_run(pi0__pool *p, pi0__task_fn fn, void *ctx, int n_tasks);
-/* Pins the calling thread to cpu (no-op when cpu < 0). */
-void pi0__pin_self(int cpu);
+/* pthread_create(t, fn, arg) on a thread that runs only on `cpu` from its first
+ * instruction (cpu < 0: the creator's mask). 0 or the pthread error: EINVAL when `cpu` is
+ * not one this process may use (never a silently unpinned thread). */
+int pi0__thread_start(pthread_t *t, void *(*fn)(void *), void *arg, int cpu);
 
 // ---- device ----
 
@@ -82,7 +87,7 @@ typedef struct cpu_dev {
     char *scratch;
     atomic_size_t scratch_per_thread;
     int isa; /* CPU_ISA_*: the kernels' instruction set (cpu_backend.c: pick_isa) */
-    /* RoPE cos/sin table (cpu_kernels.c: rope_table), [rope_npos][rope_hd]: cos in the
+    /* RoPE cos/sin table (cpu_kernels.c: pi0__cpu_rope_table), [rope_npos][rope_hd]: cos in the
      * first half of a row, sin in the second; touched only by kernels (compute lock) */
     float *rope_tab;
     float rope_theta;
@@ -146,10 +151,13 @@ int pi0__cpu_gated_add(cpu_dev *d, const cpu_args *a);   /* h gate x */
 int pi0__cpu_unary(cpu_dev *d, const cpu_args *a);       /* y x op alpha */
 int pi0__cpu_binary(cpu_dev *d, const cpu_args *a);      /* y a b op */
 int pi0__cpu_geglu(cpu_dev *d, const cpu_args *a);       /* y gate up */
-int pi0__cpu_rope(cpu_dev *d, const cpu_args *a);        /* x pos n_heads head_dim theta */
-int pi0__cpu_attention(cpu_dev *d, const cpu_args *a);   /* out q k v [mask] nh nkv hd scale */
-int pi0__cpu_gather(cpu_dev *d, const cpu_args *a);      /* y ids table scale */
-int pi0__cpu_copy_mat(cpu_dev *d, const cpu_args *a);    /* dst src */
+int pi0__cpu_rope(cpu_dev *d, const cpu_args *a);        /* q pos [k] nh hd nkv theta */
+/* Makes rope_tab cover (theta, hd) for positions [0, need) (at most the table's limit);
+ * with compute_mu held. 1 when it does, 0 when it cannot be allocated. */
+int pi0__cpu_rope_table(cpu_dev *d, float theta, int hd, int need);
+int pi0__cpu_attention(cpu_dev *d, const cpu_args *a); /* out q k v [mask] nh nkv hd scale */
+int pi0__cpu_gather(cpu_dev *d, const cpu_args *a);    /* y ids table scale */
+int pi0__cpu_copy_mat(cpu_dev *d, const cpu_args *a);  /* dst src */
 
 /* The f32 product every kernel uses, one dispatch rule for all (cpu_gemm.c):
  * t[m, n] (= when beta1 == 0, += when 1) x[m, k] · w[n, k]ᵀ, rows of w contiguous along k.

@@ -1,6 +1,7 @@
 /* cpu_backend.c — the cpu backend: host memory as device memory, worker-thread streams,
  * events, and the table of entries (kernels are in cpu_kernels.c and cpu_gemm.c). */
 #include <cblas.h> /* OpenBLAS's: the Makefile puts `pkg-config --cflags openblas` first */
+#include <errno.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +17,10 @@
 #ifndef OPENBLAS_VERSION
 #error "device/cpu needs OpenBLAS's cblas.h (libopenblas-dev), not the reference one"
 #endif
+
+/* OpenBLAS's threaded builds export this (its fork handler); the serial build does not
+ * (weak: NULL there). Stops and joins its threads; it starts them again on demand. */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
 
 #define CPU_DEFAULT_SCRATCH_PER_THREAD (8u << 20) /* bytes */
 #define CPU_QUEUE_CAP                  512        /* operations per stream (power of two) */
@@ -138,7 +143,11 @@ static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
     pthread_mutex_init(&d->compute_mu, NULL);
     pthread_cond_init(&d->prio_cv, NULL);
     atomic_init(&d->queued, 0);
-    st = pi0__pool_init(&d->pool, d->n_threads, d->cpus, d->n_cpus, &d->queued);
+    /* helpers spin for queued kernels only when each compute thread has a CPU of its own:
+     * sharing one, a spinning helper would take the time of the thread with the work */
+    int own_cpus = d->n_threads <= (d->n_cpus > 0 ? d->n_cpus : count_allowed_cpus());
+    st = pi0__pool_init(&d->pool, d->n_threads, d->cpus, d->n_cpus,
+                        own_cpus ? &d->queued : NULL);
     if (st) {
         pthread_cond_destroy(&d->prio_cv);
         pthread_mutex_destroy(&d->compute_mu);
@@ -148,8 +157,13 @@ static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
         return st;
     }
     /* Every sgemm runs inside one of our threads on its own slice: OpenBLAS stays
-     * single-threaded (process-wide setting). */
+     * single-threaded (process-wide setting), and its own idle threads are stopped. They
+     * are not ours to pin: started at load (or re-started by the call above after a fork)
+     * with their creator's mask, each busy-waits ~0.1 s on any CPU, the control thread's
+     * too (measured: 90 ms on the other CPU in test_compute_threads_confined). OpenBLAS
+     * restarts them itself if someone asks it for more threads later. */
     openblas_set_num_threads(1);
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
     dev->impl = d;
     return PI0_OK;
 }
@@ -173,6 +187,17 @@ static int cpu_reserve(pi0_dev *dev, size_t bytes) {
     if (bytes > cpu_scratch_bytes(d) * (size_t)d->n_threads) st = scratch_alloc(d, bytes);
     pthread_mutex_unlock(&d->compute_mu);
     return st;
+}
+
+static int cpu_reserve_rope(pi0_dev *dev, int max_pos, int head_dim, float theta) {
+    cpu_dev *d = cpu_of(dev);
+    pthread_mutex_lock(&d->compute_mu); /* the table is the kernels' (see cpu_dev) */
+    int ok = pi0__cpu_rope_table(d, theta, head_dim, max_pos);
+    pthread_mutex_unlock(&d->compute_mu);
+    if (!ok)
+        return pi0_errorf(PI0_ENOMEM, "pi0_dev_reserve_rope: no memory for %d positions x %d",
+                          max_pos, head_dim);
+    return PI0_OK;
 }
 
 /* Whole tiles (pi0__cpu_attention_tile tokens, fewer when max_q is smaller) on every
@@ -451,7 +476,7 @@ static void run_op(cpu_stream *s, const cpu_op *op) {
 
 static void *stream_main(void *arg) {
     cpu_stream *s = arg;
-    if (s->dev->cpus) pi0__pin_self(s->dev->cpus[0]);
+    pthread_setname_np(pthread_self(), "pi0-cpu-stream"); /* top -H, perf sched, tests */
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (s->tail == s->head && !s->quit)
@@ -478,12 +503,19 @@ static int cpu_stream_create(pi0_dev *dev, pi0_stream *ps) {
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv_work, NULL);
     pthread_cond_init(&s->cv_space, NULL);
-    if (pthread_create(&s->thread, NULL, stream_main, s)) {
+    int cpu = s->dev->cpus ? s->dev->cpus[0] : -1;
+    int rc = pi0__thread_start(&s->thread, stream_main, s, cpu);
+    if (rc) {
         pthread_cond_destroy(&s->cv_space);
         pthread_cond_destroy(&s->cv_work);
         pthread_mutex_destroy(&s->mu);
         free(s);
-        return pi0_errorf(PI0_ENOMEM, "cpu: cannot start a stream thread");
+        if (rc == EINVAL && cpu >= 0)
+            return pi0_errorf(PI0_EINVAL,
+                              "cpu: cannot run a stream thread on CPU %d (not "
+                              "one this process may use)",
+                              cpu);
+        return pi0_errorf(PI0_ENOMEM, "cpu: cannot start a stream thread: %s", strerror(rc));
     }
     ps->impl = s;
     return PI0_OK;
@@ -663,9 +695,13 @@ static int cpu_geglu_enq(pi0_stream *s, pi0_mat y, pi0_mat gate, pi0_mat up) {
     return enqueue_kernel(s, pi0__cpu_geglu, &a);
 }
 
-static int cpu_rope_enq(pi0_stream *s, pi0_mat x, pi0_mat pos, int n_heads, int head_dim,
-                        float theta) {
-    cpu_args a = {.m = {x, pos}, .i = {n_heads, head_dim}, .f = {theta}};
+static int cpu_rope_enq(pi0_stream *s, pi0_mat q, const pi0_mat *k, pi0_mat pos, int n_heads,
+                        int n_kv_heads, int head_dim, float theta) {
+    cpu_args a = {.m = {q, pos}, .i = {n_heads, head_dim, n_kv_heads}, .f = {theta}};
+    if (k) {
+        a.m[2] = *k;
+        a.has_opt = 1;
+    }
     return enqueue_kernel(s, pi0__cpu_rope, &a);
 }
 
@@ -705,6 +741,7 @@ const pi0_dev_iface pi0__cpu_iface = {
     .open = cpu_open,
     .close = cpu_close,
     .reserve = cpu_reserve,
+    .reserve_rope = cpu_reserve_rope,
     .reserve_attention = cpu_reserve_attention,
     .buf_alloc = cpu_buf_alloc,
     .buf_free = cpu_buf_free,

@@ -278,10 +278,11 @@ static void rope_angles(float *c, float *s, int32_t p, double theta, int hd) {
 }
 
 /* d->rope_tab covers (theta, hd) for positions [0, need): rebuilt when theta or hd change
- * or a position is past its end (sized to the next power of two, at least 1024). Runs on
- * the kernel's calling thread under the compute lock, so no kernel reads it meanwhile.
+ * or a position is past its end (sized to the next power of two, at least 1024). Runs
+ * under the compute lock (a kernel's calling thread, or pi0_dev_reserve_rope at load), so
+ * no kernel reads it meanwhile.
  * 0 when the table cannot be allocated (the kernel then computes angles directly). */
-static int rope_table(cpu_dev *d, float theta, int hd, int need) {
+int pi0__cpu_rope_table(cpu_dev *d, float theta, int hd, int need) {
     if (need > ROPE_TABLE_POS) need = ROPE_TABLE_POS;
     if (d->rope_tab && d->rope_theta == theta && d->rope_hd == hd && d->rope_npos >= need)
         return 1;
@@ -319,25 +320,28 @@ typedef struct rope_ctx {
     int npos, rows, per;
 } rope_ctx;
 
+/* q (m[0], i[0] heads) and, with has_opt, k (m[2], i[2] heads) of tokens [r0, r1): one
+ * pass over the tokens, each token's cos/sin row read once for both */
 static void rope_task(void *ctx, int t, int thread) {
     const rope_ctx *c = ctx;
     const cpu_args *a = c->a;
-    int nh = a->i[0], hd = a->i[1], half = hd / 2;
+    int nh = a->i[0], hd = a->i[1], nkv = a->has_opt ? a->i[2] : 0, half = hd / 2;
     int r0 = t * c->per, r1 = r0 + c->per < c->rows ? r0 + c->per : c->rows;
     (void)thread;
     for (int r = r0; r < r1; r++) {
         int32_t p = cpu_i32_at(a->m[1], r);
-        float *x = F(0, r, 0);
+        float *q = F(0, r, 0), *k = nkv ? F(2, r, 0) : NULL;
         if (c->tab && p >= 0 && p < c->npos) {
             const float *cs = c->tab + (size_t)p * hd;
-            rope_row(x, nh, hd, cs, cs + half);
+            rope_row(q, nh, hd, cs, cs + half);
+            if (k) rope_row(k, nkv, hd, cs, cs + half);
             continue;
         }
         for (int j = 0; j < half; j++) { /* outside the table: one angle at a time */
             double ang = (double)p * pow((double)a->f[0], -2.0 * j / hd);
             float cj = (float)cos(ang), sj = (float)sin(ang);
-            for (int h = 0; h < nh; h++) {
-                float *xh = x + (size_t)h * hd;
+            for (int h = 0; h < nh + nkv; h++) {
+                float *xh = h < nh ? q + (size_t)h * hd : k + (size_t)(h - nh) * hd;
                 float u = xh[j], v = xh[j + half];
                 xh[j] = u * cj - v * sj;
                 xh[j + half] = v * cj + u * sj;
@@ -353,12 +357,13 @@ int pi0__cpu_rope(cpu_dev *d, const cpu_args *a) {
         if (p > maxp) maxp = p;
     }
     rope_ctx c = {.a = a, .rows = rows};
-    if (maxp >= 0 && rope_table(d, a->f[0], a->i[1], maxp + 1)) {
+    if (maxp >= 0 && pi0__cpu_rope_table(d, a->f[0], a->i[1], maxp + 1)) {
         c.tab = d->rope_tab;
         c.npos = d->rope_npos;
     }
+    long cols = a->m[0].cols + (a->has_opt ? a->m[2].cols : 0);
     int tasks = 1;
-    if ((long)rows * a->m[0].cols >= PAR_MIN_WORK && d->n_threads > 1)
+    if ((long)rows * cols >= PAR_MIN_WORK && d->n_threads > 1)
         tasks = d->n_threads * 4 < rows ? d->n_threads * 4 : rows;
     c.per = (rows + tasks - 1) / tasks;
     pi0__pool_run(&d->pool, rope_task, &c, (rows + c.per - 1) / c.per);

@@ -1,17 +1,28 @@
 /* cpu_pool.c — the cpu backend's persistent compute threads (no per-call thread creation). */
+#include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "common/pi0_time.h"
 #include "cpu.h"
 
-void pi0__pin_self(int cpu) {
-    if (cpu < 0) return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set); /* best effort */
+int pi0__thread_start(pthread_t *t, void *(*fn)(void *), void *arg, int cpu) {
+    pthread_attr_t attr;
+    int rc = pthread_attr_init(&attr);
+    if (rc) return rc;
+    if (cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        /* glibc sets the mask before the thread's first instruction and fails the create
+         * (EINVAL) when the CPU is not one this process may use */
+        rc = pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+    }
+    if (!rc) rc = pthread_create(t, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    return rc;
 }
 
 static void run_tasks(pi0__pool *p, int thread) {
@@ -47,7 +58,7 @@ static void *helper_main(void *arg) {
     helper_arg ha = *(helper_arg *)arg;
     free(arg);
     pi0__pool *p = ha.p;
-    if (p->cpus) pi0__pin_self(p->cpus[ha.index % p->n_cpus]);
+    pthread_setname_np(pthread_self(), "pi0-cpu-pool"); /* top -H, perf sched, tests */
     uint64_t seen = 0;
     for (;;) {
         /* spin briefly for the next region (longer while kernels are queued), then sleep */
@@ -110,13 +121,20 @@ int pi0__pool_init(pi0__pool *p, int n_threads, const int *cpus, int n_cpus,
         if (ha) {
             ha->p = p;
             ha->index = i;
-            rc = pthread_create(&p->helpers[i - 1], NULL, helper_main, ha);
+            rc = pi0__thread_start(&p->helpers[i - 1], helper_main, ha,
+                                   cpus ? cpus[i % n_cpus] : -1);
             if (rc) free(ha);
         }
         if (rc) {
             p->n_threads = i; /* join the ones started */
             pi0__pool_deinit(p);
-            return pi0_errorf(PI0_ENOMEM, "cpu: cannot start compute thread %d", i);
+            if (rc == EINVAL && cpus)
+                return pi0_errorf(PI0_EINVAL,
+                                  "cpu: cannot run compute thread %d on CPU %d "
+                                  "(not one this process may use)",
+                                  i, cpus[i % n_cpus]);
+            return pi0_errorf(PI0_ENOMEM, "cpu: cannot start compute thread %d: %s", i,
+                              strerror(rc));
         }
     }
     return PI0_OK;

@@ -17,13 +17,12 @@ int pi0__gemma_layer_run(pi0_stream *s, const pi0__gemma *g, int l, const pi0__k
         PI0__TRY(pi0_dev_rmsnorm_ada(s, r->x, r->h, ada->in_scale, ada->in_shift, eps));
     else
         PI0__TRY(pi0_dev_rmsnorm(s, r->x, r->h, L->in_norm, eps));
-    /* K, V (and Q) of one input: one operation */
+    /* K, V (and Q) of one input: one operation; then RoPE of q and k: one operation */
     pi0_mat kvq[3] = {k, v, r->q};
     const pi0_weight *w_kvq[3] = {L->k, L->v, L->q};
     PI0__TRY(pi0_dev_gemm_multi(s, kv_only ? 2 : 3, kvq, r->x, w_kvq));
-    PI0__TRY(pi0_dev_rope(s, k, pos, kvh, hd, theta));
-    if (kv_only) return PI0_OK;
-    PI0__TRY(pi0_dev_rope(s, r->q, pos, heads, hd, theta));
+    if (kv_only) return pi0_dev_rope(s, k, pos, kvh, hd, theta);
+    PI0__TRY(pi0_dev_rope_qk(s, r->q, k, pos, heads, kvh, hd, theta));
     PI0__TRY(pi0_dev_attention(s, r->a, r->q, pi0__kv_rows(kv, l, 0, 0, n_keys),
                                pi0__kv_rows(kv, l, 1, 0, n_keys), NULL, heads, kvh, hd, scale));
     if (ada) {

@@ -35,6 +35,9 @@ static int alloc_model(pi0_model *m) {
     free(iota);
     PI0__TRY(rc);
     PI0__TRY(src);
+    /* RoPE's cos/sin table for every position now, not in the first inference (both
+     * towers share head_dim, checked at load, and theta) */
+    PI0__TRY(pi0_dev_reserve_rope(m->dev, (int)(N + S), c->vlm.head_dim, c->rope_theta));
 
     for (int i = 0; i < PI0_PREFIX_SLOTS; i++) {
         pi0_prefix *p = &m->slots[i];

@@ -194,7 +194,8 @@ static void bench_gemm(pi0_dev *d, pi0_stream *s, int m, int n, int k, int threa
             for (int r = 0; r < m; r++)
                 for (int c = 0; c < parts[i]; c++) {
                     double want = y[(size_t)r * n + c0 + c];
-                    double dd = fabs((double)yo[(size_t)m * c0 + (size_t)r * parts[i] + c] - want);
+                    double dd =
+                        fabs((double)yo[(size_t)m * c0 + (size_t)r * parts[i] + c] - want);
                     if (dd > maxd[t]) maxd[t] = dd;
                     if (fabs(want) > maxy) maxy = fabs(want);
                 }
@@ -216,14 +217,14 @@ static void bench_gemm(pi0_dev *d, pi0_stream *s, int m, int n, int k, int threa
     }
     double fl = 2.0 * m * n * k * 1e-9, raw_g = fl / raw;
     for (int t = 0; t < 2; t++) {
-        printf(
-            "{\"bench\":\"gemm\",\"group\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d%s,\"wdtype\":\"%s\","
-            "\"gflops\":%.1f,\"blas_gflops\":%.1f,\"ratio\":%.3f,\"ms\":%.3f,"
-            "\"weight_mib\":%.1f,\"threads\":%d,\"f32_peak\":%.1f,\"of_f32_peak\":%.3f,"
-            "\"blas_of_f32_peak\":%.3f",
-            group, m, n, k, shape, t ? "bf16" : "f32", fl / ours[t], raw_g, raw / ours[t],
-            ours[t] * 1e3, (double)n * k * (t ? 2 : 4) / 1048576.0, threads, f32_peak,
-            of_peak(fl / ours[t]), of_peak(raw_g));
+        printf("{\"bench\":\"gemm\",\"group\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d%s,\"wdtype\":"
+               "\"%s\","
+               "\"gflops\":%.1f,\"blas_gflops\":%.1f,\"ratio\":%.3f,\"ms\":%.3f,"
+               "\"weight_mib\":%.1f,\"threads\":%d,\"f32_peak\":%.1f,\"of_f32_peak\":%.3f,"
+               "\"blas_of_f32_peak\":%.3f",
+               group, m, n, k, shape, t ? "bf16" : "f32", fl / ours[t], raw_g, raw / ours[t],
+               ours[t] * 1e3, (double)n * k * (t ? 2 : 4) / 1048576.0, threads, f32_peak,
+               of_peak(fl / ours[t]), of_peak(raw_g));
         if (t)
             printf(",\"of_f32\":%.3f,\"rel_diff_vs_f32\":%.1e", ours[0] / ours[1],
                    maxd[1] / maxy);
@@ -316,6 +317,40 @@ static void bench_rope(pi0_dev *d, pi0_stream *s, int n, int nh, int hd, int p0,
     free(x), free(pos);
 }
 
+/* RoPE of q (nh heads) and k (nkv heads) of n tokens at positions p0..: one
+ * pi0_dev_rope_qk ("us") against pi0_dev_rope on k then on q ("us_separate", what the
+ * model ran before), alternating in the same run */
+static void bench_rope_qk(pi0_dev *d, pi0_stream *s, int n, int nh, int nkv, int hd, int p0,
+                          int reps, const char *group) {
+    size_t qn = (size_t)n * nh * hd, kn = (size_t)n * nkv * hd;
+    float *x = frand(qn + kn, 1);
+    int32_t *pos = malloc((size_t)n * sizeof *pos);
+    if (!pos) exit(1);
+    for (int i = 0; i < n; i++)
+        pos[i] = p0 + i;
+    pi0_buf *bx, *bp;
+    DIE(pi0_buf_alloc(d, (qn + kn) * 4, &bx), "alloc");
+    DIE(pi0_buf_alloc(d, (size_t)n * 4, &bp), "alloc");
+    DIE(pi0_dev_upload(s, bx, 0, x, (qn + kn) * 4), "upload");
+    DIE(pi0_dev_upload(s, bp, 0, pos, (size_t)n * 4), "upload");
+    pi0_mat mq = pi0_mat_f32(bx, 0, n, nh * hd), mk = pi0_mat_f32(bx, qn * 4, n, nkv * hd);
+    pi0_mat mp = {bp, 0, 1, n, n, PI0_I32};
+    double one = 1e30, two = 1e30;
+    for (int r = 0; r < 5; r++) {
+        TIME_BEST(one, reps * 4, pi0_dev_rope_qk(s, mq, mk, mp, nh, nkv, hd, 10000.0f));
+        TIME_BEST(two, reps * 4,
+                  pi0_dev_rope(s, mk, mp, nkv, hd, 10000.0f) ||
+                      pi0_dev_rope(s, mq, mp, nh, hd, 10000.0f));
+    }
+    printf("{\"bench\":\"rope_qk\",\"group\":\"%s\",\"tokens\":%d,\"heads\":%d,"
+           "\"kv_heads\":%d,\"head_dim\":%d,\"us\":%.2f,\"us_separate\":%.2f,"
+           "\"speedup\":%.3f}\n",
+           group, n, nh, nkv, hd, one * 1e6, two * 1e6, two / one);
+    fflush(stdout);
+    pi0_buf_free(bx), pi0_buf_free(bp);
+    free(x), free(pos);
+}
+
 /* y = a + b on rows x cols floats, per op of 64 enqueued back to back: through the pool
  * on `threads` threads and on a device with one thread (no pool), in the same run */
 static void bench_pool(const char *backend, int threads, int rows, int cols, int reps) {
@@ -361,6 +396,8 @@ static int cmd_small(const char *backend, int threads, int reps) {
     DIE(pi0_stream_create(d, &s), "stream");
     bench_rope(d, s, 51, 8, 256, 816, reps, "suffix");
     bench_rope(d, s, 816, 8, 256, 0, reps, "prefix");
+    bench_rope_qk(d, s, 51, 8, 1, 256, 816, reps, "suffix");
+    bench_rope_qk(d, s, 816, 8, 1, 256, 0, reps, "prefix");
     pi0_stream_destroy(s);
     DIE(pi0_dev_close(d), "close");
     bench_pool(backend, threads, 64, 1024, reps);
