@@ -185,7 +185,7 @@ void pi0__gemm_f32_smallm_avx2(int m, int nn, int k, const float *x, int ldx, co
  * panels of PI0__PK_NR rows, x in groups of PI0__PK_MR rows, PI0__PK_MC rows at a time. */
 #define PI0__PK_MR 6
 #define PI0__PK_NR 16
-#define PI0__PK_MC 384 /* most rows per block: 384 KiB of packed x per 256-deep slice */
+#define PI0__PK_MC 192 /* most rows per block: 192 KiB of packed x per 256-deep slice */
 /* floats of pk_x a weight of depth k needs (a block of rows) */
 static inline size_t pi0__pk_x_floats(int k) {
     return (size_t)PI0__PK_MC * (size_t)k;

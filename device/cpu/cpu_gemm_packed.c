@@ -15,7 +15,7 @@
  *   - Loops: row blocks (x packed for the block by all threads, then one parallel region
  *     over chunks of weight panels); in a chunk, k slices of KC outside, panels inside, row
  *     groups innermost: a KC x 16 weight slice (16 KiB) stays in L1 while it meets every
- *     row group of the block, and the block's KC-deep slice of packed x (up to 384 KiB)
+ *     row group of the block, and the block's KC-deep slice of packed x (up to 192 KiB)
  *     stays in L2 while it meets every panel of the chunk. The first row group of each
  *     panel prefetches the next panel's slice. Packed weights of 2 MiB and more sit on
  *     transparent huge pages where the kernel allows (cpu_backend.c: stream_alloc).
@@ -175,6 +175,10 @@ static inline void load_bf16(const uint16_t *b, __m256 *b0, __m256 *b1) {
         const WT *pf) {                                                                        \
         __m256 z = _mm256_setzero_ps(), c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z,  \
                c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;                           \
+        for (int i = 0; i < mr; i++) { /* the output tile arrives while the sums run */        \
+            _mm_prefetch((const char *)(c + (size_t)i * (size_t)ldc), _MM_HINT_T0);            \
+            _mm_prefetch((const char *)(c + (size_t)i * (size_t)ldc + 15), _MM_HINT_T0);       \
+        }                                                                                      \
         for (int l = 0; l < kc; l++) {                                                         \
             __m256 b0, b1, av;                                                                 \
             if (pf) _mm_prefetch((const char *)(pf + (size_t)l * STEP), _MM_HINT_T0);          \
