@@ -231,15 +231,15 @@ static void cpu_buf_free(pi0_buf *b) {
 }
 
 /* Memory the kernels stream through (packed weights): 64-byte aligned, and from 2 MiB up
- * aligned to 2 MiB and advised to use transparent huge pages (where THP is `madvise`
- * only, as on Debian), so that streaming gigabytes of weights does not also walk the page
- * tables for every 4 KiB. Freed with free(). */
+ * aligned to 2 MiB with its whole 2 MiB pages advised to use transparent huge pages (where
+ * THP is `madvise` only, as on Debian), so that streaming gigabytes of weights does not
+ * also walk the page tables every 4 KiB. The size is not rounded up: the tail stays on
+ * small pages and adds nothing to RSS. Freed with free(). */
 static void *stream_alloc(size_t bytes) {
     const size_t huge = (size_t)2 << 20;
-    if (bytes < huge) return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-    size_t sz = (bytes + huge - 1) & ~(huge - 1);
-    void *p = aligned_alloc(huge, sz);
-    if (p) (void)madvise(p, sz, MADV_HUGEPAGE); /* advice only */
+    void *p = NULL;
+    if (posix_memalign(&p, bytes < huge ? 64 : huge, bytes ? bytes : 1)) return NULL;
+    if (bytes >= huge) (void)madvise(p, bytes & ~(huge - 1), MADV_HUGEPAGE); /* advice only */
     return p;
 }
 
