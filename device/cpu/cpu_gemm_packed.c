@@ -16,9 +16,11 @@
  *     over chunks of weight panels); in a chunk, k slices of KC outside, panels inside, row
  *     groups innermost: a KC x 16 weight slice (16 KiB) stays in L1 while it meets every
  *     row group of the block, and the block's KC-deep slice of packed x (up to 192 KiB)
- *     stays in L2 while it meets every panel of the chunk. The first row group of each
- *     panel prefetches the next panel's slice. Packed weights of 2 MiB and more sit on
- *     transparent huge pages where the kernel allows (cpu_backend.c: stream_alloc).
+ *     stays in L2 while it meets every panel of the chunk. While a panel's slice meets its
+ *     row groups, each pass prefetches its share of the next panel's slice, so the
+ *     prefetches are spread over the whole panel instead of bursting in one pass.
+ *   - Packed weights of 2 MiB and more sit on transparent huge pages where the kernel
+ *     allows (cpu_backend.c: stream_alloc).
  *   - Partial sums over k slices go to y itself (or, for an activation over an
  *     accumulated output, to a per-thread tile); bias and activation run on each panel's
  *     columns once its last slice is done, while they are still in cache. */
@@ -167,12 +169,12 @@ static inline void load_bf16(const uint16_t *b, __m256 *b0, __m256 *b1) {
 }
 
 /* c[0..mr)[0..16) (= or += when add) a[kc][6] · b[kc][16]; mr a constant at each call.
- * Named accumulators, not an array: GCC keeps those in registers. pf: the next slice to
- * prefetch, one line per k step (NULL: none). */
+ * Named accumulators, not an array: GCC keeps those in registers. pf: weight rows to
+ * prefetch, one k step (one line of f32) during each of the first pfn k steps. */
 #define DEFINE_TILE(NAME, WT, LOAD, STEP)                                                      \
     static inline __attribute__((always_inline)) void NAME##_mr(                               \
-        int mr, int kc, const float *a, const WT *b, float *c, int ldc, int add,               \
-        const WT *pf) {                                                                        \
+        int mr, int kc, const float *a, const WT *b, float *c, int ldc, int add, const WT *pf, \
+        int pfn) {                                                                             \
         __m256 z = _mm256_setzero_ps(), c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z,  \
                c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;                           \
         for (int i = 0; i < mr; i++) { /* the output tile arrives while the sums run */        \
@@ -181,7 +183,7 @@ static inline void load_bf16(const uint16_t *b, __m256 *b0, __m256 *b1) {
         }                                                                                      \
         for (int l = 0; l < kc; l++) {                                                         \
             __m256 b0, b1, av;                                                                 \
-            if (pf) _mm_prefetch((const char *)(pf + (size_t)l * STEP), _MM_HINT_T0);          \
+            if (l < pfn) _mm_prefetch((const char *)(pf + (size_t)l * STEP), _MM_HINT_T0);     \
             LOAD(b + (size_t)l * STEP, &b0, &b1);                                              \
             const float *al = a + (size_t)l * MR;                                              \
             ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)                                          \
@@ -189,25 +191,25 @@ static inline void load_bf16(const uint16_t *b, __m256 *b0, __m256 *b1) {
         OUT(0) OUT(1) OUT(2) OUT(3) OUT(4) OUT(5)                                              \
     }                                                                                          \
     static void NAME(int mr, int kc, const float *a, const WT *b, float *c, int ldc, int add,  \
-                     const WT *pf) {                                                           \
+                     const WT *pf, int pfn) {                                                  \
         switch (mr) {                                                                          \
         case 6:                                                                                \
-            NAME##_mr(6, kc, a, b, c, ldc, add, pf);                                           \
+            NAME##_mr(6, kc, a, b, c, ldc, add, pf, pfn);                                      \
             break;                                                                             \
         case 5:                                                                                \
-            NAME##_mr(5, kc, a, b, c, ldc, add, pf);                                           \
+            NAME##_mr(5, kc, a, b, c, ldc, add, pf, pfn);                                      \
             break;                                                                             \
         case 4:                                                                                \
-            NAME##_mr(4, kc, a, b, c, ldc, add, pf);                                           \
+            NAME##_mr(4, kc, a, b, c, ldc, add, pf, pfn);                                      \
             break;                                                                             \
         case 3:                                                                                \
-            NAME##_mr(3, kc, a, b, c, ldc, add, pf);                                           \
+            NAME##_mr(3, kc, a, b, c, ldc, add, pf, pfn);                                      \
             break;                                                                             \
         case 2:                                                                                \
-            NAME##_mr(2, kc, a, b, c, ldc, add, pf);                                           \
+            NAME##_mr(2, kc, a, b, c, ldc, add, pf, pfn);                                      \
             break;                                                                             \
         default:                                                                               \
-            NAME##_mr(1, kc, a, b, c, ldc, add, pf);                                           \
+            NAME##_mr(1, kc, a, b, c, ldc, add, pf, pfn);                                      \
             break;                                                                             \
         }                                                                                      \
     }
@@ -252,12 +254,15 @@ void pi0__pk_run_chunk(const pi0__pk_job *j, int p0, int p1, float *d, int ldd, 
                 const float *a = j->xp + (size_t)g * (size_t)j->k + (size_t)k0 * MR;
                 float *c = nr == NR ? dp + (size_t)g * (size_t)ldd : tmp;
                 int ldc = nr == NR ? ldd : NR;
+                /* this pass prefetches its share of the next panel's slice */
+                int groups = (j->rows + MR - 1) / MR, share = (kc + groups - 1) / groups;
+                int l0 = (g / MR) * share, pfn = pf ? (kc - l0 < share ? kc - l0 : share) : 0;
                 if (bf16)
                     tile_bf16(mr, kc, a, (const uint16_t *)b, c, ldc, nr == NR && add,
-                              g ? NULL : (const uint16_t *)pf);
+                              pf ? (const uint16_t *)pf + (size_t)l0 * NR : NULL, pfn);
                 else
                     tile_f32(mr, kc, a, (const float *)b, c, ldc, nr == NR && add,
-                             g ? NULL : (const float *)pf);
+                             pf ? (const float *)pf + (size_t)l0 * NR : NULL, pfn);
                 if (nr < NR) /* the last panel's columns past n: through tmp */
                     for (int i = 0; i < mr; i++) {
                         float *o = dp + (size_t)(g + i) * (size_t)ldd;
