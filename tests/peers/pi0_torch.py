@@ -31,38 +31,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# The checkpoint's layout (key names, legacy renames, Gemma variants) is the spec's, shared
+# with the numpy reference; the arithmetic below is this port's own.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "ref"))
+from pi0_ref import E, L, PROJ, TIED, V, VARIANTS, canonical_key  # noqa: E402
+
 CAMERAS = ("base", "left_wrist", "right_wrist")
 CAMERA_ALIASES = {"base_0_rgb": "base", "left_wrist_0_rgb": "left_wrist",
                   "right_wrist_0_rgb": "right_wrist"}
 MASK_VALUE = -2.3819763e38  # finite mask score (PI0-SPEC.md §4.4)
 
-V = "paligemma_with_expert.paligemma.model.vision_tower.vision_model."
-PROJ = "paligemma_with_expert.paligemma.model.multi_modal_projector.linear."
-L = "paligemma_with_expert.paligemma.model.language_model."
-E = "paligemma_with_expert.gemma_expert.model."
-TIED = "paligemma_with_expert.paligemma.lm_head.weight"
 UNUSED = ("paligemma_with_expert.gemma_expert.lm_head.",)
-# older key layouts (PI0-SPEC.md §2) → the released names
-RENAMES = (("paligemma_with_expert.paligemma.language_model.model.", L),
-           ("paligemma_with_expert.paligemma.language_model.lm_head.",
-            "paligemma_with_expert.paligemma.lm_head."),
-           ("paligemma_with_expert.paligemma.vision_tower.",
-            "paligemma_with_expert.paligemma.model.vision_tower."),
-           ("paligemma_with_expert.paligemma.multi_modal_projector.",
-            "paligemma_with_expert.paligemma.model.multi_modal_projector."))
-# Gemma variants of config.json: (heads, kv heads, head_dim)
-VARIANTS = {"gemma_2b": (8, 1, 256), "gemma_300m": (8, 1, 256), "dummy": (8, 1, 16)}
 STORED = {"F32": (torch.float32, torch.float32), "BF16": (torch.int16, torch.bfloat16),
           "F16": (torch.float16, torch.float16)}
-
-
-def rename(key):
-    if key.startswith("model."):
-        key = key[len("model."):]
-    for old, new in RENAMES:
-        if key.startswith(old):
-            return new + key[len(old):]
-    return key
 
 
 def load_checkpoint(model_dir, dtype):
@@ -84,7 +66,7 @@ def load_checkpoint(model_dir, dtype):
             items = sorted((info["data_offsets"][0], k, info) for k, info in header.items()
                            if k != "__metadata__")
             for start, key, info in items:
-                key = rename(key)
+                key = canonical_key(key)
                 if key.startswith(UNUSED):
                     continue
                 if info["dtype"] not in STORED:
