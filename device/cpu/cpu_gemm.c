@@ -358,10 +358,10 @@ int pi0__cpu_gemm(cpu_dev *d, const cpu_args *a) {
  * weight is packed, else one product after the other */
 int pi0__cpu_gemm_multi(cpu_dev *d, const cpu_args *a) {
     int n = a->i[0];
+#ifdef PI0_HAVE_AVX512_GEMM
     int packed = 1;
     for (int i = 0; i < n; i++)
         packed &= a->wm[i]->packed;
-#ifdef PI0_HAVE_AVX512_GEMM
     if (packed) return gemm_packed(d, n, a->m, a->m[n], a->wm, NULL, PI0_ACT_NONE, 0);
 #endif
     for (int i = 0; i < n; i++) {
