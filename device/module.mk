@@ -5,8 +5,11 @@ DEVICE_SRCS := device/device.c device/cpu/cpu_backend.c device/cpu/cpu_pool.c \
 DEVICE_OBJS := $(DEVICE_SRCS:%.c=$(OBJ)/%.o)
 DEVICE_LIBS := $(OPENBLAS_LIBS)
 
-# the row loops are multiversioned (cpu_vec.h); -O3 lets GCC vectorize them
-$(OBJ)/device/cpu/cpu_kernels.o $(OBJ)/device/cpu/cpu_gemm.o: PI0_CFLAGS += -O3
+# the row loops are multiversioned (cpu_vec.h); -O3 lets GCC vectorize them, and
+# -fno-trapping-math lets it turn the clamps and selects of exp (GELU, SiLU, softmax) into
+# blends where there are no mask registers (AVX2): without it those loops stay scalar. The
+# code never reads the floating-point exception flags.
+$(OBJ)/device/cpu/cpu_kernels.o $(OBJ)/device/cpu/cpu_gemm.o: PI0_CFLAGS += -O3 -fno-trapping-math
 
 # x86-64: an AVX-512 small-m bf16 GEMM, compiled for AVX-512 but only called when the CPU
 # has it (runtime check in cpu_gemm.c), so the binary still runs on any x86-64

@@ -4,6 +4,7 @@
 # library's soname and exported symbols, and the device and pipeline API suites under
 # ThreadSanitizer.
 TEST_CMDS += tests/check-format tests/check-build tests/check-headers tests/check-exports \
+             tests/check-vectorized \
              tests/tsan-suites
 test: export PI0_INCLUDES := $(INCLUDES)
 

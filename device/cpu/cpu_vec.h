@@ -9,6 +9,7 @@
 #define PI0_DEVICE_CPU_VEC_H
 
 #include <stdint.h>
+#include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                         \
     !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
@@ -17,17 +18,26 @@
 #define PI0_VEC
 #endif
 
-/* e^x for x in float range; 0 below -87, clamped at e^88 above. */
+static inline float pi0__bits_f32(int32_t i) {
+    float f;
+    memcpy(&f, &i, 4);
+    return f;
+}
+static inline int32_t pi0__f32_bits(float f) {
+    int32_t i;
+    memcpy(&i, &f, 4);
+    return i;
+}
+
+/* e^x for x in float range; 0 below -87, clamped at e^88 above. Written without branches
+ * or unions (selects and memcpy) so that GCC vectorizes the loops calling it. */
 static inline float pi0__expf(float x) {
-    union {
-        float f;
-        int32_t i;
-    } t, y;
     float xc = x > 88.0f ? 88.0f : x;
     xc = xc < -87.0f ? -87.0f : xc;
-    t.f = xc * 1.44269504088896341f + 12582912.0f; /* round(x/ln2) in the low mantissa bits */
-    int32_t n = t.i - 0x4b400000;
-    float fn = t.f - 12582912.0f;
+    float t =
+        xc * 1.44269504088896341f + 12582912.0f; /* round(x/ln2) in the low mantissa bits */
+    int32_t n = pi0__f32_bits(t) - 0x4b400000;
+    float fn = t - 12582912.0f;
     float r = xc - fn * 0.693359375f + fn * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -35,9 +45,8 @@ static inline float pi0__expf(float x) {
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
-    y.f = p * r * r + r + 1.0f;
-    y.i += n * (1 << 23); /* times 2^n */
-    return x < -87.0f ? 0.0f : y.f;
+    float y = pi0__bits_f32(pi0__f32_bits(p * r * r + r + 1.0f) + n * (1 << 23)); /* x 2^n */
+    return x < -87.0f ? 0.0f : y;
 }
 
 /* 0.5x(1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2/pi)(x + 0.044715x^3) */

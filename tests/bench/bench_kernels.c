@@ -10,7 +10,8 @@
  *       raw cblas_sgemm y[M,N] = x[M,K] · W[N,K]ᵀ (the baseline other benchmarks use).
  *   pi0rt-bench peak [--threads N]
  *   pi0rt-bench small [--backend NAME] [--threads N] [--reps N]
- *       the small-kernel lines of `kernels`: RoPE, and the pool's overhead (64x1024 add).
+ *       the small-kernel lines of `kernels`: RoPE, GeGLU against an add, and the pool's
+ *       overhead (64x1024 add).
  *       the machine's f32 FMA and bf16 dot-product peaks (bench_peak.c). `kernels` and
  *       `gemm` measure them first and report every line as a fraction of the f32 peak.
  *
@@ -45,7 +46,8 @@ static void usage(FILE *f) {
         "--quick runs the smallest shapes only. `peak` measures the f32 FMA and bf16 dot\n"
         "product peaks (register-resident loops, one pinned thread per CPU); `kernels` and\n"
         "`gemm` measure them first and add each line's fraction of the f32 peak. `small`\n"
-        "prints the lines of `kernels` for small kernels only: RoPE, and a 64x1024 add\n"
+        "prints the lines of `kernels` for small kernels only: RoPE, GeGLU against an add of\n"
+        "the same size, and a 64x1024 add "
         "through the pool against one thread.\n");
 }
 
@@ -388,6 +390,30 @@ static void bench_pool(const char *backend, int threads, int rows, int cols, int
     fflush(stdout);
 }
 
+/* GeGLU y = gelu_tanh(g) * u (the expert's MLP: 51 x 4096) against an add of the same
+ * size in the same run: the ratio shows whether the exp polynomial runs in vector code
+ * (~3x an add) or scalar (~10x and more) */
+static void bench_geglu(pi0_dev *d, pi0_stream *s, int rows, int cols, int reps) {
+    size_t n = (size_t)rows * cols;
+    float *x = frand(2 * n, 1);
+    pi0_buf *b;
+    DIE(pi0_buf_alloc(d, 3 * n * 4, &b), "alloc");
+    DIE(pi0_dev_upload(s, b, 0, x, 2 * n * 4), "upload");
+    pi0_mat g = pi0_mat_f32(b, 0, rows, cols), u = pi0_mat_f32(b, n * 4, rows, cols),
+            y = pi0_mat_f32(b, 2 * n * 4, rows, cols);
+    double geglu = 1e30, add = 1e30;
+    for (int r = 0; r < 5; r++) {
+        TIME_BEST(geglu, reps * 4, pi0_dev_geglu(s, y, g, u));
+        TIME_BEST(add, reps * 4, pi0_dev_binary(s, PI0_BIN_ADD, y, g, u));
+    }
+    printf("{\"bench\":\"geglu\",\"rows\":%d,\"cols\":%d,\"us\":%.2f,\"us_add\":%.2f,"
+           "\"ratio_to_add\":%.2f}\n",
+           rows, cols, geglu * 1e6, add * 1e6, geglu / add);
+    fflush(stdout);
+    pi0_buf_free(b);
+    free(x);
+}
+
 static int cmd_small(const char *backend, int threads, int reps) {
     pi0_dev_opts o = {.n_threads = threads};
     pi0_dev *d;
@@ -398,6 +424,7 @@ static int cmd_small(const char *backend, int threads, int reps) {
     bench_rope(d, s, 816, 8, 256, 0, reps, "prefix");
     bench_rope_qk(d, s, 51, 8, 1, 256, 816, reps, "suffix");
     bench_rope_qk(d, s, 816, 8, 1, 256, 0, reps, "prefix");
+    bench_geglu(d, s, 51, 4096, reps);
     pi0_stream_destroy(s);
     DIE(pi0_dev_close(d), "close");
     bench_pool(backend, threads, 64, 1024, reps);
