@@ -14,9 +14,11 @@ $(OBJ)/device/cpu/cpu_kernels.o $(OBJ)/device/cpu/cpu_gemm.o: PI0_CFLAGS += -O3 
 # x86-64: an AVX-512 small-m bf16 GEMM, compiled for AVX-512 but only called when the CPU
 # has it (runtime check in cpu_gemm.c), so the binary still runs on any x86-64
 ifeq ($(shell uname -m),x86_64)
-DEVICE_SRCS += device/cpu/cpu_gemm_avx512.c device/cpu/cpu_gemm_avx2.c device/cpu/cpu_gemm_packed.c
+DEVICE_SRCS += device/cpu/cpu_gemm_avx512.c device/cpu/cpu_gemm_avx2.c device/cpu/cpu_gemm_packed.c \
+               device/cpu/cpu_gemm_packed512.c
 DEVICE_OBJS := $(DEVICE_SRCS:%.c=$(OBJ)/%.o)
 $(OBJ)/device/cpu/cpu_gemm_avx512.o: PI0_CFLAGS += -O3 -mavx512f -mavx512bw -mavx512vl
+$(OBJ)/device/cpu/cpu_gemm_packed512.o: PI0_CFLAGS += -O3 -mavx512f -mavx2 -mfma
 $(OBJ)/device/cpu/cpu_gemm_avx2.o $(OBJ)/device/cpu/cpu_gemm_packed.o: PI0_CFLAGS += -O3 -mavx2 -mfma
 $(OBJ)/device/cpu/cpu_gemm.o $(OBJ)/device/cpu/cpu_kernels.o $(OBJ)/device/cpu/cpu_backend.o: \
     PI0_CFLAGS += -DPI0_HAVE_AVX512_GEMM

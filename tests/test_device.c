@@ -1076,6 +1076,12 @@ static void test_isa_avx2(void) {
     isa_kernels("avx2", cpu_has("avx2"));
 }
 
+/* the AVX-512 packed GEMM's loops (tiles of two panels, their tails and prefetches) with
+ * emulated 512-bit vectors: runs wherever AVX2 does, the CPU's AVX-512 or not */
+static void test_isa_avx512emu(void) {
+    isa_kernels("avx512emu", cpu_has("avx2"));
+}
+
 static void test_isa_portable(void) {
     isa_kernels("portable", 1);
 }
@@ -1680,6 +1686,7 @@ int main(int argc, char **argv) {
         TEST(test_gather),
         TEST(test_isa_avx512),
         TEST(test_isa_avx2),
+        TEST(test_isa_avx512emu),
         TEST(test_isa_portable),
         TEST(test_isa_bad_value),
         TEST(test_stream_order_double_buffer),

@@ -95,8 +95,9 @@ typedef struct cpu_dev {
     int direct_large; /* also for GEMMs with many rows: OpenBLAS's own kernels are not
                          AVX-512 ones (e.g. its core is pinned to Haswell, or unknown) */
     pi0_precision precision;
-    int pack; /* GEMM weights are repacked at creation for cpu_gemm_packed.c: on AVX2 CPUs
-                 (the packed kernel beats OpenBLAS's there), and for bf16 arithmetic */
+    int pack;    /* GEMM weights are repacked at creation for cpu_gemm_packed.c (x86-64 CPUs
+                    with AVX2 or AVX-512) */
+    int pk_kern; /* its micro-kernel: PI0__PK_AVX2 / _AVX512 / _AVX512_EMU */
     /* packed x of one row block (cpu_gemm_packed.c), shared by the compute threads: grown
      * at weight creation (under compute_mu) to PI0__PK_MC rows of the deepest weight */
     float *pk_x;
@@ -182,10 +183,17 @@ void pi0__gemm_f32_smallm_avx2(int m, int nn, int k, const float *x, int ldx, co
                                int ldw, float *t, int ldt, int beta1);
 
 /* cpu_gemm_packed.c (x86-64 builds; call only when cpu_dev.pack). Weights are packed in
- * panels of PI0__PK_NR rows, x in groups of PI0__PK_MR rows, PI0__PK_MC rows at a time. */
-#define PI0__PK_MR 6
-#define PI0__PK_NR 16
-#define PI0__PK_MC 192 /* most rows per block: 192 KiB of packed x per 256-deep slice */
+ * panels of PI0__PK_NR rows, x in groups of PI0__PK_MR rows, PI0__PK_MC rows at a time.
+ * The micro-kernel (cpu_pk_tile.h) covers one panel per tile with AVX2 and two with
+ * AVX-512 (the same layout: only the register width differs). */
+#define PI0__PK_MR  6
+#define PI0__PK_NR  16
+#define PI0__PK_MC  192 /* most rows per block: 192 KiB of packed x per 256-deep slice */
+#define PI0__PK_TMP (PI0__PK_MR * 2 * PI0__PK_NR) /* floats of a tile's spill buffer */
+/* which micro-kernel (cpu_dev.pk_kern): AVX2; AVX-512F; or the AVX-512 kernel's loops on
+ * AVX2 with each 512-bit vector emulated by two ymm (PI0_CPU_ISA=avx512emu: tests it on
+ * CPUs without AVX-512; slower, as its 24 emulated accumulators spill) */
+enum { PI0__PK_AVX2, PI0__PK_AVX512, PI0__PK_AVX512_EMU };
 /* floats of pk_x a weight of depth k needs (a block of rows) */
 static inline size_t pi0__pk_x_floats(int k) {
     return (size_t)PI0__PK_MC * (size_t)k;
@@ -204,13 +212,24 @@ typedef struct pi0__pk_job {
     int n, k;
     const void *w; /* the packed weight */
     pi0_dtype w_dtype;
+    int kern; /* PI0__PK_AVX2 / _AVX512 / _AVX512_EMU */
 } pi0__pk_job;
 /* Output columns of panels [p0, p1) for the block's rows into d (column 0 of d is column
- * 16·p0, row stride ldd): d = x·Wᵀ, or d += x·Wᵀ when first_add. tmp: 96 floats. After a
- * panel's last k slice, done(j, p, done_ctx) (may be NULL). */
+ * 16·p0, row stride ldd): d = x·Wᵀ, or d += x·Wᵀ when first_add. tmp: PI0__PK_TMP floats.
+ * After a panel's last k slice, done(j, p, done_ctx) (may be NULL). */
 void pi0__pk_run_chunk(const pi0__pk_job *j, int p0, int p1, float *d, int ldd, int first_add,
                        float *tmp, void (*done)(const pi0__pk_job *, int p, void *),
                        void *done_ctx);
+/* cpu_gemm_packed512.c (call only on AVX-512F CPUs): the tiles of 1 and 2 panels, as
+ * cpu_pk_tile.h describes them */
+void pi0__pk_tile1_f32_avx512(int mr, int kc, const float *a, const void *b, size_t pstride,
+                              float *c, int ldc, int add, const void *pf, int pfn);
+void pi0__pk_tile2_f32_avx512(int mr, int kc, const float *a, const void *b, size_t pstride,
+                              float *c, int ldc, int add, const void *pf, int pfn);
+void pi0__pk_tile1_bf16_avx512(int mr, int kc, const float *a, const void *b, size_t pstride,
+                               float *c, int ldc, int add, const void *pf, int pfn);
+void pi0__pk_tile2_bf16_avx512(int mr, int kc, const float *a, const void *b, size_t pstride,
+                               float *c, int ldc, int add, const void *pf, int pfn);
 
 /* Attention scratch (cpu_kernels.c): a thread works on tiles of query tokens and needs
  * pi0__cpu_attention_scratch floats per token of its tile; pi0__cpu_attention_tile is the

@@ -53,8 +53,10 @@ static int scratch_alloc(cpu_dev *d, size_t total) {
 }
 
 /* The best instruction set the CPU has (CPU_ISA_*), or the one PI0_CPU_ISA names (for
- * testing and measuring each path; an error when the CPU lacks it). */
-static int pick_isa(int *isa) {
+ * testing and measuring each path; an error when the CPU lacks it). `avx512emu` is AVX2
+ * everywhere but in the packed GEMM, which runs its AVX-512 loops on emulated 512-bit
+ * vectors (*emu set): the AVX-512 kernel's logic, tested on CPUs without AVX-512. */
+static int pick_isa(int *isa, int *emu) {
     int best = CPU_ISA_PORTABLE;
 #if defined(__x86_64__)
     __builtin_cpu_init();
@@ -63,22 +65,26 @@ static int pick_isa(int *isa) {
         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
         best = CPU_ISA_AVX512;
 #endif
-    static const char *const names[] = {"portable", "avx2", "avx512"};
+    static const char *const names[] = {"portable", "avx2", "avx512", "avx512emu"};
     const char *want = getenv("PI0_CPU_ISA"), *no = getenv("PI0_CPU_NO_AVX512");
     *isa = best;
+    *emu = 0;
     if (!want || !*want) {
         if (no && *no && *no != '0' && best == CPU_ISA_AVX512) *isa = CPU_ISA_AVX2;
         return PI0_OK;
     }
-    for (int i = 0; i <= CPU_ISA_AVX512; i++)
+    for (int i = 0; i < 4; i++)
         if (!strcmp(want, names[i])) {
-            if (i > best)
+            int need = i == 3 ? CPU_ISA_AVX2 : i;
+            if (need > best)
                 return pi0_errorf(PI0_EINVAL, "cpu: PI0_CPU_ISA=%s: this CPU has at most %s",
                                   want, names[best]);
-            *isa = i;
+            *isa = need;
+            *emu = i == 3;
             return PI0_OK;
         }
-    return pi0_errorf(PI0_EINVAL, "cpu: PI0_CPU_ISA=%s: want avx512, avx2 or portable", want);
+    return pi0_errorf(PI0_EINVAL,
+                      "cpu: PI0_CPU_ISA=%s: want avx512, avx2, avx512emu or portable", want);
 }
 
 static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
@@ -103,7 +109,7 @@ static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
                                   bad);
             }
     }
-    int st = pick_isa(&d->isa);
+    int emu, st = pick_isa(&d->isa, &emu);
     if (!st && o.precision == PI0_PRECISION_BF16 && d->isa < CPU_ISA_AVX2)
         st = pi0_errorf(PI0_ENOTSUP, "cpu: precision bf16 needs a CPU with AVX2 and FMA%s",
                         getenv("PI0_CPU_ISA") ? " (PI0_CPU_ISA forces portable)" : "");
@@ -114,9 +120,12 @@ static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
     }
     d->precision = o.precision;
 #ifdef PI0_HAVE_AVX512_GEMM
-    /* the packed kernel is AVX2 code: on AVX-512 CPUs the row kernels and OpenBLAS's
-     * AVX-512 ones stay faster for f32 */
-    d->pack = d->isa == CPU_ISA_AVX2 || (d->isa > CPU_ISA_AVX2 && d->precision != 0);
+    d->pack = d->isa >= CPU_ISA_AVX2;
+    d->pk_kern = d->isa == CPU_ISA_AVX512 ? PI0__PK_AVX512
+                 : emu                    ? PI0__PK_AVX512_EMU
+                                          : PI0__PK_AVX2;
+#else
+    (void)emu;
 #endif
 #if defined(__x86_64__)
     {

@@ -1,9 +1,11 @@
 /* cpu_gemm.c — y = act(x · Wᵀ + b) (+ y) on the cpu backend.
  *
- * The output columns are split into blocks of nb weight rows, spread over the pool; each
+ * Weights packed at creation (x86-64 CPUs with AVX2 or AVX-512: cpu_dev.pack) run on
+ * cpu_gemm_packed.c (gemm_packed below). Row-major weights (the portable path; tables):
+ * the output columns are split into blocks of nb weight rows, spread over the pool; each
  * thread computes its block, then the bias/activation epilogue while it is still warm.
- *   - AVX-512 CPUs, m <= 64 rows (the action expert), or any m when OpenBLAS's selected
- *     kernels are not AVX-512 ones: cpu_gemm_avx512.c reads the f32/bf16 weight rows
+ *   - m <= 64 rows, or on AVX-512 CPUs any m when OpenBLAS's selected kernels are not
+ *     AVX-512 ones: cpu_gemm_avx512.c / cpu_gemm_avx2.c read the f32/bf16 weight rows
  *     directly (no packing; for bf16, 2 bytes per element is the win).
  *   - f32 weights otherwise: sgemm straight on the borrowed (mmapped) rows.
  *   - bf16 weights otherwise: never expanded as a whole. Each thread converts a panel of
@@ -215,7 +217,7 @@ static void pk_task(void *ctx, int t, int thread) {
     int need_epi = c->bias || c->act != PI0_ACT_NONE;
     pk_done_ctx e = {.c = c, .p0 = p0};
     if (c->act != PI0_ACT_NONE && c->acc) { /* sums to a tile first, then y += act(...) */
-        e.t = scr + PI0__PK_MR * PI0__PK_NR;
+        e.t = scr + PI0__PK_TMP;
         e.ldt = c->chunk * PI0__PK_NR;
         pi0__pk_run_chunk(&pt->job, p0, p1, (float *)e.t, e.ldt, 0, tmp, pk_epilogue, &e);
         return;
@@ -244,7 +246,8 @@ static int gemm_packed(cpu_dev *d, int n_parts, const pi0_mat *ys, pi0_mat x,
                                       .n = ws[i]->n,
                                       .k = ws[i]->k,
                                       .w = ws[i]->impl,
-                                      .w_dtype = ws[i]->dtype};
+                                      .w_dtype = ws[i]->dtype,
+                                      .kern = d->pk_kern};
         c.part[i].ym = ys[i];
         np_all += (ws[i]->n + PI0__PK_NR - 1) / PI0__PK_NR;
         flop += (double)x.rows * ws[i]->n * ws[i]->k;
@@ -255,8 +258,9 @@ static int gemm_packed(cpu_dev *d, int n_parts, const pi0_mat *ys, pi0_mat x,
     int tasks = flop < GEMM_PAR_MIN_FLOP ? 1 : 4 * nt;
     if (tasks > PK_MAX_TASKS - n_parts) tasks = PK_MAX_TASKS - n_parts;
     c.chunk = (np_all + tasks - 1) / tasks;
+    if (d->pk_kern != PI0__PK_AVX2) c.chunk += c.chunk & 1; /* whole tiles of 2 panels */
     if (act != PI0_ACT_NONE && acc) { /* the per-thread tile holds the chunk's columns */
-        size_t fit = (cpu_scratch_bytes(d) / sizeof(float) - PI0__PK_MR * PI0__PK_NR) /
+        size_t fit = (cpu_scratch_bytes(d) / sizeof(float) - PI0__PK_TMP) /
                      ((size_t)PI0__PK_MC * PI0__PK_NR);
         if (fit < 1) return pi0_errorf(PI0_ENOMEM, "pi0_dev_gemm: scratch too small");
         if ((size_t)c.chunk > fit) c.chunk = (int)fit;

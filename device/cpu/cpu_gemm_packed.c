@@ -1,9 +1,11 @@
-/* cpu_gemm_packed.c — the cpu backend's GEMM on weights repacked at load, AVX2+FMA
- * (compiled with -mavx2 -mfma; called only when the CPU has them, see cpu_gemm.c).
+/* cpu_gemm_packed.c — the cpu backend's GEMM on weights repacked at load: packing, the
+ * loops, and the AVX2 micro-kernel (compiled with -mavx2 -mfma; called only when the CPU
+ * has them, see cpu_backend.c; the AVX-512 micro-kernel is cpu_gemm_packed512.c).
  *
  * y[m, n] = x[m, k] · W[n, k]ᵀ, organised like BLIS / OpenBLAS: a register-blocked
- * micro-kernel of MR = 6 rows x NR = 16 columns (12 ymm accumulators, 2 weight vectors and
- * one broadcast: 15 of the 16 ymm registers) over a KC-deep slice.
+ * micro-kernel (cpu_pk_tile.h) over a KC-deep slice: with AVX2, MR = 6 rows x one panel of
+ * NR = 16 columns (12 ymm accumulators, 2 weight vectors and one broadcast: 15 of the 16
+ * ymm registers); with AVX-512, 6 rows x two panels (12 zmm accumulators).
  *   - Weights are repacked once, at weight creation, into panels of NR rows interleaved
  *     along k: panel p holds W[16p .. 16p+15, :] as [k][16] (rows past n are zero), so the
  *     kernel reads 64 contiguous bytes per k step. bf16 weights keep 2 bytes per element in
@@ -16,9 +18,11 @@
  *     over chunks of weight panels); in a chunk, k slices of KC outside, panels inside, row
  *     groups innermost: a KC x 16 weight slice (16 KiB) stays in L1 while it meets every
  *     row group of the block, and the block's KC-deep slice of packed x (up to 192 KiB)
- *     stays in L2 while it meets every panel of the chunk. While a panel's slice meets its
- *     row groups, each pass prefetches its share of the next panel's slice, so the
- *     prefetches are spread over the whole panel instead of bursting in one pass.
+ *     stays in L2 while it meets every panel of the chunk. While a tile's slices meet their
+ *     row groups, each pass prefetches its share of the next tile's slices, so the
+ *     prefetches are spread over the whole panel instead of bursting in one pass. They go
+ *     to L2, not L1: the current slice, the next one and the streaming x would not fit in
+ *     L1 together (one thread, weights in L3: 91 -> 96 GFLOP/s at 156 x 2048 x 2048).
  *   - Packed weights of 2 MiB and more sit on transparent huge pages where the kernel
  *     allows (cpu_backend.c: stream_alloc).
  *   - Partial sums over k slices go to y itself (or, for an activation over an
@@ -155,122 +159,109 @@ void pi0__pk_x(float *ap, const float *x, int ldx, int rows, int k, int round) {
     }
 }
 
-// ---- micro-kernel ----
+// ---- micro-kernels (cpu_pk_tile.h) ----
 
-static inline void load_f32(const float *b, __m256 *b0, __m256 *b1) {
-    *b0 = _mm256_load_ps(b);
-    *b1 = _mm256_load_ps(b + 8);
+/* v16 as two ymm registers: columns 0-7 and 8-15 of a panel */
+typedef struct v16 {
+    __m256 lo, hi;
+} v16;
+
+static inline v16 v16_zero(void) {
+    return (v16){_mm256_setzero_ps(), _mm256_setzero_ps()};
 }
-
-static inline void load_bf16(const uint16_t *b, __m256 *b0, __m256 *b1) {
+static inline v16 v16_loadu(const float *p) {
+    return (v16){_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)};
+}
+static inline void v16_storeu(float *p, v16 v) {
+    _mm256_storeu_ps(p, v.lo);
+    _mm256_storeu_ps(p + 8, v.hi);
+}
+static inline v16 v16_bcast(const float *p) {
+    __m256 a = _mm256_broadcast_ss(p);
+    return (v16){a, a};
+}
+static inline v16 v16_fma(v16 a, v16 b, v16 c) {
+    return (v16){_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)};
+}
+static inline v16 v16_add(v16 a, v16 b) {
+    return (v16){_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)};
+}
+static inline v16 v16_load_f32(const float *b) {
+    return (v16){_mm256_load_ps(b), _mm256_load_ps(b + 8)};
+}
+/* the packed bf16 order makes one unpack against zero columns 0-7, one 8-15 */
+static inline v16 v16_load_bf16(const uint16_t *b) {
     __m256i v = _mm256_load_si256((const __m256i *)b), z = _mm256_setzero_si256();
-    *b0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, v));
-    *b1 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, v));
+    return (v16){_mm256_castsi256_ps(_mm256_unpacklo_epi16(z, v)),
+                 _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, v))};
 }
+#define V_ZERO()       v16_zero()
+#define V_LOADU(p)     v16_loadu(p)
+#define V_STOREU(p, v) v16_storeu(p, v)
+#define V_BCAST(p)     v16_bcast(p)
+#define V_FMA(a, b, c) v16_fma(a, b, c)
+#define V_ADD(a, b)    v16_add(a, b)
+#include "cpu_pk_tile.h"
 
-/* c[0..mr)[0..16) (= or += when add) a[kc][6] · b[kc][16]; mr a constant at each call.
- * Named accumulators, not an array: GCC keeps those in registers. pf: weight rows to
- * prefetch, one k step (one line of f32) during each of the first pfn k steps. */
-#define DEFINE_TILE(NAME, WT, LOAD, STEP)                                                      \
-    static inline __attribute__((always_inline)) void NAME##_mr(                               \
-        int mr, int kc, const float *a, const WT *b, float *c, int ldc, int add, const WT *pf, \
-        int pfn) {                                                                             \
-        __m256 z = _mm256_setzero_ps(), c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z,  \
-               c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;                           \
-        for (int i = 0; i < mr; i++) { /* the output tile arrives while the sums run */        \
-            _mm_prefetch((const char *)(c + (size_t)i * (size_t)ldc), _MM_HINT_T0);            \
-            _mm_prefetch((const char *)(c + (size_t)i * (size_t)ldc + 15), _MM_HINT_T0);       \
-        }                                                                                      \
-        for (int l = 0; l < kc; l++) {                                                         \
-            __m256 b0, b1, av;                                                                 \
-            if (l < pfn) _mm_prefetch((const char *)(pf + (size_t)l * STEP), _MM_HINT_T0);     \
-            LOAD(b + (size_t)l * STEP, &b0, &b1);                                              \
-            const float *al = a + (size_t)l * MR;                                              \
-            ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)                                          \
-        }                                                                                      \
-        OUT(0) OUT(1) OUT(2) OUT(3) OUT(4) OUT(5)                                              \
-    }                                                                                          \
-    static void NAME(int mr, int kc, const float *a, const WT *b, float *c, int ldc, int add,  \
-                     const WT *pf, int pfn) {                                                  \
-        switch (mr) {                                                                          \
-        case 6:                                                                                \
-            NAME##_mr(6, kc, a, b, c, ldc, add, pf, pfn);                                      \
-            break;                                                                             \
-        case 5:                                                                                \
-            NAME##_mr(5, kc, a, b, c, ldc, add, pf, pfn);                                      \
-            break;                                                                             \
-        case 4:                                                                                \
-            NAME##_mr(4, kc, a, b, c, ldc, add, pf, pfn);                                      \
-            break;                                                                             \
-        case 3:                                                                                \
-            NAME##_mr(3, kc, a, b, c, ldc, add, pf, pfn);                                      \
-            break;                                                                             \
-        case 2:                                                                                \
-            NAME##_mr(2, kc, a, b, c, ldc, add, pf, pfn);                                      \
-            break;                                                                             \
-        default:                                                                               \
-            NAME##_mr(1, kc, a, b, c, ldc, add, pf, pfn);                                      \
-            break;                                                                             \
-        }                                                                                      \
-    }
-#define ROW(i)                                                                                 \
-    if (mr > i) {                                                                              \
-        av = _mm256_broadcast_ss(al + i);                                                      \
-        c##i##0 = _mm256_fmadd_ps(av, b0, c##i##0);                                            \
-        c##i##1 = _mm256_fmadd_ps(av, b1, c##i##1);                                            \
-    }
-#define OUT(i)                                                                                 \
-    if (mr > i) {                                                                              \
-        float *ci = c + (size_t)i * (size_t)ldc;                                               \
-        if (add) {                                                                             \
-            c##i##0 = _mm256_add_ps(c##i##0, _mm256_loadu_ps(ci));                             \
-            c##i##1 = _mm256_add_ps(c##i##1, _mm256_loadu_ps(ci + 8));                         \
-        }                                                                                      \
-        _mm256_storeu_ps(ci, c##i##0);                                                         \
-        _mm256_storeu_ps(ci + 8, c##i##1);                                                     \
-    }
-DEFINE_TILE(tile_f32, float, load_f32, NR)
-DEFINE_TILE(tile_bf16, uint16_t, load_bf16, NR)
-#undef ROW
-#undef OUT
+/* one panel per tile: the AVX2 kernel (and the AVX-512 kernel's tail, emulated) */
+DEFINE_PK_TILE(tile1_f32, 1, float, v16_load_f32, NR)
+DEFINE_PK_TILE(tile1_bf16, 1, uint16_t, v16_load_bf16, NR)
+/* two panels per tile: the AVX-512 kernel's loop on emulated 512-bit vectors */
+DEFINE_PK_TILE(tile2_f32, 2, float, v16_load_f32, NR)
+DEFINE_PK_TILE(tile2_bf16, 2, uint16_t, v16_load_bf16, NR)
+
+typedef void (*tile_fn)(int mr, int kc, const float *a, const void *b, size_t pstride, float *c,
+                        int ldc, int add, const void *pf, int pfn);
+
+/* [kern][bf16][panels per tile - 1] */
+static const tile_fn tiles[3][2][2] = {
+    [PI0__PK_AVX2] = {{tile1_f32, tile1_f32}, {tile1_bf16, tile1_bf16}},
+    [PI0__PK_AVX512] = {{pi0__pk_tile1_f32_avx512, pi0__pk_tile2_f32_avx512},
+                        {pi0__pk_tile1_bf16_avx512, pi0__pk_tile2_bf16_avx512}},
+    [PI0__PK_AVX512_EMU] = {{tile1_f32, tile2_f32}, {tile1_bf16, tile2_bf16}},
+};
 
 // ---- driver ----
 
 void pi0__pk_run_chunk(const pi0__pk_job *j, int p0, int p1, float *d, int ldd, int first_add,
                        float *tmp, void (*done)(const pi0__pk_job *, int p, void *),
                        void *done_ctx) {
-    const int bf16 = j->w_dtype == PI0_BF16;
-    const size_t esz = bf16 ? 2 : 4;
+    const int bf16 = j->w_dtype == PI0_BF16, wide = j->kern != PI0__PK_AVX2;
+    const size_t esz = bf16 ? 2 : 4, pstride = (size_t)j->k * NR; /* elements per panel */
+    const int groups = (j->rows + MR - 1) / MR;
     for (int k0 = 0; k0 < j->k; k0 += KC) {
         int kc = j->k - k0 < KC ? j->k - k0 : KC, last = k0 + kc == j->k;
         int add = k0 > 0 || first_add;
-        for (int p = p0; p < p1; p++) {
+        for (int p = p0, np; p < p1; p += np) {
+            np = wide && p + 1 < p1 ? 2 : 1;
+            tile_fn tile = tiles[j->kern][bf16][np - 1];
             const char *b = (const char *)j->w + ((size_t)p * (size_t)j->k + k0) * NR * esz;
-            const char *pf = p + 1 < p1 ? b + (size_t)j->k * NR * esz : NULL;
-            int nr = j->n - p * NR < NR ? j->n - p * NR : NR;
+            /* the next tile's slices (a prefetch past the chunk or the weight is only a
+             * wasted hint: prefetches never fault) */
+            const char *pf = p + np < p1 ? b + (size_t)np * pstride * esz : NULL;
+            int cols = j->n - p * NR < np * NR ? j->n - p * NR : np * NR,
+                full = cols == np * NR;
             float *dp = d + (size_t)(p - p0) * NR;
             for (int g = 0; g < j->rows; g += MR) {
                 int mr = j->rows - g < MR ? j->rows - g : MR;
                 const float *a = j->xp + (size_t)g * (size_t)j->k + (size_t)k0 * MR;
-                float *c = nr == NR ? dp + (size_t)g * (size_t)ldd : tmp;
-                int ldc = nr == NR ? ldd : NR;
-                /* this pass prefetches its share of the next panel's slice */
-                int groups = (j->rows + MR - 1) / MR, share = (kc + groups - 1) / groups;
-                int l0 = (g / MR) * share, pfn = pf ? (kc - l0 < share ? kc - l0 : share) : 0;
-                if (bf16)
-                    tile_bf16(mr, kc, a, (const uint16_t *)b, c, ldc, nr == NR && add,
-                              pf ? (const uint16_t *)pf + (size_t)l0 * NR : NULL, pfn);
-                else
-                    tile_f32(mr, kc, a, (const float *)b, c, ldc, nr == NR && add,
-                             pf ? (const float *)pf + (size_t)l0 * NR : NULL, pfn);
-                if (nr < NR) /* the last panel's columns past n: through tmp */
+                float *c = full ? dp + (size_t)g * (size_t)ldd : tmp;
+                /* this pass prefetches its share of the next tile's slices */
+                int share = (kc + groups - 1) / groups, l0 = (g / MR) * share;
+                int pfn = pf ? (kc - l0 < share ? kc - l0 : share) : 0;
+                if (pfn < 0) pfn = 0;
+                tile(mr, kc, a, b, pstride, c, full ? ldd : np * NR, full && add,
+                     pf ? pf + (size_t)l0 * NR * esz : NULL, pfn);
+                if (!full) /* the weight's last panel has columns past n: through tmp */
                     for (int i = 0; i < mr; i++) {
                         float *o = dp + (size_t)(g + i) * (size_t)ldd;
-                        for (int q = 0; q < nr; q++)
-                            o[q] = add ? o[q] + tmp[i * NR + q] : tmp[i * NR + q];
+                        for (int q = 0; q < cols; q++)
+                            o[q] = add ? o[q] + tmp[i * np * NR + q] : tmp[i * np * NR + q];
                     }
             }
-            if (last && done) done(j, p, done_ctx);
+            if (last && done)
+                for (int i = 0; i < np; i++)
+                    done(j, p + i, done_ctx);
         }
     }
 }
