@@ -364,6 +364,9 @@ static void test_gemm(void) {
     }
 }
 
+static int cpu_has(const char *isa);
+static void precision_bf16_cases(const char *isa);
+
 /* opts.precision = bf16: weights and GEMM inputs rounded to bf16 (to nearest even), sums in
  * f32. Reference: the same rounding (pi0_f32_to_bf16, checked bit by bit above), products
  * summed in double; tolerance that of the f32 GEMM. Also required: the result is far from
@@ -384,6 +387,22 @@ static void test_precision_bf16(void) {
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
 #endif
         SKIP("the CPU lacks AVX2+FMA, which the bf16 mode needs");
+    precision_bf16_cases(NULL);
+}
+
+/* the same with the AVX-512 kernel's bf16 dot product (vdpbf16ps: weights and x packed as
+ * pairs of k) emulated on AVX2 */
+static void test_precision_bf16_avx512emu(void) {
+    if (!cpu_has("avx2")) SKIP("the CPU lacks AVX2+FMA");
+    setenv("PI0_CPU_ISA", "avx512emu", 1); /* read at open; this test runs in its own process */
+    precision_bf16_cases("avx512emu");
+    unsetenv("PI0_CPU_ISA");
+}
+
+static void precision_bf16_cases(const char *isa) {
+    pi0_dev_opts o = {.precision = PI0_PRECISION_BF16};
+    /* with the bf16 dot product, weights are packed in pairs of k (k rounded up to even) */
+    int pairs = isa ? !strcmp(isa, "avx512emu") : cpu_has("avx512bf16");
     env e;
     if (env_open(&e, "cpu", &o)) return;
     rng_seed(5);
@@ -404,7 +423,9 @@ static void test_precision_bf16(void) {
             wr[i] = pi0_bf16_to_f32(pi0_f32_to_bf16(w[i]));
         pi0_weight *W;
         CHECK_STATUS(pi0_weight_create(e.d, w, PI0_F32, n, k, k, &W), PI0_OK);
-        CHECK_EQ_INT(pi0_weight_device_bytes(W), (size_t)(n + 15) / 16 * 16 * k * 2);
+        CHECK_EQ_INT(pi0_weight_device_bytes(W),
+                     (size_t)(n + 15) / 16 * 16 *
+                         (pairs ? (size_t)(k + 1) / 2 * 4 : (size_t)k * 2));
         dmat dx = dm_from(&e, m, k, k, x), dy = dm_new(&e, m, n, n, PI0_F32),
              db = dm_from(&e, 1, n, n, b);
         CHECK_STATUS(pi0_dev_gemm(e.s, dy.m, dx.m, W, &db.m, PI0_ACT_NONE, 0), PI0_OK);
@@ -1061,9 +1082,10 @@ static int cpu_has(const char *isa) {
     __builtin_cpu_init();
     int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if (!strcmp(isa, "avx2")) return avx2;
-    if (!strcmp(isa, "avx512"))
-        return avx2 && __builtin_cpu_supports("avx512f") &&
-               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    int avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
+                 __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    if (!strcmp(isa, "avx512")) return avx512;
+    if (!strcmp(isa, "avx512bf16")) return avx512 && __builtin_cpu_supports("avx512bf16");
 #endif
     return !strcmp(isa, "portable");
 }
@@ -1677,6 +1699,7 @@ int main(int argc, char **argv) {
         TEST(test_gemm_portable),
         TEST(test_weight_memory),
         TEST(test_precision_bf16),
+        TEST(test_precision_bf16_avx512emu),
         TEST(test_gemm_multi),
         TEST(test_norms),
         TEST(test_elementwise),

@@ -75,8 +75,9 @@ def save(name, arr):
     return p
 
 
-def run_infer(args, expect_ok=True):
-    r = subprocess.run([INFER, *args], capture_output=True, text=True, timeout=120)
+def run_infer(args, expect_ok=True, env=None):
+    r = subprocess.run([INFER, *args], capture_output=True, text=True, timeout=120,
+                       env=None if env is None else {**os.environ, **env})
     if expect_ok and r.returncode != 0:
         raise Failure(f"pi0rt-infer {' '.join(args)} exited {r.returncode}: {r.stderr.strip()}")
     return r
@@ -144,9 +145,9 @@ class Case:
 
 
 def check_case(variant, dtype, case, steps=None, unnormalize=False, extra=(), size="tiny",
-               precision=None):
+               precision=None, env=None):
     """precision "bf16": pi0rt-infer --precision bf16 against the same f64 reference, with
-    the bf16 tolerances (BF16_*) instead of the f32 ones."""
+    the bf16 tolerances (BF16_*) instead of the f32 ones. env: added to pi0rt-infer's."""
     mdir = model(variant, dtype, extra=extra, size=size)
     out = os.path.join(TMP, f"{case.name}-out.npy")
     dump = os.path.join(TMP, f"{case.name}-dump")
@@ -160,7 +161,7 @@ def check_case(variant, dtype, case, steps=None, unnormalize=False, extra=(), si
     stages = case.exact_preprocess() and not unnormalize and not precision
     if stages:
         args += ["--dump", dump]
-    run_infer(args)
+    run_infer(args, env=env)
     got = np.load(out)
     m = pi0_ref.Model(mdir)
     rdump = os.path.join(TMP, f"{case.name}-refdump") if stages else None
@@ -237,6 +238,12 @@ def test_pi0_bf16_two_cameras():
 def test_pi0_precision_bf16():
     check_case("pi0", "f32", Case("pi0-p-bf16", 15, {"base": SQ, "left_wrist": SQ}, 30),
                precision="bf16")
+
+
+def test_pi0_precision_bf16_avx512emu():
+    """the AVX-512 kernel's bf16 dot product (pairs of k per vdpbf16ps), emulated on AVX2"""
+    check_case("pi0", "f32", Case("pi0-p-bf16-emu", 15, {"base": SQ, "left_wrist": SQ}, 30),
+               precision="bf16", env={"PI0_CPU_ISA": "avx512emu"})
 
 
 def test_pi05_precision_bf16():

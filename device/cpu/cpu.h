@@ -98,6 +98,8 @@ typedef struct cpu_dev {
     int pack;    /* GEMM weights are repacked at creation for cpu_gemm_packed.c (x86-64 CPUs
                     with AVX2 or AVX-512) */
     int pk_kern; /* its micro-kernel: PI0__PK_AVX2 / _AVX512 / _AVX512_EMU */
+    int pk_dp;   /* bf16 precision with the bf16 dot product (AVX512_BF16, or emulated
+                    under PI0_CPU_ISA=avx512emu): weights packed as PI0__PK_BF16X2 */
     /* packed x of one row block (cpu_gemm_packed.c), shared by the compute threads: grown
      * at weight creation (under compute_mu) to PI0__PK_MC rows of the deepest weight */
     float *pk_x;
@@ -194,25 +196,31 @@ void pi0__gemm_f32_smallm_avx2(int m, int nn, int k, const float *x, int ldx, co
  * AVX2 with each 512-bit vector emulated by two ymm (PI0_CPU_ISA=avx512emu: tests it on
  * CPUs without AVX-512; slower, as its 24 emulated accumulators spill) */
 enum { PI0__PK_AVX2, PI0__PK_AVX512, PI0__PK_AVX512_EMU };
+/* How a weight is packed: f32; bf16 (16 columns per k step, widened to f32 in registers);
+ * or bf16 pairs for the bf16 dot product (16 columns x 2 consecutive k per 4-byte word;
+ * cpu_dev.pk_dp), with x packed as pairs of bf16 too. */
+enum { PI0__PK_F32, PI0__PK_BF16, PI0__PK_BF16X2 };
 /* floats of pk_x a weight of depth k needs (a block of rows) */
 static inline size_t pi0__pk_x_floats(int k) {
     return (size_t)PI0__PK_MC * (size_t)k;
 }
-size_t pi0__pk_weight_bytes(pi0_dtype dtype, int n, int k);
-/* dst (pi0__pk_weight_bytes(dst_dtype, n, k), 32-byte aligned) = W [n, k] (row stride ld,
- * src_dtype f32/bf16/f16) packed as dst_dtype (f32 or bf16, rounded to nearest even) */
-void pi0__pk_weight(void *dst, pi0_dtype dst_dtype, const void *src, pi0_dtype src_dtype, int n,
-                    int k, int ld);
-/* ap = rows [0, rows) of x packed in groups of 6 ([group][k][6], rows past `rows` zero),
- * each value rounded to bf16 when `round` */
-void pi0__pk_x(float *ap, const float *x, int ldx, int rows, int k, int round);
+size_t pi0__pk_weight_bytes(int fmt, int n, int k);
+/* dst (pi0__pk_weight_bytes(fmt, n, k), 32-byte aligned) = W [n, k] (row stride ld,
+ * src_dtype f32/bf16/f16) packed as fmt (bf16 ones rounded to nearest even) */
+void pi0__pk_weight(void *dst, int fmt, const void *src, pi0_dtype src_dtype, int n, int k,
+                    int ld);
+/* ap = rows [0, rows) of x packed in groups of 6, rows past `rows` zero: as f32
+ * [group][k][6] (fmt PI0__PK_F32 / _BF16; each value rounded to bf16 when `round`), or for
+ * PI0__PK_BF16X2 as words of two bf16 [group][(k+1)/2][6] (k 2j in the low half, 2j+1 in
+ * the high half, zero past k), rounded to nearest even */
+void pi0__pk_x(float *ap, const float *x, int ldx, int rows, int k, int fmt, int round);
 typedef struct pi0__pk_job {
     const float *xp; /* the row block's packed x (pi0__pk_x) */
     int rows;        /* rows in the block (<= PI0__PK_MC) */
     int n, k;
     const void *w; /* the packed weight */
-    pi0_dtype w_dtype;
-    int kern; /* PI0__PK_AVX2 / _AVX512 / _AVX512_EMU */
+    int fmt;       /* its PI0__PK_F32 / _BF16 / _BF16X2 (and xp's format) */
+    int kern;      /* PI0__PK_AVX2 / _AVX512 / _AVX512_EMU */
 } pi0__pk_job;
 /* Output columns of panels [p0, p1) for the block's rows into d (column 0 of d is column
  * 16·p0, row stride ldd): d = x·Wᵀ, or d += x·Wᵀ when first_add. tmp: PI0__PK_TMP floats.
@@ -230,6 +238,11 @@ void pi0__pk_tile1_bf16_avx512(int mr, int kc, const float *a, const void *b, si
                                float *c, int ldc, int add, const void *pf, int pfn);
 void pi0__pk_tile2_bf16_avx512(int mr, int kc, const float *a, const void *b, size_t pstride,
                                float *c, int ldc, int add, const void *pf, int pfn);
+/* the same with vdpbf16ps (call only on AVX512_BF16 CPUs) */
+void pi0__pk_tile1_dp_avx512(int mr, int kc, const float *a, const void *b, size_t pstride,
+                             float *c, int ldc, int add, const void *pf, int pfn);
+void pi0__pk_tile2_dp_avx512(int mr, int kc, const float *a, const void *b, size_t pstride,
+                             float *c, int ldc, int add, const void *pf, int pfn);
 
 /* Attention scratch (cpu_kernels.c): a thread works on tiles of query tokens and needs
  * pi0__cpu_attention_scratch floats per token of its tile; pi0__cpu_attention_tile is the

@@ -124,6 +124,9 @@ static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
     d->pk_kern = d->isa == CPU_ISA_AVX512 ? PI0__PK_AVX512
                  : emu                    ? PI0__PK_AVX512_EMU
                                           : PI0__PK_AVX2;
+    /* bf16 arithmetic with vdpbf16ps where the CPU has it (or emulated, for tests) */
+    d->pk_dp = d->precision == PI0_PRECISION_BF16 &&
+               (emu || (d->isa == CPU_ISA_AVX512 && __builtin_cpu_supports("avx512bf16")));
 #else
     (void)emu;
 #endif
@@ -256,7 +259,8 @@ static void *stream_alloc(size_t bytes) {
 static int weight_pack(cpu_dev *d, pi0_weight *w) {
     pi0_dtype dt =
         d->precision == PI0_PRECISION_BF16 || w->dtype == PI0_BF16 ? PI0_BF16 : PI0_F32;
-    size_t bytes = pi0__pk_weight_bytes(dt, w->n, w->k), need = pi0__pk_x_floats(w->k);
+    int fmt = dt == PI0_F32 ? PI0__PK_F32 : d->pk_dp ? PI0__PK_BF16X2 : PI0__PK_BF16;
+    size_t bytes = pi0__pk_weight_bytes(fmt, w->n, w->k), need = pi0__pk_x_floats(w->k);
     void *p = stream_alloc(bytes);
     if (!p)
         return pi0_errorf(PI0_ENOMEM, "cpu: cannot allocate %zu bytes for a [%d, %d] weight",
@@ -279,7 +283,7 @@ static int weight_pack(cpu_dev *d, pi0_weight *w) {
         free(p);
         return st;
     }
-    pi0__pk_weight(p, dt, w->host, w->dtype, w->n, w->k, w->ld);
+    pi0__pk_weight(p, fmt, w->host, w->dtype, w->n, w->k, w->ld);
     w->impl = p;
     w->dtype = dt;
     w->packed = 1;

@@ -167,7 +167,8 @@ typedef struct pk_ctx {
     pi0_mat xm;
     const float *x; /* the block's first row */
     int rows, k, round;
-    const float *bias; /* bias, act, acc: single product only */
+    int x_fmt, x_steps; /* how x is packed (PI0__PK_F32 or _BF16X2), k steps per row */
+    const float *bias;  /* bias, act, acc: single product only */
     int act, acc;
     int groups; /* row groups of 6 per packing task */
     int n_tasks, chunk;
@@ -204,8 +205,8 @@ static void pk_pack_task(void *ctx, int t, int thread) {
     const pk_ctx *c = ctx;
     int r0 = t * c->groups * PI0__PK_MR, rows = c->rows - r0;
     if (rows > c->groups * PI0__PK_MR) rows = c->groups * PI0__PK_MR;
-    pi0__pk_x(c->d->pk_x + (size_t)r0 * (size_t)c->k, c->x + (size_t)r0 * (size_t)c->xm.ld,
-              c->xm.ld, rows, c->k, c->round);
+    pi0__pk_x(c->d->pk_x + (size_t)r0 * (size_t)c->x_steps,
+              c->x + (size_t)r0 * (size_t)c->xm.ld, c->xm.ld, rows, c->k, c->x_fmt, c->round);
 }
 
 static void pk_task(void *ctx, int t, int thread) {
@@ -238,6 +239,8 @@ static int gemm_packed(cpu_dev *d, int n_parts, const pi0_mat *ys, pi0_mat x,
                 .xm = x,
                 .k = x.cols,
                 .round = d->precision == PI0_PRECISION_BF16,
+                .x_fmt = d->pk_dp ? PI0__PK_BF16X2 : PI0__PK_F32,
+                .x_steps = d->pk_dp ? (x.cols + 1) / 2 : x.cols,
                 .bias = bias,
                 .act = act,
                 .acc = acc};
@@ -246,7 +249,9 @@ static int gemm_packed(cpu_dev *d, int n_parts, const pi0_mat *ys, pi0_mat x,
                                       .n = ws[i]->n,
                                       .k = ws[i]->k,
                                       .w = ws[i]->impl,
-                                      .w_dtype = ws[i]->dtype,
+                                      .fmt = ws[i]->dtype == PI0_F32 ? PI0__PK_F32
+                                             : d->pk_dp              ? PI0__PK_BF16X2
+                                                                     : PI0__PK_BF16,
                                       .kern = d->pk_kern};
         c.part[i].ym = ys[i];
         np_all += (ws[i]->n + PI0__PK_NR - 1) / PI0__PK_NR;

@@ -40,8 +40,14 @@
 
 // ---- packing ----
 
-size_t pi0__pk_weight_bytes(pi0_dtype dtype, int n, int k) {
-    return (size_t)((n + NR - 1) / NR) * (size_t)k * NR * pi0_dtype_size(dtype);
+/* k steps of a panel: one per k, or one per pair of k */
+static inline int steps(int fmt, int k) {
+    return fmt == PI0__PK_BF16X2 ? (k + 1) / 2 : k;
+}
+
+size_t pi0__pk_weight_bytes(int fmt, int n, int k) {
+    return (size_t)((n + NR - 1) / NR) * (size_t)steps(fmt, k) * NR *
+           (fmt == PI0__PK_BF16 ? 2 : 4);
 }
 
 /* position of column c (0..15) of a panel inside its packed bf16 k step */
@@ -79,12 +85,28 @@ static inline void transpose8(__m256 r[8]) {
     r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-void pi0__pk_weight(void *dst, pi0_dtype dst_dtype, const void *src, pi0_dtype src_dtype, int n,
-                    int k, int ld) {
+/* W[r][l] as bf16 (0 past k) */
+static inline uint32_t src_bf16(const void *src, pi0_dtype dt, int ld, int r, int l, int k) {
+    if (l >= k) return 0;
+    size_t i = (size_t)r * (size_t)ld + l;
+    return dt == PI0_BF16 ? ((const uint16_t *)src)[i] : pi0_f32_to_bf16(src_at(src, dt, i));
+}
+
+void pi0__pk_weight(void *dst, int fmt, const void *src, pi0_dtype src_dtype, int n, int k,
+                    int ld) {
     int np = (n + NR - 1) / NR;
     for (int p = 0; p < np; p++) {
         int r0 = p * NR, nr = n - r0 < NR ? n - r0 : NR;
-        if (dst_dtype == PI0_F32) {
+        if (fmt == PI0__PK_BF16X2) { /* word (j, c): W[c][2j] low, W[c][2j+1] high */
+            int k2 = steps(fmt, k);
+            uint32_t *d = (uint32_t *)dst + (size_t)p * (size_t)k2 * NR;
+            for (int c = 0; c < NR; c++)
+                for (int j = 0; j < k2; j++)
+                    d[(size_t)j * NR + c] =
+                        c < nr ? src_bf16(src, src_dtype, ld, r0 + c, 2 * j, k) |
+                                     src_bf16(src, src_dtype, ld, r0 + c, 2 * j + 1, k) << 16
+                               : 0;
+        } else if (fmt == PI0__PK_F32) {
             float *d = (float *)dst + (size_t)p * (size_t)k * NR;
             int l = 0;
             if (src_dtype == PI0_F32 && nr == NR) /* 8x8 blocks transposed in registers */
@@ -107,15 +129,9 @@ void pi0__pk_weight(void *dst, pi0_dtype dst_dtype, const void *src, pi0_dtype s
             uint16_t *d = (uint16_t *)dst + (size_t)p * (size_t)k * NR;
             for (int c = 0; c < NR; c++) {
                 int s = bf16_slot(c);
-                for (int l = 0; l < k; l++) {
-                    uint16_t v = 0;
-                    if (c < nr) {
-                        size_t i = (size_t)(r0 + c) * (size_t)ld + l;
-                        v = src_dtype == PI0_BF16 ? ((const uint16_t *)src)[i]
-                                                  : pi0_f32_to_bf16(src_at(src, src_dtype, i));
-                    }
-                    d[(size_t)l * NR + s] = v;
-                }
+                for (int l = 0; l < k; l++)
+                    d[(size_t)l * NR + s] =
+                        c < nr ? (uint16_t)src_bf16(src, src_dtype, ld, r0 + c, l, k) : 0;
             }
         }
     }
@@ -129,10 +145,21 @@ static inline __m256 round_bf16(__m256 v) {
     return _mm256_castsi256_ps(_mm256_and_si256(u, _mm256_set1_epi32((int)0xffff0000u)));
 }
 
-void pi0__pk_x(float *ap, const float *x, int ldx, int rows, int k, int round) {
+/* 8-float stores 6 apart of r[0..n), each one's last 2 lanes overwritten by the next; the
+ * last one is masked so that nothing lands past the group */
+static inline void store_groups(float *d, const __m256 *r, int n) {
+    for (int q = 0; q < n - 1; q++)
+        _mm256_storeu_ps(d + (size_t)q * MR, r[q]);
+    _mm256_maskstore_ps(d + (size_t)(n - 1) * MR,
+                        _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0), r[n - 1]);
+}
+
+void pi0__pk_x(float *ap, const float *x, int ldx, int rows, int k, int fmt, int round) {
+    const int pairs = fmt == PI0__PK_BF16X2, nk = steps(fmt, k);
+    round = round || pairs;
     for (int g = 0; g < rows; g += MR) {
         int mr = rows - g < MR ? rows - g : MR;
-        float *d = ap + (size_t)g * (size_t)k;
+        float *d = ap + (size_t)g * (size_t)nk;
         const float *xr = x + (size_t)g * (size_t)ldx;
         int l = 0;
         if (mr == MR)
@@ -141,20 +168,32 @@ void pi0__pk_x(float *ap, const float *x, int ldx, int rows, int k, int round) {
                 for (int i = 0; i < MR; i++) {
                     r[i] = _mm256_loadu_ps(xr + (size_t)i * (size_t)ldx + l);
                     if (round) r[i] = round_bf16(r[i]);
+                    if (pairs) { /* bf16 halves packed two to a word: k 2j low, 2j+1 high */
+                        __m256i h = _mm256_srli_epi32(_mm256_castps_si256(r[i]), 16);
+                        h = _mm256_packus_epi32(h, h); /* per 128-bit lane: w0 w1 w0 w1 */
+                        h = _mm256_permutevar8x32_epi32(
+                            h, _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7));
+                        r[i] = _mm256_castsi256_ps(h);
+                    }
                 }
                 r[6] = r[7] = _mm256_setzero_ps();
                 transpose8(r);
-                /* 8-float stores 6 apart, each one's last 2 lanes overwritten by the next;
-                 * the last one is masked so that nothing lands past this group */
-                for (int q = 0; q < 7; q++)
-                    _mm256_storeu_ps(d + (size_t)(l + q) * MR, r[q]);
-                _mm256_maskstore_ps(d + (size_t)(l + 7) * MR,
-                                    _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0), r[7]);
+                store_groups(d + (size_t)(pairs ? l / 2 : l) * MR, r, pairs ? 4 : 8);
             }
-        for (; l < k; l++)
+        for (int j = pairs ? l / 2 : l; j < nk; j++)
             for (int i = 0; i < MR; i++) {
-                float v = i < mr ? xr[(size_t)i * (size_t)ldx + l] : 0.0f;
-                d[(size_t)l * MR + i] = round ? pi0_bf16_to_f32(pi0_f32_to_bf16(v)) : v;
+                const float *xi = i < mr ? xr + (size_t)i * (size_t)ldx : NULL;
+                float v;
+                if (pairs) {
+                    uint32_t lo = i < mr ? pi0_f32_to_bf16(xi[2 * j]) : 0;
+                    uint32_t hi = i < mr && 2 * j + 1 < k ? pi0_f32_to_bf16(xi[2 * j + 1]) : 0;
+                    uint32_t w = lo | hi << 16;
+                    memcpy(&v, &w, 4);
+                } else {
+                    v = i < mr ? xi[j] : 0.0f;
+                    if (round) v = pi0_bf16_to_f32(pi0_f32_to_bf16(v));
+                }
+                d[(size_t)j * MR + i] = v;
             }
     }
 }
@@ -195,30 +234,50 @@ static inline v16 v16_load_bf16(const uint16_t *b) {
     return (v16){_mm256_castsi256_ps(_mm256_unpacklo_epi16(z, v)),
                  _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, v))};
 }
-#define V_ZERO()       v16_zero()
-#define V_LOADU(p)     v16_loadu(p)
-#define V_STOREU(p, v) v16_storeu(p, v)
-#define V_BCAST(p)     v16_bcast(p)
-#define V_FMA(a, b, c) v16_fma(a, b, c)
-#define V_ADD(a, b)    v16_add(a, b)
+/* vdpbf16ps on 8 lanes: each lane's pair of bf16 products added to it, one after the
+ * other (odd element first, as Intel's pseudo-code has it), each product exact in f32 and
+ * each sum rounded, which is what an FMA of the widened values does. The hardware also
+ * flushes denormal inputs and results to zero; this does not. */
+static inline __m256 dp8(__m256 a, __m256 b, __m256 c) {
+    const __m256 hi = _mm256_castsi256_ps(_mm256_set1_epi32((int)0xffff0000u));
+    __m256 ae = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(a), 16));
+    __m256 be = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(b), 16));
+    c = _mm256_fmadd_ps(_mm256_and_ps(a, hi), _mm256_and_ps(b, hi), c);
+    return _mm256_fmadd_ps(ae, be, c);
+}
+static inline v16 v16_dp(v16 a, v16 b, v16 c) {
+    return (v16){dp8(a.lo, b.lo, c.lo), dp8(a.hi, b.hi, c.hi)};
+}
+#define V_ZERO()          v16_zero()
+#define V_LOADU(p)        v16_loadu(p)
+#define V_STOREU(p, v)    v16_storeu(p, v)
+#define V_BCAST(p)        v16_bcast(p)
+#define V_FMA(a, b, c)    v16_fma(a, b, c)
+#define V_ADD(a, b)       v16_add(a, b)
+#define V_DPBF16(a, b, c) v16_dp(a, b, c)
 #include "cpu_pk_tile.h"
 
 /* one panel per tile: the AVX2 kernel (and the AVX-512 kernel's tail, emulated) */
-DEFINE_PK_TILE(tile1_f32, 1, float, v16_load_f32, NR)
-DEFINE_PK_TILE(tile1_bf16, 1, uint16_t, v16_load_bf16, NR)
+DEFINE_PK_TILE(tile1_f32, 1, float, v16_load_f32, NR, V_FMA)
+DEFINE_PK_TILE(tile1_bf16, 1, uint16_t, v16_load_bf16, NR, V_FMA)
+DEFINE_PK_TILE(tile1_dp, 1, float, v16_load_f32, NR, V_DPBF16)
 /* two panels per tile: the AVX-512 kernel's loop on emulated 512-bit vectors */
-DEFINE_PK_TILE(tile2_f32, 2, float, v16_load_f32, NR)
-DEFINE_PK_TILE(tile2_bf16, 2, uint16_t, v16_load_bf16, NR)
+DEFINE_PK_TILE(tile2_f32, 2, float, v16_load_f32, NR, V_FMA)
+DEFINE_PK_TILE(tile2_bf16, 2, uint16_t, v16_load_bf16, NR, V_FMA)
+DEFINE_PK_TILE(tile2_dp, 2, float, v16_load_f32, NR, V_DPBF16)
 
 typedef void (*tile_fn)(int mr, int kc, const float *a, const void *b, size_t pstride, float *c,
                         int ldc, int add, const void *pf, int pfn);
 
-/* [kern][bf16][panels per tile - 1] */
-static const tile_fn tiles[3][2][2] = {
-    [PI0__PK_AVX2] = {{tile1_f32, tile1_f32}, {tile1_bf16, tile1_bf16}},
+/* [kern][fmt][panels per tile - 1] (the bf16 dot product only with the AVX-512 loops) */
+static const tile_fn tiles[3][3][2] = {
+    [PI0__PK_AVX2] = {{tile1_f32, tile1_f32}, {tile1_bf16, tile1_bf16}, {NULL, NULL}},
     [PI0__PK_AVX512] = {{pi0__pk_tile1_f32_avx512, pi0__pk_tile2_f32_avx512},
-                        {pi0__pk_tile1_bf16_avx512, pi0__pk_tile2_bf16_avx512}},
-    [PI0__PK_AVX512_EMU] = {{tile1_f32, tile2_f32}, {tile1_bf16, tile2_bf16}},
+                        {pi0__pk_tile1_bf16_avx512, pi0__pk_tile2_bf16_avx512},
+                        {pi0__pk_tile1_dp_avx512, pi0__pk_tile2_dp_avx512}},
+    [PI0__PK_AVX512_EMU] = {{tile1_f32, tile2_f32},
+                            {tile1_bf16, tile2_bf16},
+                            {tile1_dp, tile2_dp}},
 };
 
 // ---- driver ----
@@ -226,16 +285,17 @@ static const tile_fn tiles[3][2][2] = {
 void pi0__pk_run_chunk(const pi0__pk_job *j, int p0, int p1, float *d, int ldd, int first_add,
                        float *tmp, void (*done)(const pi0__pk_job *, int p, void *),
                        void *done_ctx) {
-    const int bf16 = j->w_dtype == PI0_BF16, wide = j->kern != PI0__PK_AVX2;
-    const size_t esz = bf16 ? 2 : 4, pstride = (size_t)j->k * NR; /* elements per panel */
+    const int wide = j->kern != PI0__PK_AVX2, nk = steps(j->fmt, j->k);
+    const int ks_max = j->fmt == PI0__PK_BF16X2 ? KC / 2 : KC; /* steps per slice */
+    const size_t esz = j->fmt == PI0__PK_BF16 ? 2 : 4, pstride = (size_t)nk * NR;
     const int groups = (j->rows + MR - 1) / MR;
-    for (int k0 = 0; k0 < j->k; k0 += KC) {
-        int kc = j->k - k0 < KC ? j->k - k0 : KC, last = k0 + kc == j->k;
-        int add = k0 > 0 || first_add;
+    for (int s0 = 0; s0 < nk; s0 += ks_max) {
+        int ks = nk - s0 < ks_max ? nk - s0 : ks_max, last = s0 + ks == nk;
+        int add = s0 > 0 || first_add;
         for (int p = p0, np; p < p1; p += np) {
             np = wide && p + 1 < p1 ? 2 : 1;
-            tile_fn tile = tiles[j->kern][bf16][np - 1];
-            const char *b = (const char *)j->w + ((size_t)p * (size_t)j->k + k0) * NR * esz;
+            tile_fn tile = tiles[j->kern][j->fmt][np - 1];
+            const char *b = (const char *)j->w + ((size_t)p * (size_t)nk + s0) * NR * esz;
             /* the next tile's slices (a prefetch past the chunk or the weight is only a
              * wasted hint: prefetches never fault) */
             const char *pf = p + np < p1 ? b + (size_t)np * pstride * esz : NULL;
@@ -244,13 +304,12 @@ void pi0__pk_run_chunk(const pi0__pk_job *j, int p0, int p1, float *d, int ldd, 
             float *dp = d + (size_t)(p - p0) * NR;
             for (int g = 0; g < j->rows; g += MR) {
                 int mr = j->rows - g < MR ? j->rows - g : MR;
-                const float *a = j->xp + (size_t)g * (size_t)j->k + (size_t)k0 * MR;
+                const float *a = j->xp + (size_t)g * (size_t)nk + (size_t)s0 * MR;
                 float *c = full ? dp + (size_t)g * (size_t)ldd : tmp;
                 /* this pass prefetches its share of the next tile's slices */
-                int share = (kc + groups - 1) / groups, l0 = (g / MR) * share;
-                int pfn = pf ? (kc - l0 < share ? kc - l0 : share) : 0;
-                if (pfn < 0) pfn = 0;
-                tile(mr, kc, a, b, pstride, c, full ? ldd : np * NR, full && add,
+                int share = (ks + groups - 1) / groups, l0 = (g / MR) * share;
+                int pfn = pf && l0 < ks ? (ks - l0 < share ? ks - l0 : share) : 0;
+                tile(mr, ks, a, b, pstride, c, full ? ldd : np * NR, full && add,
                      pf ? pf + (size_t)l0 * NR * esz : NULL, pfn);
                 if (!full) /* the weight's last panel has columns past n: through tmp */
                     for (int i = 0; i < mr; i++) {

@@ -3,7 +3,9 @@
  * layout and the loops are cpu_gemm_packed.c's; a tile covers two 16-row panels, so 6 rows
  * x 32 columns are 12 zmm accumulators. The same tiles run on AVX2 with each zmm emulated
  * by two ymm under PI0_CPU_ISA=avx512emu, which the cross-ISA tests use on every x86-64
- * machine; here only the vector operations below differ. */
+ * machine; here only the vector operations below differ. In the bf16 compute mode on CPUs
+ * with AVX512_BF16 the tiles take pairs of k per step with vdpbf16ps (twice the products
+ * per instruction of an FMA). */
 #include <immintrin.h>
 
 #include "cpu.h"
@@ -28,10 +30,19 @@ static inline v16 v16_load_bf16(const uint16_t *b) {
 #define V_ADD(a, b)    _mm512_add_ps(a, b)
 #include "cpu_pk_tile.h"
 
-DEFINE_PK_TILE(tile1_f32, 1, float, v16_load_f32, PI0__PK_NR)
-DEFINE_PK_TILE(tile2_f32, 2, float, v16_load_f32, PI0__PK_NR)
-DEFINE_PK_TILE(tile1_bf16, 1, uint16_t, v16_load_bf16, PI0__PK_NR)
-DEFINE_PK_TILE(tile2_bf16, 2, uint16_t, v16_load_bf16, PI0__PK_NR)
+DEFINE_PK_TILE(tile1_f32, 1, float, v16_load_f32, PI0__PK_NR, V_FMA)
+DEFINE_PK_TILE(tile2_f32, 2, float, v16_load_f32, PI0__PK_NR, V_FMA)
+DEFINE_PK_TILE(tile1_bf16, 1, uint16_t, v16_load_bf16, PI0__PK_NR, V_FMA)
+DEFINE_PK_TILE(tile2_bf16, 2, uint16_t, v16_load_bf16, PI0__PK_NR, V_FMA)
+
+/* the bf16 dot-product tiles, the only code here that needs AVX512_BF16 (cpu_backend.c runs
+ * them only where the CPU has it) */
+#pragma GCC push_options
+#pragma GCC target("avx512bf16")
+#define V_DPBF16(a, b, c)                                                                      \
+    _mm512_dpbf16_ps(c, (__m512bh)_mm512_castps_si512(a), (__m512bh)_mm512_castps_si512(b))
+DEFINE_PK_TILE(tile1_dp, 1, float, v16_load_f32, PI0__PK_NR, V_DPBF16)
+DEFINE_PK_TILE(tile2_dp, 2, float, v16_load_f32, PI0__PK_NR, V_DPBF16)
 
 #define EXPORT_TILE(NAME)                                                                      \
     void pi0__pk_##NAME##_avx512(int mr, int kc, const float *a, const void *b,                \
@@ -43,3 +54,6 @@ EXPORT_TILE(tile1_f32)
 EXPORT_TILE(tile2_f32)
 EXPORT_TILE(tile1_bf16)
 EXPORT_TILE(tile2_bf16)
+EXPORT_TILE(tile1_dp)
+EXPORT_TILE(tile2_dp)
+#pragma GCC pop_options

@@ -14,14 +14,18 @@
  *   V_BCAST(p)               *p in every lane
  *   V_FMA(a, b, c)           a * b + c, one rounding
  *   V_ADD(a, b)
- *   V_LOAD_F32(p) V_LOAD_BF16(p)
- *                            one packed k step of a panel: 16 f32, or 16 bf16 in the
- *                            packed order (see cpu_gemm_packed.c), widened exactly
- * and then instantiates DEFINE_PK_TILE(NAME, NP, WT, LOAD, STEP) for each variant it needs.
+ * and then instantiates DEFINE_PK_TILE(NAME, NP, WT, LOAD, STEP, MADD) for each variant it
+ * needs: LOAD(p) reads one k step of a panel (WT elements, STEP of them per step) as a
+ * v16, MADD(a, b, c) is c + a·b for one step. Two kinds of step:
+ *   - one k: a step of x is 6 floats (one per row); the panel's is 16 f32, or 16 bf16 in
+ *     the packed order widened exactly; MADD is V_FMA;
+ *   - a pair of k (bf16 dot product): a step of x is 6 words, each the row's two bf16
+ *     values; the panel's is 16 such words (one per column); MADD is V_DPBF16, which adds
+ *     both products of each pair to the f32 lane (vdpbf16ps).
  *
  * NAME(mr, kc, a, b, pstride, c, ldc, add, pf, pfn): c[0..mr)[0..16·NP) (= or += when add)
- * = a[kc][6] · the kc-deep slices of NP consecutive panels starting at b (panel i's slice
- * at b + i·pstride elements; STEP elements per k step). The output tile is prefetched
+ * = a[kc][6] · the kc steps of NP consecutive panels starting at b (panel i's at
+ * b + i·pstride elements). The output tile is prefetched
  * first; during each of the first pfn k steps, one k step of each of the NP slices at pf
  * (same pstride) is prefetched to L2. Accumulators are named, not an array: GCC keeps
  * those in registers. */
@@ -31,11 +35,11 @@
 #include <immintrin.h>
 #include <stddef.h>
 
-#define PK_ROW(i)                                                                              \
+#define PK_ROW(i, MADD)                                                                        \
     if (mr > i) {                                                                              \
         v16 av = V_BCAST(al + i);                                                              \
-        c##i##0 = V_FMA(av, b0, c##i##0);                                                      \
-        if (np_ > 1) c##i##1 = V_FMA(av, b1, c##i##1);                                         \
+        c##i##0 = MADD(av, b0, c##i##0);                                                       \
+        if (np_ > 1) c##i##1 = MADD(av, b1, c##i##1);                                          \
     }
 #define PK_OUT_HALF(i, h)                                                                      \
     {                                                                                          \
@@ -49,7 +53,7 @@
         if (np_ > 1) PK_OUT_HALF(i, 1)                                                         \
     }
 
-#define DEFINE_PK_TILE(NAME, NP, WT, LOAD, STEP)                                               \
+#define DEFINE_PK_TILE(NAME, NP, WT, LOAD, STEP, MADD)                                         \
     static inline __attribute__((always_inline)) void NAME##_mr(                               \
         int mr, int kc, const float *a, const WT *b, size_t pstride, float *c, int ldc,        \
         int add, const WT *pf, int pfn) {                                                      \
@@ -72,7 +76,8 @@
             v16 b0 = LOAD(b + (size_t)l * STEP), b1 = b0;                                      \
             if (NP > 1) b1 = LOAD(b + pstride + (size_t)l * STEP);                             \
             const float *al = a + (size_t)l * 6;                                               \
-            PK_ROW(0) PK_ROW(1) PK_ROW(2) PK_ROW(3) PK_ROW(4) PK_ROW(5)                        \
+            PK_ROW(0, MADD)                                                                    \
+            PK_ROW(1, MADD) PK_ROW(2, MADD) PK_ROW(3, MADD) PK_ROW(4, MADD) PK_ROW(5, MADD)    \
         }                                                                                      \
         (void)c01, (void)c11, (void)c21, (void)c31, (void)c41, (void)c51;                      \
         PK_OUT(0) PK_OUT(1) PK_OUT(2) PK_OUT(3) PK_OUT(4) PK_OUT(5)                            \
