@@ -14,6 +14,8 @@
  *   V_BCAST(p)               *p in every lane
  *   V_FMA(a, b, c)           a * b + c, one rounding
  *   V_ADD(a, b)
+ *   V_DPBF16(a, b, c)        (for the bf16 dot product) c + both products of each lane's
+ *                            pair of bf16 in a and b
  * and then instantiates DEFINE_PK_TILE(NAME, NP, WT, LOAD, STEP, MADD) for each variant it
  * needs: LOAD(p) reads one k step of a panel (WT elements, STEP of them per step) as a
  * v16, MADD(a, b, c) is c + a·b for one step. Two kinds of step:
@@ -25,10 +27,9 @@
  *
  * NAME(mr, kc, a, b, pstride, c, ldc, add, pf, pfn): c[0..mr)[0..16·NP) (= or += when add)
  * = a[kc][6] · the kc steps of NP consecutive panels starting at b (panel i's at
- * b + i·pstride elements). The output tile is prefetched
- * first; during each of the first pfn k steps, one k step of each of the NP slices at pf
- * (same pstride) is prefetched to L2. Accumulators are named, not an array: GCC keeps
- * those in registers. */
+ * b + i·pstride elements). The output tile is prefetched first; during each of the first
+ * pfn steps, one step of each of the NP slices at pf (same pstride) is prefetched to L2.
+ * Accumulators are named, not an array: GCC keeps those in registers. */
 #ifndef PI0_DEVICE_CPU_PK_TILE_H
 #define PI0_DEVICE_CPU_PK_TILE_H
 
