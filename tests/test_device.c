@@ -544,8 +544,9 @@ static void test_weight_memory(void) {
         CHECK_STATUS(pi0_weight_create(e.d, wh, PI0_F16, 2, 3, 3, &c), PI0_OK);
         CHECK_STATUS(pi0_weight_create_table(e.d, w, PI0_F32, 2, 3, 3, &t), PI0_OK);
         if (strcmp(e.name, "cpu") == 0) {
-            /* a GEMM weight is either borrowed in place or repacked whole (on AVX2 CPUs:
-             * panels of 16 rows, f32 stays f32 and bf16 stays bf16); a table is borrowed */
+            /* a GEMM weight is either borrowed in place or repacked whole (on x86-64 with
+             * AVX2: panels of 16 rows, f32 stays f32 and bf16 stays bf16); a table is borrowed
+             */
             size_t pa = pi0_weight_device_bytes(a), pb = pi0_weight_device_bytes(b);
             CHECK_MSG(pa == 0 || pa == 16 * 3 * 4, "f32 weight: %zu device bytes", pa);
             CHECK_MSG(pb == (pa ? 16 * 3 * 2 : 0), "bf16 weight: %zu device bytes", pb);
