@@ -228,21 +228,13 @@ typedef struct pi0__pk_job {
 void pi0__pk_run_chunk(const pi0__pk_job *j, int p0, int p1, float *d, int ldd, int first_add,
                        float *tmp, void (*done)(const pi0__pk_job *, int p, void *),
                        void *done_ctx);
-/* cpu_gemm_packed512.c (call only on AVX-512F CPUs): the tiles of 1 and 2 panels, as
- * cpu_pk_tile.h describes them */
-void pi0__pk_tile1_f32_avx512(int mr, int kc, const float *a, const void *b, size_t pstride,
-                              float *c, int ldc, int add, const void *pf, int pfn);
-void pi0__pk_tile2_f32_avx512(int mr, int kc, const float *a, const void *b, size_t pstride,
-                              float *c, int ldc, int add, const void *pf, int pfn);
-void pi0__pk_tile1_bf16_avx512(int mr, int kc, const float *a, const void *b, size_t pstride,
-                               float *c, int ldc, int add, const void *pf, int pfn);
-void pi0__pk_tile2_bf16_avx512(int mr, int kc, const float *a, const void *b, size_t pstride,
-                               float *c, int ldc, int add, const void *pf, int pfn);
-/* the same with vdpbf16ps (call only on AVX512_BF16 CPUs) */
-void pi0__pk_tile1_dp_avx512(int mr, int kc, const float *a, const void *b, size_t pstride,
+/* One tile of the micro-kernel, as cpu_pk_tile.h describes it. */
+typedef void pi0__pk_tile_fn(int mr, int kc, const float *a, const void *b, size_t pstride,
                              float *c, int ldc, int add, const void *pf, int pfn);
-void pi0__pk_tile2_dp_avx512(int mr, int kc, const float *a, const void *b, size_t pstride,
-                             float *c, int ldc, int add, const void *pf, int pfn);
+/* cpu_gemm_packed512.c (call only on AVX-512F CPUs; the dp ones only with AVX512_BF16):
+ * tiles of 1 and 2 panels, on f32, bf16 and bf16-pair (vdpbf16ps) weights */
+pi0__pk_tile_fn pi0__pk_tile1_f32_avx512, pi0__pk_tile2_f32_avx512, pi0__pk_tile1_bf16_avx512,
+    pi0__pk_tile2_bf16_avx512, pi0__pk_tile1_dp_avx512, pi0__pk_tile2_dp_avx512;
 
 /* Attention scratch (cpu_kernels.c): a thread works on tiles of query tokens and needs
  * pi0__cpu_attention_scratch floats per token of its tile; pi0__cpu_attention_tile is the

@@ -266,12 +266,9 @@ DEFINE_PK_TILE(tile2_f32, 2, float, v16_load_f32, NR, V_FMA)
 DEFINE_PK_TILE(tile2_bf16, 2, uint16_t, v16_load_bf16, NR, V_FMA)
 DEFINE_PK_TILE(tile2_dp, 2, float, v16_load_f32, NR, V_DPBF16)
 
-typedef void (*tile_fn)(int mr, int kc, const float *a, const void *b, size_t pstride, float *c,
-                        int ldc, int add, const void *pf, int pfn);
-
 /* [kern][fmt][panels per tile - 1] (the bf16 dot product only with the AVX-512 loops) */
-static const tile_fn tiles[3][3][2] = {
-    [PI0__PK_AVX2] = {{tile1_f32, tile1_f32}, {tile1_bf16, tile1_bf16}, {NULL, NULL}},
+static pi0__pk_tile_fn *const tiles[3][3][2] = {
+    [PI0__PK_AVX2] = {{tile1_f32, NULL}, {tile1_bf16, NULL}, {NULL, NULL}}, /* 1 panel only */
     [PI0__PK_AVX512] = {{pi0__pk_tile1_f32_avx512, pi0__pk_tile2_f32_avx512},
                         {pi0__pk_tile1_bf16_avx512, pi0__pk_tile2_bf16_avx512},
                         {pi0__pk_tile1_dp_avx512, pi0__pk_tile2_dp_avx512}},
@@ -294,7 +291,7 @@ void pi0__pk_run_chunk(const pi0__pk_job *j, int p0, int p1, float *d, int ldd, 
         int add = s0 > 0 || first_add;
         for (int p = p0, np; p < p1; p += np) {
             np = wide && p + 1 < p1 ? 2 : 1;
-            tile_fn tile = tiles[j->kern][j->fmt][np - 1];
+            pi0__pk_tile_fn *tile = tiles[j->kern][j->fmt][np - 1];
             const char *b = (const char *)j->w + ((size_t)p * (size_t)nk + s0) * NR * esz;
             /* the next tile's slices (a prefetch past the chunk or the weight is only a
              * wasted hint: prefetches never fault) */
