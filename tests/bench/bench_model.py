@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "ref"))
-from pi0_ref import VARIANTS, read_shapes  # noqa: E402  (tests/ref/pi0_ref.py)
+from pi0_ref import attention_shapes, read_shapes  # noqa: E402  (tests/ref/pi0_ref.py)
 
 BUILD = os.environ.get("BUILD", "build")
 INFER = os.path.join(BUILD, "pi0rt-infer")
@@ -62,8 +62,7 @@ def sizes(model_dir):
     s["np"] = find("position_embedding.weight")[0]
     s["vdepth"] = depth("vision_model.encoder.layers.", "layer_norm1.weight")
     s["vmlp"] = find("encoder.layers.0.mlp.fc1.weight")[0]
-    vh, vkv, vd = VARIANTS.get(c.get("paligemma_variant", "gemma_2b"), (8, 1, 256))
-    eh, ekv, ed = VARIANTS.get(c.get("action_expert_variant", "gemma_300m"), (8, 1, 256))
+    _, (s["heads"], s["kvh"], s["hd"]), (s["eheads"], _, _) = attention_shapes(c)
     s["W"] = [v for k, v in sh.items() if "gemma_expert" not in k and
               k.endswith("layers.0.self_attn.q_proj.weight") and "vision" not in k][0][1]
     s["E"] = find("gemma_expert.model.layers.0.self_attn.q_proj.weight")[1]
@@ -71,10 +70,6 @@ def sizes(model_dir):
                 k.endswith("layers.0.mlp.gate_proj.weight")][0][0]
     s["emlp"] = find("gemma_expert.model.layers.0.mlp.gate_proj.weight")[0]
     s["depth"] = depth("gemma_expert.model.layers.", "self_attn.q_proj.weight")
-    s["heads"] = int(c.get("vlm_num_heads", vh))
-    s["kvh"] = int(c.get("vlm_num_kv_heads", vkv))
-    s["hd"] = int(c.get("vlm_head_dim", vd))
-    s["eheads"] = int(c.get("expert_num_heads", eh))
     s["A"] = find("action_in_proj.weight")[1]
     s["H"] = int(c.get("action_horizon", 50))
     s["sd"] = find("state_proj.weight")[1] if not s["pi05"] else 0

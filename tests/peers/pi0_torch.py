@@ -35,7 +35,7 @@ import torch.nn.functional as F
 # with the numpy reference; the arithmetic below is this port's own.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "ref"))
-from pi0_ref import E, L, PROJ, TIED, V, VARIANTS, canonical_key  # noqa: E402
+from pi0_ref import E, L, PROJ, TIED, V, attention_shapes, canonical_key  # noqa: E402
 
 CAMERAS = ("base", "left_wrist", "right_wrist")
 CAMERA_ALIASES = {"base_0_rgb": "base", "left_wrist_0_rgb": "left_wrist",
@@ -92,15 +92,8 @@ class Pi0:
         pw = self.t[V + "embeddings.patch_embedding.weight"]
         self.vw, self.patch = pw.shape[0], pw.shape[2]
         self.v_depth = self.count(V + "encoder.layers.", "layer_norm1.weight")
-        self.v_heads = int(c.get("vision_num_heads", 16))
-        vh, vkv, vd = VARIANTS.get(c.get("paligemma_variant", "gemma_2b"), (8, 1, 256))
-        eh, ekv, ed = VARIANTS.get(c.get("action_expert_variant", "gemma_300m"), (8, 1, 256))
-        self.l_heads = int(c.get("vlm_num_heads", vh))
-        self.l_kv = int(c.get("vlm_num_kv_heads", vkv))
-        self.l_hd = int(c.get("vlm_head_dim", vd))
-        self.e_heads = int(c.get("expert_num_heads", eh))
-        self.e_kv = int(c.get("expert_num_kv_heads", ekv))
-        self.e_hd = int(c.get("expert_head_dim", ed))
+        self.v_heads, (self.l_heads, self.l_kv, self.l_hd), (self.e_heads, self.e_kv,
+                                                              self.e_hd) = attention_shapes(c)
         self.depth = self.count(L + "layers.", "self_attn.q_proj.weight")
         if self.count(E + "layers.", "self_attn.q_proj.weight") != self.depth:
             sys.exit(f"pi0_torch: {model_dir}: VLM and expert depths differ")

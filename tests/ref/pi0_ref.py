@@ -134,6 +134,18 @@ TIED = "paligemma_with_expert.paligemma.lm_head.weight"
 VARIANTS = {"gemma_2b": (8, 1, 256), "gemma_300m": (8, 1, 256), "dummy": (8, 1, 16)}
 
 
+def attention_shapes(c):
+    """Heads of SigLIP, and (heads, KV heads, head dim) of the VLM and of the expert, from
+    config.json c: explicit keys first, else the named Gemma variant's."""
+    vh, vkv, vd = VARIANTS.get(c.get("paligemma_variant", "gemma_2b"), (8, 1, 256))
+    eh, ekv, ed = VARIANTS.get(c.get("action_expert_variant", "gemma_300m"), (8, 1, 256))
+    return (int(c.get("vision_num_heads", 16)),
+            (int(c.get("vlm_num_heads", vh)), int(c.get("vlm_num_kv_heads", vkv)),
+             int(c.get("vlm_head_dim", vd))),
+            (int(c.get("expert_num_heads", eh)), int(c.get("expert_num_kv_heads", ekv)),
+             int(c.get("expert_head_dim", ed))))
+
+
 class Model:
     def __init__(self, model_dir):
         self.t = load_tensors(model_dir)
@@ -151,15 +163,8 @@ class Model:
         self.n_patches = self.w(V + "embeddings.position_embedding.weight").shape[0]
         self.image = 224
         self.v_depth = self.count(V + "encoder.layers.", "layer_norm1.weight")
-        self.v_heads = int(c.get("vision_num_heads", 16))
-        vh, vkv, vd = VARIANTS.get(c.get("paligemma_variant", "gemma_2b"), (8, 1, 256))
-        eh, ekv, ed = VARIANTS.get(c.get("action_expert_variant", "gemma_300m"), (8, 1, 256))
-        self.l_heads = int(c.get("vlm_num_heads", vh))
-        self.l_kv = int(c.get("vlm_num_kv_heads", vkv))
-        self.l_hd = int(c.get("vlm_head_dim", vd))
-        self.e_heads = int(c.get("expert_num_heads", eh))
-        self.e_kv = int(c.get("expert_num_kv_heads", ekv))
-        self.e_hd = int(c.get("expert_head_dim", ed))
+        self.v_heads, (self.l_heads, self.l_kv, self.l_hd), (self.e_heads, self.e_kv,
+                                                              self.e_hd) = attention_shapes(c)
         self.depth = self.count(L + "layers.", "self_attn.q_proj.weight")
         assert self.count(E + "layers.", "self_attn.q_proj.weight") == self.depth
         self.W = self.w(L + "layers.0.self_attn.q_proj.weight").shape[1]
