@@ -501,10 +501,10 @@ int pi0_dev_gemm_multi(pi0_stream *s, int count, const pi0_mat *ys, pi0_mat x,
             return pi0_errorf(PI0_ESHAPE, "%s: x is [%d, %d] but ws[%d] is [%d, %d]", op,
                               x.rows, x.cols, i, w->n, w->k);
         CHECK_ST(check_shape(op, "ys[i]", ys[i], x.rows, w->n));
-        if (mats_overlap(ys[i], x))
+        if (views_overlap(ys[i], x))
             return pi0_errorf(PI0_EINVAL, "%s: ys[%d] overlaps x", op, i);
         for (int j = 0; j < i; j++)
-            if (mats_overlap(ys[i], ys[j]))
+            if (views_overlap(ys[i], ys[j]))
                 return pi0_errorf(PI0_EINVAL, "%s: ys[%d] overlaps ys[%d]", op, i, j);
     }
     if (s->dev->iface->gemm_multi) return s->dev->iface->gemm_multi(s, count, ys, x, ws);

@@ -526,6 +526,21 @@ static void test_gemm_multi(void) {
         ws[1] = a;
         CHECK_STATUS(pi0_dev_gemm_multi(e.s, 2, ys, dx.m, ws), PI0_OK);
         CHECK_STATUS(pi0_stream_sync(e.s), PI0_OK);
+        /* the outputs may be column blocks of one matrix (a fused projection's) */
+        const float xv[6] = {1, 0, 0, 1, 1, 1};
+        dmat dx2 = dm_from(&e, 3, 2, 2, xv), yy = dm_new(&e, 3, 4, 4, PI0_F32);
+        pi0_mat halves[2] = {yy.m, yy.m};
+        halves[0].cols = halves[1].cols = 2;
+        halves[1].off += 2 * sizeof(float);
+        CHECK_STATUS(pi0_dev_gemm_multi(e.s, 2, halves, dx2.m, ws), PI0_OK);
+        float got[12];
+        dm_get(&e, &yy, got);
+        /* x · aᵀ with a = [[1, 2], [3, 4]]: rows [1, 3], [2, 4], [3, 7], in both halves */
+        const float want[12] = {1, 3, 1, 3, 2, 4, 2, 4, 3, 7, 3, 7};
+        for (int i = 0; i < 12; i++)
+            CHECK_MSG(got[i] == want[i], "column blocks: y[%d] = %g, want %g", i, got[i],
+                      want[i]);
+        dm_free(&dx2), dm_free(&yy);
         dm_free(&dx), dm_free(&y0), dm_free(&y1);
         pi0_weight_destroy(a);
         pi0_weight_destroy(b);
