@@ -68,10 +68,10 @@ struct pi0_dev_iface {
     int (*open)(pi0_dev *dev, const pi0_dev_opts *opts);
     void (*close)(pi0_dev *dev);                        /* only called with no live objects */
     int (*reserve)(pi0_dev *dev, size_t scratch_bytes); /* OPTIONAL: NULL = nothing to do */
-    /* OPTIONAL (arguments checked): NULL = `reserve` with a whole score matrix,
-     * max_q * n_heads * (max_k + 2 * head_dim) floats (nothing when `reserve` is NULL) */
     /* OPTIONAL (arguments checked): NULL = nothing to prepare */
     int (*reserve_rope)(pi0_dev *dev, int max_pos, int head_dim, float theta);
+    /* OPTIONAL (arguments checked): NULL = `reserve` with a whole score matrix,
+     * max_q * n_heads * (max_k + 2 * head_dim) floats (nothing when `reserve` is NULL) */
     int (*reserve_attention)(pi0_dev *dev, int max_q, int max_k, int n_heads, int n_kv_heads,
                              int head_dim);
 

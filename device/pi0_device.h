@@ -118,7 +118,8 @@ PI0_API int pi0_weight_create(pi0_dev *dev, const void *host, pi0_dtype dtype, i
 /* The same for a table read by rows only (pi0_dev_gather), e.g. a 257k-token embedding:
  * the backend keeps it in place and touches only the rows gathered, where
  * pi0_weight_create may copy every element into a layout for its GEMM (the cpu backend
- * does on AVX2 CPUs). A table still works in pi0_dev_gemm, more slowly. */
+ * does on x86-64 CPUs with AVX2 or AVX-512). A table still works in pi0_dev_gemm, more slowly.
+ */
 PI0_API int pi0_weight_create_table(pi0_dev *dev, const void *host, pi0_dtype dtype, int n,
                                     int k, int ld, pi0_weight **out);
 PI0_API void pi0_weight_destroy(pi0_weight *w);              /* NULL ok */
