@@ -442,6 +442,30 @@ static void precision_bf16_cases(const char *isa) {
         dm_free(&dx), dm_free(&dy), dm_free(&db);
         free(x), free(w), free(y), free(xr), free(wr), free(b), free(ref), free(tol), free(raw);
     }
+    /* a NaN in x stays NaN through the rounding, whatever its payload (an all-ones payload
+     * must not carry into the sign, a low one must not round to inf): full groups of 6 rows
+     * and k >= 8 take the vector packing */
+    {
+        enum { M = 6, N = 16, K = 16 };
+        static const uint32_t nans[] = {0x7fffffffu, 0x7f800001u, 0xffffffffu, 0xff800001u};
+        float x[M * K], w[N * K], y[M * N];
+        fill(x, M * K, 1.0f);
+        fill(w, N * K, 0.5f);
+        for (int i = 0; i < 4; i++)
+            memcpy(&x[i * K + 3 * i], &nans[i], 4);
+        pi0_weight *W;
+        CHECK_STATUS(pi0_weight_create(e.d, w, PI0_F32, N, K, K, &W), PI0_OK);
+        dmat dx = dm_from(&e, M, K, K, x), dy = dm_new(&e, M, N, N, PI0_F32);
+        CHECK_STATUS(pi0_dev_gemm(e.s, dy.m, dx.m, W, NULL, PI0_ACT_NONE, 0), PI0_OK);
+        dm_get(&e, &dy, y);
+        for (int r = 0; r < M; r++)
+            for (int c = 0; c < N; c++)
+                CHECK_MSG(r < 4 ? isnan(y[r * N + c]) : isfinite(y[r * N + c]),
+                          "bf16 gemm, NaN 0x%08x in row %d: y[%d][%d] = %g",
+                          r < 4 ? nans[r] : 0, r, r, c, y[r * N + c]);
+        pi0_weight_destroy(W);
+        dm_free(&dx), dm_free(&dy);
+    }
     env_close(&e);
 }
 

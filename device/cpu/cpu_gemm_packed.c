@@ -137,12 +137,19 @@ void pi0__pk_weight(void *dst, int fmt, const void *src, pi0_dtype src_dtype, in
     }
 }
 
-/* bf16 rounding of 8 floats, kept as f32 (to nearest even; inputs are finite) */
+/* bf16 rounding of 8 floats, kept as f32: to nearest even, as pi0_f32_to_bf16. A NaN is
+ * truncated and made quiet instead: rounding could carry its payload into the exponent
+ * (inf) or the sign (0). */
 static inline __m256 round_bf16(__m256 v) {
+    const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
     __m256i u = _mm256_castps_si256(v);
     __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    u = _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
-    return _mm256_castsi256_ps(_mm256_and_si256(u, _mm256_set1_epi32((int)0xffff0000u)));
+    __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
+    __m256i q = _mm256_or_si256(u, _mm256_set1_epi32(0x00400000));
+    __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    r = _mm256_castps_si256(
+        _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(q), nan));
+    return _mm256_castsi256_ps(_mm256_and_si256(r, hi));
 }
 
 /* 8-float stores 6 apart of r[0..n), each one's last 2 lanes overwritten by the next; the
