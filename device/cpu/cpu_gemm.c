@@ -264,9 +264,13 @@ static int gemm_packed(cpu_dev *d, int n_parts, const pi0_mat *ys, pi0_mat x,
     if (tasks > PK_MAX_TASKS - n_parts) tasks = PK_MAX_TASKS - n_parts;
     c.chunk = (np_all + tasks - 1) / tasks;
     if (d->pk_kern != PI0__PK_AVX2) c.chunk += c.chunk & 1; /* whole tiles of 2 panels */
-    if (act != PI0_ACT_NONE && acc) { /* the per-thread tile holds the chunk's columns */
-        size_t fit = (cpu_scratch_bytes(d) / sizeof(float) - PI0__PK_TMP) /
-                     ((size_t)PI0__PK_MC * PI0__PK_NR);
+    /* equal row blocks of at most PI0__PK_MC rows: each block streams every weight once
+     * more from memory, so as few blocks as fit */
+    int n_blocks = (x.rows + PI0__PK_MC - 1) / PI0__PK_MC;
+    int mc = ((x.rows + n_blocks - 1) / n_blocks + PI0__PK_MR - 1) / PI0__PK_MR * PI0__PK_MR;
+    if (act != PI0_ACT_NONE && acc) { /* the per-thread tile: the block's rows x the chunk */
+        size_t fit =
+            (cpu_scratch_bytes(d) / sizeof(float) - PI0__PK_TMP) / ((size_t)mc * PI0__PK_NR);
         if (fit < 1) return pi0_errorf(PI0_ENOMEM, "pi0_dev_gemm: scratch too small");
         if ((size_t)c.chunk > fit) c.chunk = (int)fit;
         if ((np_all + c.chunk - 1) / c.chunk > PK_MAX_TASKS - n_parts)
@@ -277,10 +281,6 @@ static int gemm_packed(cpu_dev *d, int n_parts, const pi0_mat *ys, pi0_mat x,
             c.task_part[c.n_tasks] = (unsigned char)i;
             c.task_p0[c.n_tasks++] = p0;
         }
-    /* equal row blocks of at most PI0__PK_MC rows: each block streams every weight once
-     * more from memory, so as few blocks as fit */
-    int n_blocks = (x.rows + PI0__PK_MC - 1) / PI0__PK_MC;
-    int mc = ((x.rows + n_blocks - 1) / n_blocks + PI0__PK_MR - 1) / PI0__PK_MR * PI0__PK_MR;
     for (int r0 = 0; r0 < x.rows; r0 += mc) {
         c.rows = x.rows - r0 < mc ? x.rows - r0 : mc;
         c.x = cpu_at(x, r0, 0);
