@@ -300,9 +300,9 @@ void pi0__pk_run_chunk(const pi0__pk_job *j, int p0, int p1, float *d, int ldd, 
             np = wide && p + 1 < p1 ? 2 : 1;
             pi0__pk_tile_fn *tile = tiles[j->kern][j->fmt][np - 1];
             const char *b = (const char *)j->w + ((size_t)p * (size_t)nk + s0) * NR * esz;
-            /* the next tile's slices (a prefetch past the chunk or the weight is only a
-             * wasted hint: prefetches never fault) */
-            const char *pf = p + np < p1 ? b + (size_t)np * pstride * esz : NULL;
+            /* the next tile's slices, when it has as many panels as this one (the tile
+             * prefetches np of them; addresses stay inside the chunk) */
+            const char *pf = p + 2 * np <= p1 ? b + (size_t)np * pstride * esz : NULL;
             int cols = j->n - p * NR < np * NR ? j->n - p * NR : np * NR,
                 full = cols == np * NR;
             float *dp = d + (size_t)(p - p0) * NR;
@@ -314,7 +314,7 @@ void pi0__pk_run_chunk(const pi0__pk_job *j, int p0, int p1, float *d, int ldd, 
                 int share = (ks + groups - 1) / groups, l0 = (g / MR) * share;
                 int pfn = pf && l0 < ks ? (ks - l0 < share ? ks - l0 : share) : 0;
                 tile(mr, ks, a, b, pstride, c, full ? ldd : np * NR, full && add,
-                     pf ? pf + (size_t)l0 * NR * esz : NULL, pfn);
+                     pfn ? pf + (size_t)l0 * NR * esz : NULL, pfn);
                 if (!full) /* the weight's last panel has columns past n: through tmp */
                     for (int i = 0; i < mr; i++) {
                         float *o = dp + (size_t)(g + i) * (size_t)ldd;
