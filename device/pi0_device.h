@@ -273,7 +273,7 @@ PI0_API int pi0_dev_attention(pi0_stream *s, pi0_mat out, pi0_mat q, pi0_mat k, 
 /* Embedding lookup: y[i, :] = table[ids[i], :] * scale, table a weight [vocab, width]
  * (f32/bf16, typically still memory-mapped: only the used rows are touched). ids: I32
  * [1, n] on the device; an id outside [0, vocab) is an error reported by the next
- * pi0_stream_sync (PI0_ERANGE) and leaves that row zero. */
+ * pi0_stream_sync (PI0_ERANGE, naming the first such row) and leaves that row zero. */
 PI0_API int pi0_dev_gather(pi0_stream *s, pi0_mat y, const pi0_weight *table, pi0_mat ids,
                            float scale);
 

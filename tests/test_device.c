@@ -1213,6 +1213,30 @@ static void test_gather(void) {
             pi0_weight_destroy(W);
             dm_free(&dy), dm_free(&di), dm_free(&dy2), dm_free(&db);
         }
+        /* several bad ids: the error names the first. Rows go to tasks of 64: row 63 ends
+         * the first task and row 64 starts the second, and long rows make the first task
+         * reach its bad id last. */
+        {
+            enum { V = 4, W_ = 16384, N = 256 };
+            float *wide = fnew((size_t)V * W_);
+            int32_t bids[N];
+            for (int i = 0; i < N; i++)
+                bids[i] = i < 63 ? i % V : V + i;
+            pi0_weight *W;
+            CHECK_STATUS(pi0_weight_create(e.d, wide, PI0_F32, V, W_, W_, &W), PI0_OK);
+            dmat dy = dm_new(&e, N, W_, W_, PI0_F32), di = dm_new(&e, 1, N, N, PI0_I32);
+            dm_put(&e, &di, bids);
+            for (int r = 0; r < 5; r++) {
+                CHECK_STATUS(pi0_stream_sync(e.s), PI0_OK);
+                CHECK_STATUS(pi0_dev_gather(e.s, dy.m, W, di.m, 1.0f), PI0_OK);
+                CHECK_STATUS(pi0_stream_sync(e.s), PI0_ERANGE);
+                CHECK_MSG(strstr(pi0_last_error(), "ids[63] = 67") != NULL, "run %d: %s", r,
+                          pi0_last_error());
+            }
+            pi0_weight_destroy(W);
+            dm_free(&dy), dm_free(&di);
+            free(wide);
+        }
         free(tab), free(tb), free(y), free(ref);
     }
 }

@@ -455,7 +455,7 @@ int pi0__cpu_attention(cpu_dev *d, const cpu_args *a) {
 
 typedef struct gather_ctx {
     const cpu_args *a;
-    atomic_int bad_row; /* first row with a bad id + 1, or 0 */
+    atomic_int bad_row; /* lowest row with a bad id + 1, or 0 */
 } gather_ctx;
 
 static void gather_task(void *ctx, int t, int thread) {
@@ -468,8 +468,11 @@ static void gather_task(void *ctx, int t, int thread) {
         float *y = F(0, r, 0);
         if (id < 0 || id >= w->n) {
             memset(y, 0, (size_t)w->k * sizeof(float));
-            int expect = 0;
-            atomic_compare_exchange_strong(&c->bad_row, &expect, r + 1);
+            /* keep the lowest bad row: tasks run in any order */
+            int seen = atomic_load_explicit(&c->bad_row, memory_order_relaxed);
+            while ((seen == 0 || seen > r + 1) &&
+                   !atomic_compare_exchange_weak(&c->bad_row, &seen, r + 1)) {
+            }
             continue;
         }
         /* a packed weight is read from its rows, which the caller keeps */
