@@ -7,6 +7,7 @@
  *   norms, elementwise, rope, gather            1e-5 * (1 + |ref|)
  *   attention   2e-5 * (1 + max |v|)
  *   bf16/f16 conversions                        exact */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
@@ -185,6 +186,50 @@ static void test_backends_and_open(void) {
     CHECK_EQ_STR(pi0_dtype_name(PI0_BF16), "bf16");
     FOR_EACH_BACKEND(e) {
         CHECK_EQ_STR(pi0_dev_name(e.d), e.name);
+    }
+}
+
+/* Every pthread_create of the process (OpenBLAS's too: the executable's definition comes
+ * first) passes here; while `counting`, a thread that starts with more than one allowed CPU
+ * (the mask in its attributes, else its creator's) is counted. */
+static atomic_int counting, unpinned;
+__attribute__((visibility("default"))) int pthread_create(pthread_t *t, const pthread_attr_t *a,
+                                                          void *(*fn)(void *), void *arg) {
+    static int (*real)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+    if (!real) *(void **)&real = dlsym(RTLD_NEXT, "pthread_create");
+    if (atomic_load(&counting)) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        int st = a ? pthread_attr_getaffinity_np(a, sizeof set, &set)
+                   : sched_getaffinity(0, sizeof set, &set);
+        if (st || CPU_COUNT(&set) != 1) atomic_fetch_add(&unpinned, 1);
+    }
+    return real(t, a, fn, arg);
+}
+
+/* Opening the device on given CPUs starts no thread that may run elsewhere, the first open
+ * of the process or a later one (OpenBLAS's thread server, stopped by the first, must not
+ * be restarted by the next). */
+static void test_open_starts_pinned_threads(void) {
+    cpu_set_t allowed;
+    CHECK(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+    int cpu = 0;
+    while (!CPU_ISSET(cpu, &allowed))
+        cpu++;
+    pi0_dev_opts o = {.n_threads = 2, .cpus = &cpu, .n_cpus = 1};
+    for (int i = 0; i < 3; i++) {
+        pi0_dev *d = NULL;
+        atomic_store(&unpinned, 0);
+        atomic_store(&counting, 1);
+        CHECK_STATUS(pi0_dev_open("cpu", &o, &d), PI0_OK);
+        pi0_stream *s = NULL;
+        CHECK_STATUS(pi0_stream_create(d, &s), PI0_OK);
+        atomic_store(&counting, 0);
+        CHECK_MSG(atomic_load(&unpinned) == 0,
+                  "open %d started %d threads not pinned to CPU %d", i + 1,
+                  atomic_load(&unpinned), cpu);
+        pi0_stream_destroy(s);
+        CHECK_STATUS(pi0_dev_close(d), PI0_OK);
     }
 }
 
@@ -1761,6 +1806,7 @@ int main(int argc, char **argv) {
     }
     static const pi0_test tests[] = {
         TEST(test_backends_and_open),
+        TEST(test_open_starts_pinned_threads),
         TEST(test_bf16_conversion),
         TEST(test_gemm),
         TEST(test_gemm_portable),

@@ -87,6 +87,30 @@ static int pick_isa(int *isa, int *emu) {
                       "cpu: PI0_CPU_ISA=%s: want avx512, avx2, avx512emu or portable", want);
 }
 
+/* Every sgemm runs inside one of our threads on its own slice: OpenBLAS stays
+ * single-threaded (process-wide setting), and its own idle threads are stopped. They are
+ * not ours to pin: started at load with their creator's mask, each busy-waits ~0.1 s on
+ * any CPU, the control thread's too (measured: 90 ms on the other CPU in
+ * test_compute_threads_confined). OpenBLAS restarts them itself if someone asks it for
+ * more threads later, and when the count is set in a forked child (its thread server is
+ * down there): setting it only when it is not 1 already, with the caller held on the
+ * device's CPUs meanwhile, starts no thread anywhere else. */
+static void blas_single_threaded(const cpu_dev *d) {
+    if (openblas_get_num_threads() != 1) {
+        cpu_set_t old, set;
+        int pin = d->n_cpus > 0 && !pthread_getaffinity_np(pthread_self(), sizeof old, &old);
+        if (pin) {
+            CPU_ZERO(&set);
+            for (int i = 0; i < d->n_cpus; i++)
+                CPU_SET(d->cpus[i], &set);
+            pin = !pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+        }
+        openblas_set_num_threads(1); /* restarted threads keep the mask they got */
+        if (pin) pthread_setaffinity_np(pthread_self(), sizeof old, &old);
+    }
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
+}
+
 static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
     pi0_dev_opts o = {0};
     if (opts) o = *opts;
@@ -168,14 +192,7 @@ static int cpu_open(pi0_dev *dev, const pi0_dev_opts *opts) {
         free(d);
         return st;
     }
-    /* Every sgemm runs inside one of our threads on its own slice: OpenBLAS stays
-     * single-threaded (process-wide setting), and its own idle threads are stopped. They
-     * are not ours to pin: started at load (or re-started by the call above after a fork)
-     * with their creator's mask, each busy-waits ~0.1 s on any CPU, the control thread's
-     * too (measured: 90 ms on the other CPU in test_compute_threads_confined). OpenBLAS
-     * restarts them itself if someone asks it for more threads later. */
-    openblas_set_num_threads(1);
-    if (blas_thread_shutdown_) blas_thread_shutdown_();
+    blas_single_threaded(d);
     dev->impl = d;
     return PI0_OK;
 }
