@@ -54,6 +54,13 @@
         if (np_ > 1) PK_OUT_HALF(i, 1)                                                         \
     }
 
+/* the tile for a constant row count, so that the compiler specialises each */
+#define PK_MR_CALL(NAME, N) NAME##_mr(N, kc, a, bw, pstride, c, ldc, add, pw, pfn)
+#define PK_MR_CASE(NAME, N)                                                                    \
+    case N:                                                                                    \
+        PK_MR_CALL(NAME, N);                                                                   \
+        break
+
 #define DEFINE_PK_TILE(NAME, NP, WT, LOAD, STEP, MADD)                                         \
     static inline __attribute__((always_inline)) void NAME##_mr(                               \
         int mr, int kc, const float *a, const WT *b, size_t pstride, float *c, int ldc,        \
@@ -87,24 +94,13 @@
                      int ldc, int add, const void *pf, int pfn) {                              \
         const WT *bw = b, *pw = pf;                                                            \
         switch (mr) {                                                                          \
-        case 6:                                                                                \
-            NAME##_mr(6, kc, a, bw, pstride, c, ldc, add, pw, pfn);                            \
-            break;                                                                             \
-        case 5:                                                                                \
-            NAME##_mr(5, kc, a, bw, pstride, c, ldc, add, pw, pfn);                            \
-            break;                                                                             \
-        case 4:                                                                                \
-            NAME##_mr(4, kc, a, bw, pstride, c, ldc, add, pw, pfn);                            \
-            break;                                                                             \
-        case 3:                                                                                \
-            NAME##_mr(3, kc, a, bw, pstride, c, ldc, add, pw, pfn);                            \
-            break;                                                                             \
-        case 2:                                                                                \
-            NAME##_mr(2, kc, a, bw, pstride, c, ldc, add, pw, pfn);                            \
-            break;                                                                             \
+            PK_MR_CASE(NAME, 6);                                                               \
+            PK_MR_CASE(NAME, 5);                                                               \
+            PK_MR_CASE(NAME, 4);                                                               \
+            PK_MR_CASE(NAME, 3);                                                               \
+            PK_MR_CASE(NAME, 2);                                                               \
         default:                                                                               \
-            NAME##_mr(1, kc, a, bw, pstride, c, ldc, add, pw, pfn);                            \
-            break;                                                                             \
+            PK_MR_CALL(NAME, 1);                                                               \
         }                                                                                      \
     }
 
