@@ -426,12 +426,7 @@ static void test_precision_bf16(void) {
     unsetenv("PI0_CPU_ISA");
     o.precision = (pi0_precision)7;
     CHECK_STATUS(pi0_dev_open("cpu", &o, &d), PI0_EINVAL);
-    o.precision = PI0_PRECISION_BF16;
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
-#endif
-        SKIP("the CPU lacks AVX2+FMA, which the bf16 mode needs");
+    if (!cpu_has("avx2")) SKIP("the CPU lacks AVX2+FMA, which the bf16 mode needs");
     precision_bf16_cases(NULL);
 }
 

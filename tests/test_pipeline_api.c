@@ -548,7 +548,7 @@ static void test_nonfinite_inputs(void) {
     remove_model();
 }
 
-/* Encodes and denoises on a thread pinned to job.cpu until stop is set. */
+/* Encodes and denoises back to back until stop is set (on a thread the caller pins). */
 typedef struct confine_job {
     pi0_model *m;
     obs_data *d;
